@@ -1,0 +1,102 @@
+// Generates the DistillationJob CustomResourceDefinition from the zod schemas (one source of truth).
+import { z } from "zod";
+import {
+  DistillationJobSpec,
+  DistillationJobStatus,
+  GROUP,
+  KIND,
+  PLURAL,
+  SHORT_NAMES,
+  SINGULAR,
+  VERSION,
+} from "./v1alpha1/index.ts";
+
+type JsonSchema = { [key: string]: unknown };
+
+const SAFE_INT = 9007199254740991;
+
+/** Rewrites zod's JSON Schema into a Kubernetes structural schema. */
+export function toStructural(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(toStructural);
+  if (node === null || typeof node !== "object") return node;
+  const s: JsonSchema = { ...(node as JsonSchema) };
+  delete s.$schema;
+  if (s.maximum === SAFE_INT) delete s.maximum;
+  if (s.minimum === -SAFE_INT) delete s.minimum;
+  if (s["x-kubernetes-int-or-string"]) {
+    // int-or-string replaces zod's anyOf of string and number.
+    delete s.anyOf;
+    delete s.type;
+  }
+  if (s["x-kubernetes-preserve-unknown-fields"]) {
+    delete s.properties;
+    delete s.additionalProperties;
+  }
+  // Structural schemas forbid additionalProperties beside properties; unknown fields are pruned anyway.
+  if (s.additionalProperties === false) delete s.additionalProperties;
+  if (s.properties && typeof s.additionalProperties === "object") delete s.additionalProperties;
+  for (const [key, value] of Object.entries(s)) {
+    if (key === "default" || key === "enum" || key === "x-kubernetes-validations") continue;
+    s[key] = toStructural(value);
+  }
+  return s;
+}
+
+function schemaOf(schema: z.ZodType, io: "input" | "output"): JsonSchema {
+  return toStructural(z.toJSONSchema(schema, { target: "openapi-3.0", io, unrepresentable: "throw" })) as JsonSchema;
+}
+
+export function buildCrd(): Record<string, unknown> {
+  const spec = schemaOf(DistillationJobSpec, "input");
+  spec.default = {};
+  const status = schemaOf(DistillationJobStatus, "output");
+  return {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: `${PLURAL}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: SINGULAR, shortNames: SHORT_NAMES },
+      scope: "Namespaced",
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Phase of the run" },
+            { name: "Epoch", type: "integer", jsonPath: ".status.progress.epoch", description: "Current epoch" },
+            {
+              name: "Student-Acc",
+              type: "number",
+              jsonPath: ".status.progress.studentAccuracy",
+              description: "Student top-1 accuracy (validation while running, test when done)",
+            },
+            {
+              name: "Conflict",
+              type: "number",
+              jsonPath: ".status.progress.conflictRate",
+              description: "Fraction of steps with conflicting objective gradients",
+            },
+            { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: "object",
+              description:
+                "DistillationJob distils a teacher model into a student with multi-objective knowledge distillation (MoKD), run as a batch/v1 Job of trainer pods.",
+              properties: {
+                apiVersion: { type: "string", description: "APIVersion of this object." },
+                kind: { type: "string", description: "Kind of this object." },
+                metadata: { type: "object" },
+                spec,
+                status,
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,53 @@
+// Prometheus metric names shared by the trainer, the operator, the Grafana dashboard and the alert rules, so
+// the four cannot drift apart. Units follow Prometheus conventions (seconds, ratios in [0, 1], _total counters).
+
+/** Labels on every trainer metric: which DistillationJob (from config/env) and which objective or stage. */
+export const TRAINER_LABELS = { job: "mokd_job", namespace: "mokd_namespace" } as const;
+
+export const TrainerMetric = {
+  /** gauge{objective}: latest loss of each objective (task, distillation, feature). */
+  loss: "mokd_trainer_loss",
+  /** gauge{objective}: latest strategy weight of each objective. */
+  weight: "mokd_trainer_objective_weight",
+  /** gauge{pair}: cosine similarity of two objectives' gradients at the latest step. */
+  gradientCosine: "mokd_trainer_gradient_cosine",
+  /** gauge{pair}: ratio of the larger to the smaller gradient norm (dominance) at the latest step. */
+  gradientNormRatio: "mokd_trainer_gradient_norm_ratio",
+  /** counter: steps whose objective gradients conflicted (some pairwise cosine < 0). */
+  conflictSteps: "mokd_trainer_conflict_steps_total",
+  /** counter{stage}: optimiser steps. */
+  steps: "mokd_trainer_steps_total",
+  /** counter{stage}: training samples processed. */
+  samples: "mokd_trainer_samples_total",
+  /** gauge{stage, split}: top-1 accuracy of the last epoch (split = train | validation | test). */
+  accuracy: "mokd_trainer_accuracy_ratio",
+  /** gauge{stage}: training throughput over the last epoch. */
+  samplesPerSecond: "mokd_trainer_samples_per_second",
+  /** gauge{stage}: current epoch (1-based). */
+  epoch: "mokd_trainer_epoch",
+  /** gauge{stage}: epochs of the stage. */
+  epochsTotal: "mokd_trainer_epochs_total_planned",
+  /** histogram{stage}: wall time of one optimiser step. */
+  stepDuration: "mokd_trainer_step_duration_seconds",
+  /** gauge: unix time of the last completed step (for stall alerts). */
+  lastStepTime: "mokd_trainer_last_step_timestamp_seconds",
+} as const;
+
+export const OperatorMetric = {
+  /** counter{result=success|error|requeue}: reconciles. */
+  reconcileTotal: "mokd_operator_reconcile_total",
+  /** counter: reconciles that returned an error. */
+  reconcileErrors: "mokd_operator_reconcile_errors_total",
+  /** histogram: reconcile duration. */
+  reconcileDuration: "mokd_operator_reconcile_duration_seconds",
+  /** gauge: keys waiting in the work queue. */
+  queueDepth: "mokd_operator_workqueue_depth",
+  /** histogram: time a key waits in the queue before it is processed. */
+  queueLatency: "mokd_operator_workqueue_queue_duration_seconds",
+  /** gauge{namespace, phase}: DistillationJobs by phase, computed at scrape time from the informer cache. */
+  jobsByPhase: "mokd_operator_jobs",
+  /** histogram{phase=Succeeded|Failed}: time from start to completion of finished jobs. */
+  jobDuration: "mokd_operator_job_duration_seconds",
+  /** gauge: 1 while this replica holds the leader lease. */
+  leader: "mokd_operator_leader",
+} as const;

@@ -1,0 +1,4 @@
+export * from "./trainer-spec.ts";
+export * from "./distillationjob.ts";
+export * from "./exit-codes.ts";
+export * from "./parse.ts";

@@ -1,0 +1,251 @@
+// The trainer's part of a DistillationJob spec: what to distil, from what data, with which objectives and
+// weighting strategy. The trainer parses exactly this; the operator embeds it in the CRD. One source of truth:
+// the CRD in crds/, the TypeScript types and the trainer's config parsing are all derived from these schemas.
+import { z } from "zod";
+
+/** An object whose absent value is filled from its fields' own defaults (CRD: `default: {}`). */
+export function section<T extends z.ZodRawShape>(shape: T, description: string) {
+  return z
+    .object(shape)
+    .prefault({} as z.input<z.ZodObject<T>>)
+    .describe(description);
+}
+
+const positiveInt = () => z.number().int().min(1);
+
+export const architectureNames = ["cnn", "mlp"] as const;
+
+/** Fields of a built-in model, spread into the teacher and the student with their own default sizes. */
+export const modelArchitectureShape = (d: { width: number; hiddenUnits: number }) => ({
+    architecture: z
+      .enum(architectureNames)
+      .default("cnn")
+      .describe("Built-in architecture: `cnn` (conv blocks + dense head) or `mlp` (dense layers)."),
+    width: positiveInt()
+      .max(1024)
+      .default(d.width)
+      .describe("Channels of the first conv block (cnn; doubled per block) or units per hidden layer (mlp)."),
+    depth: positiveInt().max(8).default(2).describe("Number of conv blocks (cnn) or hidden layers (mlp)."),
+    hiddenUnits: positiveInt()
+      .max(8192)
+      .default(d.hiddenUnits)
+      .describe("Units of the dense feature layer before the classifier; the projector reads this layer."),
+    dropout: z.number().min(0).max(0.9).default(0).describe("Dropout rate before the classifier."),
+});
+export const ModelArchitecture = z.object(modelArchitectureShape({ width: 16, hiddenUnits: 64 }));
+export type ModelArchitecture = z.infer<typeof ModelArchitecture>;
+
+export const TeacherSpec = section(
+  {
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Path or http(s) URL of a tfjs LayersModel (model.json with its weight files). When unset, the trainer first trains a teacher of `architecture` and saves it.",
+      ),
+    featureLayer: z
+      .string()
+      .optional()
+      .describe(
+        "Name of the teacher layer whose output is the feature-distillation target (loaded models only; built-in models use their feature layer). Defaults to the layer before the last.",
+      ),
+    ...modelArchitectureShape({ width: 32, hiddenUnits: 128 }),
+    epochs: positiveInt().max(1000).default(3).describe("Epochs of the teacher stage (when `model` is unset)."),
+    learningRate: z.number().positive().max(10).default(0.001).describe("Adam learning rate of the teacher stage."),
+  },
+  "The teacher: a model to load, or a built-in architecture (default: a wider cnn) to train first.",
+);
+export type TeacherSpec = z.infer<typeof TeacherSpec>;
+
+export const StudentSpec = section(
+  {
+    ...modelArchitectureShape({ width: 8, hiddenUnits: 32 }),
+  },
+  "The student to train.",
+);
+
+export const dataFormats = ["idx", "cifar-10", "cifar-100"] as const;
+
+export const DataSpec = section(
+  {
+    format: z
+      .enum(dataFormats)
+      .default("idx")
+      .describe(
+        "`idx`: MNIST-style IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-...; raw or .gz). `cifar-10` / `cifar-100`: the binary batch format.",
+      ),
+    path: z
+      .string()
+      .min(1)
+      .default("/data")
+      .describe("Directory holding the dataset files (in the pod: the data volume's mount point)."),
+    validationSplit: z
+      .number()
+      .min(0)
+      .max(0.5)
+      .default(0.1)
+      .describe("Fraction of the training set held out (seeded) for validation."),
+    maxTrainSamples: positiveInt()
+      .optional()
+      .describe("Use at most this many training samples (after the validation split); unset: all."),
+    maxTestSamples: positiveInt().optional().describe("Evaluate on at most this many test samples; unset: all."),
+    normalization: z
+      .enum(["standardize", "unit"])
+      .default("standardize")
+      .describe("`standardize`: per-channel mean/std of the training set; `unit`: pixels scaled to [0, 1]."),
+    augmentation: section(
+      {
+        randomCropPadding: z
+          .number()
+          .int()
+          .min(0)
+          .max(8)
+          .default(0)
+          .describe("Pad by this many pixels and crop back at a random offset; 0 disables."),
+        horizontalFlip: z.boolean().default(false).describe("Flip training images left-right with probability 0.5."),
+      },
+      "Light training-time augmentation.",
+    ),
+  },
+  "Where the data is and how it is split, normalised and augmented.",
+);
+export type DataSpec = z.infer<typeof DataSpec>;
+
+export const ObjectivesSpec = section(
+  {
+    task: section(
+      {
+        enabled: z.boolean().default(true).describe("Cross-entropy on the labels."),
+        labelSmoothing: z.number().min(0).max(0.5).default(0).describe("Label smoothing of the task loss."),
+      },
+      "The task objective.",
+    ),
+    distillation: section(
+      {
+        enabled: z.boolean().default(true).describe("KL(teacher || student) on softened outputs, scaled by T^2."),
+        temperature: z.number().min(0.1).max(100).default(4).describe("Softmax temperature T."),
+      },
+      "The logit-distillation objective.",
+    ),
+    feature: section(
+      {
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe("Match projected student features to the teacher's feature layer (mean squared error)."),
+        normalizeTeacher: z
+          .boolean()
+          .default(true)
+          .describe("Standardise teacher features per sample before matching."),
+        orthogonalityWeight: z
+          .number()
+          .min(0)
+          .max(10)
+          .default(0.001)
+          .describe("Weight of the projector's orthogonality regulariser ||W W^T - I||^2 (0 disables)."),
+      },
+      "The feature-distillation objective through the adaptation module (projector).",
+    ),
+  },
+  "The objectives whose gradients the strategy combines.",
+);
+export type ObjectivesSpec = z.infer<typeof ObjectivesSpec>;
+
+export const strategyNames = ["sum", "mokd", "mokd-amortized", "pcgrad", "mgda", "cagrad", "imtl"] as const;
+export type StrategyName = (typeof strategyNames)[number];
+
+export const StrategySpec = section(
+  {
+    name: z
+      .enum(strategyNames)
+      .default("mokd")
+      .describe(
+        "How objective gradients are combined each step: `sum` (fixed weights, classic KD), `mokd` (exact two-objective min-norm on log-loss gradients), `mokd-amortized` (FAMO, one backward pass), `pcgrad`, `mgda`, `cagrad`, `imtl`.",
+      ),
+    weights: section(
+      {
+        task: z.number().min(0).default(0.5).describe("Weight of the task loss."),
+        distillation: z.number().min(0).default(0.5).describe("Weight of the distillation loss (alpha)."),
+        feature: z.number().min(0).default(1).describe("Weight of the feature loss."),
+      },
+      "Fixed weights of the `sum` strategy.",
+    ),
+    famo: section(
+      {
+        learningRate: z.number().positive().max(1).default(0.025).describe("Adam learning rate of the weight logits."),
+        weightDecay: z.number().min(0).max(1).default(0.01).describe("Weight decay of the weight logits."),
+      },
+      "Settings of `mokd-amortized` (FAMO).",
+    ),
+    cagradC: z.number().min(0).max(10).default(0.5).describe("The c of CAGrad (radius of the conflict-averse ball)."),
+    gradClipNorm: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Clip the combined gradient to this global L2 norm; unset: no clipping."),
+  },
+  "The weighting strategy.",
+);
+export type StrategySpec = z.infer<typeof StrategySpec>;
+
+export const TrainingSpec = section(
+  {
+    epochs: positiveInt().max(10000).default(5).describe("Epochs of student training."),
+    batchSize: positiveInt().max(65536).default(64).describe("Mini-batch size."),
+    optimizer: z.enum(["adam", "sgd", "momentum"]).default("adam").describe("Optimiser of the student."),
+    learningRate: z.number().positive().max(10).default(0.001).describe("Learning rate of the student."),
+    momentum: z.number().min(0).max(1).default(0.9).describe("Momentum (optimizer `momentum` only)."),
+    seed: z.number().int().min(0).max(2147483647).default(42).describe("Seed of shuffling, init and augmentation."),
+    targetAccuracy: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe("Report the first epoch whose validation accuracy reaches this (no early stop)."),
+  },
+  "Optimisation of the student.",
+);
+export type TrainingSpec = z.infer<typeof TrainingSpec>;
+
+export const OutputSpec = section(
+  {
+    path: z.string().min(1).default("/output").describe("Directory for the student model, summary and report."),
+    checkpointPath: z
+      .string()
+      .min(1)
+      .default("/checkpoints")
+      .describe("Directory for checkpoints; a start resumes from the latest valid one."),
+    keepCheckpoints: positiveInt().max(100).default(2).describe("How many checkpoints to keep."),
+  },
+  "Where results and checkpoints go.",
+);
+
+export const MetricsSpec = section(
+  {
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(9400)
+      .describe("Port of the trainer's Prometheus /metrics endpoint; 0 disables it."),
+  },
+  "The trainer's metrics endpoint.",
+);
+
+/** Everything the trainer needs. The DistillationJob spec extends this with runtime and run policy. */
+export const trainerSpecShape = {
+  teacher: TeacherSpec,
+  student: StudentSpec,
+  data: DataSpec,
+  objectives: ObjectivesSpec,
+  strategy: StrategySpec,
+  training: TrainingSpec,
+  output: OutputSpec,
+  metrics: MetricsSpec,
+};
+
+export const TrainerSpec = z.object(trainerSpecShape);
+export type TrainerSpec = z.infer<typeof TrainerSpec>;
+export type TrainerSpecInput = z.input<typeof TrainerSpec>;

@@ -1,0 +1,43 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { generatedFiles } from "../../../api/generate.ts";
+import { parseDistillationJob, ConfigError } from "../../../api/v1alpha1/index.ts";
+
+describe("generated artefacts", () => {
+  it("are current (run `npm run generate` after changing api/)", () => {
+    for (const [path, expected] of generatedFiles()) {
+      expect(readFileSync(path, "utf8"), `${path} is stale`).toBe(expected);
+    }
+  });
+});
+
+describe("DistillationJob parsing", () => {
+  const base = { apiVersion: "distillation.mokd.io/v1alpha1", kind: "DistillationJob", metadata: { name: "x" } };
+
+  it("fills every default from an empty spec", () => {
+    const job = parseDistillationJob(base);
+    expect(job.spec.strategy.name).toBe("mokd");
+    expect(job.spec.training.epochs).toBeGreaterThan(0);
+    expect(job.spec.teacher.width).toBeGreaterThan(job.spec.student.width);
+    expect(job.spec.runPolicy.backoffLimit).toBe(3);
+  });
+
+  it("names every bad field", () => {
+    const bad = { ...base, spec: { training: { epochs: 0, batchSize: "big" }, strategy: { name: "magic" } } };
+    try {
+      parseDistillationJob(bad);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      const fields = (e as ConfigError).errors.map((x) => x.field).sort();
+      expect(fields).toEqual(["spec.strategy.name", "spec.training.batchSize", "spec.training.epochs"]);
+    }
+  });
+
+  it("applies the cross-field rules the CRD states in CEL", () => {
+    const oneObjective = { ...base, spec: { objectives: { distillation: { enabled: false } } } };
+    expect(() => parseDistillationJob(oneObjective)).toThrow(/spec\.strategy\.name/);
+    const sum = { ...base, spec: { strategy: { name: "sum" }, objectives: { distillation: { enabled: false } } } };
+    expect(parseDistillationJob(sum).spec.strategy.name).toBe("sum");
+  });
+});
