@@ -1,0 +1,145 @@
+// Interfaces between the trainer's parts (data, models, objectives, strategies, engine). Each part lives in its
+// own folder and depends on the others only through these types.
+import type * as tf from "@tensorflow/tfjs";
+import type { StrategyName } from "../../api/v1alpha1/index.ts";
+
+// ---------------------------------------------------------------- data (trainer/src/data)
+
+/** One mini-batch. The consumer disposes both tensors. */
+export interface Batch {
+  /** Normalised images, [batch, height, width, channels], float32. */
+  xs: tf.Tensor4D;
+  /** Integer class labels, [batch], int32. */
+  ys: tf.Tensor1D;
+}
+
+export interface BatchOptions {
+  batchSize: number;
+  /** Shuffle order, seeded by (seed, epoch) so a resumed run sees the same order. */
+  shuffle: boolean;
+  seed: number;
+  epoch: number;
+  /** Apply the spec's augmentation (training split only). */
+  augment: boolean;
+  /** Skip this many batches first (resume mid-epoch). */
+  skipBatches?: number;
+}
+
+export interface Split {
+  readonly size: number;
+  /** Lazily produces batches; memory stays bounded by one batch of tensors. */
+  batches(options: BatchOptions): Iterable<Batch>;
+}
+
+export interface Dataset {
+  readonly name: string;
+  /** [height, width, channels] */
+  readonly inputShape: [number, number, number];
+  readonly numClasses: number;
+  readonly train: Split;
+  readonly validation: Split;
+  readonly test: Split;
+}
+
+// ---------------------------------------------------------------- models (trainer/src/models)
+
+/** A classifier that also exposes the feature layer the projector reads. */
+export interface Network {
+  /** A LayersModel with two outputs: [logits [batch, classes], features [batch, featureDim]]. */
+  readonly model: tf.LayersModel;
+  readonly featureDim: number;
+  readonly numClasses: number;
+}
+
+// ---------------------------------------------------------------- objectives (trainer/src/objectives)
+
+export type ObjectiveName = "task" | "distillation" | "feature";
+
+export interface ObjectiveInputs {
+  studentLogits: tf.Tensor2D;
+  studentFeatures: tf.Tensor2D;
+  /** Computed outside any gradient tape: the teacher is frozen. */
+  teacherLogits: tf.Tensor2D;
+  teacherFeatures: tf.Tensor2D;
+  labels: tf.Tensor1D;
+}
+
+export interface Objective {
+  readonly name: ObjectiveName;
+  /** A scalar loss, strictly positive in practice (strategies divide by it). */
+  loss(inputs: ObjectiveInputs): tf.Scalar;
+}
+
+// ---------------------------------------------------------------- strategies (trainer/src/strategies)
+
+/**
+ * What a strategy decides for one step: the update direction is sum_i coefficients[i] * grad(L_i) over the
+ * raw objective gradients (every strategy we ship — MoKD on log-loss gradients, PCGrad, MGDA, CAGrad, IMTL — is
+ * such a linear combination, with coefficients computable from the Gram matrix of the gradients). `weights` are
+ * the normalised weights reported in telemetry (sum to 1).
+ */
+export interface Combination {
+  coefficients: number[];
+  weights: number[];
+}
+
+export interface StepContext {
+  /** Global step, from 0. */
+  step: number;
+  /** Seeded uniform [0, 1) generator (PCGrad's random order). */
+  random: () => number;
+}
+
+/** Needs one gradient per objective: combines them from their Gram matrix. */
+export interface GradientStrategy {
+  readonly kind: "gradient";
+  readonly name: StrategyName;
+  /** gram[i][j] = <grad L_i, grad L_j> over all trainable student (and projector) parameters. */
+  combine(gram: number[][], losses: number[], context: StepContext): Combination;
+  state(): unknown;
+  loadState(state: unknown): void;
+}
+
+/** Needs one backward pass of a weighted loss sum (sum, FAMO). */
+export interface LossStrategy {
+  readonly kind: "loss";
+  readonly name: StrategyName;
+  /** Coefficients of the losses in the one loss that is differentiated. */
+  combine(losses: number[], context: StepContext): Combination;
+  /** Told the losses observed after the step (FAMO updates its logits from the drop in log-loss). */
+  observe?(lossesBefore: number[], lossesAfter: number[]): void;
+  state(): unknown;
+  loadState(state: unknown): void;
+}
+
+export type WeightingStrategy = GradientStrategy | LossStrategy;
+
+// ---------------------------------------------------------------- telemetry (trainer/src/telemetry)
+
+export interface StepRecord {
+  type: "step";
+  stage: "teacher" | "student";
+  epoch: number;
+  step: number;
+  losses: Record<string, number>;
+  weights: Record<string, number>;
+  /** Pairwise gradient cosine, keyed "task:distillation"; absent on steps where gradients were not measured. */
+  cosines?: Record<string, number>;
+  normRatios?: Record<string, number>;
+  conflict?: boolean;
+  seconds: number;
+}
+
+export interface EpochRecord {
+  type: "epoch";
+  stage: "teacher" | "student";
+  epoch: number;
+  epochs: number;
+  step: number;
+  trainAccuracy: number;
+  validationAccuracy: number;
+  samplesPerSecond: number;
+  conflictRate: number;
+  losses: Record<string, number>;
+  seconds: number;
+}
