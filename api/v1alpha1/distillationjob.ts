@@ -100,6 +100,8 @@ export const RuntimeSpec = section(
       .meta({ "x-kubernetes-preserve-unknown-fields": true })
       .describe("A core/v1 Affinity for the trainer pod, passed through unchanged."),
     priorityClassName: z.string().optional().describe("PriorityClass of the trainer pod."),
+    podLabels: z.record(z.string(), z.string()).optional().describe("Extra labels of the trainer pod."),
+    podAnnotations: z.record(z.string(), z.string()).optional().describe("Extra annotations of the trainer pod."),
     env: z.array(EnvVar).optional().describe("Extra environment variables of the trainer container."),
     volumes: section(
       {
