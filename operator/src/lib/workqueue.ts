@@ -329,6 +329,8 @@ export class WorkQueue {
   }
 }
 
+// `void` so that reconcilers with no return value fit.
+// eslint-disable-next-line @typescript-eslint/no-invalid-void-type
 export type Reconcile = (key: string) => Promise<{ requeueAfterMs?: number } | void>;
 
 export interface WorkerHooks {
