@@ -1,0 +1,79 @@
+// PromQL of the dashboard and the alert rules, built from the shared metric names in api/metrics.ts: one source
+// for every expression, so the dashboard, the rules, the docs and the Prometheus test cannot drift apart.
+import { OperatorMetric, TRAINER_LABELS, TrainerMetric } from "../api/metrics.ts";
+
+/** Labels the trainer puts on its own metrics (besides the job/namespace labels of TRAINER_LABELS). */
+export const TrainerLabel = { objective: "objective", pair: "pair", stage: "stage", split: "split" } as const;
+/** Labels on the operator's metrics. */
+export const OperatorLabel = { namespace: "namespace", phase: "phase", result: "result" } as const;
+
+/** Grafana variables of the dashboard; queries select on them. */
+export const Variable = { namespace: "namespace", job: "job" } as const;
+
+const { job: JOB, namespace: NS } = TRAINER_LABELS;
+const byJob = `${NS}, ${JOB}`;
+
+/** A trainer selector: filtered by the dashboard's variables, or everything (`{}`) for alert rules. */
+export function trainerSelector(filtered: boolean, extra = ""): string {
+  const parts = filtered ? [`${NS}=~"$${Variable.namespace}"`, `${JOB}=~"$${Variable.job}"`] : [];
+  if (extra) parts.push(extra);
+  return parts.length ? `{${parts.join(", ")}}` : "";
+}
+
+/** Fraction of student steps whose objective gradients conflicted, per job, over `window`. */
+export function conflictRate(window: string, filtered: boolean): string {
+  const sel = trainerSelector(filtered);
+  const stepSel = trainerSelector(filtered, `${TrainerLabel.stage}="student"`);
+  return (
+    `sum by (${byJob}) (rate(${TrainerMetric.conflictSteps}${sel}[${window}]))` +
+    ` / sum by (${byJob}) (rate(${TrainerMetric.steps}${stepSel}[${window}]))`
+  );
+}
+
+/** Seconds since the trainer's last completed step, per job. */
+export function secondsSinceLastStep(filtered: boolean): string {
+  return `time() - max by (${byJob}) (${TrainerMetric.lastStepTime}${trainerSelector(filtered)})`;
+}
+
+/** Finished DistillationJobs that failed over `window` (from the operator's job duration histogram). */
+export function failedJobs(window: string): string {
+  return `sum(increase(${OperatorMetric.jobDuration}_count{${OperatorLabel.phase}="Failed"}[${window}]))`;
+}
+
+const RATE = "$__rate_interval";
+const f = (extra = "") => trainerSelector(true, extra);
+
+/** Every dashboard query, by panel, so tests can check each one against a real Prometheus. */
+export const dashboardQueries = {
+  losses: `${TrainerMetric.loss}${f()}`,
+  gradientCosine: `${TrainerMetric.gradientCosine}${f()}`,
+  conflictRate: conflictRate(RATE, true),
+  normRatio: `${TrainerMetric.gradientNormRatio}${f()}`,
+  weights: `${TrainerMetric.weight}${f()}`,
+  accuracy: `${TrainerMetric.accuracy}${f(`${TrainerLabel.split}=~"train|validation"`)}`,
+  samplesPerSecond: `sum by (${byJob}, ${TrainerLabel.stage}) (rate(${TrainerMetric.samples}${f()}[${RATE}]))`,
+  epochThroughput: `${TrainerMetric.samplesPerSecond}${f()}`,
+  epochProgress: `${TrainerMetric.epoch}${f()} / ${TrainerMetric.epochsTotal}${f()}`,
+  stepDurationP90:
+    `histogram_quantile(0.9, sum by (${byJob}, le) ` +
+    `(rate(${TrainerMetric.stepDuration}_bucket${f()}[${RATE}])))`,
+  secondsSinceLastStep: secondsSinceLastStep(true),
+  jobsByPhase:
+    `sum by (${OperatorLabel.phase}) ` +
+    `(${OperatorMetric.jobsByPhase}{${OperatorLabel.namespace}=~"$${Variable.namespace}"})`,
+  reconcileErrors: `sum(rate(${OperatorMetric.reconcileErrors}[${RATE}]))`,
+  reconcileRate: `sum by (${OperatorLabel.result}) (rate(${OperatorMetric.reconcileTotal}[${RATE}]))`,
+  reconcileP90: `histogram_quantile(0.9, sum by (le) (rate(${OperatorMetric.reconcileDuration}_bucket[${RATE}])))`,
+  queueDepth: `max(${OperatorMetric.queueDepth})`,
+} as const;
+
+/** Queries of the template variables (Grafana's label_values function, not PromQL). */
+export const variableQueries = {
+  [Variable.namespace]: `label_values(${TrainerMetric.epoch}, ${NS})`,
+  [Variable.job]: `label_values(${TrainerMetric.epoch}{${NS}=~"$${Variable.namespace}"}, ${JOB})`,
+} as const;
+
+/** Replaces Grafana's template variables with what they expand to when "All" is selected, for testing. */
+export function expandGrafanaVariables(expr: string, rateInterval = "1m"): string {
+  return expr.replaceAll("$__rate_interval", rateInterval).replaceAll(/\$[a-z_]+/g, ".*");
+}
