@@ -1,0 +1,195 @@
+// The child batch/v1 Job that runs the trainer: a pure function of the DistillationJob (and, for Kueue, of the
+// suspend flag already on the cluster).
+import type {
+  V1Container,
+  V1Job,
+  V1PodSpec,
+  V1ResourceRequirements,
+  V1Volume,
+  V1VolumeMount,
+} from "@kubernetes/client-node";
+import {
+  DEFAULT_TRAINER_IMAGE,
+  NON_RETRYABLE_EXIT_CODES,
+  type RuntimeSpec,
+} from "../../../api/v1alpha1/index.ts";
+import {
+  CONFIG_FILE,
+  CONFIG_MOUNT_DIR,
+  LABEL_KUEUE_QUEUE,
+  TRAINER_CONTAINER,
+  configMapNameFor,
+  jobNameFor,
+} from "../names.ts";
+import { childLabels, childMetadata, type OwnerJob } from "./common.ts";
+
+export const GPU_RESOURCE = "nvidia.com/gpu";
+/** A fixed non-root UID: runAsNonRoot cannot verify a named USER, and fsGroup makes PVCs writable for it. */
+export const TRAINER_UID = 1000;
+
+export interface JobBuildOptions {
+  /** Replaces the schema's default image (ghcr.io/mokd/trainer), e.g. with a mirror. */
+  trainerImage?: string;
+  /** spec.suspend of the existing child Job, if any (see `desiredSuspend`). */
+  observedSuspend?: boolean;
+}
+
+/**
+ * runPolicy.suspend wins. Under Kueue a new Job starts suspended and Kueue un-suspends it on admission, so for an
+ * existing Job we re-apply what is on the cluster instead of fighting Kueue over the field.
+ */
+export function desiredSuspend(dj: OwnerJob, observedSuspend: boolean | undefined): boolean {
+  if (dj.spec.runPolicy.suspend) return true;
+  if (!dj.spec.queueName) return false;
+  return observedSuspend ?? true;
+}
+
+interface Mount {
+  key: keyof RuntimeSpec["volumes"];
+  path: string;
+  readOnly: boolean;
+  /** Without a PVC: an emptyDir (output and checkpoints), or nothing (data and teacher come with the image). */
+  emptyDirWhenUnset: boolean;
+}
+
+const MOUNTS: Mount[] = [
+  { key: "data", path: "/data", readOnly: true, emptyDirWhenUnset: false },
+  { key: "teacher", path: "/teacher", readOnly: true, emptyDirWhenUnset: false },
+  { key: "output", path: "/output", readOnly: false, emptyDirWhenUnset: true },
+  { key: "checkpoints", path: "/checkpoints", readOnly: false, emptyDirWhenUnset: true },
+];
+
+function volumes(dj: OwnerJob): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const volumes: V1Volume[] = [{ name: "config", configMap: { name: configMapNameFor(dj.metadata.name) } }];
+  const mounts: V1VolumeMount[] = [{ name: "config", mountPath: CONFIG_MOUNT_DIR, readOnly: true }];
+  for (const m of MOUNTS) {
+    const source = dj.spec.runtime.volumes[m.key];
+    if (source) {
+      volumes.push({
+        name: m.key,
+        persistentVolumeClaim: { claimName: source.claimName, readOnly: m.readOnly },
+      });
+      mounts.push({
+        name: m.key,
+        mountPath: m.path,
+        readOnly: m.readOnly,
+        ...(source.subPath ? { subPath: source.subPath } : {}),
+      });
+    } else if (m.emptyDirWhenUnset) {
+      volumes.push({ name: m.key, emptyDir: {} });
+      mounts.push({ name: m.key, mountPath: m.path });
+    }
+  }
+  return { volumes, mounts };
+}
+
+function resources(runtime: RuntimeSpec): V1ResourceRequirements {
+  const limits: Record<string, string> = {};
+  const requests: Record<string, string> = {};
+  for (const [k, v] of Object.entries(runtime.resources?.limits ?? {}))
+    if (v !== undefined) limits[k] = String(v);
+  for (const [k, v] of Object.entries(runtime.resources?.requests ?? {}))
+    if (v !== undefined) requests[k] = String(v);
+  // Extended resources are limits only: their requests default to the limit.
+  if (runtime.gpus > 0) limits[GPU_RESOURCE] = String(runtime.gpus);
+  return {
+    ...(Object.keys(limits).length ? { limits } : {}),
+    ...(Object.keys(requests).length ? { requests } : {}),
+  };
+}
+
+function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1VolumeMount[]): V1Container {
+  const { runtime, metrics } = dj.spec;
+  const image =
+    runtime.image === DEFAULT_TRAINER_IMAGE && options.trainerImage ? options.trainerImage : runtime.image;
+  return {
+    name: TRAINER_CONTAINER,
+    image,
+    ...(runtime.imagePullPolicy ? { imagePullPolicy: runtime.imagePullPolicy } : {}),
+    args: ["run"],
+    env: [
+      { name: "MOKD_CONFIG", value: `${CONFIG_MOUNT_DIR}/${CONFIG_FILE}` },
+      { name: "MOKD_JOB_NAME", value: dj.metadata.name },
+      { name: "MOKD_JOB_NAMESPACE", value: dj.metadata.namespace },
+      ...(runtime.env ?? []).map((e) => ({ name: e.name, value: e.value })),
+    ],
+    ...(metrics.port > 0
+      ? { ports: [{ name: "metrics", containerPort: metrics.port, protocol: "TCP" }] }
+      : {}),
+    resources: resources(runtime),
+    volumeMounts: mounts,
+    // The trainer writes its Result JSON to /dev/termination-log; a crash leaves the log tail instead.
+    terminationMessagePolicy: "FallbackToLogsOnError",
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      runAsNonRoot: true,
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+  };
+}
+
+function podSpec(dj: OwnerJob, options: JobBuildOptions): V1PodSpec {
+  const { runtime } = dj.spec;
+  const { volumes: vols, mounts } = volumes(dj);
+  return {
+    restartPolicy: "Never",
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: TRAINER_UID,
+      runAsGroup: TRAINER_UID,
+      fsGroup: TRAINER_UID,
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    containers: [trainerContainer(dj, options, mounts)],
+    volumes: vols,
+    ...(runtime.nodeSelector ? { nodeSelector: runtime.nodeSelector } : {}),
+    ...(runtime.tolerations ? { tolerations: runtime.tolerations } : {}),
+    ...(runtime.affinity ? { affinity: runtime.affinity } : {}),
+    ...(runtime.priorityClassName ? { priorityClassName: runtime.priorityClassName } : {}),
+    ...(runtime.imagePullSecrets
+      ? { imagePullSecrets: runtime.imagePullSecrets.map((name) => ({ name })) }
+      : {}),
+  };
+}
+
+export function buildJob(dj: OwnerJob, options: JobBuildOptions = {}): V1Job {
+  const { runPolicy, runtime, queueName } = dj.spec;
+  const metadata = childMetadata(dj, jobNameFor(dj.metadata.name), "trainer");
+  if (queueName) metadata.labels = { ...metadata.labels, [LABEL_KUEUE_QUEUE]: queueName };
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata,
+    spec: {
+      backoffLimit: runPolicy.backoffLimit,
+      ...(runPolicy.activeDeadlineSeconds ? { activeDeadlineSeconds: runPolicy.activeDeadlineSeconds } : {}),
+      suspend: desiredSuspend(dj, options.observedSuspend),
+      completions: 1,
+      parallelism: 1,
+      podFailurePolicy: {
+        rules: [
+          {
+            action: "FailJob",
+            onExitCodes: {
+              containerName: TRAINER_CONTAINER,
+              operator: "In",
+              values: [...NON_RETRYABLE_EXIT_CODES],
+            },
+          },
+          // Evictions, preemption and node drains are not the trainer's fault: do not count them as retries.
+          { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
+        ],
+      },
+      template: {
+        metadata: {
+          labels: { ...runtime.podLabels, ...childLabels(dj, "trainer") },
+          ...(runtime.podAnnotations ? { annotations: runtime.podAnnotations } : {}),
+        },
+        spec: podSpec(dj, options),
+      },
+    },
+  };
+}

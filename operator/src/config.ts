@@ -1,0 +1,75 @@
+// Operator configuration from flags (--name=value or --name value) and MOKD_OPERATOR_* environment variables
+// (flags win), validated with zod so a bad value stops the process with the offending setting named.
+import { z } from "zod";
+import { DEFAULT_TRAINER_IMAGE } from "../../api/v1alpha1/index.ts";
+
+const bool = z
+  .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
+  .transform((v) => v === true || v === "true" || v === "1");
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const OperatorConfig = z.object({
+  /** Watch only this namespace (single-namespace mode); unset: all namespaces. */
+  namespace: z.string().min(1).optional(),
+  /** Port of /healthz, /readyz and /metrics; 0 picks a free one. */
+  port: int(0, 65535).default(8080),
+  leaderElect: bool.default(true),
+  leaseName: z.string().min(1).default("mokd-operator"),
+  /** Namespace of the Lease; defaults to --namespace, then the pod's namespace, then `default`. */
+  leaseNamespace: z.string().min(1).optional(),
+  /** Identity in the Lease; defaults to the hostname plus the process id. */
+  identity: z.string().min(1).optional(),
+  concurrency: int(1, 64).default(8),
+  logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
+  /** Replaces the schema's default trainer image (ghcr.io/mokd/trainer) for jobs that keep it. */
+  trainerImage: z.string().min(1).default(DEFAULT_TRAINER_IMAGE),
+  /** Seconds between progress scrapes of a running trainer (the issue allows 30 s staleness: 15 s at most). */
+  progressInterval: int(1, 15).default(10),
+});
+export type OperatorConfig = z.infer<typeof OperatorConfig>;
+
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envName = (key: string) => `MOKD_OPERATOR_${kebab(key).replace(/-/g, "_").toUpperCase()}`;
+const KEYS = Object.keys(OperatorConfig.shape) as (keyof OperatorConfig)[];
+
+export class OperatorConfigError extends Error {}
+
+function parseFlags(argv: string[]): Record<string, string | boolean> {
+  const byFlag = new Map(KEYS.map((k) => [kebab(k), k]));
+  const out: Record<string, string | boolean> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const m = /^--(no-)?([a-z-]+)(?:=(.*))?$/.exec(arg);
+    const key = m && byFlag.get(m[2]!);
+    if (!m || !key)
+      throw new OperatorConfigError(
+        `unknown argument ${arg} (flags: ${[...byFlag.keys()].map((f) => `--${f}`).join(", ")})`,
+      );
+    if (m[1]) out[key] = false;
+    else if (m[3] !== undefined) out[key] = m[3];
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) out[key] = argv[++i]!;
+    else out[key] = true;
+  }
+  return out;
+}
+
+export function loadConfig(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): OperatorConfig {
+  const fromEnv = Object.fromEntries(
+    KEYS.flatMap((k) => (env[envName(k)] !== undefined ? [[k, env[envName(k)]]] : [])),
+  );
+  const result = OperatorConfig.safeParse({ ...fromEnv, ...parseFlags(argv) });
+  if (!result.success) {
+    const lines = result.error.issues.map(
+      (i) => `  --${kebab(String(i.path[0] ?? ""))} (${envName(String(i.path[0] ?? ""))}): ${i.message}`,
+    );
+    throw new OperatorConfigError(`invalid operator configuration:\n${lines.join("\n")}`);
+  }
+  const config = result.data;
+  return {
+    ...config,
+    leaseNamespace: config.leaseNamespace ?? config.namespace ?? env.POD_NAMESPACE ?? "default",
+  };
+}

@@ -1,0 +1,231 @@
+// The reconciler, in phases like Cluster API's: load -> compute desired children -> apply children -> derive
+// status -> patch status (only when it changed). Reads come from informer caches, writes go through ClusterWriter.
+import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import {
+  API_VERSION,
+  ConfigError,
+  KIND,
+  parseDistillationJob,
+  type DistillationJobStatus,
+  type Phase,
+} from "../../../api/v1alpha1/index.ts";
+import { buildConfigMap } from "../builders/configmap.ts";
+import type { OwnerJob } from "../builders/common.ts";
+import { buildJob } from "../builders/job.ts";
+import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
+import type { ProgressScraper } from "../progress/scraper.ts";
+import { findCondition } from "../status/conditions.ts";
+import { deriveStatus, isTerminal, toIso, type Observed } from "../status/derive.ts";
+import { hashOf, sameJson } from "./canonical.ts";
+import type { ClusterWriter } from "./kube.ts";
+
+/** Annotation on each child: hash of what we last applied, so an unchanged child is not re-applied. */
+export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
+
+export interface ClusterReader {
+  distillationJob(namespace: string, name: string): unknown;
+  job(namespace: string, name: string): V1Job | undefined;
+  configMap(namespace: string, name: string): V1ConfigMap | undefined;
+  /** Pods of the child Job (label mokd.io/job-name). */
+  pods(namespace: string, djName: string): V1Pod[];
+}
+
+export interface EventSink {
+  record(
+    obj: { apiVersion: string; kind: string; metadata: { name: string; namespace: string; uid: string } },
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): void;
+}
+
+export interface ReconcilerOptions {
+  reader: ClusterReader;
+  writer: ClusterWriter;
+  events: EventSink;
+  scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest">;
+  trainerImage?: string;
+  now?: () => Date;
+  onFinished?: (phase: Phase, seconds: number) => void;
+  log?: (level: "info" | "warn" | "debug", message: string, meta: Record<string, unknown>) => void;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+interface Written {
+  uid: string;
+  resourceVersion: string;
+  status: DistillationJobStatus;
+}
+
+function rvNewer(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) > BigInt(b);
+}
+
+function withHash<T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T {
+  const hash = hashOf(obj);
+  obj.metadata = {
+    ...obj.metadata,
+    annotations: { ...obj.metadata?.annotations, [SPEC_HASH_ANNOTATION]: hash },
+  };
+  return obj;
+}
+
+const hashMatches = (
+  desired: { metadata?: { annotations?: Record<string, string> } },
+  actual?: V1Job | V1ConfigMap,
+) =>
+  actual !== undefined &&
+  actual.metadata?.annotations?.[SPEC_HASH_ANNOTATION] ===
+    desired.metadata?.annotations?.[SPEC_HASH_ANNOTATION];
+
+export class Reconciler {
+  private readonly o: ReconcilerOptions;
+  /** The last status we wrote per key: the informer cache may not have caught up with it yet. */
+  private readonly written = new Map<string, Written>();
+
+  constructor(options: ReconcilerOptions) {
+    this.o = options;
+  }
+
+  private now(): Date {
+    return this.o.now?.() ?? new Date();
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const raw = this.o.reader.distillationJob(namespace, name) as
+      { metadata?: { deletionTimestamp?: unknown } } | undefined;
+    if (!raw || raw.metadata?.deletionTimestamp) return this.forget(key);
+    const dj = this.load(raw);
+    if (!dj) return this.forget(key);
+    dj.status = this.previousStatus(key, dj, raw);
+    if (isTerminal(dj.status.phase)) {
+      this.o.scraper?.untrack(key);
+      return this.expire(dj);
+    }
+    const observed = await this.applyChildren(dj);
+    const status = deriveStatus(dj, observed, this.now().toISOString(), this.o.scraper?.latest(key));
+    this.trackProgress(key, dj, status, observed);
+    await this.patchStatus(key, dj, status);
+    return isTerminal(status.phase) ? this.expire({ ...dj, status }) : {};
+  }
+
+  private forget(key: string): ReconcileResult {
+    this.o.scraper?.untrack(key);
+    this.written.delete(key);
+    return {};
+  }
+
+  /** Parses and defaults the object; an invalid one (which the CRD should have refused) is reported, not retried. */
+  private load(raw: unknown): OwnerJob | undefined {
+    const { status, ...manifest } = raw as Record<string, unknown>;
+    try {
+      const dj = parseDistillationJob({ ...manifest, apiVersion: API_VERSION, kind: KIND }) as OwnerJob;
+      dj.status = (status ?? {}) as DistillationJobStatus;
+      return dj;
+    } catch (error) {
+      const meta = (raw as { metadata: OwnerJob["metadata"] }).metadata;
+      const message = error instanceof ConfigError ? error.message : String(error);
+      this.o.events.record(
+        { apiVersion: API_VERSION, kind: KIND, metadata: meta },
+        "Warning",
+        "InvalidSpec",
+        message,
+      );
+      return undefined;
+    }
+  }
+
+  private previousStatus(key: string, dj: OwnerJob, raw: unknown): DistillationJobStatus {
+    const cached = (raw as { status?: DistillationJobStatus }).status ?? {};
+    const written = this.written.get(key);
+    if (
+      written &&
+      written.uid === dj.metadata.uid &&
+      rvNewer(written.resourceVersion, dj.metadata.resourceVersion)
+    ) {
+      return written.status;
+    }
+    return cached;
+  }
+
+  private async applyChildren(dj: OwnerJob): Promise<Observed> {
+    const { namespace, name } = dj.metadata;
+    const configMap = withHash(buildConfigMap(dj));
+    if (!hashMatches(configMap, this.o.reader.configMap(namespace, configMapNameFor(name)))) {
+      await this.o.writer.applyConfigMap(configMap);
+    }
+    const cachedJob = this.o.reader.job(namespace, jobNameFor(name));
+    const desired = withHash(
+      buildJob(dj, { trainerImage: this.o.trainerImage, observedSuspend: cachedJob?.spec?.suspend }),
+    );
+    const job = hashMatches(desired, cachedJob) ? cachedJob : await this.o.writer.applyJob(desired);
+    return { job, pods: this.o.reader.pods(namespace, name) };
+  }
+
+  /** Scrape progress only while a trainer pod runs with a metrics port. */
+  private trackProgress(key: string, dj: OwnerJob, status: DistillationJobStatus, observed: Observed): void {
+    if (!this.o.scraper) return;
+    const port = dj.spec.metrics.port;
+    const running = observed.pods.find(
+      (p) => p.status?.phase === "Running" && p.status.podIP && !p.metadata?.deletionTimestamp,
+    );
+    if (status.phase === "Running" && port > 0 && running?.status?.podIP) {
+      this.o.scraper.track(key, { podIP: running.status.podIP, port });
+    } else {
+      this.o.scraper.untrack(key);
+    }
+  }
+
+  private async patchStatus(key: string, dj: OwnerJob, status: DistillationJobStatus): Promise<void> {
+    const previous = dj.status ?? {};
+    if (sameJson(previous, status)) return;
+    const { namespace, name, uid } = dj.metadata;
+    const resourceVersion = await this.o.writer.applyStatus(namespace, name, status);
+    if (resourceVersion) this.written.set(key, { uid, resourceVersion, status });
+    this.announce(dj, previous, status);
+  }
+
+  /** An event on every phase transition, and when a pending job gets stuck for a new reason. */
+  private announce(dj: OwnerJob, previous: DistillationJobStatus, status: DistillationJobStatus): void {
+    const before = findCondition(previous.conditions, "Running");
+    const after = findCondition(status.conditions, "Running");
+    const phaseChanged = previous.phase !== status.phase;
+    if (!phaseChanged && before?.reason === after?.reason) return;
+    const reason = status.phase === "Succeeded" ? "Succeeded" : (after?.reason ?? status.phase ?? "Pending");
+    const failing =
+      status.phase === "Failed" ||
+      ["Unschedulable", "ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff"].includes(reason);
+    const message = `${previous.phase ?? "New"} -> ${status.phase}: ${after?.message ?? ""}`.trim();
+    const { name, namespace, uid } = dj.metadata;
+    this.o.events.record(
+      { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } },
+      failing ? "Warning" : "Normal",
+      reason,
+      message,
+    );
+    this.o.log?.("info", "phase", { namespace, name, from: previous.phase, to: status.phase, reason });
+    if (phaseChanged && isTerminal(status.phase) && status.startTime && status.completionTime) {
+      const seconds = (Date.parse(status.completionTime) - Date.parse(status.startTime)) / 1000;
+      this.o.onFinished?.(status.phase!, Math.max(0, seconds));
+    }
+  }
+
+  /** ttlSecondsAfterFinished: delete the finished DistillationJob (children follow by GC), or come back when due. */
+  private async expire(dj: OwnerJob): Promise<ReconcileResult> {
+    const ttl = dj.spec.runPolicy.ttlSecondsAfterFinished;
+    const finished = toIso(dj.status?.completionTime);
+    if (ttl === undefined || !finished) return {};
+    const dueMs = Date.parse(finished) + ttl * 1000 - this.now().getTime();
+    if (dueMs > 0) return { requeueAfterMs: dueMs };
+    const { namespace, name, uid } = dj.metadata;
+    await this.o.writer.deleteDistillationJob(namespace, name, uid);
+    this.o.log?.("info", "deleted after ttlSecondsAfterFinished", { namespace, name, ttl });
+    this.written.delete(keyOf(namespace, name));
+    return {};
+  }
+}

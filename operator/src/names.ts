@@ -1,0 +1,41 @@
+// Names shared by the builders, the controller and the RBAC rules: labels, field manager, child names.
+import { createHash } from "node:crypto";
+
+/** Server-side apply field manager of everything the operator writes. */
+export const FIELD_MANAGER = "mokd-operator";
+export const COMPONENT = "mokd-operator";
+
+export const LABEL_JOB_NAME = "mokd.io/job-name";
+export const LABEL_APP_NAME = "app.kubernetes.io/name";
+export const LABEL_INSTANCE = "app.kubernetes.io/instance";
+export const LABEL_COMPONENT = "app.kubernetes.io/component";
+export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
+export const LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name";
+
+/** Selects every object the operator creates (children and the pods of the child Jobs). */
+export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${COMPONENT}`;
+
+export const TRAINER_CONTAINER = "trainer";
+export const CONFIG_MOUNT_DIR = "/etc/mokd";
+export const CONFIG_FILE = "job.json";
+
+/** Kubernetes label values (and so Job names, whose pods carry them) are limited to 63 characters. */
+const MAX_LABEL_VALUE = 63;
+
+/** Shortens a name to `limit` characters deterministically: same input, same output, no collisions in practice. */
+export function boundedName(name: string, limit = MAX_LABEL_VALUE): string {
+  if (name.length <= limit) return name;
+  const hash = createHash("sha256").update(name).digest("hex").slice(0, 8);
+  return `${name.slice(0, limit - hash.length - 1).replace(/[-.]+$/, "")}-${hash}`;
+}
+
+/** The child Job: named after the DistillationJob so a re-apply can never create a second one. */
+export const jobNameFor = (djName: string) => boundedName(djName);
+export const configMapNameFor = (djName: string) => boundedName(`${djName}-config`, 253);
+
+/** Key of a namespaced object in the work queue and caches. */
+export const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
+export function splitKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf("/");
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
