@@ -1,0 +1,309 @@
+// Starts the test control plane on loopback: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+// kwok with fake GPU nodes. Used by the vitest global setup and by `npm run testbed:up`.
+import { execFile } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import {
+  CACHE_DIR,
+  K8S_VERSION,
+  KEEP_LOG_RUNS,
+  KWOK_NODE_ANNOTATION,
+  KWOK_NODE_ANNOTATION_VALUE,
+  LOGS_DIR,
+} from "./config.ts";
+import { get, type TlsOptions } from "./http.ts";
+import { generatePki, type Pki } from "./pki.ts";
+import { sleep, startComponent, stopGroups, tail, type Component } from "./processes.ts";
+
+const run = promisify(execFile);
+const HERE = dirname(fileURLToPath(import.meta.url));
+const BINARIES = [
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "kubectl",
+  "kwok",
+  "helm",
+];
+const SERVICE_CIDR = "10.96.0.0/16";
+const POD_CIDR = "10.244.0.1/16";
+
+/** What a started bed is, as saved in the CLI state file. */
+export interface BedState {
+  kubeconfig: string;
+  server: string;
+  binDir: string;
+  logDir: string;
+  workDir: string;
+  /** Process group ids, in start order. */
+  pgids: number[];
+}
+
+export interface BedOptions {
+  /** Where the work dir goes (PKI, etcd data, kubeconfig); default: a fresh dir in /dev/shm or the tmp dir. */
+  workDir?: string;
+  log?: (message: string) => void;
+  /** Called with the process group ids every time one starts (for a watchdog). */
+  onGroups?: (pgids: number[]) => void;
+}
+
+/** Builds (cached) binaries if any is missing and returns the bin dir of symlinks. */
+export async function ensureBinaries(log: (message: string) => void): Promise<string> {
+  const binDir = join(CACHE_DIR, `bin-${K8S_VERSION}`);
+  if (BINARIES.every((b) => existsSync(join(binDir, b)))) return binDir;
+  log(`building the test bed binaries into ${CACHE_DIR} (cold: tens of minutes; log below)`);
+  const script = join(HERE, "build-binaries.sh");
+  const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => {
+    const child = execFile("bash", [script], { maxBuffer: 1 << 20 }, (err, out) =>
+      err ? reject(err) : resolve({ stdout: out }),
+    );
+    child.stderr?.pipe(process.stderr);
+  });
+  const built = stdout.trim().split("\n").pop() ?? "";
+  if (!BINARIES.every((b) => existsSync(join(built, b))))
+    throw new Error(`build-binaries.sh did not produce ${BINARIES}`);
+  return built;
+}
+
+async function freePorts(count: number): Promise<number[]> {
+  // Hold all listeners open together so the ports are distinct; the kernel does not hand them out again at once.
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => {
+      const server = createServer();
+      return new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", () => resolve(server));
+      });
+    }),
+  );
+  const ports = servers.map((s) => {
+    const address = s.address();
+    if (address === null || typeof address === "string") throw new Error("no port");
+    return address.port;
+  });
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+function kubeconfigYaml(server: string, pki: Pki): string {
+  const b64 = (file: string) => readFileSync(file).toString("base64");
+  return [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    "- name: mokd-testbed",
+    "  cluster:",
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64(pki.caCert)}`,
+    "users:",
+    "- name: mokd-admin",
+    "  user:",
+    `    client-certificate-data: ${b64(pki.adminCert)}`,
+    `    client-key-data: ${b64(pki.adminKey)}`,
+    "contexts:",
+    "- name: mokd-testbed",
+    "  context: {cluster: mokd-testbed, user: mokd-admin, namespace: default}",
+    "current-context: mokd-testbed",
+    "",
+  ].join("\n");
+}
+
+function newLogDir(): string {
+  mkdirSync(LOGS_DIR, { recursive: true });
+  const old = readdirSync(LOGS_DIR).sort();
+  for (const dir of old.slice(0, Math.max(0, old.length - KEEP_LOG_RUNS + 1))) {
+    rmSync(join(LOGS_DIR, dir), { recursive: true, force: true });
+  }
+  const dir = join(LOGS_DIR, `${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function newWorkDir(): string {
+  const base = existsSync("/dev/shm") ? "/dev/shm" : tmpdir(); // etcd fsyncs are free on tmpfs
+  return mkdtempSync(join(base, "mokd-testbed-"));
+}
+
+/** Polls until check returns true; fails early when a component has died. */
+async function until(
+  what: string,
+  components: Component[],
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dead = components.find((c) => c.exited() !== undefined);
+    if (dead) throw new Error(`${dead.name} exited (${dead.exited()}) while waiting for ${what}`);
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+interface NodeJson {
+  metadata: { name: string; annotations?: Record<string, string> };
+  spec?: { taints?: { key: string }[] };
+  status?: { conditions?: { type: string; status: string }[] };
+}
+
+function schedulable(node: NodeJson): boolean {
+  const ready = node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+  const notReadyTaint = node.spec?.taints?.some((t) => t.key.startsWith("node.kubernetes.io/")) ?? false;
+  return ready && !notReadyTaint;
+}
+
+export class BedStartError extends Error {
+  readonly logDir: string;
+  constructor(message: string, logDir: string) {
+    super(message);
+    this.logDir = logDir;
+  }
+}
+
+/** Starts the bed; on failure stops whatever started, prints each log's tail and throws. */
+export async function startBed(options: BedOptions = {}): Promise<BedState> {
+  const log = options.log ?? ((m: string) => console.error(`[testbed] ${m}`));
+  const binDir = await ensureBinaries(log);
+  const logDir = newLogDir();
+  const workDir = options.workDir ?? newWorkDir();
+  mkdirSync(workDir, { recursive: true });
+  const components: Component[] = [];
+  try {
+    return await launch(binDir, logDir, workDir, components, options.onGroups ?? (() => {}));
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    for (const c of components) log(`--- tail of ${c.logFile} ---\n${tail(c.logFile)}`);
+    await stopGroups(components.map((c) => c.pid).reverse());
+    rmSync(workDir, { recursive: true, force: true });
+    throw new BedStartError(`test bed failed to start: ${message} (logs: ${logDir})`, logDir);
+  }
+}
+
+async function launch(
+  binDir: string,
+  logDir: string,
+  workDir: string,
+  components: Component[],
+  onGroups: (pgids: number[]) => void,
+): Promise<BedState> {
+  const bin = (name: string) => join(binDir, name);
+  const start = (name: string, args: string[]) => {
+    components.push(startComponent(name, bin(name), args, logDir));
+    onGroups(components.map((c) => c.pid));
+  };
+  const pkiDir = join(workDir, "pki");
+  mkdirSync(pkiDir);
+  const [pki, [etcdPort, peerPort, apiPort, kcmPort, schedPort]] = await Promise.all([
+    generatePki(pkiDir),
+    freePorts(5),
+  ]);
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const server = `https://127.0.0.1:${apiPort}`;
+  const kubeconfig = join(workDir, "kubeconfig");
+  writeFileSync(kubeconfig, kubeconfigYaml(server, pki), { mode: 0o600 });
+  const admin: TlsOptions = {
+    ca: readFileSync(pki.caCert, "utf8"),
+    cert: readFileSync(pki.adminCert, "utf8"),
+    key: readFileSync(pki.adminKey, "utf8"),
+  };
+
+  // prettier-ignore
+  start("etcd", [
+    "--name=bed", `--data-dir=${join(workDir, "etcd")}`,
+    `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
+    `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`, `--initial-cluster=bed=${peerUrl}`,
+    "--logger=zap", "--log-outputs=stderr",
+  ]);
+  await until("etcd /health", components, async () =>
+    (await get(`${etcdUrl}/health`)).body.includes('"true"'),
+  );
+
+  // prettier-ignore
+  start("kube-apiserver", [
+    `--etcd-servers=${etcdUrl}`,
+    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", `--secure-port=${apiPort}`,
+    `--cert-dir=${join(workDir, "apiserver")}`,
+    `--tls-cert-file=${pki.servingCert}`, `--tls-private-key-file=${pki.servingKey}`, `--client-ca-file=${pki.caCert}`,
+    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+    `--service-account-key-file=${pki.saPublicKey}`, `--service-account-signing-key-file=${pki.saPrivateKey}`,
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
+    "--authorization-mode=RBAC", "--endpoint-reconciler-type=none", "--allow-privileged=true", "--profiling=false",
+  ]);
+  await until(
+    "kube-apiserver /readyz",
+    components,
+    async () => (await get(`${server}/readyz`, admin)).status === 200,
+  );
+
+  const delegated = [
+    `--kubeconfig=${kubeconfig}`,
+    `--authentication-kubeconfig=${kubeconfig}`,
+    `--authorization-kubeconfig=${kubeconfig}`,
+  ];
+  // prettier-ignore
+  start("kube-controller-manager", [
+    ...delegated, "--bind-address=127.0.0.1", `--secure-port=${kcmPort}`, `--cert-dir=${join(workDir, "kcm")}`,
+    "--leader-elect=false", "--use-service-account-credentials=false",
+    `--service-account-private-key-file=${pki.saPrivateKey}`, `--root-ca-file=${pki.caCert}`,
+    `--cluster-signing-cert-file=${pki.caCert}`, `--cluster-signing-key-file=${pki.caKey}`,
+    `--service-cluster-ip-range=${SERVICE_CIDR}`, "--profiling=false",
+  ]);
+  // prettier-ignore
+  start("kube-scheduler", [
+    ...delegated, "--bind-address=127.0.0.1", `--secure-port=${schedPort}`, `--cert-dir=${join(workDir, "scheduler")}`,
+    "--leader-elect=false", "--profiling=false",
+  ]);
+  // prettier-ignore
+  start("kwok", [
+    `--kubeconfig=${kubeconfig}`, `--config=${join(HERE, "kwok", "stages.yaml")}`,
+    `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=${KWOK_NODE_ANNOTATION_VALUE}`,
+    `--cidr=${POD_CIDR}`, "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
+  ]);
+  await run(bin("kubectl"), [`--kubeconfig=${kubeconfig}`, "apply", "-f", join(HERE, "kwok", "nodes.yaml")]);
+
+  const insecure = { insecure: true };
+  await until(
+    "kube-controller-manager /healthz",
+    components,
+    async () => (await get(`https://127.0.0.1:${kcmPort}/healthz`, insecure)).status === 200,
+  );
+  await until(
+    "kube-scheduler /healthz",
+    components,
+    async () => (await get(`https://127.0.0.1:${schedPort}/healthz`, insecure)).status === 200,
+  );
+  await until("kwok nodes Ready without not-ready taints", components, async () => {
+    const { status, body } = await get(`${server}/api/v1/nodes`, admin);
+    if (status !== 200) return false;
+    const nodes = (JSON.parse(body) as { items: NodeJson[] }).items;
+    const fake = nodes.filter(
+      (n) => n.metadata.annotations?.[KWOK_NODE_ANNOTATION] === KWOK_NODE_ANNOTATION_VALUE,
+    );
+    return fake.length > 0 && fake.every(schedulable);
+  });
+  await until("ServiceAccount default/default", components, async () => {
+    return (await get(`${server}/api/v1/namespaces/default/serviceaccounts/default`, admin)).status === 200;
+  });
+  return { kubeconfig, server, binDir, logDir, workDir, pgids: components.map((c) => c.pid) };
+}
+
+/** Stops every component (reverse start order) and removes the work dir; logs stay. */
+export async function stopBed(state: BedState): Promise<void> {
+  await stopGroups([...state.pgids].reverse());
+  rmSync(state.workDir, { recursive: true, force: true });
+}
