@@ -1,0 +1,140 @@
+import { describe, expect, it } from "vitest";
+import { NON_RETRYABLE_EXIT_CODES } from "../../../api/v1alpha1/index.ts";
+import { buildConfigMap } from "../../../operator/src/builders/configmap.ts";
+import { buildJob, desiredSuspend } from "../../../operator/src/builders/job.ts";
+import { boundedName } from "../../../operator/src/names.ts";
+import { distillationJob } from "./fixtures.ts";
+
+describe("buildConfigMap", () => {
+  it("holds the whole defaulted spec and identity as job.json, owned by the DistillationJob", () => {
+    const cm = buildConfigMap(distillationJob({ training: { epochs: 7 } }));
+    expect(cm.metadata?.name).toBe("mnist-config");
+    expect(cm.metadata?.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "DistillationJob", name: "mnist", uid: "uid-1", controller: true }),
+    ]);
+    const config = JSON.parse(cm.data!["job.json"]!);
+    expect(config.metadata).toMatchObject({ name: "mnist", namespace: "team-a" });
+    expect(config.spec.training.epochs).toBe(7);
+    expect(config.spec.strategy.name).toBe("mokd"); // a default filled in
+  });
+});
+
+describe("buildJob", () => {
+  const base = distillationJob({
+    runtime: {
+      gpus: 2,
+      podAnnotations: { a: "b" },
+      podLabels: { team: "x" },
+      env: [{ name: "FOO", value: "1" }],
+    },
+    runPolicy: { backoffLimit: 2, activeDeadlineSeconds: 600 },
+  });
+  const job = buildJob(base);
+  const pod = job.spec!.template.spec!;
+  const container = pod.containers[0]!;
+
+  it("asks for nvidia.com/gpu limits and never restarts in place", () => {
+    expect(container.resources?.limits?.["nvidia.com/gpu"]).toBe("2");
+    expect(pod.restartPolicy).toBe("Never");
+    expect(job.spec).toMatchObject({ backoffLimit: 2, activeDeadlineSeconds: 600, suspend: false });
+  });
+
+  it("fails at once on non-retryable exit codes and ignores disruptions", () => {
+    const rules = job.spec!.podFailurePolicy!.rules;
+    expect(rules[0]).toMatchObject({
+      action: "FailJob",
+      onExitCodes: { containerName: "trainer", operator: "In", values: [...NON_RETRYABLE_EXIT_CODES] },
+    });
+    expect(rules[1]).toMatchObject({ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget" }] });
+  });
+
+  it("runs under the restricted Pod Security Standard without an API token", () => {
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(container.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
+  });
+
+  it("mounts the config, sets the trainer env and exposes the metrics port", () => {
+    expect(container.env).toEqual(
+      expect.arrayContaining([
+        { name: "MOKD_CONFIG", value: "/etc/mokd/job.json" },
+        { name: "MOKD_JOB_NAME", value: "mnist" },
+        { name: "MOKD_JOB_NAMESPACE", value: "team-a" },
+        { name: "FOO", value: "1" },
+      ]),
+    );
+    expect(container.volumeMounts).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: "config", mountPath: "/etc/mokd" })]),
+    );
+    expect(container.ports).toEqual([{ name: "metrics", containerPort: 9400, protocol: "TCP" }]);
+    expect(container.terminationMessagePolicy).toBe("FallbackToLogsOnError");
+  });
+
+  it("uses emptyDirs for output and checkpoints without PVCs, and PVCs when given", () => {
+    expect(pod.volumes?.find((v) => v.name === "output")?.emptyDir).toEqual({});
+    expect(pod.volumes?.find((v) => v.name === "data")).toBeUndefined();
+    const withPvcs = buildJob(
+      distillationJob({
+        runtime: { volumes: { data: { claimName: "ds" }, checkpoints: { claimName: "ck" } } },
+      }),
+    );
+    const vols = withPvcs.spec!.template.spec!.volumes!;
+    expect(vols.find((v) => v.name === "data")?.persistentVolumeClaim).toEqual({
+      claimName: "ds",
+      readOnly: true,
+    });
+    expect(vols.find((v) => v.name === "checkpoints")?.persistentVolumeClaim?.claimName).toBe("ck");
+  });
+
+  it("labels the pods and passes user labels and annotations through (ours win)", () => {
+    const labels = job.spec!.template.metadata!.labels!;
+    expect(labels).toMatchObject({
+      "mokd.io/job-name": "mnist",
+      "app.kubernetes.io/managed-by": "mokd-operator",
+      team: "x",
+    });
+    expect(job.spec!.template.metadata!.annotations).toEqual({ a: "b" });
+  });
+
+  it("passes the Kueue queue name as a label and starts suspended for Kueue", () => {
+    const queued = buildJob(distillationJob({ queueName: "gpu-queue" }));
+    expect(queued.metadata?.labels?.["kueue.x-k8s.io/queue-name"]).toBe("gpu-queue");
+    expect(queued.spec?.suspend).toBe(true);
+    expect(job.metadata?.labels?.["kueue.x-k8s.io/queue-name"]).toBeUndefined();
+  });
+
+  it("leaves a Kueue-admitted Job running but suspends whenever runPolicy.suspend is set", () => {
+    const queued = distillationJob({ queueName: "q" });
+    expect(desiredSuspend(queued, false)).toBe(false);
+    expect(desiredSuspend(queued, undefined)).toBe(true);
+    expect(desiredSuspend(distillationJob({ queueName: "q", runPolicy: { suspend: true } }), false)).toBe(
+      true,
+    );
+    expect(desiredSuspend(distillationJob({ runPolicy: { suspend: true } }), undefined)).toBe(true);
+  });
+
+  it("omits the GPU limit for gpus: 0 and replaces only the default image", () => {
+    const cpu = buildJob(distillationJob({ runtime: { gpus: 0 } }), { trainerImage: "mirror/trainer:1" });
+    const c = cpu.spec!.template.spec!.containers[0]!;
+    expect(c.resources?.limits?.["nvidia.com/gpu"]).toBeUndefined();
+    expect(c.image).toBe("mirror/trainer:1");
+    const custom = buildJob(distillationJob({ runtime: { image: "mine:2" } }), {
+      trainerImage: "mirror/trainer:1",
+    });
+    expect(custom.spec!.template.spec!.containers[0]!.image).toBe("mine:2");
+  });
+
+  it("keeps child names within the 63-character label limit, deterministically", () => {
+    const long = "a".repeat(80);
+    expect(boundedName(long)).toHaveLength(63);
+    expect(boundedName(long)).toBe(boundedName(long));
+    expect(boundedName(long)).not.toBe(boundedName("a".repeat(81)));
+    expect(buildJob(distillationJob({}, long)).metadata?.name).toBe(boundedName(long));
+  });
+});

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig, OperatorConfigError } from "../../../operator/src/config.ts";
+
+describe("operator config", () => {
+  it("has defaults that need no flags", () => {
+    expect(loadConfig([], {})).toMatchObject({
+      port: 8080,
+      leaderElect: true,
+      leaseName: "mokd-operator",
+      leaseNamespace: "default",
+      concurrency: 8,
+      logLevel: "info",
+      progressInterval: 10,
+    });
+  });
+
+  it("reads flags in both forms, and flags win over the environment", () => {
+    const c = loadConfig(["--namespace=team-a", "--concurrency", "3", "--no-leader-elect", "--port=0"], {
+      MOKD_OPERATOR_CONCURRENCY: "5",
+      MOKD_OPERATOR_LOG_LEVEL: "debug",
+    });
+    expect(c).toMatchObject({
+      namespace: "team-a",
+      concurrency: 3,
+      leaderElect: false,
+      port: 0,
+      logLevel: "debug",
+    });
+    expect(c.leaseNamespace).toBe("team-a");
+  });
+
+  it("takes the lease namespace from POD_NAMESPACE when not in single-namespace mode", () => {
+    expect(loadConfig([], { POD_NAMESPACE: "mokd-system" }).leaseNamespace).toBe("mokd-system");
+  });
+
+  it("names the bad setting, with its flag and variable", () => {
+    expect(() => loadConfig(["--progress-interval=60"], {})).toThrow(
+      /--progress-interval \(MOKD_OPERATOR_PROGRESS_INTERVAL\)/,
+    );
+    expect(() => loadConfig([], { MOKD_OPERATOR_LEADER_ELECT: "maybe" })).toThrow(OperatorConfigError);
+    expect(() => loadConfig(["--bogus"], {})).toThrow(/unknown argument --bogus/);
+  });
+});

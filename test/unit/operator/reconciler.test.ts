@@ -1,0 +1,130 @@
+import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import type { DistillationJobInput, DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
+import type { ClusterWriter } from "../../../operator/src/controller/kube.ts";
+import { Reconciler, type ClusterReader } from "../../../operator/src/controller/reconciler.ts";
+import { pod } from "./fixtures.ts";
+
+/** An in-memory cluster: writes land in the caches the reader serves, as the informers would deliver them. */
+function fakeCluster(spec: DistillationJobInput["spec"] = {}, status?: DistillationJobStatus) {
+  let rv = 10;
+  const dj: Record<string, unknown> = {
+    apiVersion: "distillation.mokd.io/v1alpha1",
+    kind: "DistillationJob",
+    metadata: { name: "mnist", namespace: "ns", uid: "u1", generation: 1, resourceVersion: String(rv) },
+    spec,
+    ...(status ? { status } : {}),
+  };
+  const state = {
+    dj: dj as Record<string, unknown> | undefined,
+    job: undefined as V1Job | undefined,
+    cm: undefined as V1ConfigMap | undefined,
+    pods: [] as V1Pod[],
+  };
+  const calls = { configMap: 0, job: 0, status: 0, delete: 0 };
+  const events: string[] = [];
+  const reader: ClusterReader = {
+    distillationJob: () => state.dj,
+    job: () => state.job,
+    configMap: () => state.cm,
+    pods: () => state.pods,
+  };
+  const writer: ClusterWriter = {
+    applyConfigMap: async (cm) => (calls.configMap++, (state.cm = cm)),
+    applyJob: async (job) => {
+      calls.job++;
+      state.job = {
+        ...job,
+        metadata: { ...job.metadata, creationTimestamp: new Date("2025-01-01T00:00:00Z") },
+        status: state.job?.status ?? {},
+      };
+      return state.job;
+    },
+    applyStatus: async (_ns, _name, s) => {
+      calls.status++;
+      rv++;
+      state.dj = {
+        ...state.dj,
+        status: s,
+        metadata: { ...(state.dj!.metadata as object), resourceVersion: String(rv) },
+      };
+      return String(rv);
+    },
+    deleteDistillationJob: async () => {
+      calls.delete++;
+      state.dj = undefined;
+    },
+  };
+  let now = new Date("2025-01-01T00:00:10Z");
+  const reconciler = new Reconciler({
+    reader,
+    writer,
+    events: { record: (_o, type, reason) => events.push(`${type}/${reason}`) },
+    now: () => now,
+  });
+  return { state, calls, events, reconciler, setNow: (d: string) => (now = new Date(d)) };
+}
+
+describe("Reconciler", () => {
+  it("creates the ConfigMap and Job, then makes no writes while nothing changes", async () => {
+    const c = fakeCluster();
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls).toEqual({ configMap: 1, job: 1, status: 1, delete: 0 });
+    expect((c.state.dj!.status as DistillationJobStatus).phase).toBe("Pending");
+    await c.reconciler.reconcile("ns/mnist");
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls).toEqual({ configMap: 1, job: 1, status: 1, delete: 0 });
+  });
+
+  it("patches status and records an event when the phase changes", async () => {
+    const c = fakeCluster();
+    await c.reconciler.reconcile("ns/mnist");
+    c.state.job!.status = { active: 1 };
+    c.state.pods = [pod("p", { phase: "Running" })];
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.status).toBe(2);
+    expect((c.state.dj!.status as DistillationJobStatus).phase).toBe("Running");
+    expect(c.events).toEqual(["Normal/JobCreated", "Normal/TrainerRunning"]);
+  });
+
+  it("re-applies the Job when runPolicy.suspend changes", async () => {
+    const c = fakeCluster();
+    await c.reconciler.reconcile("ns/mnist");
+    (c.state.dj!.spec as Record<string, unknown>) = { runPolicy: { suspend: true } };
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.job).toBe(2);
+    expect(c.state.job!.spec!.suspend).toBe(true);
+  });
+
+  it("does not touch children of a finished job and deletes it after ttlSecondsAfterFinished", async () => {
+    const done: DistillationJobStatus = { phase: "Succeeded", completionTime: "2025-01-01T00:00:00Z" };
+    const c = fakeCluster({ runPolicy: { ttlSecondsAfterFinished: 30 } }, done);
+    expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 20_000 });
+    expect(c.calls).toEqual({ configMap: 0, job: 0, status: 0, delete: 0 });
+    c.setNow("2025-01-01T00:00:30Z");
+    expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+    expect(c.calls.delete).toBe(1);
+  });
+
+  it("does nothing for a deleted object", async () => {
+    const c = fakeCluster();
+    c.state.dj = undefined;
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls).toEqual({ configMap: 0, job: 0, status: 0, delete: 0 });
+  });
+
+  it("bases the next status on what it wrote when the cache lags behind", async () => {
+    const c = fakeCluster();
+    await c.reconciler.reconcile("ns/mnist");
+    const written = c.state.dj!.status;
+    // The informer has not delivered our status write yet: the cache still shows the old object.
+    c.state.dj = {
+      ...c.state.dj,
+      status: undefined,
+      metadata: { ...(c.state.dj!.metadata as object), resourceVersion: "10" },
+    };
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.status).toBe(1);
+    expect(written).toBeDefined();
+  });
+});
