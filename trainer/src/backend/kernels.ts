@@ -1,0 +1,132 @@
+// Gradient kernels the cpu and wasm backends lack or run slowly, built from kernels they have (transpose, pad,
+// (dilated) conv2d, reverse, slice). Registered for cpu and wasm only: the native tensorflow backend has fast
+// kernels of its own and must keep them.
+//
+// - Conv2DBackpropFilter: wasm has none (conv nets cannot train); cpu's is a naive loop taking ~93% of a CNN step.
+//   dW[r, s, ci, co] = sum_{b, i, j} xpad[b, i*st + r, j*st + s, ci] dy[b, i, j, co] is a valid conv of
+//   x^T = [ci, H, W, b] (batch as channels) with dy^T = [oh, ow, b, co] as the filter, dilated by the stride.
+// - Conv2DBackpropInput (stride 1, wasm): wasm's is a plain loop. With stride 1, dx is a valid conv of dy,
+//   padded by (filter - 1 - forward padding), with the filter flipped spatially and its channels swapped.
+//   Other strides keep the stock kernel.
+import * as tf from "@tensorflow/tfjs";
+
+type KernelFunc = tf.KernelConfig["kernelFunc"];
+type Pad = "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+type Rounding = "floor" | "round" | "ceil" | undefined;
+
+interface BackpropAttrs {
+  strides: number | [number, number];
+  pad: Pad;
+  dataFormat?: "NHWC" | "NCHW";
+  dimRoundingMode?: Rounding;
+}
+interface FilterAttrs extends BackpropAttrs {
+  filterShape: [number, number, number, number];
+}
+interface InputAttrs extends BackpropAttrs {
+  inputShape: [number, number, number, number];
+}
+
+const pair = (s: number | [number, number]): [number, number] => (typeof s === "number" ? [s, s] : s);
+
+function convInfo(inShape: number[], filterShape: number[], a: BackpropAttrs): tf.backend_util.Conv2DInfo {
+  if (a.dataFormat === "NCHW") throw new Error("conv gradient kernels: only NHWC is supported");
+  return tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    1,
+    a.pad as "same" | "valid",
+    a.dimRoundingMode,
+  );
+}
+
+/** dW of conv2d from x and dy, by a dilated convolution. */
+export function conv2dFilterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, attrs: FilterAttrs): tf.Tensor4D {
+  return tf.tidy(() => {
+    const info = convInfo(x.shape, attrs.filterShape, attrs);
+    const [fh, fw] = [info.filterHeight, info.filterWidth];
+    const { top, left } = info.padInfo;
+    const [sh, sw] = pair(attrs.strides);
+    // Rows of the padded input that the forward conv reads: (out - 1) * stride + filter, starting at -top.
+    const rows = (info.outHeight - 1) * sh + fh;
+    const cols = (info.outWidth - 1) * sw + fw;
+    const padded = tf.pad(x, [
+      [0, 0],
+      [top, Math.max(0, rows - top - x.shape[1])],
+      [left, Math.max(0, cols - left - x.shape[2])],
+      [0, 0],
+    ]);
+    const cropped = tf.slice(padded, [0, 0, 0, 0], [-1, rows, cols, -1]);
+    const xT = tf.transpose(cropped, [3, 1, 2, 0]); // [ci, rows, cols, b]
+    const dyT = tf.transpose(dy, [1, 2, 0, 3]); // [oh, ow, b, co]
+    const out = tf.conv2d(xT, dyT, 1, "valid", "NHWC", [sh, sw]); // [ci, fh, fw, co]
+    return tf.transpose(out, [1, 2, 0, 3]) as tf.Tensor4D;
+  });
+}
+
+/** dx of a stride-1 conv2d from dy and the filter, by a convolution with the flipped filter. */
+export function conv2dInputGradientStride1(
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  attrs: InputAttrs,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const info = convInfo(attrs.inputShape, filter.shape, attrs);
+    const [fh, fw] = [info.filterHeight, info.filterWidth];
+    const { top, bottom, left, right } = info.padInfo;
+    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [fh, fw, co, ci]
+    const padded = tf.pad(dy, [
+      [0, 0],
+      [fh - 1 - top, fh - 1 - bottom],
+      [fw - 1 - left, fw - 1 - right],
+      [0, 0],
+    ]);
+    return tf.conv2d(padded, flipped, 1, "valid");
+  });
+}
+
+const filterKernel: KernelFunc = ({ inputs, attrs }) => {
+  const { x, dy } = inputs as unknown as { x: tf.Tensor4D; dy: tf.Tensor4D };
+  return conv2dFilterGradient(x, dy, attrs as unknown as FilterAttrs);
+};
+
+function inputKernel(stock: KernelFunc | undefined): KernelFunc {
+  return (args) => {
+    const a = args.attrs as unknown as InputAttrs;
+    const [sh, sw] = pair(a.strides);
+    if ((sh !== 1 || sw !== 1) && stock) return stock(args);
+    const { dy, filter } = args.inputs as unknown as { dy: tf.Tensor4D; filter: tf.Tensor4D };
+    if (sh !== 1 || sw !== 1) throw new Error("Conv2DBackpropInput: no stock kernel for strides > 1");
+    return conv2dInputGradientStride1(dy, filter, a);
+  };
+}
+
+function register(kernelName: string, backendName: string, kernelFunc: KernelFunc): void {
+  if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+  tf.registerKernel({ kernelName, backendName, kernelFunc });
+}
+
+const registered = new Set<string>();
+
+/**
+ * Registers the replacement kernels for `backendName` (cpu or wasm; anything else is left alone). Idempotent.
+ * Returns the kernel names registered.
+ */
+export function registerTrainingKernels(backendName: string): string[] {
+  if (backendName !== "cpu" && backendName !== "wasm") return [];
+  if (registered.has(backendName)) return kernelNamesFor(backendName);
+  register(tf.Conv2DBackpropFilter, backendName, filterKernel);
+  if (backendName === "wasm") {
+    const stock = tf.getKernel(tf.Conv2DBackpropInput, backendName)?.kernelFunc;
+    register(tf.Conv2DBackpropInput, backendName, inputKernel(stock));
+  }
+  registered.add(backendName);
+  return kernelNamesFor(backendName);
+}
+
+function kernelNamesFor(backendName: string): string[] {
+  return backendName === "wasm"
+    ? [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput]
+    : [tf.Conv2DBackpropFilter];
+}
