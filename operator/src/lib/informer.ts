@@ -1,0 +1,311 @@
+// A list-then-watch cache of one resource, after client-go's Reflector + DeltaFIFO + Indexer, reduced to what
+// a controller needs.
+//
+// Why not @kubernetes/client-node's makeInformer/ListWatch: in 2.0.1 its doneHandler stops for good after any
+// error that is neither 410 nor a client timeout (it calls the error callbacks and returns, leaving the cache
+// silently stale), and a failing relist likewise ends the loop.
+//
+// Here: list (paged) -> watch from the list's resourceVersion with allowWatchBookmarks; a server-side watch
+// timeout reconnects at once from the last resourceVersion; 410 Gone (HTTP or an ERROR event) relists; ANY
+// other error restarts after an exponential backoff (0.5 s doubling, cap 30 s, reset by progress). After each
+// relist the new list is diffed against the cache and replayed as ADDED/MODIFIED/DELETED, so handlers see
+// what happened while disconnected (client-go's Replace + DeletedFinalStateUnknown). Objects are stored as
+// parsed from the wire, never copied: handlers must treat them as read-only.
+
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { IncomingMessage } from "node:http";
+import { KubeApiError, KubeHttp } from "./kube-http.ts";
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
+
+export interface WatchResourceOptions<T extends KubernetesObject> {
+  kubeConfig: KubeConfig;
+  /** Collection path, e.g. /apis/batch/v1/jobs or /apis/batch/v1/namespaces/ns/jobs. */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  onEvent(type: WatchEventType, obj: T): void;
+  /** Called for every error the informer recovers from (for logs and metrics). */
+  onError?(error: unknown): void;
+  /** Server-side watch timeout; client-go picks 5-10 min at random. */
+  watchTimeoutSeconds?: number;
+  /** Items per list page. */
+  pageSize?: number;
+  /** Backoff bounds after errors. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface ResourceWatch<T extends KubernetesObject> {
+  /** Starts the loop; resolves once the first list is in the cache (retrying until then) or stop(). */
+  start(): Promise<void>;
+  stop(): void;
+  list(): T[];
+  get(namespace: string | undefined, name: string): T | undefined;
+  hasSynced(): boolean;
+}
+
+interface WatchLine {
+  type: WatchEventType | "BOOKMARK" | "ERROR";
+  object: KubernetesObject & { code?: number; message?: string; reason?: string };
+}
+
+interface ObjectList<T> {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: T[];
+}
+
+/** Thrown inside the loop when the resourceVersion is too old: relist without backoff. */
+class Gone extends Error {}
+
+export function cacheKey(namespace: string | undefined, name: string): string {
+  return namespace ? `${namespace}/${name}` : name;
+}
+
+function keyOf(obj: KubernetesObject): string {
+  return cacheKey(obj.metadata?.namespace, obj.metadata?.name ?? "");
+}
+
+export function watchResource<T extends KubernetesObject>(opts: WatchResourceOptions<T>): ResourceWatch<T> {
+  return new Informer(opts);
+}
+
+/**
+ * The events that turn cache `before` into list `after`: ADDED for new keys, MODIFIED where the
+ * resourceVersion differs, DELETED (with the last known object) for keys that are gone.
+ */
+export function diffEvents<T extends KubernetesObject>(
+  before: ReadonlyMap<string, T>,
+  after: ReadonlyMap<string, T>,
+): [WatchEventType, T][] {
+  const events: [WatchEventType, T][] = [];
+  for (const [key, obj] of after) {
+    const old = before.get(key);
+    if (!old) events.push(["ADDED", obj]);
+    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) events.push(["MODIFIED", obj]);
+  }
+  for (const [key, old] of before) if (!after.has(key)) events.push(["DELETED", old]);
+  return events;
+}
+
+class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
+  readonly #opts: WatchResourceOptions<T>;
+  readonly #http: KubeHttp;
+  #cache = new Map<string, T>();
+  #resourceVersion = "";
+  #synced = false;
+  #running = false;
+  #abort = new AbortController();
+  #syncWaiters: (() => void)[] = [];
+  #backoffMs = 0;
+
+  constructor(opts: WatchResourceOptions<T>) {
+    this.#opts = opts;
+    this.#http = KubeHttp.for(opts.kubeConfig);
+  }
+
+  start(): Promise<void> {
+    if (!this.#running) {
+      this.#running = true;
+      this.#abort = new AbortController();
+      void this.#loop();
+    }
+    if (this.#synced) return Promise.resolve();
+    return new Promise((resolve) => this.#syncWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.#running = false;
+    this.#abort.abort();
+    this.#syncWaiters.splice(0).forEach((resolve) => resolve());
+  }
+
+  list(): T[] {
+    return Array.from(this.#cache.values());
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.#cache.get(cacheKey(namespace, name));
+  }
+
+  hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  async #loop(): Promise<void> {
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      try {
+        if (!this.#resourceVersion) await this.#relist(signal);
+        await this.#watch(signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        if (error instanceof Gone) {
+          this.#resourceVersion = "";
+          continue;
+        }
+        this.#report(error);
+        await this.#sleepBackoff(signal);
+      }
+    }
+  }
+
+  async #relist(signal: AbortSignal): Promise<void> {
+    const fresh = new Map<string, T>();
+    let resourceVersion: string;
+    let continueToken: string | undefined;
+    do {
+      const page = await this.#http.request<ObjectList<T>>(this.#opts.path, {
+        query: {
+          labelSelector: this.#opts.labelSelector,
+          fieldSelector: this.#opts.fieldSelector,
+          limit: this.#opts.pageSize ?? 500,
+          continue: continueToken,
+        },
+        signal,
+        timeoutMs: 60_000,
+      });
+      for (const item of page.items ?? []) fresh.set(keyOf(item), item);
+      resourceVersion = page.metadata?.resourceVersion ?? "";
+      continueToken = page.metadata?.continue || undefined;
+    } while (continueToken);
+    const events = diffEvents(this.#cache, fresh);
+    this.#cache = fresh;
+    this.#resourceVersion = resourceVersion;
+    this.#backoffMs = 0;
+    this.#markSynced();
+    for (const [type, obj] of events) this.#emit(type, obj);
+  }
+
+  /** One watch connection; returns when the server ends it normally, throws on errors. */
+  async #watch(signal: AbortSignal): Promise<void> {
+    const timeoutSeconds = this.#opts.watchTimeoutSeconds ?? Math.round(300 + Math.random() * 300);
+    const connection = new AbortController();
+    const onStop = () => connection.abort();
+    signal.addEventListener("abort", onStop, { once: true });
+    const opened = Date.now();
+    let progressed = false;
+    try {
+      const res = await this.#http.stream(this.#opts.path, {
+        query: {
+          watch: 1,
+          resourceVersion: this.#resourceVersion,
+          allowWatchBookmarks: true,
+          timeoutSeconds,
+          labelSelector: this.#opts.labelSelector,
+          fieldSelector: this.#opts.fieldSelector,
+        },
+        signal: connection.signal,
+      });
+      // A dead TCP peer may never close the stream: give up when even the server's timeout has passed.
+      const idleMs = (timeoutSeconds + 30) * 1000;
+      await this.#readLines(res, idleMs, connection, (line) => {
+        progressed = true;
+        this.#handle(JSON.parse(line) as WatchLine);
+      });
+    } catch (error) {
+      if (error instanceof KubeApiError && error.status === 410) throw new Gone(error.message);
+      throw error;
+    } finally {
+      signal.removeEventListener("abort", onStop);
+      connection.abort();
+    }
+    if (progressed) this.#backoffMs = 0;
+    // A stream that ends at once without events (e.g. a proxy dropping it) must not become a hot loop.
+    if (!progressed && Date.now() - opened < 1000) throw new Error("watch closed immediately");
+  }
+
+  #readLines(
+    res: IncomingMessage,
+    idleMs: number,
+    connection: AbortController,
+    onLine: (line: string) => void,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let buffered = "";
+      let idle = setTimeout(() => connection.abort(), idleMs);
+      const fail = (error: unknown) => {
+        clearTimeout(idle);
+        res.destroy();
+        reject(error);
+      };
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        clearTimeout(idle);
+        idle = setTimeout(() => connection.abort(), idleMs);
+        buffered += chunk;
+        let newline = buffered.indexOf("\n");
+        while (newline >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          try {
+            if (line.trim()) onLine(line);
+          } catch (error) {
+            return fail(error);
+          }
+          newline = buffered.indexOf("\n");
+        }
+      });
+      res.once("end", () => {
+        clearTimeout(idle);
+        resolve();
+      });
+      res.once("error", fail);
+      res.once("aborted", () => fail(new Error("watch connection aborted")));
+      connection.signal.addEventListener("abort", () => fail(new Error("watch aborted")), { once: true });
+    });
+  }
+
+  #handle(event: WatchLine): void {
+    const obj = event.object;
+    if (event.type === "ERROR") {
+      if (obj.code === 410) throw new Gone(obj.message ?? "resourceVersion too old");
+      throw new KubeApiError(obj.code ?? 500, obj.message ?? "watch error", obj.reason);
+    }
+    const resourceVersion = obj.metadata?.resourceVersion;
+    if (resourceVersion) this.#resourceVersion = resourceVersion;
+    if (event.type === "BOOKMARK") return;
+    const key = keyOf(obj);
+    if (event.type === "DELETED") this.#cache.delete(key);
+    else this.#cache.set(key, obj as T);
+    this.#emit(event.type, obj as T);
+  }
+
+  #emit(type: WatchEventType, obj: T): void {
+    try {
+      this.#opts.onEvent(type, obj);
+    } catch (error) {
+      this.#report(error); // a failing handler must not stop the informer
+    }
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.#opts.onError?.(error);
+    } catch {
+      // the error reporter itself failed: nothing left to tell
+    }
+  }
+
+  #markSynced(): void {
+    if (this.#synced) return;
+    this.#synced = true;
+    this.#syncWaiters.splice(0).forEach((resolve) => resolve());
+  }
+
+  async #sleepBackoff(signal: AbortSignal): Promise<void> {
+    const min = this.#opts.minBackoffMs ?? 500;
+    const max = this.#opts.maxBackoffMs ?? 30_000;
+    this.#backoffMs = Math.min(max, this.#backoffMs ? this.#backoffMs * 2 : min);
+    const jittered = this.#backoffMs * (0.8 + Math.random() * 0.4);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, jittered);
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+}

@@ -1,0 +1,183 @@
+// A minimal JSON client for the Kubernetes API on top of node:https, shared by the informer, the leader
+// elector and the event recorder.
+//
+// Why not the generated clients of @kubernetes/client-node 2.x: each of their requests builds a new undici
+// Agent (a new TLS handshake per request), which at 1000 objects costs seconds of CPU; and a watch needs a raw
+// streaming response anyway. Here one keep-alive agent per KubeConfig is reused (as client-go's transport
+// does), while credentials still come from the KubeConfig on every request (so exec/file tokens refresh).
+// Not supported: cluster.proxyUrl (use client-node's clients behind a proxy).
+
+import type { KubeConfig } from "@kubernetes/client-node";
+import * as http from "node:http";
+import * as https from "node:https";
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface KubeRequest {
+  method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  query?: Query;
+  body?: unknown;
+  /** Defaults to application/json; use application/apply-patch+yaml etc. for patches. */
+  contentType?: string;
+  signal?: AbortSignal;
+  /** Whole-request timeout for non-streaming requests (default 30 s). */
+  timeoutMs?: number;
+}
+
+/** A non-2xx answer of the apiserver, with its Status reason (NotFound, Conflict, Expired, ...). */
+export class KubeApiError extends Error {
+  readonly status: number;
+  readonly reason: string | undefined;
+
+  constructor(status: number, message: string, reason?: string) {
+    super(message);
+    this.name = "KubeApiError";
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export function isStatus(error: unknown, status: number): boolean {
+  return error instanceof KubeApiError && error.status === status;
+}
+
+interface Connection {
+  server: URL;
+  agent: http.Agent;
+  headers: Record<string, string>;
+  auth?: string;
+}
+
+const clients = new WeakMap<KubeConfig, KubeHttp>();
+
+export class KubeHttp {
+  readonly #kc: KubeConfig;
+  readonly #userAgent: string;
+  #agent: http.Agent | undefined;
+
+  constructor(kc: KubeConfig, userAgent = "mokd-operator") {
+    this.#kc = kc;
+    this.#userAgent = userAgent;
+  }
+
+  /** The shared client of a KubeConfig (one connection pool per KubeConfig). */
+  static for(kc: KubeConfig): KubeHttp {
+    let client = clients.get(kc);
+    if (!client) {
+      client = new KubeHttp(kc);
+      clients.set(kc, client);
+    }
+    return client;
+  }
+
+  /** Sends a request and parses the JSON answer; throws KubeApiError on a non-2xx status. */
+  async request<T>(path: string, req: KubeRequest = {}): Promise<T> {
+    const res = await this.#send(path, req, false);
+    const text = await readBody(res);
+    if ((res.statusCode ?? 0) >= 300) throw apiError(res.statusCode ?? 0, text);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Opens a streaming GET (a watch); the caller reads the body. Throws KubeApiError on a non-2xx status. */
+  async stream(path: string, req: KubeRequest = {}): Promise<http.IncomingMessage> {
+    const res = await this.#send(path, { ...req, method: "GET" }, true);
+    if ((res.statusCode ?? 0) >= 300) throw apiError(res.statusCode ?? 0, await readBody(res));
+    return res;
+  }
+
+  /** Closes idle pooled connections (the process can then exit). */
+  close(): void {
+    this.#agent?.destroy();
+    this.#agent = undefined;
+  }
+
+  async #connection(): Promise<Connection> {
+    const cluster = this.#kc.getCurrentCluster();
+    if (!cluster) throw new Error("kubeconfig has no current cluster");
+    const opts: https.RequestOptions = {};
+    await this.#kc.applyToHTTPSOptions(opts);
+    const server = new URL(cluster.server);
+    this.#agent ??= makeAgent(server, opts);
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(opts.headers ?? {})) headers[name] = String(value);
+    return {
+      server,
+      agent: this.#agent,
+      headers,
+      auth: typeof opts.auth === "string" ? opts.auth : undefined,
+    };
+  }
+
+  async #send(path: string, req: KubeRequest, streaming: boolean): Promise<http.IncomingMessage> {
+    const conn = await this.#connection();
+    const url = new URL(conn.server.pathname.replace(/\/$/, "") + path, conn.server);
+    for (const [key, value] of Object.entries(req.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const payload = req.body === undefined ? undefined : serialise(req.body);
+    const headers: Record<string, string> = {
+      ...conn.headers,
+      Accept: "application/json",
+      "User-Agent": this.#userAgent,
+    };
+    if (payload !== undefined) {
+      headers["Content-Type"] = req.contentType ?? "application/json";
+      headers["Content-Length"] = String(Buffer.byteLength(payload));
+    }
+    const transport = url.protocol === "http:" ? http : https;
+    return new Promise((resolve, reject) => {
+      const request = transport.request(url, {
+        method: req.method ?? "GET",
+        agent: conn.agent,
+        headers,
+        auth: conn.auth,
+        signal: req.signal,
+      });
+      if (!streaming) {
+        request.setTimeout(req.timeoutMs ?? 30_000, () =>
+          request.destroy(new Error(`timeout: ${url.pathname}`)),
+        );
+      }
+      request.once("response", resolve);
+      request.once("error", reject);
+      request.end(payload);
+    });
+  }
+}
+
+function makeAgent(server: URL, tls: https.RequestOptions): http.Agent {
+  const common = { keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 64, maxFreeSockets: 16 };
+  if (server.protocol === "http:") return new http.Agent(common);
+  return new https.Agent({
+    ...common,
+    ca: tls.ca,
+    cert: tls.cert,
+    key: tls.key,
+    pfx: tls.pfx,
+    passphrase: tls.passphrase,
+    servername: tls.servername,
+    ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
+  });
+}
+
+function serialise(body: unknown): string {
+  return typeof body === "string" ? body : JSON.stringify(body);
+}
+
+function readBody(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on("data", (chunk: Buffer) => chunks.push(chunk));
+    res.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    res.once("error", reject);
+  });
+}
+
+function apiError(status: number, text: string): KubeApiError {
+  try {
+    const parsed = JSON.parse(text) as { message?: string; reason?: string };
+    return new KubeApiError(status, parsed.message ?? `HTTP ${status}`, parsed.reason);
+  } catch {
+    return new KubeApiError(status, `HTTP ${status}: ${text.slice(0, 200)}`);
+  }
+}
