@@ -1,0 +1,10 @@
+// The models part of the trainer: built-in networks, teacher loading, saving.
+export {
+  buildNetwork,
+  parameterCount,
+  FEATURE_LAYER,
+  LOGITS_LAYER,
+  type ArchitectureFields,
+} from "./build.ts";
+export { saveNetwork, loadLayersModel } from "./io.ts";
+export { loadTeacher, asNetwork } from "./teacher.ts";

@@ -1,0 +1,83 @@
+// Wrapping an arbitrary loaded classifier as a Network with outputs [logits, features].
+import * as tf from "@tensorflow/tfjs";
+import type { Network } from "../contracts.ts";
+import { DataError } from "../data/errors.ts";
+import { loadLayersModel } from "./io.ts";
+
+/** A layer's activation name from its config ("softmax", "linear", ...), if any. */
+function activationOf(layer: tf.layers.Layer): string | undefined {
+  const activation = layer.getConfig()["activation"];
+  return typeof activation === "string" ? activation : undefined;
+}
+
+const isSoftmaxLayer = (layer: tf.layers.Layer) =>
+  layer.getClassName() === "Softmax" ||
+  (layer.getClassName() === "Activation" && activationOf(layer) === "softmax");
+
+/**
+ * The logits behind a classifier output, and the layer that computes them. A softmax output is undone by taking
+ * its pre-activation: the input of a Softmax/Activation layer, or a linear copy (same weights) of a Dense layer
+ * with softmax activation.
+ */
+function logitsBehind(
+  output: tf.SymbolicTensor,
+  source: string,
+): { logits: tf.SymbolicTensor; layer: tf.layers.Layer } {
+  let layer = output.sourceLayer as tf.layers.Layer;
+  if (isSoftmaxLayer(layer)) {
+    const logits = layer.input as tf.SymbolicTensor;
+    return { logits, layer: logits.sourceLayer as tf.layers.Layer };
+  }
+  if (activationOf(layer) !== "softmax") return { logits: output, layer };
+  if (layer.getClassName() !== "Dense") {
+    throw new DataError(
+      source,
+      `the output layer ${layer.name} (${layer.getClassName()}) applies softmax; cannot recover logits`,
+    );
+  }
+  const config = layer.getConfig();
+  const linear = tf.layers.dense({
+    units: config["units"] as number,
+    useBias: config["useBias"] as boolean,
+    name: `${layer.name}_logits`,
+  });
+  const logits = linear.apply(layer.input as tf.SymbolicTensor) as tf.SymbolicTensor;
+  linear.setWeights(layer.getWeights());
+  layer = linear;
+  return { logits, layer };
+}
+
+function flattened(t: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+  return t.shape.length > 2 ? (tf.layers.flatten({ name: `${name}_flat` }).apply(t) as tf.SymbolicTensor) : t;
+}
+
+/**
+ * Exposes a loaded model as [logits, features]. Logits: the first output (pre-softmax, see logitsBehind).
+ * Features: the layer named `featureLayer`; else the second output of a two-output model (what saveNetwork
+ * writes); else the input of the logits layer ("the layer before the last"). Features of rank > 2 are flattened.
+ */
+export function asNetwork(base: tf.LayersModel, featureLayer: string | undefined, source: string): Network {
+  const { logits, layer } = logitsBehind(base.outputs[0]!, source);
+  let features: tf.SymbolicTensor;
+  if (featureLayer !== undefined) {
+    const named = base.layers.find((l) => l.name === featureLayer);
+    if (!named) {
+      throw new DataError(
+        source,
+        `no layer named "${featureLayer}" (layers: ${base.layers.map((l) => l.name).join(", ")})`,
+      );
+    }
+    features = named.output as tf.SymbolicTensor;
+  } else {
+    features = base.outputs.length >= 2 ? base.outputs[1]! : (layer.input as tf.SymbolicTensor);
+  }
+  features = flattened(features, base.name);
+  const model = tf.model({ inputs: base.inputs, outputs: [logits, features], name: `${base.name}_teacher` });
+  model.trainable = false;
+  return { model, featureDim: features.shape[1] as number, numClasses: logits.shape[1] as number };
+}
+
+/** Loads a frozen (non-trainable) teacher from a path or http(s) URL; errors are DataError (exit code 3). */
+export async function loadTeacher(pathOrUrl: string, featureLayer?: string): Promise<Network> {
+  return asNetwork(await loadLayersModel(pathOrUrl), featureLayer, pathOrUrl);
+}
