@@ -65,7 +65,7 @@ beforeAll(async () => {
 
 const tensors = (r: Reference) => ({
   x: tf.tensor4d(r.x, r.c.x),
-  dy: tf.tensor(r.dy, r.dyShape) as tf.Tensor4D,
+  dy: tf.tensor4d(r.dy, r.dyShape as [number, number, number, number]),
   filter: tf.tensor4d(r.filter, r.c.f),
 });
 const label = (r: Reference) => `x ${r.c.x} filter ${r.c.f} stride ${r.c.s} ${r.c.pad}`;
@@ -123,7 +123,7 @@ describe("replacement conv gradient kernels match the cpu backend's stock kernel
       epochs: 3,
       verbose: 0,
     });
-    expect(history.history.loss.every((l) => Number.isFinite(l as number))).toBe(true);
+    expect(history.history.loss!.every((l) => Number.isFinite(l as number))).toBe(true);
     expect(tf.memory().numTensors).toBeGreaterThan(before); // sanity: the model exists
   });
 
