@@ -57,7 +57,7 @@ exportToChildren();
 
 const suffix = () => randomBytes(3).toString("hex");
 
-/** A fresh namespace named `<prefix>-<random>`, labelled mokd-test=true. */
+/** A fresh namespace named `<prefix>-<random>`, labelled mokd-test=true, with its default ServiceAccount. */
 export async function createTestNamespace(prefix: string): Promise<string> {
   const base = prefix
     .toLowerCase()
@@ -67,6 +67,10 @@ export async function createTestNamespace(prefix: string): Promise<string> {
   const name = `${base || "test"}-${suffix()}`;
   const core = adminKubeConfig().makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name, labels: { "mokd-test": "true" } } } });
+  // Pods are refused until the controller-manager has created the namespace's default ServiceAccount.
+  await waitFor(`ServiceAccount ${name}/default`, () =>
+    core.readNamespacedServiceAccount({ name: "default", namespace: name }),
+  );
   return name;
 }
 
