@@ -1,0 +1,173 @@
+// Wires informers -> work queue -> reconciler, like controller-runtime's manager for one controller: watch the
+// DistillationJobs and the children we own (label-selected), map every event to the owner's key.
+import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import { GROUP, KIND, PLURAL, VERSION } from "../../../api/v1alpha1/index.ts";
+import { EventRecorder } from "../lib/events.ts";
+import { watchResource, type ResourceWatch } from "../lib/informer.ts";
+import { runWorkers, WorkQueue } from "../lib/workqueue.ts";
+import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
+import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, boundedName, keyOf } from "../names.ts";
+import type { OperatorConfig } from "../config.ts";
+import { ProgressScraper } from "../progress/scraper.ts";
+import { KubeClusterWriter } from "./kube.ts";
+import { Reconciler } from "./reconciler.ts";
+
+type Obj = KubernetesObject & { status?: { phase?: string } };
+
+const collection = (prefix: string, resource: string, namespace?: string) =>
+  `${prefix}${namespace ? `/namespaces/${namespace}` : ""}/${resource}`;
+
+export class Manager {
+  private readonly queue: WorkQueue;
+  private readonly informers: {
+    djs: ResourceWatch<Obj>;
+    jobs: ResourceWatch<V1Job>;
+    configMaps: ResourceWatch<V1ConfigMap>;
+    pods: ResourceWatch<V1Pod>;
+  };
+  private readonly scraper: ProgressScraper;
+  readonly events: EventRecorder;
+  private workers: Promise<void> | undefined;
+
+  constructor(kubeConfig: KubeConfig, config: OperatorConfig, log: Logger, metrics: Metrics) {
+    this.queue = new WorkQueue({
+      hooks: {
+        onDepth: (d) => metrics.queueDepth.set(d),
+        onQueueLatency: (_k, s) => metrics.queueLatency.observe(s),
+      },
+    });
+    const ns = config.namespace;
+    const onError = (what: string) => (error: unknown) =>
+      log.warn(`${what} watch error, restarting`, { error: String(error) });
+    const enqueueOwner = (obj: KubernetesObject) => {
+      const key = this.ownerKey(obj);
+      if (key) this.queue.add(key);
+    };
+    this.informers = {
+      djs: watchResource<Obj>({
+        kubeConfig,
+        path: collection(`/apis/${GROUP}/${VERSION}`, PLURAL, ns),
+        onEvent: (_t, obj) => this.queue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
+        onError: onError("DistillationJob"),
+      }),
+      jobs: watchResource<V1Job>({
+        kubeConfig,
+        path: collection("/apis/batch/v1", "jobs", ns),
+        labelSelector: MANAGED_SELECTOR,
+        onEvent: (_t, o) => enqueueOwner(o),
+        onError: onError("Job"),
+      }),
+      configMaps: watchResource<V1ConfigMap>({
+        kubeConfig,
+        path: collection("/api/v1", "configmaps", ns),
+        labelSelector: MANAGED_SELECTOR,
+        onEvent: (_t, o) => enqueueOwner(o),
+        onError: onError("ConfigMap"),
+      }),
+      pods: watchResource<V1Pod>({
+        kubeConfig,
+        path: collection("/api/v1", "pods", ns),
+        labelSelector: MANAGED_SELECTOR,
+        onEvent: (_t, o) => enqueueOwner(o),
+        onError: onError("Pod"),
+      }),
+    };
+    metrics.setPhaseSource({
+      phases: () =>
+        this.informers.djs
+          .list()
+          .map((o) => ({ namespace: o.metadata?.namespace ?? "", phase: o.status?.phase ?? "Pending" })),
+    });
+    this.events = new EventRecorder({
+      kubeConfig,
+      component: COMPONENT,
+      onError: (e) => log.warn("event not recorded", { error: String(e) }),
+    });
+    this.scraper = new ProgressScraper({
+      intervalMs: config.progressInterval * 1000,
+      onProgress: (key) => this.queue.add(key),
+      onError: (key, error) => log.debug("progress scrape failed", { key, error: String(error) }),
+    });
+    this.reconciler = new Reconciler({
+      reader: {
+        distillationJob: (n, name) => this.informers.djs.get(n, name),
+        job: (n, name) => this.informers.jobs.get(n, name),
+        configMap: (n, name) => this.informers.configMaps.get(n, name),
+        pods: (n, djName) => {
+          const label = boundedName(djName);
+          return this.informers.pods
+            .list()
+            .filter((p) => p.metadata?.namespace === n && p.metadata.labels?.[LABEL_JOB_NAME] === label);
+        },
+      },
+      writer: new KubeClusterWriter(kubeConfig),
+      events: this.events,
+      scraper: this.scraper,
+      trainerImage: config.trainerImage,
+      onFinished: (phase, seconds) => metrics.jobDuration.observe({ phase }, seconds),
+      log: (level, message, meta) => log.log(level, message, meta),
+    });
+    this.concurrency = config.concurrency;
+    this.log = log;
+    this.metrics = metrics;
+  }
+
+  private readonly reconciler: Reconciler;
+  private readonly concurrency: number;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+
+  /** Children point at their DistillationJob through the controller owner reference; pods through their Job. */
+  private ownerKey(obj: KubernetesObject): string | undefined {
+    const namespace = obj.metadata?.namespace;
+    if (!namespace) return undefined;
+    const owner = obj.metadata?.ownerReferences?.find((r) => r.controller);
+    if (owner?.kind === KIND) return keyOf(namespace, owner.name);
+    if (owner?.kind === "Job") {
+      const job = this.informers.jobs.get(namespace, owner.name);
+      const djOwner = job?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND);
+      if (djOwner) return keyOf(namespace, djOwner.name);
+    }
+    const label = obj.metadata?.labels?.[LABEL_JOB_NAME];
+    return label ? keyOf(namespace, label) : undefined;
+  }
+
+  synced(): boolean {
+    return Object.values(this.informers).every((i) => i.hasSynced());
+  }
+
+  /** Starts the watches; workers begin once every cache is filled, so no reconcile sees a half-listed world. */
+  async start(): Promise<void> {
+    const { djs, jobs, configMaps, pods } = this.informers;
+    await Promise.all([jobs.start(), configMaps.start(), pods.start()]);
+    await djs.start();
+    this.log.info("caches synced, starting workers", { concurrency: this.concurrency });
+    this.workers = runWorkers(this.queue, this.concurrency, (key) => this.reconcile(key), {
+      onWorkDuration: (_key, seconds, outcome) => {
+        this.metrics.reconcileDuration.observe(seconds);
+        this.metrics.reconcileTotal.inc({ result: outcome });
+      },
+      onError: (key, error) => {
+        this.metrics.reconcileErrors.inc();
+        const [namespace, name] = key.split("/");
+        this.log.warn("reconcile failed, retrying with backoff", { namespace, name, error: String(error) });
+      },
+    });
+  }
+
+  private async reconcile(key: string) {
+    const [namespace, name] = key.split("/");
+    this.log.debug("reconcile", { namespace, name });
+    return this.reconciler.reconcile(key);
+  }
+
+  /** Graceful stop: no new events, finish in-flight reconciles, flush events. */
+  async stop(): Promise<void> {
+    Object.values(this.informers).forEach((i) => i.stop());
+    this.scraper.stop();
+    await this.queue.shutDownWithDrain();
+    await this.workers;
+    await this.events.flush();
+  }
+}
