@@ -261,12 +261,12 @@ async function launch(
     "--leader-elect=false", "--use-service-account-credentials=false",
     `--service-account-private-key-file=${pki.saPrivateKey}`, `--root-ca-file=${pki.caCert}`,
     `--cluster-signing-cert-file=${pki.caCert}`, `--cluster-signing-key-file=${pki.caKey}`,
-    `--service-cluster-ip-range=${SERVICE_CIDR}`, "--profiling=false",
+    "--profiling=false",
   ]);
   // prettier-ignore
   start("kube-scheduler", [
     ...delegated, "--bind-address=127.0.0.1", `--secure-port=${schedPort}`, `--cert-dir=${join(workDir, "scheduler")}`,
-    "--leader-elect=false", "--profiling=false",
+    "--leader-elect=false",
   ]);
   // prettier-ignore
   start("kwok", [
