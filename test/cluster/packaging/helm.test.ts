@@ -1,0 +1,252 @@
+// The chart against the real control plane: lint, server-side dry runs of every rendering, and a release's
+// life (install, upgrade with a CRD change, uninstall keeping the CRD) with the bed's helm and kubectl.
+import { execFile } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { CHART_DIR, CRD_PATH } from "../../../api/generate.ts";
+import { binDir, createTestNamespace, deleteNamespace, kubeconfigPath, kubectl } from "../../bed/env.ts";
+
+const run = promisify(execFile);
+const CRD_NAME = "distillationjobs.distillation.mokd.io";
+const CHART_CRD = join("files", "crds", "distillation.mokd.io_distillationjobs.yaml");
+const MONITORING_ON = [
+  "serviceMonitor.enabled=true",
+  "podMonitor.enabled=true",
+  "prometheusRule.enabled=true",
+];
+const EVERYTHING_ON = [...MONITORING_ON, "networkPolicy.enabled=true", "podDisruptionBudget.enabled=true"];
+
+async function helm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(
+      join(binDir(), "helm"),
+      [`--kubeconfig=${kubeconfigPath()}`, ...args],
+      {
+        maxBuffer: 64 << 20,
+      },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+const setArgs = (values: string[]) => values.flatMap((v) => ["--set", v]);
+
+async function render(namespace: string, values: string[] = [], chart = CHART_DIR): Promise<string> {
+  const r = await helm(["template", "mokd", chart, "-n", namespace, ...setArgs(values)]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+function kinds(manifest: string): string[] {
+  return parseAllDocuments(manifest)
+    .map((d) => d.toJS() as { kind?: string } | null)
+    .flatMap((o) => (o?.kind ? [o.kind] : []));
+}
+
+async function dryRun(manifest: string): Promise<void> {
+  const r = await kubectl(["apply", "--dry-run=server", "-f", "-"], { input: manifest });
+  expect(r.code, `${r.stderr}\n${r.stdout}`).toBe(0);
+}
+
+/** Minimal monitoring.coreos.com CRDs (schemaless) so the Prometheus Operator objects can be dry-run too. */
+function monitoringCrdStubs(): string {
+  const stub = (kind: string, plural: string) => ({
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: `${plural}.monitoring.coreos.com`, labels: { "mokd-test": "stub" } },
+    spec: {
+      group: "monitoring.coreos.com",
+      scope: "Namespaced",
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+      versions: [
+        {
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+        },
+      ],
+    },
+  });
+  const stubs = [
+    stub("ServiceMonitor", "servicemonitors"),
+    stub("PodMonitor", "podmonitors"),
+    stub("PrometheusRule", "prometheusrules"),
+  ];
+  return stubs.map((s) => JSON.stringify(s)).join("\n---\n");
+}
+
+let namespace = "";
+beforeAll(async () => {
+  namespace = await createTestNamespace("helm");
+});
+afterAll(async () => {
+  if (namespace) await deleteNamespace(namespace);
+});
+
+describe("chart", () => {
+  it("lints clean, with defaults and with every option on", async () => {
+    for (const values of [[], EVERYTHING_ON, ["watchNamespace=team-a", "leaderElection.enabled=false"]]) {
+      const r = await helm(["lint", "--strict", CHART_DIR, ...setArgs(values)]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain("0 chart(s) failed");
+    }
+  });
+
+  it("refuses values the schema does not allow", async () => {
+    const r = await helm(["template", "mokd", CHART_DIR, "--set", "replicaCount=-1", "--set", "typo=1"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/replicaCount/);
+    expect(r.stderr).toMatch(/typo/);
+  });
+
+  it("renders manifests the API server accepts (server-side dry run)", async () => {
+    const manifest = await render(namespace, [
+      "networkPolicy.enabled=true",
+      "podDisruptionBudget.enabled=true",
+    ]);
+    expect(kinds(manifest)).toEqual(
+      expect.arrayContaining([
+        "CustomResourceDefinition",
+        "Deployment",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Service",
+        "ConfigMap",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+      ]),
+    );
+    expect(kinds(manifest)).not.toContain("ServiceMonitor");
+    await dryRun(manifest);
+  });
+
+  it("renders a Role instead of a ClusterRole in single-namespace mode", async () => {
+    const manifest = await render(namespace, [`watchNamespace=${namespace}`, "networkPolicy.enabled=true"]);
+    expect(kinds(manifest)).not.toContain("ClusterRole");
+    expect(kinds(manifest)).toEqual(expect.arrayContaining(["Role", "RoleBinding"]));
+    await dryRun(manifest);
+  });
+
+  it("renders ServiceMonitor, PodMonitor and PrometheusRule the API server accepts", async () => {
+    const stubs = monitoringCrdStubs();
+    const created = await kubectl(["apply", "-f", "-"], { input: stubs });
+    expect(created.code, created.stderr).toBe(0);
+    try {
+      await kubectl(["wait", "--for=condition=Established", "crd", "-l", "mokd-test=stub", "--timeout=30s"]);
+      const manifest = await render(namespace, [...MONITORING_ON, "serviceMonitor.labels.release=kps"]);
+      expect(kinds(manifest)).toEqual(
+        expect.arrayContaining(["ServiceMonitor", "PodMonitor", "PrometheusRule"]),
+      );
+      const docs = parseAllDocuments(manifest).map((d) => d.toJS() as Record<string, never>);
+      const rule = docs.find((d) => d?.kind === "PrometheusRule") as unknown as {
+        spec: { groups: { rules: { annotations: { summary: string } }[] }[] };
+      };
+      // Not templated by Helm: Prometheus gets its own {{ $labels }} templates.
+      expect(JSON.stringify(rule.spec.groups)).toContain("{{ $labels.mokd_job }}");
+      await dryRun(manifest);
+    } finally {
+      await kubectl(["delete", "crd", "-l", "mokd-test=stub", "--wait=false"]);
+    }
+  });
+});
+
+describe("release", () => {
+  const release = `mokd-${Math.random().toString(36).slice(2, 7)}`;
+  let chartCopy = "";
+
+  beforeAll(() => {
+    chartCopy = mkdtempSync(join(tmpdir(), "mokd-chart-"));
+    cpSync(CHART_DIR, chartCopy, { recursive: true });
+  });
+  afterAll(async () => {
+    await helm(["uninstall", release, "-n", namespace, "--wait=false"]);
+    // Other tests share the CRD: put back exactly the generated one.
+    await kubectl(["replace", "-f", CRD_PATH]);
+    rmSync(chartCopy, { recursive: true, force: true });
+  });
+
+  const column = async () =>
+    (
+      await kubectl([
+        "get",
+        "crd",
+        CRD_NAME,
+        "-o",
+        "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}",
+      ])
+    ).stdout;
+
+  it("installs, upgrades a changed CRD, and keeps the CRD on uninstall", async () => {
+    // Another test may already have created the CRD from crds/: let this release adopt it, as users would.
+    if ((await kubectl(["get", "crd", CRD_NAME])).code === 0) {
+      await kubectl(["label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
+      await kubectl([
+        "annotate",
+        "crd",
+        CRD_NAME,
+        `meta.helm.sh/release-name=${release}`,
+        `meta.helm.sh/release-namespace=${namespace}`,
+        "--overwrite",
+      ]);
+    }
+    const install = await helm(["install", release, chartCopy, "-n", namespace, "--set", "replicaCount=1"]);
+    expect(install.code, install.stderr).toBe(0);
+    expect(install.stdout).toContain("MoKD distillation");
+    const keep = await kubectl([
+      "get",
+      "crd",
+      CRD_NAME,
+      "-o",
+      "jsonpath={.metadata.annotations.helm\\.sh/resource-policy}",
+    ]);
+    expect(keep.stdout).toBe("keep");
+    const deploy = await kubectl([
+      "get",
+      "deploy",
+      "-n",
+      namespace,
+      "-l",
+      `app.kubernetes.io/instance=${release}`,
+      "-o",
+      "name",
+    ]);
+    expect(deploy.stdout.trim()).not.toBe("");
+    expect(await column()).not.toContain("Strategy");
+
+    // A new chart version whose CRD gained a printer column: `helm upgrade` applies it (CRDs are templates).
+    const crdFile = join(chartCopy, CHART_CRD);
+    const changed = readFileSync(crdFile, "utf8").replace(
+      "      additionalPrinterColumns:\n",
+      "      additionalPrinterColumns:\n        - name: Strategy\n          type: string\n          jsonPath: .spec.strategy.name\n",
+    );
+    expect(changed).toContain("name: Strategy");
+    writeFileSync(crdFile, changed);
+    const upgrade = await helm(["upgrade", release, chartCopy, "-n", namespace, "--reuse-values"]);
+    expect(upgrade.code, upgrade.stderr).toBe(0);
+    expect(await column()).toContain("Strategy");
+
+    const uninstall = await helm(["uninstall", release, "-n", namespace]);
+    expect(uninstall.code, uninstall.stderr).toBe(0);
+    expect((await kubectl(["get", "crd", CRD_NAME])).code).toBe(0);
+    const gone = await kubectl([
+      "get",
+      "deploy,sa,svc,cm",
+      "-n",
+      namespace,
+      "-l",
+      `app.kubernetes.io/instance=${release}`,
+      "-o",
+      "name",
+    ]);
+    expect(gone.stdout.trim()).toBe("");
+  });
+});
