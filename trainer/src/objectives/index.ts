@@ -1,0 +1,69 @@
+// The objectives whose gradients the weighting strategy combines: task, distillation, feature (in that order).
+import type * as tf from "@tensorflow/tfjs";
+import type { ObjectivesSpec } from "../../../api/v1alpha1/index.ts";
+import type { Objective, ObjectiveInputs } from "../contracts.ts";
+import { deriveSeed } from "../data/random.ts";
+import { crossEntropy, distillationLoss, meanSquaredError, standardizeRows } from "./losses.ts";
+import { Projector } from "./projector.ts";
+
+export { crossEntropy, distillationLoss, meanSquaredError, standardizeRows } from "./losses.ts";
+export { Projector, orthonormalMatrix } from "./projector.ts";
+
+export interface ObjectiveDims {
+  studentFeatureDim: number;
+  teacherFeatureDim: number;
+  numClasses: number;
+}
+
+export interface BuiltObjectives {
+  /** Enabled objectives, in the order task, distillation, feature. */
+  objectives: Objective[];
+  /** Trainable variables the objectives own (the projector's): the engine trains them with the student. */
+  variables: tf.Variable[];
+  /** Present when the feature objective is enabled; dispose it with the run. */
+  projector?: Projector;
+}
+
+export function taskObjective(labelSmoothing: number): Objective {
+  return {
+    name: "task",
+    loss: (i: ObjectiveInputs) => crossEntropy(i.studentLogits, i.labels, labelSmoothing),
+  };
+}
+
+export function distillationObjective(temperature: number): Objective {
+  return {
+    name: "distillation",
+    loss: (i) => distillationLoss(i.studentLogits, i.teacherLogits, temperature),
+  };
+}
+
+/**
+ * MSE between projected student features and (optionally per-sample standardised) teacher features, plus
+ * orthogonalityWeight * ||W W^T - I||_F^2 of the projector.
+ */
+export function featureObjective(
+  projector: Projector,
+  options: { normalizeTeacher: boolean; orthogonalityWeight: number },
+): Objective {
+  return {
+    name: "feature",
+    loss: (i) => {
+      const target = options.normalizeTeacher ? standardizeRows(i.teacherFeatures) : i.teacherFeatures;
+      const mse = meanSquaredError(projector.project(i.studentFeatures), target);
+      return options.orthogonalityWeight > 0
+        ? mse.add(projector.orthogonalityPenalty().mul(options.orthogonalityWeight))
+        : mse;
+    },
+  };
+}
+
+export function buildObjectives(spec: ObjectivesSpec, dims: ObjectiveDims, seed: number): BuiltObjectives {
+  const objectives: Objective[] = [];
+  if (spec.task.enabled) objectives.push(taskObjective(spec.task.labelSmoothing));
+  if (spec.distillation.enabled) objectives.push(distillationObjective(spec.distillation.temperature));
+  if (!spec.feature.enabled) return { objectives, variables: [] };
+  const projector = new Projector(dims.studentFeatureDim, dims.teacherFeatureDim, deriveSeed(seed, 0x9e0));
+  objectives.push(featureObjective(projector, spec.feature));
+  return { objectives, variables: projector.variables, projector };
+}
