@@ -1,0 +1,350 @@
+// Scale benchmark of the operator (issue 4, point 8): N DistillationJobs applied at once on the test control
+// plane -> time until every child batch/v1 Job exists, operator peak RSS, API requests the operator made, and
+// requests while idle (must be watches only: no polling).
+//
+//   npm run bench:scale -- [--jobs 1000] [--gpus 1] [--idle-seconds 30] [--no-write]
+//
+// Uses the bed from `npm run testbed:up` when MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR are set, else starts (and
+// stops) one. The operator runs as `node operator/src/main.ts` with a kubeconfig pointing at a counting HTTP
+// proxy in this process (test/cluster/operator-lib/api-proxy.ts, which forwards as admin), so every API request
+// the operator makes is counted exactly, by verb and resource. Results go to docs/benchmarks.md "Operator scale".
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import YAML from "yaml";
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../../api/v1alpha1/index.ts";
+import { watchResource } from "../src/lib/informer.ts";
+import { KubeHttp, isStatus } from "../src/lib/kube-http.ts";
+import { newWorkDir, startBed, stopBed, type BedState } from "../../test/bed/bed.ts";
+import { ENV_BIN_DIR, ENV_KUBECONFIG } from "../../test/bed/config.ts";
+import { startApiProxy, type ApiProxy } from "../../test/cluster/operator-lib/api-proxy.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const log = (message: string) => console.error(`[bench:scale] ${message}`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function flag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = Number(process.argv[i + 1]);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} needs a number`);
+  return value;
+}
+const JOBS = flag("jobs", 1000);
+const GPUS = flag("gpus", 1);
+const IDLE_SECONDS = flag("idle-seconds", 30);
+const WRITE = !process.argv.includes("--no-write");
+
+interface Bed {
+  kubeconfig: string;
+  binDir: string;
+  state?: BedState;
+}
+
+async function bed(): Promise<Bed> {
+  const kubeconfig = process.env[ENV_KUBECONFIG];
+  const binDir = process.env[ENV_BIN_DIR];
+  if (kubeconfig && binDir) {
+    log(`using the running test bed (${kubeconfig})`);
+    return { kubeconfig, binDir };
+  }
+  log(
+    "starting a test bed (set MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR from `npm run testbed:up` to reuse one)",
+  );
+  const state = await startBed({ workDir: newWorkDir(), log });
+  return { kubeconfig: state.kubeconfig, binDir: state.binDir, state };
+}
+
+function run(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${command} ${args}: ${out}`)),
+    );
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function proxyKubeconfig(proxy: ApiProxy): string {
+  const cluster = proxy.kubeConfig().getCurrentCluster()!;
+  const file = join(mkdtempSync(join(tmpdir(), "mokd-bench-")), "kubeconfig.yaml");
+  const config = {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "proxy", cluster: { server: cluster.server, "insecure-skip-tls-verify": true } }],
+    users: [{ name: "proxy", user: {} }],
+    contexts: [{ name: "proxy", context: { cluster: "proxy", user: "proxy" } }],
+    "current-context": "proxy",
+  };
+  writeFileSync(file, YAML.stringify(config));
+  return file;
+}
+
+function startOperator(kubeconfig: string, port: number, leaseNamespace: string): ChildProcess {
+  const args = [
+    "operator/src/main.ts",
+    `--port=${port}`,
+    `--lease-namespace=${leaseNamespace}`,
+    "--log-level=warn",
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, KUBECONFIG: kubeconfig },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  child.on("exit", (code, signal) => log(`operator exited (${code ?? signal})`));
+  return child;
+}
+
+async function waitUntil(
+  what: string,
+  fn: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  everyMs = 100,
+) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await Promise.resolve().then(fn).catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+function procStatus(pid: number, field: "VmHWM" | "VmRSS"): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+function distillationJob(namespace: string, i: number): object {
+  const example = YAML.parse(readFileSync(join(ROOT, "examples/fashion-mnist.yaml"), "utf8")) as {
+    spec: { runtime?: Record<string, unknown> };
+  };
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: `scale-${String(i).padStart(5, "0")}`, namespace },
+    spec: { ...example.spec, runtime: { ...example.spec.runtime, gpus: GPUS } },
+  };
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+}
+
+/** "VERB resource" of a proxied request line such as "GET /apis/batch/v1/namespaces/x/jobs?watch=1". */
+export function classify(line: string): string {
+  const [method = "", url = ""] = line.split(" ");
+  const [path = "", query = ""] = url.split("?");
+  const parts = path.split("/").filter(Boolean);
+  const core = parts[0] === "api" ? parts.slice(2) : parts.slice(3);
+  const rest = core[0] === "namespaces" && core.length > 2 ? core.slice(2) : core;
+  const resource = rest[0] ?? "namespaces";
+  const subresource = rest[2] ? `/${rest[2]}` : "";
+  const isCollection = rest.length === 1;
+  let verb = { POST: "create", PUT: "update", PATCH: "patch", DELETE: "delete" }[method] ?? "get";
+  if (method === "GET" && /(^|&)watch=(1|true)/.test(query)) verb = "watch";
+  else if (method === "GET" && isCollection) verb = "list";
+  return `${verb} ${resource}${subresource}`;
+}
+
+function countBy(lines: string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of lines) counts.set(classify(line), (counts.get(classify(line)) ?? 0) + 1);
+  return new Map([...counts].sort((a, b) => b[1] - a[1]));
+}
+
+interface Result {
+  jobs: number;
+  applySeconds: number;
+  allChildrenSeconds: number;
+  peakRssMiB: number;
+  rssAfterMiB: number;
+  burstRequests: Map<string, number>;
+  settleSeconds: number;
+  idleRequests: Map<string, number>;
+  idleSeconds: number;
+}
+
+async function measure(b: Bed): Promise<Result> {
+  const admin = new KubeConfig();
+  admin.loadFromFile(b.kubeconfig);
+  const api = new KubeHttp(admin, "mokd-bench");
+  log("installing the CRD");
+  await run(join(b.binDir, "kubectl"), [
+    `--kubeconfig=${b.kubeconfig}`,
+    "apply",
+    "--server-side",
+    "-f",
+    "crds/",
+  ]);
+  await run(join(b.binDir, "kubectl"), [
+    `--kubeconfig=${b.kubeconfig}`,
+    "wait",
+    "--for=condition=Established",
+    `crd/${PLURAL}.${GROUP}`,
+  ]);
+  const namespace = `bench-scale-${Date.now().toString(36)}`;
+  await api.request("/api/v1/namespaces", { method: "POST", body: { metadata: { name: namespace } } });
+
+  const proxy = await startApiProxy(admin);
+  const port = await freePort();
+  const operator = startOperator(proxyKubeconfig(proxy), port, namespace);
+  const children = watchResource<KubernetesObject>({
+    kubeConfig: admin,
+    path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+    onEvent: () => undefined,
+  });
+  try {
+    await children.start();
+    log(`waiting for the operator (pid ${operator.pid}) to become ready`);
+    await waitUntil(
+      "operator /readyz",
+      async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
+      60_000,
+    );
+    const pid = operator.pid!;
+    const before = proxy.requests.length;
+
+    log(`applying ${JOBS} DistillationJobs`);
+    const started = performance.now();
+    const items = Array.from({ length: JOBS }, (_, i) => distillationJob(namespace, i));
+    await pool(items, 64, (body) =>
+      api.request(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`, { method: "POST", body }),
+    );
+    const applySeconds = (performance.now() - started) / 1000;
+    await waitUntil(`${JOBS} child Jobs`, () => children.list().length >= JOBS, 600_000, 50);
+    const allChildrenSeconds = (performance.now() - started) / 1000;
+    log(
+      `all ${JOBS} child Jobs exist after ${allChildrenSeconds.toFixed(1)} s; waiting for the operator to settle`,
+    );
+
+    // Settled: no request other than watches for 5 s in a row (status updates of the burst are done).
+    const settleStart = performance.now();
+    let quietSince = performance.now();
+    let seen = proxy.requests.length;
+    await waitUntil(
+      "the operator to settle",
+      () => {
+        const fresh = proxy.requests.slice(seen).filter((r) => classify(r).split(" ")[0] !== "watch");
+        seen = proxy.requests.length;
+        if (fresh.length > 0) quietSince = performance.now();
+        return performance.now() - quietSince > 5000;
+      },
+      300_000,
+      250,
+    );
+    const settleSeconds = (performance.now() - settleStart) / 1000 - 5;
+    const burstRequests = countBy(proxy.requests.slice(before));
+
+    log(`counting requests over ${IDLE_SECONDS} s of idleness`);
+    const idleFrom = proxy.requests.length;
+    await sleep(IDLE_SECONDS * 1000);
+    const idleRequests = countBy(proxy.requests.slice(idleFrom));
+    return {
+      jobs: JOBS,
+      applySeconds,
+      allChildrenSeconds,
+      peakRssMiB: procStatus(pid, "VmHWM"),
+      rssAfterMiB: procStatus(pid, "VmRSS"),
+      burstRequests,
+      settleSeconds,
+      idleRequests,
+      idleSeconds: IDLE_SECONDS,
+    };
+  } finally {
+    children.stop();
+    operator.kill("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    if (operator.exitCode === null) operator.kill("SIGKILL");
+    await proxy.close();
+    await api
+      .request(`/api/v1/namespaces/${namespace}`, { method: "DELETE" })
+      .catch((e: unknown) => (isStatus(e, 404) ? undefined : log(`namespace cleanup: ${String(e)}`)));
+    api.close();
+  }
+}
+
+function total(counts: Map<string, number>): number {
+  return [...counts.values()].reduce((a, b) => a + b, 0);
+}
+
+function formatCounts(counts: Map<string, number>): string {
+  return counts.size === 0 ? "none" : [...counts].map(([k, v]) => `${k}: ${v}`).join(", ");
+}
+
+function report(r: Result): string {
+  const rows: [string, string, string][] = [
+    ["DistillationJobs applied (64 parallel creates)", `${r.jobs} in ${r.applySeconds.toFixed(1)} s`, ""],
+    ["Time until every child batch/v1 Job exists", `${r.allChildrenSeconds.toFixed(1)} s`, "<= 30 s"],
+    ["Operator peak RSS (VmHWM)", `${r.peakRssMiB.toFixed(0)} MiB`, "<= 150 MiB"],
+    ["Operator RSS after the burst", `${r.rssAfterMiB.toFixed(0)} MiB`, ""],
+    ["API requests by the operator, burst until settled", `${total(r.burstRequests)}`, ""],
+    ["Settling after the last child Job", `${r.settleSeconds.toFixed(1)} s`, ""],
+    [`API requests while idle (${r.idleSeconds} s)`, `${total(r.idleRequests)}`, "watches only"],
+  ];
+  const table = [
+    "| Measure | Result | Target |",
+    "| --- | --- | --- |",
+    ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`),
+  ];
+  return [
+    ...table,
+    "",
+    `Burst requests by verb and resource: ${formatCounts(r.burstRequests)}.`,
+    "",
+    `Idle requests by verb and resource: ${formatCounts(r.idleRequests)}.`,
+  ].join("\n");
+}
+
+function writeDocs(body: string): void {
+  const file = join(ROOT, "docs/benchmarks.md");
+  const command = `npm run bench:scale -- ${process.argv.slice(2).join(" ")}`.trim();
+  const cpu = cpus();
+  const machine = `${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
+  const section = [
+    "## Operator scale",
+    "",
+    `Command: \`${command}\` — ${new Date().toISOString().slice(0, 10)}, ${machine}; the test bed's`,
+    "kube-apiserver, controller-manager, scheduler and kwok ran on the same machine. API requests are counted at a",
+    "proxy in front of the operator (operator/bench/scale.ts), so they are exactly the operator's own.",
+    "",
+    body,
+    "",
+  ].join("\n");
+  const existing = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmarks\n";
+  const pattern = /## Operator scale\n[\s\S]*?(?=\n## |$)/;
+  const next = pattern.test(existing)
+    ? existing.replace(pattern, section.trimEnd() + "\n")
+    : `${existing.trimEnd()}\n\n${section}`;
+  writeFileSync(file, next);
+  log(`wrote ${file}`);
+}
+
+const b = await bed();
+try {
+  const result = await measure(b);
+  const body = report(result);
+  console.log(body);
+  if (WRITE) writeDocs(body);
+} finally {
+  if (b.state) await stopBed(b.state);
+}
