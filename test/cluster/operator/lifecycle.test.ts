@@ -1,0 +1,225 @@
+// The operator on the real control plane, under its own ServiceAccount: one operator for this file, each test
+// its own DistillationJob, run concurrently. kwok plays the trainer pods from pod annotations.
+import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createTestNamespace, deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
+import {
+  condition,
+  ensureCrd,
+  Jobs,
+  operatorIdentity,
+  removeIdentity,
+  startOperator,
+  type OperatorProcess,
+} from "./harness.ts";
+
+const RESULT = { teacherAccuracy: 0.91, studentAccuracy: 0.88, bestEpoch: 2, modelPath: "/output/student" };
+const succeed = (duration = "1500ms") => ({
+  "kwok.mokd.io/outcome": "succeed",
+  "kwok.mokd.io/duration": duration,
+});
+const fail = (exitCode: number, message: string) => ({
+  "kwok.mokd.io/outcome": "fail",
+  "kwok.mokd.io/duration": "300ms",
+  "kwok.mokd.io/exit-code": String(exitCode),
+  "kwok.mokd.io/message": message,
+});
+
+let ns: string;
+let jobs: Jobs;
+let operator: OperatorProcess;
+let batch: BatchV1Api;
+let core: CoreV1Api;
+
+beforeAll(async () => {
+  ns = await createTestNamespace("op-life");
+  await ensureCrd();
+  operator = startOperator(await operatorIdentity(ns), ns, ["--no-leader-elect"]);
+  jobs = new Jobs(ns);
+  batch = jobs.kc.makeApiClient(BatchV1Api);
+  core = jobs.kc.makeApiClient(CoreV1Api);
+});
+
+let failed = false;
+afterEach(({ task }) => {
+  if (task.result?.state === "fail") failed = true;
+});
+
+afterAll(async () => {
+  await operator?.kill("SIGTERM");
+  if (failed) console.log(operator.logs());
+  await deleteNamespace(ns);
+  await removeIdentity(ns);
+});
+
+const podsOf = async (name: string) =>
+  (await core.listNamespacedPod({ namespace: ns, labelSelector: `mokd.io/job-name=${name}` })).items;
+
+describe.concurrent("DistillationJob lifecycle", () => {
+  it("creates a ConfigMap and a GPU Job, runs on a kwok GPU node, and succeeds with the trainer's result", async () => {
+    await jobs.create(
+      "ok",
+      { runtime: { gpus: 2 } },
+      { ...succeed("3s"), "kwok.mokd.io/message": JSON.stringify(RESULT) },
+    );
+    const cm = await waitFor("ConfigMap", () =>
+      core.readNamespacedConfigMap({ name: "ok-config", namespace: ns }),
+    );
+    expect(JSON.parse(cm.data!["job.json"]!).metadata.name).toBe("ok");
+    const job = await batch.readNamespacedJob({ name: "ok", namespace: ns });
+    expect(job.spec!.template.spec!.containers[0]!.resources!.limits!["nvidia.com/gpu"]).toBe("2");
+    expect(job.metadata!.ownerReferences![0]).toMatchObject({
+      kind: "DistillationJob",
+      name: "ok",
+      controller: true,
+    });
+    const running = await jobs.waitPhase("ok", "Running");
+    expect(running.status).toMatchObject({ jobName: "ok", attempts: 1 });
+    const [pod] = await podsOf("ok");
+    expect(pod!.spec!.nodeName).toMatch(/^kwok-gpu-/);
+    const done = await jobs.waitPhase("ok", "Succeeded");
+    expect(done.status!.result).toEqual(RESULT);
+    expect(condition(done.status, "Succeeded")).toMatchObject({
+      status: "True",
+      reason: "Completed",
+      observedGeneration: 1,
+    });
+    expect(done.status!.completionTime).toBeDefined();
+    const events = await kubectl([
+      "-n",
+      ns,
+      "get",
+      "events",
+      "--field-selector=regarding.name=ok",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    ]);
+    expect(events.stdout).toContain("TrainerRunning");
+    expect(events.stdout).toContain("Succeeded");
+  });
+
+  it("retries a failing trainer up to backoffLimit, then fails with the Job's reason", async () => {
+    await jobs.create("flaky", { runPolicy: { backoffLimit: 1 } }, fail(1, "out of memory"));
+    const failed = await jobs.waitPhase("flaky", "Failed", 90_000);
+    expect(condition(failed.status, "Failed")).toMatchObject({
+      status: "True",
+      reason: "BackoffLimitExceeded",
+    });
+    expect(condition(failed.status, "Failed")!.message).toContain("out of memory");
+    expect(failed.status!.attempts).toBe(2);
+  });
+
+  it("fails at once on the trainer's bad-config exit code (podFailurePolicy)", async () => {
+    await jobs.create("badcfg", { runPolicy: { backoffLimit: 5 } }, fail(2, "spec.data.path: no IDX files"));
+    const failed = await jobs.waitPhase("badcfg", "Failed");
+    expect(condition(failed.status, "Failed")).toMatchObject({ reason: "BadConfig" });
+    expect(condition(failed.status, "Failed")!.message).toContain("spec.data.path");
+    expect(failed.status!.attempts).toBe(1);
+  });
+
+  it("suspends and resumes through runPolicy.suspend", async () => {
+    await jobs.create("pause", { runtime: { gpus: 1 } }); // no outcome: the pod runs until deleted
+    await jobs.waitPhase("pause", "Running");
+    expect((await jobs.patchSpec("pause", { runPolicy: { suspend: true } })).code).toBe(0);
+    const suspended = await jobs.waitPhase("pause", "Suspended");
+    expect(condition(suspended.status, "Suspended")).toMatchObject({ status: "True", reason: "Suspended" });
+    expect((await batch.readNamespacedJob({ name: "pause", namespace: ns })).spec!.suspend).toBe(true);
+    await waitFor("pods deleted", async () => (await podsOf("pause")).length === 0);
+    expect((await jobs.patchSpec("pause", { runPolicy: { suspend: false } })).code).toBe(0);
+    const resumed = await jobs.waitPhase("pause", "Running");
+    expect(condition(resumed.status, "Suspended")).toMatchObject({ status: "False" });
+  });
+
+  it("fails a run that exceeds activeDeadlineSeconds", async () => {
+    await jobs.create("slow", { runPolicy: { activeDeadlineSeconds: 3 } });
+    const failed = await jobs.waitPhase("slow", "Failed");
+    expect(condition(failed.status, "Failed")).toMatchObject({ reason: "DeadlineExceeded" });
+  });
+
+  it("deletes a finished job after ttlSecondsAfterFinished, and its children with it", async () => {
+    await jobs.create("ttl", { runPolicy: { ttlSecondsAfterFinished: 2 } }, succeed("300ms"));
+    await jobs.waitPhase("ttl", "Succeeded");
+    await waitFor("DistillationJob deleted", async () => (await jobs.get("ttl")) === undefined, 30_000);
+    await waitFor(
+      "child Job collected",
+      async () => {
+        const list = await batch.listNamespacedJob({ namespace: ns, labelSelector: "mokd.io/job-name=ttl" });
+        return list.items.length === 0;
+      },
+      30_000,
+    );
+  });
+
+  it("refuses a spec change while running, naming the field; runPolicy may change", async () => {
+    await jobs.create("fixed", {});
+    await jobs.waitPhase("fixed", "Running");
+    const refused = await jobs.patchSpec("fixed", { training: { epochs: 50 } });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("spec.training");
+    expect(refused.stderr).toContain("immutable");
+    expect((await jobs.patchSpec("fixed", { runPolicy: { backoffLimit: 4 } })).code).toBe(0);
+    await waitFor(
+      "backoffLimit applied",
+      async () => (await batch.readNamespacedJob({ name: "fixed", namespace: ns })).spec!.backoffLimit === 4,
+    );
+  });
+
+  it("garbage-collects the children when the DistillationJob is deleted", async () => {
+    await jobs.create("gone", {});
+    await waitFor("child Job", () => batch.readNamespacedJob({ name: "gone", namespace: ns }));
+    await jobs.api.deleteNamespacedCustomObject({
+      group: "distillation.mokd.io",
+      version: "v1alpha1",
+      plural: "distillationjobs",
+      namespace: ns,
+      name: "gone",
+    });
+    await waitFor(
+      "children collected",
+      async () => {
+        const [j, c] = await Promise.all([
+          batch.listNamespacedJob({ namespace: ns, labelSelector: "mokd.io/job-name=gone" }),
+          core.listNamespacedConfigMap({ namespace: ns, labelSelector: "mokd.io/job-name=gone" }),
+        ]);
+        return j.items.length === 0 && c.items.length === 0;
+      },
+      30_000,
+    );
+  });
+
+  it("shows Unschedulable within 60 s when no node has enough GPUs", async () => {
+    const started = Date.now();
+    await jobs.create("huge", { runtime: { gpus: 8 } });
+    const pending = await jobs.waitStatus(
+      "huge",
+      "Unschedulable",
+      (s) => condition(s, "Running")?.reason === "Unschedulable",
+      60_000,
+    );
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(pending.status!.phase).toBe("Pending");
+    expect(condition(pending.status, "Running")!.message).toContain("nvidia.com/gpu");
+  });
+
+  it("lets the apiserver refuse malformed manifests with the field path", async () => {
+    const bad = (spec: unknown) =>
+      kubectl(["-n", ns, "apply", "-f", "-"], {
+        input: JSON.stringify({
+          apiVersion: "distillation.mokd.io/v1alpha1",
+          kind: "DistillationJob",
+          metadata: { name: "bad" },
+          spec,
+        }),
+      });
+    const epochs = await bad({ training: { epochs: -1 } });
+    expect(epochs.code).not.toBe(0);
+    expect(epochs.stderr).toContain("spec.training.epochs");
+    const gpus = await bad({ runtime: { gpus: "many" } });
+    expect(gpus.stderr).toContain("spec.runtime.gpus");
+    const strategy = await bad({
+      strategy: { name: "mokd" },
+      objectives: { distillation: { enabled: false } },
+    });
+    expect(strategy.stderr).toContain("spec.strategy.name");
+  });
+});
