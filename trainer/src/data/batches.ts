@@ -70,12 +70,7 @@ export function copyAugmented(
     }
     fillPadding(out, o, x0, lut, channels);
     fillPadding(out, o + x1 * channels, width - x1, lut, channels);
-    const s = src + sy * row;
-    for (let x = x0; x < x1; x++) {
-      const sx = flip ? width - 1 - x + dx : x + dx;
-      for (let c = 0; c < channels; c++)
-        out[o + x * channels + c] = lut[c * 256 + images[s + sx * channels + c]!]!;
-    }
+    copyRow(out, o, images, src + sy * row, x0, x1, flip ? width - 1 + dx : dx, flip ? -1 : 1, lut, channels);
   }
 }
 
@@ -88,4 +83,27 @@ function fillPadding(
 ): void {
   for (let p = 0; p < pixels; p++)
     for (let c = 0; c < channels; c++) out[at + p * channels + c] = lut[c * 256]!;
+}
+
+/** Output pixels [x0, x1) of a row <- source pixels start + step * x of the source row, through the table. */
+function copyRow(
+  out: Float32Array,
+  o: number,
+  images: Uint8Array,
+  s: number,
+  x0: number,
+  x1: number,
+  start: number,
+  step: number,
+  lut: Float32Array,
+  channels: number,
+): void {
+  if (channels === 1) {
+    for (let x = x0; x < x1; x++) out[o + x] = lut[images[s + start + step * x]!]!;
+    return;
+  }
+  for (let x = x0; x < x1; x++) {
+    const from = s + (start + step * x) * channels;
+    for (let c = 0; c < channels; c++) out[o + x * channels + c] = lut[c * 256 + images[from + c]!]!;
+  }
 }
