@@ -185,6 +185,27 @@ describe("teachers with a softmax output", () => {
     expect(features!.dataSync()).toEqual((hidden.predict(xs) as tf.Tensor).dataSync());
   });
 
+  it("feeds a flattened-input teacher through a reshape, and rejects a size mismatch", async () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [12], units: 5, activation: "relu" }),
+        tf.layers.dense({ units: 3, activation: "softmax" }),
+      ],
+    });
+    const dir = tempDir("mokd-flat-");
+    await saveNetwork({ model, featureDim: 0, numClasses: 0 }, dir);
+    const teacher = await loadTeacher(dir, undefined, [2, 2, 3]);
+    const images = tf.randomNormal([4, 2, 2, 3], 0, 1, "float32", 8);
+    const [logits] = teacher.model.predict(images) as tf.Tensor[];
+    const probs = model.predict(images.reshape([4, 12])) as tf.Tensor;
+    Array.from(tf.softmax(logits!).dataSync()).forEach((v, i) =>
+      expect(v).toBeCloseTo(probs.dataSync()[i]!, 5),
+    );
+    await expect(loadTeacher(dir, undefined, [28, 28, 1])).rejects.toThrow(
+      /expects input \[12\], the data is \[28, 28, 1\]/,
+    );
+  });
+
   it("takes logits before a separate softmax activation", async () => {
     const model = tf.sequential({
       layers: [

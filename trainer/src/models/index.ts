@@ -7,4 +7,4 @@ export {
   type ArchitectureFields,
 } from "./build.ts";
 export { saveNetwork, loadLayersModel } from "./io.ts";
-export { loadTeacher, asNetwork } from "./teacher.ts";
+export { loadTeacher, asNetwork, adaptInput } from "./teacher.ts";

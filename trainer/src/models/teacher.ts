@@ -77,7 +77,37 @@ export function asNetwork(base: tf.LayersModel, featureLayer: string | undefined
   return { model, featureDim: features.shape[1] as number, numClasses: logits.shape[1] as number };
 }
 
-/** Loads a frozen (non-trainable) teacher from a path or http(s) URL; errors are DataError (exit code 3). */
-export async function loadTeacher(pathOrUrl: string, featureLayer?: string): Promise<Network> {
-  return asNetwork(await loadLayersModel(pathOrUrl), featureLayer, pathOrUrl);
+/**
+ * Feeds data of `inputShape` to a network that expects another shape with the same number of values (e.g. a
+ * flattened [784] MLP on [28, 28, 1] images) through a reshape; a size mismatch is a DataError.
+ */
+export function adaptInput(network: Network, inputShape: number[], source: string): Network {
+  const expected = network.model.inputs[0]!.shape.slice(1);
+  if (expected.join(",") === inputShape.join(",")) return network;
+  const size = (dims: (number | null)[]) => dims.reduce<number>((a, b) => a * (b ?? Number.NaN), 1);
+  if (size(expected) !== size(inputShape)) {
+    throw new DataError(
+      source,
+      `the model expects input [${expected.join(", ")}], the data is [${inputShape.join(", ")}]`,
+    );
+  }
+  const input = tf.input({ shape: inputShape });
+  const reshaped = tf.layers.reshape({ targetShape: expected as number[] }).apply(input) as tf.SymbolicTensor;
+  const outputs = network.model.apply(reshaped) as tf.SymbolicTensor[];
+  const model = tf.model({ inputs: input, outputs, name: `${network.model.name}_reshaped` });
+  model.trainable = false;
+  return { ...network, model };
+}
+
+/**
+ * Loads a frozen (non-trainable) teacher from a path or http(s) URL; errors are DataError (exit code 3). With
+ * `inputShape` (the dataset's), a teacher whose input has the same size in another shape is fed through a reshape.
+ */
+export async function loadTeacher(
+  pathOrUrl: string,
+  featureLayer?: string,
+  inputShape?: number[],
+): Promise<Network> {
+  const network = asNetwork(await loadLayersModel(pathOrUrl), featureLayer, pathOrUrl);
+  return inputShape ? adaptInput(network, inputShape, pathOrUrl) : network;
 }
