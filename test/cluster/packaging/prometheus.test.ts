@@ -1,0 +1,195 @@
+// A real Prometheus scrapes a real trainer run and the real operator; every dashboard query and every alert
+// expression must be accepted by Prometheus itself, and the core ones must return data.
+import { spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { CHART_DIR, CRD_PATH, ROOT } from "../../../api/generate.ts";
+import { TRAINER_LABELS } from "../../../api/metrics.ts";
+import { alertRules } from "../../../dashboards/alerts.ts";
+import {
+  conflictRate,
+  dashboardQueries,
+  expandGrafanaVariables,
+  secondsSinceLastStep,
+} from "../../../dashboards/queries.ts";
+import { createTestNamespace, deleteNamespace, kubeconfigPath, kubectl, waitFor } from "../../bed/env.ts";
+import { stopGroups, tail } from "../../bed/processes.ts";
+import { freePort, Prometheus, prometheusBinDir } from "./prometheus.ts";
+
+const NODE = process.execPath;
+const RULES = join(CHART_DIR, "files", "prometheus-rules.yaml");
+const JOB = "tiny";
+
+/** Dashboard panels that must show data for a finished run of two objectives (task + distillation). */
+const CORE_TRAINER = [
+  "losses",
+  "gradientCosine",
+  "conflictRate",
+  "normRatio",
+  "weights",
+  "accuracy",
+  "samplesPerSecond",
+  "epochThroughput",
+  "epochProgress",
+  "stepDurationP90",
+  "secondsSinceLastStep",
+] as const;
+const CORE_OPERATOR = ["jobsByPhase", "reconcileErrors", "reconcileRate", "queueDepth"] as const;
+
+interface Proc {
+  pid: number;
+  log: string;
+  exit: Promise<number | null>;
+}
+
+function startProcess(args: string[], env: Record<string, string>, dir: string, name: string): Proc {
+  const log = join(dir, `${name}.log`);
+  const fd = openSync(log, "a");
+  const child = spawn(NODE, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ["ignore", fd, fd],
+  });
+  closeSync(fd);
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { pid: child.pid!, log, exit };
+}
+
+function trainerManifest(namespace: string, dir: string, port: number) {
+  return {
+    apiVersion: "distillation.mokd.io/v1alpha1",
+    kind: "DistillationJob",
+    metadata: { name: JOB, namespace },
+    spec: {
+      data: { path: "/usr/share/datasets/fashion-mnist", maxTrainSamples: 512, maxTestSamples: 128 },
+      teacher: { architecture: "mlp", width: 32, hiddenUnits: 32, depth: 1, epochs: 1 },
+      student: { architecture: "mlp", width: 16, hiddenUnits: 16, depth: 1 },
+      training: { epochs: 6, batchSize: 32 },
+      output: { path: join(dir, "output"), checkpointPath: join(dir, "checkpoints") },
+      metrics: { port },
+    },
+  };
+}
+
+let dir = "";
+let namespace = "";
+let prom: Prometheus | undefined;
+let operator: Proc | undefined;
+let trainer: Proc | undefined;
+/** A moment when both targets were up: queries are evaluated there (the trainer's series go stale after it exits). */
+let evalTime = 0;
+
+beforeAll(async () => {
+  execFileSync("bash", [join(ROOT, "scripts", "ensure-datasets.sh")]);
+  prometheusBinDir();
+  dir = mkdtempSync(join(tmpdir(), "mokd-prom-test-"));
+  namespace = await createTestNamespace("prom");
+  const crd = await kubectl(["apply", "-f", CRD_PATH]);
+  expect(crd.code, crd.stderr).toBe(0);
+
+  const [operatorPort, trainerPort] = [await freePort(), await freePort()];
+  operator = startProcess(
+    ["operator/src/main.ts", `--namespace=${namespace}`, `--port=${operatorPort}`, "--no-leader-elect"],
+    { KUBECONFIG: kubeconfigPath() },
+    dir,
+    "operator",
+  );
+  prom = await Prometheus.start(
+    [
+      { job: "operator", address: `127.0.0.1:${operatorPort}` },
+      { job: "trainer", address: `127.0.0.1:${trainerPort}` },
+    ],
+    [RULES],
+  );
+  // A DistillationJob for the operator to reconcile (its Job's pod runs on a kwok node: status only).
+  const manifest = trainerManifest(namespace, dir, trainerPort);
+  const applied = await kubectl(["apply", "-f", "-"], { input: JSON.stringify(manifest) });
+  expect(applied.code, applied.stderr).toBe(0);
+
+  const config = join(dir, "job.yaml");
+  writeFileSync(config, stringify(manifest));
+  trainer = startProcess(
+    ["trainer/src/cli.ts", "train", "--config", config],
+    { MOKD_TERMINATION_LOG: join(dir, "termination-log") },
+    dir,
+    "trainer",
+  );
+  const code = await trainer.exit;
+  expect(code, tail(trainer.log)).toBe(0);
+  // Two more operator scrapes after the run, so its rates have points on both sides.
+  await new Promise((r) => setTimeout(r, 2500));
+  evalTime = (await prom.lastUpTime("trainer")) ?? 0;
+  expect(evalTime, `the trainer was never scraped\n${prom.log()}`).toBeGreaterThan(0);
+}, 240_000);
+
+afterAll(async () => {
+  const pids = [operator?.pid, trainer?.pid].filter((p): p is number => p !== undefined);
+  await stopGroups(pids);
+  await prom?.stop();
+  if (namespace) await deleteNamespace(namespace);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("Prometheus with a real trainer and operator", () => {
+  it("accepts every dashboard query, and the core ones return data", async () => {
+    const empty: string[] = [];
+    for (const [panel, expr] of Object.entries(dashboardQueries)) {
+      const result = await prom!.query(expandGrafanaVariables(expr), evalTime);
+      if (result.length === 0) empty.push(panel);
+    }
+    const core: string[] = [...CORE_TRAINER, ...CORE_OPERATOR];
+    expect(
+      empty.filter((p) => core.includes(p)),
+      `panels without data (all empty: ${empty.join(", ")})`,
+    ).toEqual([]);
+  });
+
+  it("labels trainer series with the job and namespace the dashboard variables select", async () => {
+    const series = await prom!.query(expandGrafanaVariables(dashboardQueries.losses), evalTime);
+    expect(series.map((s) => s.metric[TRAINER_LABELS.job])).toContain(JOB);
+    expect(series.map((s) => s.metric[TRAINER_LABELS.namespace])).toContain(namespace);
+    expect(new Set(series.map((s) => s.metric.objective))).toEqual(new Set(["task", "distillation"]));
+    const accuracy = await prom!.query(expandGrafanaVariables(dashboardQueries.accuracy), evalTime);
+    for (const s of accuracy) {
+      expect(Number(s.value![1])).toBeGreaterThanOrEqual(0);
+      expect(Number(s.value![1])).toBeLessThanOrEqual(1);
+    }
+    const progress = await prom!.query(expandGrafanaVariables(dashboardQueries.epochProgress), evalTime);
+    expect(Math.max(...progress.map((s) => Number(s.value![1])))).toBeLessThanOrEqual(1);
+  });
+
+  it("loads the alert rules (promtool and the server) and evaluates them without errors", async () => {
+    const check = execFileSync(join(prometheusBinDir(), "promtool"), ["check", "rules", RULES], {
+      encoding: "utf8",
+    });
+    expect(check).toContain(`SUCCESS: ${alertRules.length} rules found`);
+    const rules = await waitFor("every rule evaluated", async () => {
+      const r = await prom!.rules();
+      return r.length === alertRules.length && r.every((x) => x.health !== "unknown") && r;
+    });
+    for (const r of rules) expect(r.health, `${r.name}: ${r.lastError}`).toBe("ok");
+    for (const rule of alertRules) await prom!.query(rule.expr, evalTime);
+  });
+
+  it("computes the alerts' signals from real series", async () => {
+    const conflicts = await prom!.query(conflictRate("1m", false), evalTime);
+    expect(conflicts.length).toBe(1);
+    const rate = Number(conflicts[0]!.value![1]);
+    expect(rate).toBeGreaterThanOrEqual(0);
+    expect(rate).toBeLessThanOrEqual(1);
+    const sinceStep = await prom!.query(secondsSinceLastStep(false), evalTime);
+    expect(Number(sinceStep[0]!.value![1])).toBeLessThan(30);
+  });
+
+  it("exposes the operator's own metrics", async () => {
+    const up = await prom!.query('up{job="operator"}', evalTime);
+    expect(up[0]?.value?.[1], tail(operator!.log)).toBe("1");
+    const reconciles = await prom!.query("sum(mokd_operator_reconcile_total)", evalTime);
+    expect(Number(reconciles[0]?.value?.[1] ?? 0), tail(operator!.log)).toBeGreaterThan(0);
+  });
+});
