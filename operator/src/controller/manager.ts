@@ -29,6 +29,10 @@ export class Manager {
   private readonly scraper: ProgressScraper;
   readonly events: EventRecorder;
   private workers: Promise<void> | undefined;
+  private readonly reconciler: Reconciler;
+  private readonly concurrency: number;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
 
   constructor(kubeConfig: KubeConfig, config: OperatorConfig, log: Logger, metrics: Metrics) {
     this.queue = new WorkQueue({
@@ -112,11 +116,6 @@ export class Manager {
     this.log = log;
     this.metrics = metrics;
   }
-
-  private readonly reconciler: Reconciler;
-  private readonly concurrency: number;
-  private readonly log: Logger;
-  private readonly metrics: Metrics;
 
   /** Children point at their DistillationJob through the controller owner reference; pods through their Job. */
   private ownerKey(obj: KubernetesObject): string | undefined {
