@@ -70,12 +70,13 @@ export class KubeHttp {
     return client;
   }
 
-  /** Sends a request and parses the JSON answer; throws KubeApiError on a non-2xx status. */
+  /** Sends a request; parses a JSON answer (else returns the text); throws KubeApiError on a non-2xx status. */
   async request<T>(path: string, req: KubeRequest = {}): Promise<T> {
     const res = await this.#send(path, req, false);
     const text = await readBody(res);
     if ((res.statusCode ?? 0) >= 300) throw apiError(res.statusCode ?? 0, text);
-    return (text ? JSON.parse(text) : undefined) as T;
+    const json = res.headers["content-type"]?.includes("json") ?? false;
+    return (json && text ? JSON.parse(text) : text || undefined) as T;
   }
 
   /** Opens a streaming GET (a watch); the caller reads the body. Throws KubeApiError on a non-2xx status. */

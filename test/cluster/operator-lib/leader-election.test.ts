@@ -65,6 +65,15 @@ describe("LeaderElector on a real Lease", () => {
     (await adminKubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({ name: lease, namespace }))
       .spec?.holderIdentity;
 
+  /** Fails instead of hanging when the promise does not settle in time. */
+  function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
   const currentLeader = (all: Candidate[]) =>
     waitFor("a leader", async () => all.find((c) => leading.has(c.identity)));
 
@@ -77,7 +86,7 @@ describe("LeaderElector on a real Lease", () => {
 
     const cutAt = Date.now();
     first.proxy.setMode("down"); // the leader can no longer renew (as if partitioned or hung)
-    await first.running; // it gives up by itself once the renew deadline passes
+    await within(first.running, (RENEW_S + 2) * 1000); // it gives up by itself once the renew deadline passes
     const stoppedAfter = Date.now() - cutAt;
     expect(stoppedAfter).toBeLessThanOrEqual((RENEW_S + 1) * 1000);
     const second = await waitFor(
