@@ -1,0 +1,132 @@
+// Per-step time of each weighting strategy relative to `sum`, on the same student, batches and backend, in one
+// run with the strategies interleaved (timings of identical work drift by up to 30% here). A step is the whole
+// student update: forward, gradient(s), strategy, combination, Adam. Prints a markdown table.
+//   node trainer/bench/step-time.ts [--backend wasm] [--model cnn|mlp|both] [--rounds 5] [--steps 10] [--batch 64]
+import os from "node:os";
+import * as tf from "@tensorflow/tfjs";
+import type { StrategyName } from "../../api/v1alpha1/index.ts";
+import { StrategySpec } from "../../api/v1alpha1/index.ts";
+import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
+import type { GradientStrategy, LossStrategy, StepContext } from "../src/contracts.ts";
+import {
+  clipFactor,
+  combinedNorm,
+  combineGradients,
+  gramMatrix,
+  objectiveGradients,
+  toNamedGradients,
+  weightedLossGradients,
+} from "../src/gradients.ts";
+import { createStrategy } from "../src/strategies/index.ts";
+import {
+  argValue,
+  buildStudent,
+  median,
+  syntheticBatches,
+  taskAndKdLosses,
+  trainableVariables,
+  type Architecture,
+  type SyntheticBatch,
+} from "./common.ts";
+
+interface Variant {
+  label: string;
+  strategy: StrategyName;
+  /** Gradient strategies: share the forward pass (default) or re-run it per objective. */
+  shareForward?: boolean;
+  /** FAMO: measure the losses after the step with an extra forward (the reference), or not at all. */
+  famoObserve?: "extra-forward" | "none";
+}
+
+const variants: Variant[] = [
+  { label: "sum", strategy: "sum" },
+  { label: "mokd", strategy: "mokd" },
+  { label: "mokd (forward re-run per objective)", strategy: "mokd", shareForward: false },
+  {
+    label: "mokd-amortized (extra forward for observe)",
+    strategy: "mokd-amortized",
+    famoObserve: "extra-forward",
+  },
+  { label: "mokd-amortized (no observe forward)", strategy: "mokd-amortized", famoObserve: "none" },
+  { label: "pcgrad", strategy: "pcgrad" },
+  { label: "mgda", strategy: "mgda" },
+  { label: "cagrad", strategy: "cagrad" },
+  { label: "imtl", strategy: "imtl" },
+];
+
+function makeStep(variant: Variant, model: tf.LayersModel, optimizer: tf.Optimizer) {
+  const vars = trainableVariables(model);
+  const strategy = createStrategy(StrategySpec.parse({ name: variant.strategy }), ["task", "distillation"]);
+  let step = 0;
+  const context = (): StepContext => ({ step: step++, random: Math.random });
+  return (batch: SyntheticBatch) =>
+    tf.tidy(() => {
+      const lossFn = () => taskAndKdLosses(model, batch);
+      if (strategy.kind === "loss") return lossStep(strategy, variant, lossFn, vars, optimizer, context());
+      const { losses, grads } = objectiveGradients(lossFn, vars, {
+        shareForward: variant.shareForward ?? true,
+      });
+      const gram = gramMatrix(grads);
+      const lossValues = Array.from(tf.stack(losses).dataSync());
+      const { coefficients } = (strategy as GradientStrategy).combine(gram, lossValues, context());
+      const factor = clipFactor(combinedNorm(gram, coefficients), undefined);
+      const combined = combineGradients(
+        grads,
+        coefficients.map((c) => c * factor),
+      );
+      optimizer.applyGradients(toNamedGradients(vars, combined));
+    });
+}
+
+function lossStep(
+  strategy: LossStrategy,
+  variant: Variant,
+  lossFn: () => tf.Scalar[],
+  vars: tf.Variable[],
+  optimizer: tf.Optimizer,
+  context: StepContext,
+): void {
+  const r = weightedLossGradients(lossFn, (losses) => strategy.combine(losses, context).coefficients, vars);
+  optimizer.applyGradients(toNamedGradients(vars, r.grads));
+  if (variant.famoObserve === "extra-forward" && strategy.observe) {
+    const before = Array.from(tf.stack(r.losses).dataSync());
+    const after = Array.from(tf.stack(lossFn()).dataSync());
+    strategy.observe(before, after);
+  }
+}
+
+async function benchModel(architecture: Architecture, rounds: number, steps: number, batchSize: number) {
+  const batches = syntheticBatches(4, batchSize);
+  const runners = variants.map((v) => {
+    const model = buildStudent(architecture);
+    const optimizer: tf.Optimizer = tf.train.adam(1e-3);
+    return { variant: v, step: makeStep(v, model, optimizer), times: [] as number[] };
+  });
+  for (const r of runners) for (let i = 0; i < 2; i++) r.step(batches[i % batches.length]!); // warm-up
+  for (let round = 0; round < rounds; round++) {
+    for (const r of runners) {
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) r.step(batches[i % batches.length]!);
+      r.times.push((performance.now() - t0) / steps);
+    }
+  }
+  const base = median(runners[0]!.times);
+  const lines = [`| strategy (${architecture}) | ms/step (median) | vs sum |`, "|---|---:|---:|"];
+  for (const r of runners) {
+    const ms = median(r.times);
+    lines.push(`| ${r.variant.label} | ${ms.toFixed(1)} | ${(ms / base).toFixed(2)}x |`);
+  }
+  return lines.join("\n");
+}
+
+const backend = await selectBackend(argValue("backend", "auto") as BackendPreference);
+const rounds = Number(argValue("rounds", "5"));
+const steps = Number(argValue("steps", "10"));
+const batchSize = Number(argValue("batch", "64"));
+const modelArg = argValue("model", "both");
+const models: Architecture[] = modelArg === "both" ? ["mlp", "cnn"] : [modelArg as Architecture];
+console.log(
+  `backend ${backend.choice}, batch ${batchSize}, ${rounds} interleaved rounds x ${steps} steps, ` +
+    `${os.cpus().length} cores (${os.cpus()[0]?.model}), ${new Date().toISOString()}`,
+);
+for (const m of models) console.log(`\n${await benchModel(m, rounds, steps, batchSize)}`);

@@ -1,0 +1,101 @@
+// Samples/s of our student training step (the `sum` strategy: task CE + T^2 KD, one backward, Adam) vs PyTorch
+// on the same model, batch size and thread count, interleaved in one run. wasm in Node runs one thread, so
+// PyTorch is measured with torch.set_num_threads(1), and with 2 threads for reference.
+// PyTorch is a benchmark-only tool, never a project dependency:
+//   python3 -m venv ~/.cache/mokd-bench/venv && ~/.cache/mokd-bench/venv/bin/pip install torch
+//   node trainer/bench/vs-torch.ts [--backend wasm] [--model cnn|mlp|both] [--batch 64] [--rounds 5] [--steps 10]
+import { spawn } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
+import { toNamedGradients, weightedLossGradients } from "../src/gradients.ts";
+import {
+  argValue,
+  buildStudent,
+  median,
+  syntheticBatches,
+  taskAndKdLosses,
+  trainableVariables,
+  type Architecture,
+} from "./common.ts";
+
+const python = argValue("python", path.join(os.homedir(), ".cache/mokd-bench/venv/bin/python"));
+const rounds = Number(argValue("rounds", "5"));
+const steps = Number(argValue("steps", "10"));
+const batchSize = Number(argValue("batch", "64"));
+const modelArg = argValue("model", "both");
+const models: Architecture[] = modelArg === "both" ? ["mlp", "cnn"] : [modelArg as Architecture];
+
+/** A persistent PyTorch worker: one request line in, one ms/step line out. */
+async function startTorch() {
+  const child = spawn(python, [path.join(import.meta.dirname, "torch_step.py")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const r = await lines.next();
+    if (r.done) throw new Error(`PyTorch worker exited (is torch installed for ${python}?)`);
+    return r.value;
+  };
+  const version = await next();
+  return {
+    version,
+    msPerStep: async (threads: number, arch: Architecture) => {
+      child.stdin.write(`${threads} ${arch} ${batchSize} ${steps}\n`);
+      return Number(await next());
+    },
+    close: () => child.stdin.end(),
+  };
+}
+
+function ourStep(arch: Architecture) {
+  const model = buildStudent(arch);
+  const vars = trainableVariables(model);
+  const optimizer: tf.Optimizer = tf.train.adam(1e-3);
+  const batches = syntheticBatches(4, batchSize);
+  let i = 0;
+  const step = () =>
+    tf.tidy(() => {
+      const batch = batches[i++ % batches.length]!;
+      const { grads } = weightedLossGradients(() => taskAndKdLosses(model, batch), [0.5, 0.5], vars);
+      optimizer.applyGradients(toNamedGradients(vars, grads));
+    });
+  step();
+  return () => {
+    const t0 = performance.now();
+    for (let n = 0; n < steps; n++) step();
+    return (performance.now() - t0) / steps;
+  };
+}
+
+const backend = await selectBackend(argValue("backend", "auto") as BackendPreference);
+const torch = await startTorch();
+console.log(
+  `tfjs ${tf.version.tfjs} backend ${backend.choice} vs ${torch.version}; batch ${batchSize}, ${rounds} interleaved ` +
+    `rounds x ${steps} steps; ${os.cpus().length} cores (${os.cpus()[0]?.model}); load avg ${os.loadavg()[0]!.toFixed(1)}; ` +
+    new Date().toISOString(),
+);
+const rows = [
+  "| model | ours (tfjs " +
+    backend.choice +
+    ", 1 thread) | PyTorch 1 thread | PyTorch 2 threads | ours / PyTorch 1t |",
+  "|---|---:|---:|---:|---:|",
+];
+for (const arch of models) {
+  const ours = ourStep(arch);
+  const t: { ours: number[]; torch1: number[]; torch2: number[] } = { ours: [], torch1: [], torch2: [] };
+  for (let r = 0; r < rounds; r++) {
+    t.ours.push(ours());
+    t.torch1.push(await torch.msPerStep(1, arch));
+    t.torch2.push(await torch.msPerStep(2, arch));
+  }
+  const sps = (ms: number[]) => (1000 * batchSize) / median(ms);
+  rows.push(
+    `| ${arch} | ${sps(t.ours).toFixed(0)} samples/s | ${sps(t.torch1).toFixed(0)} | ${sps(t.torch2).toFixed(0)} | ` +
+      `${(sps(t.ours) / sps(t.torch1)).toFixed(2)}x |`,
+  );
+}
+torch.close();
+console.log(`\n${rows.join("\n")}`);
