@@ -1,0 +1,245 @@
+// The trainer's command line.
+//   run <job.yaml>   run a DistillationJob manifest locally (progress bar, final table, HTML report)
+//   train            the container entrypoint: config from $MOKD_CONFIG (or --config), paths from the spec,
+//                    JSON logs, termination message
+//   validate <file>  check a manifest (or bare spec) and print every bad field
+// Exit codes (api/v1alpha1/exit-codes.ts): 0 success, 1 internal error, 2 bad config, 3 bad data (dataset or
+// teacher model), 143 stopped by SIGTERM after writing a checkpoint.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import winston from "winston";
+import { ConfigError, ExitCode } from "../../api/v1alpha1/index.ts";
+import { backendPreferences, type BackendPreference } from "./backend/index.ts";
+import { configPath, loadConfig, type TrainerConfig } from "./config.ts";
+import { DataError } from "./data/index.ts";
+import { runJob, type Logger, type RunResult } from "./engine/run.ts";
+import { StopSignal, StoppedError } from "./engine/stop.ts";
+import { renderReport } from "./report/html.ts";
+import { Progress } from "./report/progress.ts";
+import { formatTable, resultRows } from "./report/table.ts";
+import { terminationLogPath, TERMINATION_LOG_ENV } from "./telemetry/summary.ts";
+
+const USAGE = `usage:
+  trainer run <job.yaml> [--output DIR] [--checkpoints DIR] [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu]
+                         [--baselines] [--no-progress] [--metrics-port N]
+  trainer train [--config FILE]        (default: $MOKD_CONFIG)
+  trainer validate <job.yaml>
+exit codes: 0 success, 1 internal error, 2 bad config, 3 bad data, 143 stopped by SIGTERM after a checkpoint`;
+
+const OPTIONS = {
+  output: { type: "string" },
+  checkpoints: { type: "string" },
+  backend: { type: "string" },
+  baselines: { type: "boolean", default: false },
+  progress: { type: "boolean", default: true },
+  "no-progress": { type: "boolean", default: false },
+  "metrics-port": { type: "string" },
+  "measure-every": { type: "string" },
+  config: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+type Flags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+
+function readableLogger(): winston.Logger {
+  return winston.createLogger({
+    level: "info",
+    format: winston.format.combine(
+      winston.format.timestamp({ format: "HH:mm:ss" }),
+      winston.format.printf((i) => `${String(i.timestamp)} ${i.level}: ${String(i.message)}`),
+    ),
+    transports: [new winston.transports.Console({ stderrLevels: ["error", "warn", "info", "debug"] })],
+  });
+}
+
+function jsonLogger(): winston.Logger {
+  return winston.createLogger({
+    level: "info",
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    transports: [new winston.transports.Console()],
+  });
+}
+
+function intFlag(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new ConfigError([{ field: `--${name}`, message: "expected an integer >= 0" }]);
+  return n;
+}
+
+function backendFlag(value: string | undefined): BackendPreference | undefined {
+  const pref = value ?? process.env.MOKD_BACKEND;
+  if (pref === undefined) return undefined;
+  if (!(backendPreferences as readonly string[]).includes(pref)) {
+    throw new ConfigError([
+      { field: "--backend", message: `expected one of ${backendPreferences.join(", ")}` },
+    ]);
+  }
+  return pref as BackendPreference;
+}
+
+/** Maps an error to its documented exit code and prints it. */
+function exitCodeFor(error: unknown, log: Pick<Logger, "warn"> & { error(m: string): void }): number {
+  if (error instanceof ConfigError) {
+    log.error(error.message);
+    return ExitCode.BadConfig;
+  }
+  if (error instanceof DataError) {
+    log.error(`bad data: ${error.message}`);
+    return ExitCode.BadData;
+  }
+  if (error instanceof StoppedError) {
+    log.warn(error.message);
+    return ExitCode.Terminated;
+  }
+  log.error(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return ExitCode.InternalError;
+}
+
+async function commandRun(file: string | undefined, flags: Flags): Promise<number> {
+  const log = readableLogger();
+  try {
+    if (!file)
+      throw new ConfigError([{ field: "", message: "run needs a manifest: trainer run <job.yaml>" }]);
+    const config = loadConfig(file);
+    const localDir = join("out", config.jobName);
+    const progress = flags.progress && !flags["no-progress"] ? new Progress() : undefined;
+    const result = await withStop((stop) =>
+      runJob({
+        config,
+        outputPath: flags.output ?? localDir,
+        checkpointPath: flags.checkpoints ?? join(flags.output ?? localDir, "checkpoints"),
+        backend: backendFlag(flags.backend),
+        metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
+        measureEvery: intFlag(flags["measure-every"], "measure-every"),
+        // Locally only when asked: /dev/termination-log is a pod's file.
+        terminationLog: process.env[TERMINATION_LOG_ENV],
+        baselines: flags.baselines,
+        log: progressAware(log, progress),
+        hooks: progress,
+        stop,
+      }),
+    );
+    progress?.clear();
+    finish(result, config);
+    return ExitCode.Success;
+  } catch (error) {
+    return exitCodeFor(error, log);
+  }
+}
+
+function finish(result: RunResult, config: TrainerConfig): void {
+  const reportPath = join(result.outputPath, "report.html");
+  writeFileSync(reportPath, renderReport(result, config, join(result.outputPath, "metrics.jsonl")));
+  process.stdout.write(`\n${formatTable(resultRows(result.summary, result.baselines))}\n\n`);
+  process.stdout.write(
+    `student model: ${result.summary.student.path}\nsummary: ${join(result.outputPath, "summary.json")}\n` +
+      `report: ${reportPath}\ntime: ${result.summary.durationSeconds.toFixed(1)} s\n`,
+  );
+}
+
+async function commandTrain(flags: Flags): Promise<number> {
+  const log = jsonLogger();
+  try {
+    const config = loadConfig(configPath(flags.config));
+    log.info(`config ${config.source}: job ${config.namespace}/${config.jobName}`);
+    const result = await withStop((stop) =>
+      runJob({
+        config,
+        backend: backendFlag(flags.backend),
+        metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
+        measureEvery: intFlag(flags["measure-every"], "measure-every"),
+        terminationLog: terminationLogPath(),
+        log,
+        stop,
+      }),
+    );
+    writeFileSync(
+      join(result.outputPath, "report.html"),
+      renderReport(result, config, join(result.outputPath, "metrics.jsonl")),
+    );
+    log.info(`done: student test accuracy ${result.summary.student.accuracy.toFixed(4)}`);
+    return ExitCode.Success;
+  } catch (error) {
+    return exitCodeFor(error, log);
+  }
+}
+
+function commandValidate(file: string | undefined): number {
+  try {
+    if (!file)
+      throw new ConfigError([{ field: "", message: "validate needs a file: trainer validate <job.yaml>" }]);
+    const config = loadConfig(file);
+    const s = config.spec;
+    process.stdout.write(
+      `${file}: valid (job ${config.namespace}/${config.jobName}: ${s.student.architecture} student, ` +
+        `strategy ${s.strategy.name}, ${s.training.epochs} epochs)\n`,
+    );
+    return ExitCode.Success;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return ExitCode.BadConfig;
+    }
+    throw error;
+  }
+}
+
+async function withStop<T>(body: (stop: StopSignal) => Promise<T>): Promise<T> {
+  const stop = new StopSignal().listen();
+  try {
+    return await body(stop);
+  } finally {
+    stop.close();
+  }
+}
+
+/** Log lines erase the progress bar first, so the two do not interleave on one line. */
+function progressAware(log: winston.Logger, progress: Progress | undefined): Logger {
+  return {
+    info: (m) => (progress?.clear(), log.info(m)),
+    warn: (m) => (progress?.clear(), log.warn(m)),
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, allowNegative: true });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
+    return ExitCode.BadConfig;
+  }
+  const [command, file] = parsed.positionals;
+  if (parsed.values.help || !command) {
+    process.stdout.write(`${USAGE}\n`);
+    return command || parsed.values.help ? ExitCode.Success : ExitCode.BadConfig;
+  }
+  switch (command) {
+    case "run":
+      return commandRun(file, parsed.values);
+    case "train":
+      return commandTrain(parsed.values);
+    case "validate":
+      return commandValidate(file);
+    default:
+      process.stderr.write(`unknown command ${command}\n${USAGE}\n`);
+      return ExitCode.BadConfig;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      // Flush stdout/stderr, then exit: a still-listening metrics server or tfjs must not keep the process alive.
+      process.exitCode = code;
+      setTimeout(() => process.exit(code), 50).unref();
+    },
+    (error: unknown) => {
+      process.stderr.write(`internal error: ${String(error)}\n`);
+      process.exit(ExitCode.InternalError);
+    },
+  );
+}

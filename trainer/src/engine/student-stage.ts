@@ -1,0 +1,274 @@
+// The student stage: epochs of StudentStep with evaluation, telemetry records, checkpoints every epoch and on a
+// stop request, and resume from a checkpoint (mid-epoch: the data order is seeded by (seed, epoch), so skipping
+// the batches already done continues the same sequence).
+import * as tf from "@tensorflow/tfjs";
+import type { ObjectiveName } from "../contracts.ts";
+import type { EpochRecord, Network, Objective, StepRecord, WeightingStrategy } from "../contracts.ts";
+import type { Dataset } from "../contracts.ts";
+import { disposeGroups, saveCheckpoint, type Checkpoint, type NamedTensor } from "../checkpoint/index.ts";
+import { Random } from "../data/random.ts";
+import { evaluateAccuracy } from "./evaluate.ts";
+import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
+import { StudentStep, type StepOutcome } from "./student-step.ts";
+import type { StageHooks } from "./teacher-stage.ts";
+
+/** Where the teacher of a run lives (so a resumed run uses the same one). */
+export interface TeacherInfo {
+  path: string;
+  source: "trained" | "loaded";
+  accuracy: number;
+  validationAccuracy?: number;
+}
+
+/** Everything besides tensors that a resumed run needs. */
+export interface StudentState {
+  stage: "student";
+  /** 0-based epoch in progress. */
+  epoch: number;
+  /** Batches of `epoch` already done. */
+  batchIndex: number;
+  /** Global student step (optimiser steps done). */
+  step: number;
+  rng: number;
+  strategy: unknown;
+  teacher?: TeacherInfo;
+  history: EpochRecord[];
+  measuredSteps: number;
+  conflictSteps: number;
+  /** Accumulators of the epoch in progress. */
+  partial: {
+    correct: number;
+    seen: number;
+    lossSums: number[];
+    steps: number;
+    seconds: number;
+    measured: number;
+    conflicts: number;
+  };
+  /** Wall time of the run before this process (resumed runs add up). */
+  elapsedSeconds: number;
+}
+
+export interface StudentStageSetup {
+  student: Network;
+  teacher: Network;
+  objectives: Objective[];
+  objectiveNames: ObjectiveName[];
+  extraVariables: tf.Variable[];
+  strategy: WeightingStrategy;
+  optimizer: tf.Optimizer;
+  dataset: Dataset;
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  gradClipNorm?: number;
+  measureEvery?: number;
+  teacherInfo?: TeacherInfo;
+  checkpoint?: { dir: string; keep: number };
+  stop?: StopSignal;
+  hooks: StageHooks;
+  log?: (message: string) => void;
+}
+
+export interface StudentStageResult {
+  history: EpochRecord[];
+  steps: number;
+  measuredSteps: number;
+  conflictSteps: number;
+  elapsedSeconds: number;
+}
+
+function initialState(setup: StudentStageSetup): StudentState {
+  return {
+    stage: "student",
+    epoch: 0,
+    batchIndex: 0,
+    step: 0,
+    rng: new Random(setup.seed ^ 0x5eed).state(),
+    strategy: setup.strategy.state(),
+    teacher: setup.teacherInfo,
+    history: [],
+    measuredSteps: 0,
+    conflictSteps: 0,
+    partial: emptyPartial(setup.objectiveNames.length),
+    elapsedSeconds: 0,
+  };
+}
+
+const emptyPartial = (n: number): StudentState["partial"] => ({
+  correct: 0,
+  seen: 0,
+  lossSums: new Array<number>(n).fill(0),
+  steps: 0,
+  seconds: 0,
+  measured: 0,
+  conflicts: 0,
+});
+
+/** Restores weights, optimiser slots and strategy state from a checkpoint (its tensors are disposed here). */
+async function restore(
+  setup: StudentStageSetup,
+  checkpoint: Checkpoint<StudentState>,
+): Promise<StudentState> {
+  const { groups, state } = checkpoint;
+  const saved = [...(groups.student ?? []), ...(groups.projector ?? [])];
+  const all = [...setup.student.model.weights.map((w) => w.read() as tf.Variable), ...setup.extraVariables];
+  if (saved.length !== all.length) {
+    disposeGroups(groups);
+    throw new Error(
+      `checkpoint has ${saved.length} weight tensors, the model ${all.length}: different model?`,
+    );
+  }
+  all.forEach((v, i) => v.assign(saved[i]!.tensor));
+  // Optimiser slots are created lazily on the first applyGradients; setWeights recreates them by position.
+  if (groups.optimizer && groups.optimizer.length > 0) await setup.optimizer.setWeights(groups.optimizer);
+  setup.strategy.loadState(state.strategy);
+  disposeGroups({ student: groups.student ?? [], projector: groups.projector ?? [] });
+  return state;
+}
+
+async function writeCheckpoint(
+  setup: StudentStageSetup,
+  state: StudentState,
+  elapsed: number,
+): Promise<string> {
+  const { dir, keep } = setup.checkpoint!;
+  const named = (vars: tf.Variable[]): NamedTensor[] => vars.map((v) => ({ name: v.name, tensor: v }));
+  const groups = {
+    student: named(setup.student.model.weights.map((w) => w.read() as tf.Variable)),
+    projector: named(setup.extraVariables),
+    optimizer: await setup.optimizer.getWeights(),
+  };
+  const toSave: StudentState = { ...state, strategy: setup.strategy.state(), elapsedSeconds: elapsed };
+  const path = saveCheckpoint(dir, state.step, toSave, groups, keep);
+  // getWeights returns fresh scalars for the iteration counter: free them.
+  const iterations = groups.optimizer.filter((w) => w.name === "iter");
+  for (const { tensor } of iterations) tensor.dispose();
+  return path;
+}
+
+const byName = (names: ObjectiveName[], values: number[]) =>
+  Object.fromEntries(names.map((n, i) => [n, values[i]!])) as Record<string, number>;
+
+function stepRecord(
+  names: ObjectiveName[],
+  state: StudentState,
+  outcome: StepOutcome,
+  seconds: number,
+): StepRecord {
+  const record: StepRecord = {
+    type: "step",
+    stage: "student",
+    epoch: state.epoch + 1,
+    step: state.step,
+    losses: byName(names, outcome.losses),
+    weights: byName(names, outcome.weights),
+    seconds,
+  };
+  if (outcome.pairs) {
+    record.cosines = {};
+    record.normRatios = {};
+    for (let i = 0; i < names.length; i++) {
+      for (let j = i + 1; j < names.length; j++) {
+        record.cosines[`${names[i]}:${names[j]}`] = outcome.pairs.cosines[i]![j]!;
+        record.normRatios[`${names[i]}:${names[j]}`] = outcome.pairs.normRatios[i]![j]!;
+      }
+    }
+    record.conflict = outcome.pairs.conflict;
+  }
+  return record;
+}
+
+export async function runStudentStage(
+  setup: StudentStageSetup,
+  resume?: Checkpoint<StudentState>,
+): Promise<StudentStageResult> {
+  const state = resume ? await restore(setup, resume) : initialState(setup);
+  const random = new Random(state.rng);
+  const step = new StudentStep({ ...setup });
+  const names = setup.objectiveNames;
+  const stepsPerEpoch = Math.ceil(setup.dataset.train.size / setup.batchSize);
+  const processStart = performance.now();
+  const elapsed = () => state.elapsedSeconds + (performance.now() - processStart) / 1000;
+  setup.hooks.onStageStart?.("student", setup.epochs, stepsPerEpoch);
+  if (resume) setup.log?.(`resumed from ${resume.path} at epoch ${state.epoch + 1}, step ${state.step}`);
+
+  const save = async () => {
+    state.rng = random.state();
+    return setup.checkpoint ? await writeCheckpoint(setup, state, elapsed()) : undefined;
+  };
+
+  while (state.epoch < setup.epochs) {
+    const options = {
+      batchSize: setup.batchSize,
+      shuffle: true,
+      seed: setup.seed,
+      epoch: state.epoch,
+      augment: true,
+      skipBatches: state.batchIndex,
+    };
+    for (const batch of setup.dataset.train.batches(options)) {
+      const t0 = performance.now();
+      const outcome = step.run(batch, { step: state.step, random: () => random.next() });
+      const size = batch.ys.shape[0];
+      batch.xs.dispose();
+      batch.ys.dispose();
+      const seconds = (performance.now() - t0) / 1000;
+      const record = stepRecord(names, state, outcome, seconds);
+      const p = state.partial;
+      p.correct += outcome.correct;
+      p.seen += size;
+      p.steps++;
+      p.seconds += seconds;
+      outcome.losses.forEach((l, i) => (p.lossSums[i]! += l));
+      if (record.conflict !== undefined) {
+        state.measuredSteps++;
+        p.measured++;
+        if (record.conflict) {
+          state.conflictSteps++;
+          p.conflicts++;
+        }
+      }
+      state.step++;
+      state.batchIndex++;
+      setup.hooks.onStep?.(record, size, state.batchIndex);
+      await yieldToEventLoop();
+      if (setup.stop?.requested) throw new StoppedError(await save());
+    }
+    finishEpoch(setup, state);
+    await save();
+  }
+  return {
+    history: state.history,
+    steps: state.step,
+    measuredSteps: state.measuredSteps,
+    conflictSteps: state.conflictSteps,
+    elapsedSeconds: elapsed(),
+  };
+}
+
+function finishEpoch(setup: StudentStageSetup, state: StudentState): void {
+  const p = state.partial;
+  const record: EpochRecord = {
+    type: "epoch",
+    stage: "student",
+    epoch: state.epoch + 1,
+    epochs: setup.epochs,
+    step: state.step,
+    trainAccuracy: p.seen ? p.correct / p.seen : 0,
+    validationAccuracy: evaluateAccuracy(setup.student, setup.dataset.validation, setup.batchSize * 4),
+    // Step time only (evaluation excluded), so resumed epochs report the same kind of number.
+    samplesPerSecond: p.seconds > 0 ? p.seen / p.seconds : 0,
+    conflictRate: p.measured ? p.conflicts / p.measured : 0,
+    losses: byName(
+      setup.objectiveNames,
+      p.lossSums.map((s) => (p.steps ? s / p.steps : 0)),
+    ),
+    seconds: p.seconds,
+  };
+  state.history.push(record);
+  setup.hooks.onEpoch?.(record);
+  state.epoch++;
+  state.batchIndex = 0;
+  state.partial = emptyPartial(setup.objectiveNames.length);
+}

@@ -1,0 +1,17 @@
+// The JSONL log of step and epoch records (<output>/metrics.jsonl): one JSON object per line, appended, so a
+// resumed run continues the same file.
+import { appendFileSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { EpochRecord, StepRecord } from "../contracts.ts";
+
+export class JsonlWriter {
+  readonly path: string;
+  constructor(path: string) {
+    this.path = path;
+    mkdirSync(dirname(path), { recursive: true });
+  }
+
+  write(record: StepRecord | EpochRecord | Record<string, unknown>): void {
+    appendFileSync(this.path, JSON.stringify(record) + "\n");
+  }
+}

@@ -1,0 +1,109 @@
+// Prometheus metrics of the trainer (names shared with the operator and dashboards via api/metrics.ts), served
+// on /metrics. The operator scrapes them for live progress while the pod runs.
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
+import type { EpochRecord, StepRecord } from "../contracts.ts";
+
+export type Stage = "teacher" | "student";
+export type SplitName = "train" | "validation" | "test";
+
+export class TrainerMetrics {
+  readonly registry = new Registry();
+  private readonly loss: Gauge<"objective">;
+  private readonly weight: Gauge<"objective">;
+  private readonly cosine: Gauge<"pair">;
+  private readonly normRatio: Gauge<"pair">;
+  private readonly conflicts: Counter;
+  private readonly steps: Counter<"stage">;
+  private readonly samples: Counter<"stage">;
+  private readonly accuracy: Gauge<"stage" | "split">;
+  private readonly samplesPerSecond: Gauge<"stage">;
+  private readonly epoch: Gauge<"stage">;
+  private readonly epochsTotal: Gauge<"stage">;
+  private readonly stepDuration: Histogram<"stage">;
+  private readonly lastStepTime: Gauge;
+
+  constructor(jobName: string, namespace: string) {
+    this.registry.setDefaultLabels({ [TRAINER_LABELS.job]: jobName, [TRAINER_LABELS.namespace]: namespace });
+    const registers = [this.registry];
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      new Gauge<L>({ name, help, labelNames, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      new Counter<L>({ name, help, labelNames, registers });
+    this.loss = gauge(TrainerMetric.loss, "Latest loss of each objective.", ["objective"]);
+    this.weight = gauge(TrainerMetric.weight, "Latest strategy weight of each objective.", ["objective"]);
+    this.cosine = gauge(TrainerMetric.gradientCosine, "Cosine of two objectives' gradients.", ["pair"]);
+    this.normRatio = gauge(TrainerMetric.gradientNormRatio, "Larger over smaller gradient norm.", ["pair"]);
+    this.conflicts = counter(TrainerMetric.conflictSteps, "Measured steps with a pairwise cosine < 0.", []);
+    this.steps = counter(TrainerMetric.steps, "Optimiser steps.", ["stage"]);
+    this.samples = counter(TrainerMetric.samples, "Training samples processed.", ["stage"]);
+    this.accuracy = gauge(TrainerMetric.accuracy, "Top-1 accuracy of the last evaluation.", [
+      "stage",
+      "split",
+    ]);
+    this.samplesPerSecond = gauge(TrainerMetric.samplesPerSecond, "Throughput of the last epoch.", ["stage"]);
+    this.epoch = gauge(TrainerMetric.epoch, "Current epoch (1-based).", ["stage"]);
+    this.epochsTotal = gauge(TrainerMetric.epochsTotal, "Epochs of the stage.", ["stage"]);
+    this.stepDuration = new Histogram({
+      name: TrainerMetric.stepDuration,
+      help: "Wall time of one optimiser step.",
+      labelNames: ["stage"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.lastStepTime = gauge(TrainerMetric.lastStepTime, "Unix time of the last completed step.", []);
+  }
+
+  startStage(stage: Stage, epochs: number): void {
+    this.epochsTotal.set({ stage }, epochs);
+  }
+
+  step(record: StepRecord, batchSize: number): void {
+    const stage = record.stage;
+    this.steps.inc({ stage });
+    this.samples.inc({ stage }, batchSize);
+    this.stepDuration.observe({ stage }, record.seconds);
+    this.lastStepTime.set(Date.now() / 1000);
+    this.epoch.set({ stage }, record.epoch);
+    for (const [objective, v] of Object.entries(record.losses)) this.loss.set({ objective }, v);
+    for (const [objective, v] of Object.entries(record.weights)) this.weight.set({ objective }, v);
+    for (const [pair, v] of Object.entries(record.cosines ?? {})) this.cosine.set({ pair }, v);
+    for (const [pair, v] of Object.entries(record.normRatios ?? {})) this.normRatio.set({ pair }, v);
+    if (record.conflict) this.conflicts.inc();
+  }
+
+  epochEnd(record: EpochRecord): void {
+    const stage = record.stage;
+    this.epoch.set({ stage }, record.epoch);
+    this.accuracy.set({ stage, split: "train" }, record.trainAccuracy);
+    this.accuracy.set({ stage, split: "validation" }, record.validationAccuracy);
+    this.samplesPerSecond.set({ stage }, record.samplesPerSecond);
+  }
+
+  testAccuracy(stage: Stage, accuracy: number): void {
+    this.accuracy.set({ stage, split: "test" }, accuracy);
+  }
+
+  /** Serves /metrics on `port` (0: disabled, returns undefined). Resolves once listening. */
+  async serve(port: number, host = "0.0.0.0"): Promise<Server | undefined> {
+    if (port === 0) return undefined;
+    const server = createServer((req, res) => {
+      if (req.url?.split("?")[0] !== "/metrics") {
+        res.writeHead(404).end("not found\n");
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => res.writeHead(200, { "Content-Type": this.registry.contentType }).end(body),
+        (error: Error) => res.writeHead(500).end(`${error.message}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => resolve());
+    });
+    // Scrapes must never keep the process alive once training is done.
+    server.unref();
+    return server;
+  }
+}

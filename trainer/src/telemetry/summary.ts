@@ -1,0 +1,83 @@
+// The final summary (<output>/summary.json) and the compact termination message the operator turns into
+// DistillationJobStatus.result: its keys are exactly the `Result` fields.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Result } from "../../../api/v1alpha1/index.ts";
+import type { EpochRecord } from "../contracts.ts";
+
+export const TERMINATION_LOG_ENV = "MOKD_TERMINATION_LOG";
+export const DEFAULT_TERMINATION_LOG = "/dev/termination-log";
+/** Kubernetes truncates termination messages beyond 4096 bytes. */
+export const TERMINATION_MESSAGE_LIMIT = 4096;
+
+export interface ModelSummary {
+  /** Test top-1 accuracy. */
+  accuracy: number;
+  /** Validation accuracy of the last epoch (undefined for a loaded teacher that was not evaluated on it). */
+  validationAccuracy?: number;
+  parameters: number;
+  /** Where the model lives. */
+  path: string;
+}
+
+export interface RunSummary {
+  job: { name: string; namespace: string };
+  strategy: string;
+  backend: string;
+  teacher: ModelSummary & { source: "trained" | "loaded" };
+  student: ModelSummary;
+  /** 1-based epoch with the best validation accuracy. */
+  bestEpoch: number;
+  bestValidationAccuracy: number;
+  targetAccuracy?: number;
+  /** First epoch whose validation accuracy reached targetAccuracy; null when it never did. */
+  epochsToTarget?: number | null;
+  /** Fraction of gradient-measured student steps with a pairwise cosine < 0. */
+  conflictRate: number;
+  measuredSteps: number;
+  steps: number;
+  durationSeconds: number;
+  /** Mean student training throughput. */
+  samplesPerSecond: number;
+  epochs: EpochRecord[];
+}
+
+export function writeSummary(path: string, summary: RunSummary): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(summary, null, 2) + "\n");
+}
+
+export function terminationResult(summary: RunSummary): Result {
+  const round = (x: number) => Math.round(x * 1e4) / 1e4;
+  return {
+    teacherAccuracy: round(summary.teacher.accuracy),
+    studentAccuracy: round(summary.student.accuracy),
+    bestEpoch: summary.bestEpoch,
+    conflictRate: round(summary.conflictRate),
+    strategy: summary.strategy,
+    modelPath: summary.student.path,
+    durationSeconds: Math.round(summary.durationSeconds * 10) / 10,
+  };
+}
+
+/**
+ * Writes the compact result where Kubernetes reads the termination message. Returns false (and writes nothing)
+ * when the path is not writable, as outside a pod.
+ */
+export function writeTerminationMessage(result: Result, path: string): boolean {
+  let text = JSON.stringify(result);
+  if (Buffer.byteLength(text) > TERMINATION_MESSAGE_LIMIT) {
+    // Only modelPath can be long: drop it rather than emit invalid JSON.
+    text = JSON.stringify({ ...result, modelPath: undefined });
+  }
+  try {
+    writeFileSync(path, text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function terminationLogPath(env: Record<string, string | undefined> = process.env): string {
+  return env[TERMINATION_LOG_ENV] || DEFAULT_TERMINATION_LOG;
+}
