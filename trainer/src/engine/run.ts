@@ -11,6 +11,7 @@ import type { TrainerConfig } from "../config.ts";
 import type { Dataset, EpochRecord, Network, ObjectiveName, StepRecord } from "../contracts.ts";
 import { DataError, loadDataset } from "../data/index.ts";
 import { buildNetwork, loadTeacher, parameterCount, saveNetwork } from "../models/index.ts";
+import { buildObjectives } from "../objectives/index.ts";
 import { createStrategy } from "../strategies/index.ts";
 import { JsonlWriter } from "../telemetry/jsonl.ts";
 import { TrainerMetrics } from "../telemetry/metrics.ts";
@@ -21,7 +22,6 @@ import {
   type RunSummary,
 } from "../telemetry/summary.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
-import { buildObjectives } from "./objectives-standin.ts";
 import { createOptimizer } from "./optimizer.ts";
 import type { StopSignal } from "./stop.ts";
 import { runStudentStage, type StudentState, type TeacherInfo } from "./student-stage.ts";
@@ -284,7 +284,7 @@ export async function trainStudent(
     teacherFeatureDim: teacher.network.featureDim,
     numClasses: dataset.numClasses,
   };
-  const { objectives, variables } = buildObjectives(spec.objectives, dims, spec.training.seed);
+  const { objectives, variables, projector } = buildObjectives(spec.objectives, dims, spec.training.seed);
   const strategy = createStrategy(spec.strategy, names);
   const optimizer = createOptimizer(spec.training);
   opts.log.info(
@@ -318,7 +318,7 @@ export async function trainStudent(
     return { network: student, accuracy, ...result, strategy: strategy.name };
   } finally {
     optimizer.dispose();
-    for (const v of variables) v.dispose();
+    projector?.dispose();
   }
 }
 

@@ -166,14 +166,8 @@ function stepRecord(
     seconds,
   };
   if (outcome.pairs) {
-    record.cosines = {};
-    record.normRatios = {};
-    for (let i = 0; i < names.length; i++) {
-      for (let j = i + 1; j < names.length; j++) {
-        record.cosines[`${names[i]}:${names[j]}`] = outcome.pairs.cosines[i]![j]!;
-        record.normRatios[`${names[i]}:${names[j]}`] = outcome.pairs.normRatios[i]![j]!;
-      }
-    }
+    record.cosines = outcome.pairs.cosines;
+    record.normRatios = outcome.pairs.normRatios;
     record.conflict = outcome.pairs.conflict;
   }
   return record;

@@ -5,6 +5,7 @@
 // Everything runs in tf.tidy: no tensor outlives the step except the variables.
 import * as tf from "@tensorflow/tfjs";
 import type {
+  Combination,
   Batch,
   Network,
   Objective,
@@ -14,13 +15,26 @@ import type {
 } from "../contracts.ts";
 import { countCorrect, predict } from "./evaluate.ts";
 import {
-  applyCoefficients,
   clipByGlobalNorm,
+  clipFactor,
+  combinedNorm,
+  combineGradients,
   gramMatrix,
-  pairwiseStatistics,
-  perObjectiveGradients,
-  type PairStatistics,
-} from "./gradient-ops.ts";
+  hasConflict,
+  normRatios,
+  objectiveGradients,
+  pairwiseCosines,
+  toNamedGradients,
+  weightedLossGradients,
+} from "../gradients.ts";
+
+export interface PairStatistics {
+  /** Keyed "task:distillation". */
+  cosines: Record<string, number>;
+  /** Larger over smaller gradient norm (>= 1), keyed like cosines. */
+  normRatios: Record<string, number>;
+  conflict: boolean;
+}
 
 /** Default: per-objective gradients of single-backward strategies are measured every 10th step. */
 export const DEFAULT_MEASURE_EVERY = 10;
@@ -58,11 +72,13 @@ export class StudentStep {
   private readonly setup: StudentStepSetup;
   private readonly variables: tf.Variable[];
   private readonly measureEvery: number;
+  private readonly names: string[];
 
   constructor(setup: StudentStepSetup) {
     this.setup = setup;
     this.variables = trainableVariables(setup);
     this.measureEvery = setup.measureEvery ?? DEFAULT_MEASURE_EVERY;
+    this.names = setup.objectives.map((o) => o.name);
   }
 
   run(batch: Batch, context: StepContext): StepOutcome {
@@ -87,54 +103,52 @@ export class StudentStep {
     return { ...frozen, studentLogits: out[0] as tf.Tensor2D, studentFeatures: out[1] as tf.Tensor2D };
   }
 
+  private lossesOf(batch: Batch, frozen: FrozenInputs, onCorrect: (n: number) => void): () => tf.Scalar[] {
+    return () => {
+      const inputs = this.forward(batch.xs, frozen);
+      onCorrect(countCorrect(inputs.studentLogits, batch.ys));
+      return this.setup.objectives.map((o) => o.loss(inputs));
+    };
+  }
+
   private perObjectiveStep(batch: Batch, frozen: FrozenInputs, context: StepContext): StepOutcome {
     let correct = 0;
-    const { losses, grads } = perObjectiveGradients(
-      this.setup.objectives.length,
-      (i) => {
-        const inputs = this.forward(batch.xs, frozen);
-        if (i === 0) correct = countCorrect(inputs.studentLogits, batch.ys);
-        return this.setup.objectives[i]!.loss(inputs);
-      },
+    const { losses: lossTensors, grads } = objectiveGradients(
+      this.lossesOf(batch, frozen, (n) => (correct = n)),
       this.variables,
     );
+    const losses = Array.from(tf.stack(lossTensors).dataSync());
     const gram = gramMatrix(grads);
     const { strategy } = this.setup;
     const combination =
       strategy.kind === "gradient"
         ? strategy.combine(gram, losses, context)
         : strategy.combine(losses, context);
-    const combined = applyCoefficients(grads, combination.coefficients);
-    this.apply(combined);
-    return { losses, ...combination, pairs: pairwiseStatistics(gram), correct };
+    // Clipping is a scalar factor on the coefficients: the combined norm follows from the Gram matrix.
+    const factor = clipFactor(combinedNorm(gram, combination.coefficients), this.setup.gradClipNorm);
+    const combined = combineGradients(
+      grads,
+      combination.coefficients.map((c) => c * factor),
+    );
+    this.setup.optimizer.applyGradients(toNamedGradients(this.variables, combined));
+    return { losses, ...combination, pairs: pairStatistics(gram, this.names), correct };
   }
 
   private singleBackwardStep(batch: Batch, frozen: FrozenInputs, context: StepContext): StepOutcome {
     const strategy = this.setup.strategy;
     if (strategy.kind !== "loss") throw new Error("single-backward step needs a LossStrategy");
-    let losses: number[] = [];
-    let combination = { coefficients: [] as number[], weights: [] as number[] };
     let correct = 0;
-    const { grads } = tf.variableGrads(() => {
-      const inputs = this.forward(batch.xs, frozen);
-      correct = countCorrect(inputs.studentLogits, batch.ys);
-      const lossTensors = this.setup.objectives.map((o) => o.loss(inputs));
-      // Read the losses inside the tape: the coefficients are plain numbers, so no gradient flows through them.
-      losses = lossTensors.map((l) => l.dataSync()[0]!);
-      combination = strategy.combine(losses, context);
-      return tf.addN(lossTensors.map((l, i) => tf.mul(l, combination.coefficients[i]!))) as tf.Scalar;
-    }, this.variables);
-    this.apply(this.variables.map((v) => grads[v.name] ?? tf.zerosLike(v)));
+    let combination: Combination = { coefficients: [], weights: [] };
+    const result = weightedLossGradients(
+      this.lossesOf(batch, frozen, (n) => (correct = n)),
+      (losses) => (combination = strategy.combine(losses, context)).coefficients,
+      this.variables,
+    );
+    const losses = Array.from(tf.stack(result.losses).dataSync());
+    const max = this.setup.gradClipNorm;
+    const grads = max === undefined ? result.grads : clipByGlobalNorm(result.grads, max).grads;
+    this.setup.optimizer.applyGradients(toNamedGradients(this.variables, grads));
     return { losses, ...combination, correct };
-  }
-
-  private apply(gradients: tf.Tensor[]): void {
-    const clipped = this.setup.gradClipNorm
-      ? clipByGlobalNorm(gradients, this.setup.gradClipNorm)
-      : gradients;
-    const map: tf.NamedTensorMap = {};
-    this.variables.forEach((v, i) => (map[v.name] = clipped[i]!));
-    this.setup.optimizer.applyGradients(map);
   }
 
   /** Losses on the same batch after the update (FAMO's observe), forward only. */
@@ -142,9 +156,15 @@ export class StudentStep {
     return tf.tidy(() => {
       const [teacherLogits, teacherFeatures] = predict(this.setup.teacher, batch.xs);
       const inputs = this.forward(batch.xs, { teacherLogits, teacherFeatures, labels: batch.ys });
-      return this.setup.objectives.map((o) => o.loss(inputs).dataSync()[0]!);
+      return Array.from(tf.stack(this.setup.objectives.map((o) => o.loss(inputs))).dataSync());
     });
   }
 }
 
 type FrozenInputs = Omit<ObjectiveInputs, "studentLogits" | "studentFeatures">;
+
+function pairStatistics(gram: number[][], names: string[]): PairStatistics {
+  const ratios = normRatios(gram, names);
+  for (const [k, r] of Object.entries(ratios)) ratios[k] = r >= 1 ? r : 1 / r;
+  return { cosines: pairwiseCosines(gram, names), normRatios: ratios, conflict: hasConflict(gram) };
+}

@@ -1,0 +1,101 @@
+import { mkdtempSync, readFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { TrainerMetric } from "../../../api/metrics.ts";
+import { Result } from "../../../api/v1alpha1/index.ts";
+import { TrainerMetrics } from "../../../trainer/src/telemetry/metrics.ts";
+import {
+  terminationResult,
+  writeTerminationMessage,
+  type RunSummary,
+} from "../../../trainer/src/telemetry/summary.ts";
+
+/** A port that was free a moment ago (port 0 means "disabled" to the trainer). */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+describe("trainer metrics", () => {
+  it("serves the shared metric names with job labels on /metrics", async () => {
+    const m = new TrainerMetrics("fm", "ml");
+    m.startStage("student", 3);
+    m.step(
+      {
+        type: "step",
+        stage: "student",
+        epoch: 1,
+        step: 0,
+        losses: { task: 0.5, distillation: 0.25 },
+        weights: { task: 0.6, distillation: 0.4 },
+        cosines: { "task:distillation": -0.1 },
+        normRatios: { "task:distillation": 2 },
+        conflict: true,
+        seconds: 0.01,
+      },
+      32,
+    );
+    m.testAccuracy("student", 0.9);
+    const port = await freePort();
+    const server = (await m.serve(port, "127.0.0.1"))!;
+    try {
+      const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(body).toContain(`${TrainerMetric.loss}{objective="task",mokd_job="fm",mokd_namespace="ml"} 0.5`);
+      expect(body).toContain(`${TrainerMetric.gradientCosine}{pair="task:distillation",mokd_job="fm"`);
+      expect(body).toMatch(new RegExp(`${TrainerMetric.conflictSteps}\\{[^}]*\\} 1`));
+      expect(body).toMatch(new RegExp(`${TrainerMetric.samples}\\{stage="student"[^}]*\\} 32`));
+      expect(body).toContain(`${TrainerMetric.accuracy}{stage="student",split="test"`);
+      expect(body).toContain(`${TrainerMetric.epochsTotal}{stage="student"`);
+      expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("does not listen when the port is 0", async () => {
+    expect(await new TrainerMetrics("a", "b").serve(0)).toBeUndefined();
+  });
+});
+
+const summary: RunSummary = {
+  job: { name: "fm", namespace: "ml" },
+  strategy: "mokd",
+  backend: "wasm",
+  teacher: { accuracy: 0.91234567, parameters: 10, path: "/t", source: "trained" },
+  student: { accuracy: 0.85, parameters: 5, path: "/output/student" },
+  bestEpoch: 3,
+  bestValidationAccuracy: 0.86,
+  conflictRate: 0.125,
+  measuredSteps: 8,
+  steps: 8,
+  durationSeconds: 12.345,
+  samplesPerSecond: 100,
+  epochs: [],
+};
+
+describe("termination message", () => {
+  it("has exactly the Result fields and fits 4 KiB", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "mokd-term-")), "termination-log");
+    expect(writeTerminationMessage(terminationResult(summary), path)).toBe(true);
+    const text = readFileSync(path, "utf8");
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(4096);
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    expect(Object.keys(parsed).sort()).toEqual(Object.keys(Result.shape).sort());
+    expect(Result.parse(parsed)).toMatchObject({
+      studentAccuracy: 0.85,
+      teacherAccuracy: 0.9123,
+      bestEpoch: 3,
+    });
+  });
+
+  it("is skipped when the path is not writable", () => {
+    expect(writeTerminationMessage(terminationResult(summary), "/nonexistent-dir/termination-log")).toBe(
+      false,
+    );
+  });
+});
