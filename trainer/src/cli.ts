@@ -104,13 +104,18 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
     if (!file)
       throw new ConfigError([{ field: "", message: "run needs a manifest: trainer run <job.yaml>" }]);
     const config = loadConfig(file);
-    const localDir = join("out", config.jobName);
+    const { output: outputFlag, checkpoints: checkpointsFlag } = flags;
+    const outputPath =
+      outputFlag ?? localPath(config.spec.output.path, DEFAULT_OUTPUT, join("out", config.jobName));
+    const checkpointPath =
+      checkpointsFlag ??
+      localPath(config.spec.output.checkpointPath, DEFAULT_CHECKPOINTS, join(outputPath, "checkpoints"));
     const progress = flags.progress && !flags["no-progress"] ? new Progress() : undefined;
     const result = await withStop((stop) =>
       runJob({
         config,
-        outputPath: flags.output ?? localDir,
-        checkpointPath: flags.checkpoints ?? join(flags.output ?? localDir, "checkpoints"),
+        outputPath,
+        checkpointPath,
         backend: backendFlag(flags.backend),
         metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
         measureEvery: intFlag(flags["measure-every"], "measure-every"),
@@ -128,6 +133,14 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
   } catch (error) {
     return exitCodeFor(error, log);
   }
+}
+
+const DEFAULT_OUTPUT = "/output";
+const DEFAULT_CHECKPOINTS = "/checkpoints";
+
+/** Local runs keep paths a manifest sets explicitly, but replace the pod defaults (/output, /checkpoints). */
+function localPath(fromSpec: string, podDefault: string, local: string): string {
+  return fromSpec === podDefault ? local : fromSpec;
 }
 
 function finish(result: RunResult, config: TrainerConfig): void {

@@ -1,0 +1,106 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ExitCode } from "../../../api/v1alpha1/index.ts";
+import { tinyJob, writeJob, writeTinyIdx } from "./engine-fixtures.ts";
+
+interface Exit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI as the container/README would; `onStderr` may act on output (e.g. send SIGTERM). */
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  onStderr?: (text: string, kill: () => void) => void,
+) {
+  return new Promise<Exit>((resolve) => {
+    const child = spawn(process.execPath, ["trainer/src/cli.ts", ...args], {
+      env: { ...process.env, MOKD_BACKEND: "cpu", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      onStderr?.(stderr + stdout, () => child.kill("SIGTERM"));
+    });
+    child.stdout.on("data", () => onStderr?.(stderr + stdout, () => child.kill("SIGTERM")));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+
+describe("trainer CLI exit codes", () => {
+  it("validate: 0 for a good manifest, 2 naming every bad field", async () => {
+    const dir = tmp("mokd-cli-");
+    const good = writeJob(dir, tinyJob("/data", dir));
+    expect((await cli(["validate", good])).code).toBe(ExitCode.Success);
+    const job = tinyJob("/data", dir);
+    const bad = writeJob(
+      dir,
+      { ...job, spec: { ...job.spec, training: { epochs: 0 }, strategy: { name: "nope" } } },
+      "bad.yaml",
+    );
+    const r = await cli(["validate", bad]);
+    expect(r.code).toBe(ExitCode.BadConfig);
+    expect(r.stderr).toContain("spec.training.epochs");
+    expect(r.stderr).toContain("spec.strategy.name");
+  });
+
+  it("run: 2 for a bad config, 3 for corrupt data", async () => {
+    const dir = tmp("mokd-cli-");
+    expect((await cli(["run", join(dir, "missing.yaml")])).code).toBe(ExitCode.BadConfig);
+    const data = writeTinyIdx();
+    writeFileSync(join(data, "train-labels-idx1-ubyte"), Buffer.from([0, 0, 8, 2, 0, 0]));
+    const r = await cli(["run", writeJob(dir, tinyJob(data, dir)), "--no-progress"]);
+    expect(r.code).toBe(ExitCode.BadData);
+    expect(r.stderr).toMatch(/train-labels-idx1-ubyte/);
+  });
+
+  it("train: 0 on a tiny run with config from MOKD_CONFIG; writes the termination message", async () => {
+    const dir = tmp("mokd-cli-");
+    const config = writeJob(dir, tinyJob(writeTinyIdx(), dir).spec, "spec.yaml");
+    const termination = join(dir, "termination-log");
+    const r = await cli(["train"], {
+      MOKD_CONFIG: config,
+      MOKD_TERMINATION_LOG: termination,
+      MOKD_JOB_NAME: "j",
+    });
+    expect(r.code).toBe(ExitCode.Success);
+    // JSON logs in the container.
+    expect(
+      r.stdout
+        .trim()
+        .split("\n")
+        .every((l) => JSON.parse(l).message !== undefined),
+    ).toBe(true);
+    expect(JSON.parse(readFileSync(termination, "utf8")).strategy).toBe("mokd");
+    expect(existsSync(join(dir, "output", "report.html"))).toBe(true);
+  });
+
+  it("run: SIGTERM mid-way exits 143 after a checkpoint; rerunning resumes and finishes with 0", async () => {
+    const dir = tmp("mokd-cli-");
+    const job = writeJob(dir, tinyJob(writeTinyIdx(1024), dir, { epochs: 3 }));
+    let sent = false;
+    const first = await cli(["run", job, "--no-progress"], {}, (text, kill) => {
+      if (!sent && text.includes("student:")) {
+        sent = true;
+        kill();
+      }
+    });
+    expect(first.code).toBe(ExitCode.Terminated);
+    expect(first.stderr).toMatch(/checkpoint .*ckpt-/);
+    const second = await cli(["run", job, "--no-progress"]);
+    expect(second.code).toBe(ExitCode.Success);
+    expect(second.stderr).toMatch(/resumed from/);
+    const summary = JSON.parse(readFileSync(join(dir, "output", "summary.json"), "utf8"));
+    expect(summary.steps).toBe(3 * Math.ceil((1024 * 0.875) / 32));
+    expect(second.stdout).toMatch(/teacher \(trained\)/);
+  });
+});
