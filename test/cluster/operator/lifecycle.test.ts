@@ -90,7 +90,7 @@ describe.concurrent("DistillationJob lifecycle", () => {
       ns,
       "get",
       "events",
-      "--field-selector=regarding.name=ok",
+      "--field-selector=involvedObject.name=ok",
       "-o",
       "jsonpath={.items[*].reason}",
     ]);
