@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -81,7 +81,9 @@ describe("trainer CLI exit codes", () => {
         .every((l) => JSON.parse(l).message !== undefined),
     ).toBe(true);
     expect(JSON.parse(readFileSync(termination, "utf8")).strategy).toBe("mokd");
-    expect(existsSync(join(dir, "output", "report.html"))).toBe(true);
+    const report = readFileSync(join(dir, "output", "report.html"), "utf8");
+    expect(report.match(/<svg /g)).toHaveLength(4);
+    expect(report).toContain("Gradient cosine");
   });
 
   it("run: SIGTERM mid-way exits 143 after a checkpoint; rerunning resumes and finishes with 0", async () => {
