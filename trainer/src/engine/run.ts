@@ -80,7 +80,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   );
   mkdirSync(outputPath, { recursive: true });
   const metrics = new TrainerMetrics(options.config.jobName, options.config.namespace);
-  const server = await metrics.serve(options.metricsPort ?? spec.metrics.port);
+  const server = await serveMetrics(metrics, options.metricsPort ?? spec.metrics.port, log);
   if (server) log.info(`metrics on :${(server.address() as { port: number }).port}/metrics`);
   const jsonl = new JsonlWriter(join(outputPath, "metrics.jsonl"));
   const hooks = telemetryHooks(metrics, jsonl, options.hooks);
@@ -139,6 +139,16 @@ function telemetryHooks(metrics: TrainerMetrics, jsonl: JsonlWriter, user: Stage
       user.onEpoch?.(record);
     },
   };
+}
+
+/** Metrics are an observer: a busy port is logged, never fatal to training. */
+async function serveMetrics(metrics: TrainerMetrics, port: number, log: Logger): Promise<Server | undefined> {
+  try {
+    return await metrics.serve(port);
+  } catch (error) {
+    log.warn(`metrics endpoint disabled: cannot listen on :${port}: ${(error as Error).message}`);
+    return undefined;
+  }
 }
 
 async function closeServer(server: Server | undefined): Promise<void> {
