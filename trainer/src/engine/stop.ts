@@ -5,6 +5,8 @@
 export class StopSignal {
   requested = false;
   private readonly onSignal = () => {
+    // A second signal means "now": do not wait for the step boundary.
+    if (this.requested) process.exit(143);
     this.requested = true;
   };
 
