@@ -98,16 +98,21 @@ describe.concurrent("DistillationJob lifecycle", () => {
     expect(events.stdout).toContain("Succeeded");
   });
 
-  it("retries a failing trainer up to backoffLimit, then fails with the Job's reason", async () => {
-    await jobs.create("flaky", { runPolicy: { backoffLimit: 1 } }, fail(1, "out of memory"));
-    const failed = await jobs.waitPhase("flaky", "Failed", 90_000);
-    expect(condition(failed.status, "Failed")).toMatchObject({
-      status: "True",
-      reason: "BackoffLimitExceeded",
-    });
-    expect(condition(failed.status, "Failed")!.message).toContain("out of memory");
-    expect(failed.status!.attempts).toBe(2);
-  });
+  it(
+    "retries a failing trainer up to backoffLimit, then fails with the Job's reason",
+    { timeout: 180_000 },
+    async () => {
+      await jobs.create("flaky", { runPolicy: { backoffLimit: 1 } }, fail(1, "out of memory"));
+      // The Job controller waits ~10 s (exponential pod-failure backoff) before the retry; slow under load.
+      const failed = await jobs.waitPhase("flaky", "Failed", 150_000);
+      expect(condition(failed.status, "Failed")).toMatchObject({
+        status: "True",
+        reason: "BackoffLimitExceeded",
+      });
+      expect(condition(failed.status, "Failed")!.message).toContain("out of memory");
+      expect(failed.status!.attempts).toBe(2);
+    },
+  );
 
   it("fails at once on the trainer's bad-config exit code (podFailurePolicy)", async () => {
     await jobs.create("badcfg", { runPolicy: { backoffLimit: 5 } }, fail(2, "spec.data.path: no IDX files"));
