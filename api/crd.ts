@@ -47,8 +47,9 @@ function schemaOf(schema: z.ZodType, io: "input" | "output"): JsonSchema {
 }
 
 export function buildCrd(): Record<string, unknown> {
+  // No default for spec itself: the apiserver checks a default against the spec-level CEL rules without filling
+  // nested defaults first. `spec: {}` is enough; every field inside has its default.
   const spec = schemaOf(DistillationJobSpec, "input");
-  spec.default = {};
   const status = schemaOf(DistillationJobStatus, "output");
   return {
     apiVersion: "apiextensions.k8s.io/v1",
@@ -93,6 +94,7 @@ export function buildCrd(): Record<string, unknown> {
                 spec,
                 status,
               },
+              required: ["spec"],
             },
           },
         },
