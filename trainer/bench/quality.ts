@@ -39,8 +39,8 @@ const DATA_SEED = 42;
 /** The student and its training, shared by every method; methods differ only in objectives and strategy. */
 const baseSpec = {
   data: { path: args.data, maxTrainSamples: Number(args["max-train"]), validationSplit: 0.1 },
-  teacher: { architecture: "cnn", width: 8, hiddenUnits: 64, epochs: Number(args["teacher-epochs"]) },
-  student: { architecture: "mlp", width: 128, depth: 1, hiddenUnits: 64 },
+  teacher: { architecture: "cnn", width: 16, hiddenUnits: 64, epochs: Number(args["teacher-epochs"]) },
+  student: { architecture: "mlp", width: 64, depth: 1, hiddenUnits: 32 },
   training: { epochs: Number(args.epochs), batchSize: 64, learningRate: 0.002, targetAccuracy: target },
   metrics: { port: 0 },
 };
@@ -171,8 +171,8 @@ async function main(): Promise<void> {
     list.map((m) => m.name),
   );
   const header =
-    `teacher: cnn width 8 trained once on ${args["teacher-train"]} images for ${args["teacher-epochs"]} epochs, ` +
-    `test accuracy ${(teacher.accuracy * 100).toFixed(2)}%; student: mlp 784-128-64-10 on ${args["max-train"]} ` +
+    `teacher: cnn width 16 trained once on ${args["teacher-train"]} images for ${args["teacher-epochs"]} epochs, ` +
+    `test accuracy ${(teacher.accuracy * 100).toFixed(2)}%; student: mlp 784-64-32-10 on ${args["max-train"]} ` +
     `images, ${args.epochs} epochs, Adam lr 0.002, batch 64; seeds ${seeds.join(",")}; backend ${backend.choice}; ` +
     `${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}); ${new Date().toISOString()}; ` +
     `${((Date.now() - started) / 60000).toFixed(1)} min`;
