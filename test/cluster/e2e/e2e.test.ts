@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHART_DIR, CRD_PATH, ROOT } from "../../../api/generate.ts";
+import { CHART_DIR, ROOT } from "../../../api/generate.ts";
 import { TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { LOCAL_NODE } from "../../bed/config.ts";
@@ -24,6 +24,8 @@ import { stopGroups, tail } from "../../bed/processes.ts";
 import { freePort, Prometheus } from "../packaging/prometheus.ts";
 import { LocalKubelet } from "./local-kubelet.ts";
 
+/** The CRD as the chart ships it (identical to crds/: the staleness test compares both with the schema). */
+const CHART_CRD = join(CHART_DIR, "files", "crds", "distillation.mokd.io_distillationjobs.yaml");
 const run = promisify(execFile);
 const RELEASE = "mokd";
 const SA = "mokd-mokd-operator"; // the chart's fullname for release "mokd"
@@ -79,7 +81,7 @@ async function status(): Promise<DistillationJobStatus | undefined> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "mokd-e2e-"));
   namespace = await createTestNamespace("e2e");
-  const crd = await kubectl(["apply", "-f", CRD_PATH]);
+  const crd = await kubectl(["apply", "-f", CHART_CRD]);
   expect(crd.code, crd.stderr).toBe(0);
   await kubectl([
     "wait",

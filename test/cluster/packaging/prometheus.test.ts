@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { CHART_DIR, CRD_PATH, ROOT } from "../../../api/generate.ts";
+import { CHART_DIR, ROOT } from "../../../api/generate.ts";
 import { TRAINER_LABELS } from "../../../api/metrics.ts";
 import { alertRules } from "../../../dashboards/alerts.ts";
 import {
@@ -20,6 +20,8 @@ import { createTestNamespace, deleteNamespace, kubeconfigPath, kubectl, waitFor 
 import { stopGroups, tail } from "../../bed/processes.ts";
 import { freePort, Prometheus, prometheusBinDir } from "./prometheus.ts";
 
+/** The CRD as the chart ships it (identical to crds/: the staleness test compares both with the schema). */
+const CHART_CRD = join(CHART_DIR, "files", "crds", "distillation.mokd.io_distillationjobs.yaml");
 const NODE = process.execPath;
 const RULES = join(CHART_DIR, "files", "prometheus-rules.yaml");
 const JOB = "tiny";
@@ -89,7 +91,7 @@ beforeAll(async () => {
   prometheusBinDir();
   dir = mkdtempSync(join(tmpdir(), "mokd-prom-test-"));
   namespace = await createTestNamespace("prom");
-  const crd = await kubectl(["apply", "-f", CRD_PATH]);
+  const crd = await kubectl(["apply", "-f", CHART_CRD]);
   expect(crd.code, crd.stderr).toBe(0);
 
   const [operatorPort, trainerPort] = [await freePort(), await freePort()];
