@@ -43,7 +43,9 @@ export function toStructural(node: unknown): unknown {
 }
 
 function schemaOf(schema: z.ZodType, io: "input" | "output"): JsonSchema {
-  return toStructural(z.toJSONSchema(schema, { target: "openapi-3.0", io, unrepresentable: "throw" })) as JsonSchema;
+  return toStructural(
+    z.toJSONSchema(schema, { target: "openapi-3.0", io, unrepresentable: "throw" }),
+  ) as JsonSchema;
 }
 
 export function buildCrd(): Record<string, unknown> {
@@ -57,7 +59,13 @@ export function buildCrd(): Record<string, unknown> {
     metadata: { name: `${PLURAL}.${GROUP}` },
     spec: {
       group: GROUP,
-      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: SINGULAR, shortNames: SHORT_NAMES },
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: SHORT_NAMES,
+      },
       scope: "Namespaced",
       versions: [
         {
@@ -67,7 +75,12 @@ export function buildCrd(): Record<string, unknown> {
           subresources: { status: {} },
           additionalPrinterColumns: [
             { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Phase of the run" },
-            { name: "Epoch", type: "integer", jsonPath: ".status.progress.epoch", description: "Current epoch" },
+            {
+              name: "Epoch",
+              type: "integer",
+              jsonPath: ".status.progress.epoch",
+              description: "Current epoch",
+            },
             {
               name: "Student-Acc",
               type: "number",

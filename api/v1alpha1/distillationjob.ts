@@ -101,7 +101,10 @@ export const RuntimeSpec = section(
       .describe("A core/v1 Affinity for the trainer pod, passed through unchanged."),
     priorityClassName: z.string().optional().describe("PriorityClass of the trainer pod."),
     podLabels: z.record(z.string(), z.string()).optional().describe("Extra labels of the trainer pod."),
-    podAnnotations: z.record(z.string(), z.string()).optional().describe("Extra annotations of the trainer pod."),
+    podAnnotations: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe("Extra annotations of the trainer pod."),
     env: z.array(EnvVar).optional().describe("Extra environment variables of the trainer container."),
     volumes: section(
       {
@@ -163,7 +166,9 @@ const specShape: SpecShape = {
     .string()
     .min(1)
     .optional()
-    .describe("Kueue LocalQueue: set as the child Job's `kueue.x-k8s.io/queue-name` label so Kueue admits it."),
+    .describe(
+      "Kueue LocalQueue: set as the child Job's `kueue.x-k8s.io/queue-name` label so Kueue admits it.",
+    ),
 };
 
 /** Fields that define the run: changing them mid-run would make checkpoints and results meaningless. */
@@ -175,6 +180,7 @@ export const IMMUTABLE_SPEC_FIELDS = [
   "strategy",
   "training",
   "output",
+  "metrics",
   "runtime",
   "queueName",
 ] as const;
@@ -215,15 +221,13 @@ export const specRules: CrossFieldRule<Spec>[] = [
     field: "runtime.volumes.teacher",
     holds: (s) => s.runtime.volumes.teacher === undefined || s.teacher.model !== undefined,
   },
-  ...IMMUTABLE_SPEC_FIELDS.map(
-    (f): CrossFieldRule<Spec> => ({
-      cel: `has(self.${f}) == has(oldSelf.${f}) && (!has(self.${f}) || self.${f} == oldSelf.${f})`,
-      message: `spec.${f} is immutable: create a new DistillationJob to change it`,
-      field: f,
-      holds: () => true,
-      transition: true,
-    }),
-  ),
+  ...IMMUTABLE_SPEC_FIELDS.map((f): CrossFieldRule<Spec> => ({
+    cel: `has(self.${f}) == has(oldSelf.${f}) && (!has(self.${f}) || self.${f} == oldSelf.${f})`,
+    message: `spec.${f} is immutable: create a new DistillationJob to change it`,
+    field: f,
+    holds: () => true,
+    transition: true,
+  })),
 ];
 
 export const DistillationJobSpec = withRules(z.object(specShape), specRules).describe(
@@ -239,7 +243,11 @@ export const Condition = z
   .object({
     type: z.string().describe("Condition type: Created, Running, Suspended, Succeeded, Failed."),
     status: z.enum(["True", "False", "Unknown"]).describe("True, False or Unknown."),
-    observedGeneration: z.number().int().optional().describe("The generation the condition was computed from."),
+    observedGeneration: z
+      .number()
+      .int()
+      .optional()
+      .describe("The generation the condition was computed from."),
     lastTransitionTime: z.string().describe("When status last changed (RFC 3339)."),
     reason: z.string().describe("CamelCase machine-readable reason."),
     message: z.string().describe("Human-readable detail."),
@@ -259,8 +267,14 @@ export const Progress = z
     weights: NumberMap.optional().describe("Latest strategy weight per objective."),
     trainAccuracy: z.number().optional().describe("Train top-1 accuracy of the last epoch."),
     validationAccuracy: z.number().optional().describe("Validation top-1 accuracy of the last epoch."),
-    studentAccuracy: z.number().optional().describe("Latest student accuracy (validation; test when finished)."),
-    conflictRate: z.number().optional().describe("Fraction of steps whose objective gradients conflict (cos < 0)."),
+    studentAccuracy: z
+      .number()
+      .optional()
+      .describe("Latest student accuracy (validation; test when finished)."),
+    conflictRate: z
+      .number()
+      .optional()
+      .describe("Fraction of steps whose objective gradients conflict (cos < 0)."),
     samplesPerSecond: z.number().optional().describe("Training throughput."),
     etaSeconds: z.number().optional().describe("Estimated seconds to completion."),
     lastUpdateTime: z.string().optional().describe("When progress was last read from the trainer."),

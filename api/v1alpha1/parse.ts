@@ -12,7 +12,10 @@ export class ConfigError extends Error {
   readonly errors: FieldError[];
   constructor(errors: FieldError[], source?: string) {
     const where = source ? ` in ${source}` : "";
-    super(`invalid DistillationJob${where}:\n` + errors.map((e) => `  ${e.field || "(root)"}: ${e.message}`).join("\n"));
+    super(
+      `invalid DistillationJob${where}:\n` +
+        errors.map((e) => `  ${e.field || "(root)"}: ${e.message}`).join("\n"),
+    );
     this.name = "ConfigError";
     this.errors = errors;
   }
@@ -25,7 +28,12 @@ function fieldErrors(error: z.ZodError, prefix: string[]): FieldError[] {
   }));
 }
 
-function parseWith<S extends z.ZodType>(schema: S, value: unknown, prefix: string[], source?: string): z.output<S> {
+function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  prefix: string[],
+  source?: string,
+): z.output<S> {
   const result = schema.safeParse(value);
   if (!result.success) throw new ConfigError(fieldErrors(result.error, prefix), source);
   return result.data;

@@ -17,20 +17,20 @@ export const architectureNames = ["cnn", "mlp"] as const;
 
 /** Fields of a built-in model, spread into the teacher and the student with their own default sizes. */
 export const modelArchitectureShape = (d: { width: number; hiddenUnits: number }) => ({
-    architecture: z
-      .enum(architectureNames)
-      .default("cnn")
-      .describe("Built-in architecture: `cnn` (conv blocks + dense head) or `mlp` (dense layers)."),
-    width: positiveInt()
-      .max(1024)
-      .default(d.width)
-      .describe("Channels of the first conv block (cnn; doubled per block) or units per hidden layer (mlp)."),
-    depth: positiveInt().max(8).default(2).describe("Number of conv blocks (cnn) or hidden layers (mlp)."),
-    hiddenUnits: positiveInt()
-      .max(8192)
-      .default(d.hiddenUnits)
-      .describe("Units of the dense feature layer before the classifier; the projector reads this layer."),
-    dropout: z.number().min(0).max(0.9).default(0).describe("Dropout rate before the classifier."),
+  architecture: z
+    .enum(architectureNames)
+    .default("cnn")
+    .describe("Built-in architecture: `cnn` (conv blocks + dense head) or `mlp` (dense layers)."),
+  width: positiveInt()
+    .max(1024)
+    .default(d.width)
+    .describe("Channels of the first conv block (cnn; doubled per block) or units per hidden layer (mlp)."),
+  depth: positiveInt().max(8).default(2).describe("Number of conv blocks (cnn) or hidden layers (mlp)."),
+  hiddenUnits: positiveInt()
+    .max(8192)
+    .default(d.hiddenUnits)
+    .describe("Units of the dense feature layer before the classifier; the projector reads this layer."),
+  dropout: z.number().min(0).max(0.9).default(0).describe("Dropout rate before the classifier."),
 });
 export const ModelArchitecture = z.object(modelArchitectureShape({ width: 16, hiddenUnits: 64 }));
 export type ModelArchitecture = z.infer<typeof ModelArchitecture>;
@@ -51,8 +51,16 @@ export const TeacherSpec = section(
         "Name of the teacher layer whose output is the feature-distillation target (loaded models only; built-in models use their feature layer). Defaults to the layer before the last.",
       ),
     ...modelArchitectureShape({ width: 32, hiddenUnits: 128 }),
-    epochs: positiveInt().max(1000).default(3).describe("Epochs of the teacher stage (when `model` is unset)."),
-    learningRate: z.number().positive().max(10).default(0.001).describe("Adam learning rate of the teacher stage."),
+    epochs: positiveInt()
+      .max(1000)
+      .default(3)
+      .describe("Epochs of the teacher stage (when `model` is unset)."),
+    learningRate: z
+      .number()
+      .positive()
+      .max(10)
+      .default(0.001)
+      .describe("Adam learning rate of the teacher stage."),
   },
   "The teacher: a model to load, or a built-in architecture (default: a wider cnn) to train first.",
 );
@@ -89,7 +97,9 @@ export const DataSpec = section(
     maxTrainSamples: positiveInt()
       .optional()
       .describe("Use at most this many training samples (after the validation split); unset: all."),
-    maxTestSamples: positiveInt().optional().describe("Evaluate on at most this many test samples; unset: all."),
+    maxTestSamples: positiveInt()
+      .optional()
+      .describe("Evaluate on at most this many test samples; unset: all."),
     normalization: z
       .enum(["standardize", "unit"])
       .default("standardize")
@@ -103,7 +113,10 @@ export const DataSpec = section(
           .max(8)
           .default(0)
           .describe("Pad by this many pixels and crop back at a random offset; 0 disables."),
-        horizontalFlip: z.boolean().default(false).describe("Flip training images left-right with probability 0.5."),
+        horizontalFlip: z
+          .boolean()
+          .default(false)
+          .describe("Flip training images left-right with probability 0.5."),
       },
       "Light training-time augmentation.",
     ),
@@ -123,7 +136,10 @@ export const ObjectivesSpec = section(
     ),
     distillation: section(
       {
-        enabled: z.boolean().default(true).describe("KL(teacher || student) on softened outputs, scaled by T^2."),
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe("KL(teacher || student) on softened outputs, scaled by T^2."),
         temperature: z.number().min(0.1).max(100).default(4).describe("Softmax temperature T."),
       },
       "The logit-distillation objective.",
@@ -173,12 +189,22 @@ export const StrategySpec = section(
     ),
     famo: section(
       {
-        learningRate: z.number().positive().max(1).default(0.025).describe("Adam learning rate of the weight logits."),
+        learningRate: z
+          .number()
+          .positive()
+          .max(1)
+          .default(0.025)
+          .describe("Adam learning rate of the weight logits."),
         weightDecay: z.number().min(0).max(1).default(0.01).describe("Weight decay of the weight logits."),
       },
       "Settings of `mokd-amortized` (FAMO).",
     ),
-    cagradC: z.number().min(0).max(10).default(0.5).describe("The c of CAGrad (radius of the conflict-averse ball)."),
+    cagradC: z
+      .number()
+      .min(0)
+      .max(10)
+      .default(0.5)
+      .describe("The c of CAGrad (radius of the conflict-averse ball)."),
     gradClipNorm: z
       .number()
       .positive()
@@ -196,7 +222,13 @@ export const TrainingSpec = section(
     optimizer: z.enum(["adam", "sgd", "momentum"]).default("adam").describe("Optimiser of the student."),
     learningRate: z.number().positive().max(10).default(0.001).describe("Learning rate of the student."),
     momentum: z.number().min(0).max(1).default(0.9).describe("Momentum (optimizer `momentum` only)."),
-    seed: z.number().int().min(0).max(2147483647).default(42).describe("Seed of shuffling, init and augmentation."),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2147483647)
+      .default(42)
+      .describe("Seed of shuffling, init and augmentation."),
     targetAccuracy: z
       .number()
       .min(0)
@@ -210,7 +242,11 @@ export type TrainingSpec = z.infer<typeof TrainingSpec>;
 
 export const OutputSpec = section(
   {
-    path: z.string().min(1).default("/output").describe("Directory for the student model, summary and report."),
+    path: z
+      .string()
+      .min(1)
+      .default("/output")
+      .describe("Directory for the student model, summary and report."),
     checkpointPath: z
       .string()
       .min(1)

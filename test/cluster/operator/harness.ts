@@ -21,26 +21,11 @@ async function mustKubectl(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-interface Crd {
-  spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: { default?: unknown } } } } }[] };
-}
-
-/**
- * crds/ as generated — except `spec.default: {}`, which kube-apiserver 1.36 refuses: it evaluates the spec's CEL
- * rules against that default before nested defaults apply ("no such key: objectives"). Reported to the API owner;
- * stripping it changes nothing for manifests that have a spec.
- */
-function loadCrd(): Crd {
-  const crd = parseYaml(readFileSync(CRD, "utf8")) as Crd;
-  for (const v of crd.spec.versions) delete v.schema.openAPIV3Schema.properties.spec.default;
-  return crd;
-}
-
 let crdApplied: Promise<void> | undefined;
 /** The CRD, applied once per worker as admin (idempotent). */
 export function ensureCrd(): Promise<void> {
   crdApplied ??= (async () => {
-    await mustKubectl(["apply", "--server-side", "--force-conflicts", "-f", "-"], JSON.stringify(loadCrd()));
+    await mustKubectl(["apply", "--server-side", "--force-conflicts", "-f", CRD]);
     await mustKubectl([
       "wait",
       "--for=condition=Established",
