@@ -127,6 +127,33 @@ describe("replacement conv gradient kernels match the cpu backend's stock kernel
     expect(tf.memory().numTensors).toBeGreaterThan(before); // sanity: the model exists
   });
 
+  it("BatchMatMul with transposed operands on wasm matches the cpu backend (ranks 2 and 3)", async () => {
+    const shapes: [number[], number[], boolean, boolean][] = [
+      [[6, 5], [6, 4], true, false],
+      [[5, 6], [4, 6], false, true],
+      [[6, 5], [4, 6], true, true],
+      [[5, 6], [6, 4], false, false],
+      [[2, 7, 3], [2, 7, 4], true, false],
+      [[2, 3, 7], [1, 4, 7], false, true],
+    ];
+    await tf.setBackend("cpu");
+    const cases = shapes.map(([sa, sb, ta, tb]) => {
+      const [a, b] = [tf.randomNormal(sa), tf.randomNormal(sb)];
+      return { a: a.arraySync(), b: b.arraySync(), ta, tb, expected: tf.matMul(a, b, ta, tb) };
+    });
+    const expected = cases.map((c) => ({ shape: c.expected.shape, values: c.expected.dataSync().slice() }));
+    const selected = await selectBackend("wasm", () => {});
+    expect(selected.kernels).toContain(tf.BatchMatMul);
+    cases.forEach((c, i) => {
+      const before = tf.memory().numTensors;
+      const out = tf.tidy(() => tf.matMul(tf.tensor(c.a), tf.tensor(c.b), c.ta, c.tb));
+      expect(out.shape).toEqual(expected[i]!.shape);
+      expect(maxRelativeError(out.dataSync(), expected[i]!.values), `case ${i}`).toBeLessThan(1e-5);
+      out.dispose();
+      expect(tf.memory().numTensors).toBe(before); // the explicit transposes are freed
+    });
+  });
+
   it("does not register for other backends", () => {
     expect(registerTrainingKernels("tensorflow")).toEqual([]);
   });

@@ -8,6 +8,10 @@
 // - Conv2DBackpropInput (stride 1, wasm): wasm's is a plain loop. With stride 1, dx is a valid conv of dy,
 //   padded by (filter - 1 - forward padding), with the filter flipped spatially and its channels swapped.
 //   Other strides keep the stock kernel.
+// - BatchMatMul with transposeA or transposeB (wasm): the stock kernel only runs XNNPACK when neither input is
+//   transposed and falls back to a naive loop otherwise (measured: x^T dy for a 784x128 dense layer, batch 64,
+//   ~6x slower than transposing first). Every dense backward uses such products (dW = x^T dy, dx = dy W^T), so
+//   the replacement transposes the flagged inputs explicitly and multiplies untransposed.
 import * as tf from "@tensorflow/tfjs";
 
 type KernelFunc = tf.KernelConfig["kernelFunc"];
@@ -102,6 +106,25 @@ function inputKernel(stock: KernelFunc | undefined): KernelFunc {
   };
 }
 
+/** Swaps the last two axes (the matrix axes of a batched matmul operand). */
+function transposeMatrices(t: tf.Tensor): tf.Tensor {
+  const perm = t.shape.map((_, i) => i);
+  const n = perm.length;
+  [perm[n - 2], perm[n - 1]] = [perm[n - 1]!, perm[n - 2]!];
+  return tf.transpose(t, perm);
+}
+
+function matMulKernel(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) return stock(args);
+    const { a, b } = args.inputs as unknown as { a: tf.Tensor; b: tf.Tensor };
+    return tf.tidy(() =>
+      tf.matMul(transposeA ? transposeMatrices(a) : a, transposeB ? transposeMatrices(b) : b),
+    );
+  };
+}
+
 function register(kernelName: string, backendName: string, kernelFunc: KernelFunc): void {
   if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
   tf.registerKernel({ kernelName, backendName, kernelFunc });
@@ -120,6 +143,8 @@ export function registerTrainingKernels(backendName: string): string[] {
   if (backendName === "wasm") {
     const stock = tf.getKernel(tf.Conv2DBackpropInput, backendName)?.kernelFunc;
     register(tf.Conv2DBackpropInput, backendName, inputKernel(stock));
+    const stockMatMul = tf.getKernel(tf.BatchMatMul, backendName)?.kernelFunc;
+    if (stockMatMul) register(tf.BatchMatMul, backendName, matMulKernel(stockMatMul));
   }
   registered.add(backendName);
   return kernelNamesFor(backendName);
@@ -127,6 +152,6 @@ export function registerTrainingKernels(backendName: string): string[] {
 
 function kernelNamesFor(backendName: string): string[] {
   return backendName === "wasm"
-    ? [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput]
+    ? [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.BatchMatMul]
     : [tf.Conv2DBackpropFilter];
 }
