@@ -13,9 +13,8 @@
 // - A token bucket per regarding object (burst 25, one token per 5 min, like tools/record's spam filter)
 //   bounds how many distinct events one object can produce; repeats inside a series cost no token.
 
-import type { KubeConfig } from "@kubernetes/client-node";
 import { hostname } from "node:os";
-import { KubeHttp } from "./kube-http.ts";
+import { KubeHttp, type KubeConfigLike } from "./kube-http.ts";
 import { microTime } from "./leader-election.ts";
 
 export interface EventSubject {
@@ -27,7 +26,7 @@ export interface EventSubject {
 export type EventType = "Normal" | "Warning";
 
 export interface EventRecorderOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeConfigLike;
   /** reportingController, e.g. "mokd.io/operator". */
   component: string;
   /** reportingInstance; defaults to the host name (the pod name in a cluster). */

@@ -12,14 +12,14 @@
 // what happened while disconnected (client-go's Replace + DeletedFinalStateUnknown). Objects are stored as
 // parsed from the wire, never copied: handlers must treat them as read-only.
 
-import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import type { IncomingMessage } from "node:http";
-import { KubeApiError, KubeHttp } from "./kube-http.ts";
+import { KubeApiError, KubeHttp, type KubeConfigLike } from "./kube-http.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
 
 export interface WatchResourceOptions<T extends KubernetesObject> {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeConfigLike;
   /** Collection path, e.g. /apis/batch/v1/jobs or /apis/batch/v1/namespaces/ns/jobs. */
   path: string;
   labelSelector?: string;

@@ -11,6 +11,12 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import * as http from "node:http";
 import * as https from "node:https";
 
+/**
+ * What the lib needs of a kubeconfig: client-node's KubeConfig fits, and so does the far lighter
+ * LightKubeConfig of ./kubeconfig.ts (importing client-node at run time costs ~80 MiB of RSS).
+ */
+export type KubeConfigLike = Pick<KubeConfig, "getCurrentCluster" | "applyToHTTPSOptions">;
+
 export type Query = Record<string, string | number | boolean | undefined>;
 
 export interface KubeRequest {
@@ -48,20 +54,20 @@ interface Connection {
   auth?: string;
 }
 
-const clients = new WeakMap<KubeConfig, KubeHttp>();
+const clients = new WeakMap<KubeConfigLike, KubeHttp>();
 
 export class KubeHttp {
-  readonly #kc: KubeConfig;
+  readonly #kc: KubeConfigLike;
   readonly #userAgent: string;
   #agent: http.Agent | undefined;
 
-  constructor(kc: KubeConfig, userAgent = "mokd-operator") {
+  constructor(kc: KubeConfigLike, userAgent = "mokd-operator") {
     this.#kc = kc;
     this.#userAgent = userAgent;
   }
 
   /** The shared client of a KubeConfig (one connection pool per KubeConfig). */
-  static for(kc: KubeConfig): KubeHttp {
+  static for(kc: KubeConfigLike): KubeHttp {
     let client = clients.get(kc);
     if (!client) {
       client = new KubeHttp(kc);
@@ -84,6 +90,32 @@ export class KubeHttp {
     const res = await this.#send(path, { ...req, method: "GET" }, true);
     if ((res.statusCode ?? 0) >= 300) throw apiError(res.statusCode ?? 0, await readBody(res));
     return res;
+  }
+
+  /** Server-side apply of `body` at the object path (e.g. /apis/batch/v1/namespaces/ns/jobs/name[/status]). */
+  apply<T>(path: string, body: unknown, fieldManager: string, signal?: AbortSignal): Promise<T> {
+    return this.request<T>(path, {
+      method: "PATCH",
+      body,
+      contentType: "application/apply-patch+yaml", // JSON is valid YAML
+      query: { fieldManager, force: true },
+      signal,
+    });
+  }
+
+  /** Deletes an object; with `uid`, only that incarnation of it (a precondition). Absent is fine. */
+  async delete(path: string, opts: { uid?: string; propagationPolicy?: string } = {}): Promise<void> {
+    const body = {
+      kind: "DeleteOptions",
+      apiVersion: "v1",
+      propagationPolicy: opts.propagationPolicy ?? "Background",
+      ...(opts.uid ? { preconditions: { uid: opts.uid } } : {}),
+    };
+    try {
+      await this.request(path, { method: "DELETE", body });
+    } catch (error) {
+      if (!isStatus(error, 404)) throw error;
+    }
   }
 
   /** Closes idle pooled connections (the process can then exit). */

@@ -10,11 +10,10 @@
 // - release (client-go's ReleaseOnCancel): stop, and if leading write holderIdentity="" with a 1 s duration so
 //   another replica takes over at its next retry instead of waiting out the lease.
 
-import type { KubeConfig } from "@kubernetes/client-node";
-import { KubeHttp, isStatus } from "./kube-http.ts";
+import { KubeHttp, isStatus, type KubeConfigLike } from "./kube-http.ts";
 
 export interface LeaderElectorOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeConfigLike;
   namespace: string;
   name: string;
   identity: string;
