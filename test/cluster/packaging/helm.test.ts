@@ -8,6 +8,9 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { CHART_DIR, CRD_PATH } from "../../../api/generate.ts";
+import { parseDistillationJob } from "../../../api/v1alpha1/index.ts";
+import { buildJob } from "../../../operator/src/builders/job.ts";
+import type { OwnerJob } from "../../../operator/src/builders/common.ts";
 import { binDir, createTestNamespace, deleteNamespace, kubeconfigPath, kubectl } from "../../bed/env.ts";
 
 const run = promisify(execFile);
@@ -83,6 +86,29 @@ function monitoringCrdStubs(): string {
   return stubs.map((s) => JSON.stringify(s)).join("\n---\n");
 }
 
+interface K8sObject {
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+  spec?: Record<string, unknown>;
+}
+
+function objects(manifest: string): K8sObject[] {
+  return parseAllDocuments(manifest).flatMap((d) => {
+    const o = d.toJS() as K8sObject | null;
+    return o?.kind ? [o] : [];
+  });
+}
+
+/** The pod template the operator builds for a default DistillationJob: what the monitors must select. */
+function trainerPodTemplate() {
+  const dj = parseDistillationJob({
+    apiVersion: "distillation.mokd.io/v1alpha1",
+    kind: "DistillationJob",
+    metadata: { name: "x", namespace: "team-a", uid: "00000000-0000-0000-0000-000000000000" },
+  }) as OwnerJob;
+  return buildJob(dj).spec!.template;
+}
+
 let namespace = "";
 beforeAll(async () => {
   namespace = await createTestNamespace("helm");
@@ -127,6 +153,35 @@ describe("chart", () => {
     );
     expect(kinds(manifest)).not.toContain("ServiceMonitor");
     await dryRun(manifest);
+  });
+
+  it("selects the trainer pods the operator builds, on their metrics port", async () => {
+    const template = trainerPodTemplate();
+    const podLabels = template.metadata!.labels!;
+    const metricsPort = template.spec!.containers[0]!.ports!.find((p) => p.name === "metrics")!;
+    const manifest = await render(namespace, [
+      ...MONITORING_ON,
+      "networkPolicy.enabled=true",
+      "networkPolicy.trainerNamespaces={team-a}",
+    ]);
+    const docs = objects(manifest);
+    const podMonitor = docs.find((d) => d.kind === "PodMonitor")!.spec as {
+      selector: { matchLabels: Record<string, string> };
+      podMetricsEndpoints: { port: string }[];
+    };
+    expect(podLabels).toMatchObject(podMonitor.selector.matchLabels);
+    expect(podMonitor.podMetricsEndpoints[0]!.port).toBe(metricsPort.name);
+    const trainerPolicy = docs.find((d) => d.kind === "NetworkPolicy" && d.metadata?.namespace === "team-a")!
+      .spec as {
+      podSelector: { matchLabels: Record<string, string> };
+      ingress: { ports: { port: number }[] }[];
+    };
+    expect(podLabels).toMatchObject(trainerPolicy.podSelector.matchLabels);
+    expect(trainerPolicy.ingress[0]!.ports[0]!.port).toBe(metricsPort.containerPort);
+  });
+
+  it("leaves the CRD out when crds.enabled=false", async () => {
+    expect(kinds(await render(namespace, ["crds.enabled=false"]))).not.toContain("CustomResourceDefinition");
   });
 
   it("renders a Role instead of a ClusterRole in single-namespace mode", async () => {
