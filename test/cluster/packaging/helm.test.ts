@@ -56,6 +56,8 @@ function kinds(manifest: string): string[] {
 async function dryRun(manifest: string): Promise<void> {
   const r = await kubectl(["apply", "--dry-run=server", "-f", "-"], { input: manifest });
   expect(r.code, `${r.stderr}\n${r.stdout}`).toBe(0);
+  // The namespace enforces and warns at the restricted Pod Security level: the operator's pod template passes.
+  expect(r.stderr).not.toMatch(/PodSecurity/);
 }
 
 /** Minimal monitoring.coreos.com CRDs (schemaless) so the Prometheus Operator objects can be dry-run too. */
@@ -112,6 +114,14 @@ function trainerPodTemplate() {
 let namespace = "";
 beforeAll(async () => {
   namespace = await createTestNamespace("helm");
+  const labelled = await kubectl([
+    "label",
+    "namespace",
+    namespace,
+    "pod-security.kubernetes.io/enforce=restricted",
+    "pod-security.kubernetes.io/warn=restricted",
+  ]);
+  expect(labelled.code, labelled.stderr).toBe(0);
 });
 afterAll(async () => {
   if (namespace) await deleteNamespace(namespace);
