@@ -7,7 +7,10 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
-ETCD_DEB_VERSION="${ETCD_DEB_VERSION:-3.4.23}"
+# etcd >= 3.5.13 (or 3.4.31): older ones lack the progress notifications the apiserver needs for RequestWatchProgress,
+# and without it client-go's streaming lists (WatchListClient, on by default in 1.36) fail and back off for seconds.
+# v3.6.8 is the etcd that Kubernetes v1.36.3's go.mod uses.
+ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"
 CACHE="${MOKD_TESTBED_CACHE:-$HOME/.cache/mokd-testbed}"
 export GOFLAGS="${GOFLAGS:--mod=mod}"
 export CGO_ENABLED=0
@@ -90,26 +93,44 @@ build_go_tool() { # name version module-path ldflags
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
-extract_etcd() {
-  local out="$CACHE/etcd-$ETCD_DEB_VERSION"
+build_etcd() {
+  local out="$CACHE/etcd-$ETCD_VERSION"
   [[ -x "$out/etcd" ]] && return
-  log "extracting Debian etcd-server $ETCD_DEB_VERSION (no service is started)"
-  local work="$CACHE/src/etcd-deb"
-  rm -rf "$work"; mkdir -p "$work" "$out.tmp"
+  log "building etcd $ETCD_VERSION"
+  # etcd's own main module uses relative replaces; a three-line main calling etcdmain.Main builds from the proxy.
+  local work="$CACHE/src/etcd-$ETCD_VERSION"
+  mkdir -p "$work" "$out.tmp"
   (
     cd "$work"
-    if ! apt-get download etcd-server >/dev/null 2>&1; then
-      (apt-get update >/dev/null 2>&1 || true)
-      apt-get download etcd-server >/dev/null
-    fi
-    dpkg-deb -x etcd-server_*.deb root
-    cp root/usr/bin/etcd "$out.tmp/etcd"
+    cat >go.mod <<MOD
+module mokd.local/testbed-etcd
+
+go 1.24.0
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+MOD
+    cat >main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+    go mod tidy >/dev/null 2>&1
+    go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" .
   )
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
 mkdir -p "$CACHE"
-extract_etcd
+# Several test runs may start at once on a fresh machine: one builds, the others wait for it.
+exec 9>"$CACHE/.build.lock"
+flock 9
+build_etcd
 build_go_tool kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 helm_minor="${K8S_VERSION#v1.}"; helm_minor="${helm_minor%%.*}"
@@ -120,7 +141,7 @@ build_kubernetes
 # One bin dir of symlinks: what the test bed puts on PATH.
 bin="$CACHE/bin-$K8S_VERSION"
 mkdir -p "$bin"
-for f in "$CACHE/kubernetes-$K8S_VERSION"/* "$CACHE/kwok-$KWOK_VERSION/kwok" "$CACHE/helm-$HELM_VERSION/helm" "$CACHE/etcd-$ETCD_DEB_VERSION/etcd"; do
+for f in "$CACHE/kubernetes-$K8S_VERSION"/* "$CACHE/kwok-$KWOK_VERSION/kwok" "$CACHE/helm-$HELM_VERSION/helm" "$CACHE/etcd-$ETCD_VERSION/etcd"; do
   ln -sf "$f" "$bin/$(basename "$f")"
 done
 echo "$bin"
