@@ -10,12 +10,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import winston from "winston";
 import { ConfigError, ExitCode } from "../../api/v1alpha1/index.ts";
-import { backendPreferences, type BackendPreference } from "./backend/index.ts";
+import type { BackendPreference } from "./backend/index.ts";
 import { configPath, loadConfig, type TrainerConfig } from "./config.ts";
-import { DataError } from "./data/index.ts";
-import { runJob, type Logger, type RunResult } from "./engine/run.ts";
+import { DataError } from "./data/errors.ts";
+import type { Logger, RunOptions, RunResult } from "./engine/run.ts";
 import { StopSignal, StoppedError } from "./engine/stop.ts";
-import { renderReport } from "./report/html.ts";
 import { Progress } from "./report/progress.ts";
 import { formatTable, resultRows } from "./report/table.ts";
 import { terminationLogPath, TERMINATION_LOG_ENV } from "./telemetry/summary.ts";
@@ -69,9 +68,23 @@ function intFlag(value: string | undefined, name: string): number | undefined {
   return n;
 }
 
-function backendFlag(value: string | undefined): BackendPreference | undefined {
+/** tfjs and the engine load only for commands that train (validate stays fast). */
+async function runJob(options: RunOptions): Promise<RunResult> {
+  const engine = await import("./engine/run.ts");
+  return engine.runJob(options);
+}
+
+async function writeReport(result: RunResult, config: TrainerConfig): Promise<string> {
+  const { renderReport } = await import("./report/html.ts");
+  const path = join(result.outputPath, "report.html");
+  writeFileSync(path, renderReport(result, config, join(result.outputPath, "metrics.jsonl")));
+  return path;
+}
+
+async function backendFlag(value: string | undefined): Promise<BackendPreference | undefined> {
   const pref = value ?? process.env.MOKD_BACKEND;
   if (pref === undefined) return undefined;
+  const { backendPreferences } = await import("./backend/index.ts");
   if (!(backendPreferences as readonly string[]).includes(pref)) {
     throw new ConfigError([
       { field: "--backend", message: `expected one of ${backendPreferences.join(", ")}` },
@@ -111,12 +124,13 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
       checkpointsFlag ??
       localPath(config.spec.output.checkpointPath, DEFAULT_CHECKPOINTS, join(outputPath, "checkpoints"));
     const progress = flags.progress && !flags["no-progress"] ? new Progress() : undefined;
+    const backend = await backendFlag(flags.backend);
     const result = await withStop((stop) =>
       runJob({
         config,
         outputPath,
         checkpointPath,
-        backend: backendFlag(flags.backend),
+        backend,
         metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
         measureEvery: intFlag(flags["measure-every"], "measure-every"),
         // Locally only when asked: /dev/termination-log is a pod's file.
@@ -128,7 +142,7 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
       }),
     );
     progress?.clear();
-    finish(result, config);
+    await finish(result, config);
     return ExitCode.Success;
   } catch (error) {
     return exitCodeFor(error, log);
@@ -143,9 +157,8 @@ function localPath(fromSpec: string, podDefault: string, local: string): string 
   return fromSpec === podDefault ? local : fromSpec;
 }
 
-function finish(result: RunResult, config: TrainerConfig): void {
-  const reportPath = join(result.outputPath, "report.html");
-  writeFileSync(reportPath, renderReport(result, config, join(result.outputPath, "metrics.jsonl")));
+async function finish(result: RunResult, config: TrainerConfig): Promise<void> {
+  const reportPath = await writeReport(result, config);
   process.stdout.write(`\n${formatTable(resultRows(result.summary, result.baselines))}\n\n`);
   process.stdout.write(
     `student model: ${result.summary.student.path}\nsummary: ${join(result.outputPath, "summary.json")}\n` +
@@ -158,10 +171,11 @@ async function commandTrain(flags: Flags): Promise<number> {
   try {
     const config = loadConfig(configPath(flags.config));
     log.info(`config ${config.source}: job ${config.namespace}/${config.jobName}`);
+    const backend = await backendFlag(flags.backend);
     const result = await withStop((stop) =>
       runJob({
         config,
-        backend: backendFlag(flags.backend),
+        backend,
         metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
         measureEvery: intFlag(flags["measure-every"], "measure-every"),
         terminationLog: terminationLogPath(),
@@ -169,10 +183,7 @@ async function commandTrain(flags: Flags): Promise<number> {
         stop,
       }),
     );
-    writeFileSync(
-      join(result.outputPath, "report.html"),
-      renderReport(result, config, join(result.outputPath, "metrics.jsonl")),
-    );
+    await writeReport(result, config);
     log.info(`done: student test accuracy ${result.summary.student.accuracy.toFixed(4)}`);
     return ExitCode.Success;
   } catch (error) {
