@@ -10,6 +10,7 @@ import { parseAllDocuments } from "yaml";
 import { CHART_DIR, CRD_PATH } from "../../../api/generate.ts";
 import { parseDistillationJob } from "../../../api/v1alpha1/index.ts";
 import { buildJob } from "../../../operator/src/builders/job.ts";
+import { loadConfig } from "../../../operator/src/config.ts";
 import type { OwnerJob } from "../../../operator/src/builders/common.ts";
 import { binDir, createTestNamespace, deleteNamespace, kubeconfigPath, kubectl } from "../../bed/env.ts";
 
@@ -188,6 +189,36 @@ describe("chart", () => {
     };
     expect(podLabels).toMatchObject(trainerPolicy.podSelector.matchLabels);
     expect(trainerPolicy.ingress[0]!.ports[0]!.port).toBe(metricsPort.containerPort);
+  });
+
+  it("configures the operator through settings it understands", async () => {
+    // prettier-ignore
+    const manifest = await render("mokd-system", [
+      "watchNamespace=team-a", "trainerImage=mirror/trainer:1", "logLevel=debug", "concurrency=3", "metrics.port=9090",
+    ]);
+    const deployment = objects(manifest).find((d) => d.kind === "Deployment")!.spec as {
+      template: {
+        spec: {
+          containers: { env: { name: string; value?: string }[]; ports: { containerPort: number }[] }[];
+        };
+      };
+    };
+    const container = deployment.template.spec.containers[0]!;
+    // Downward-API values as the kubelet would fill them in.
+    const env = Object.fromEntries(
+      container.env.map((e) => [e.name, e.value ?? `pod-${e.name.toLowerCase()}`]),
+    );
+    const config = loadConfig([], env);
+    expect(config).toMatchObject({
+      namespace: "team-a",
+      trainerImage: "mirror/trainer:1",
+      logLevel: "debug",
+      concurrency: 3,
+      port: 9090,
+      leaderElect: true,
+      leaseNamespace: "mokd-system",
+    });
+    expect(container.ports[0]!.containerPort).toBe(config.port);
   });
 
   it("leaves the CRD out when crds.enabled=false", async () => {
