@@ -41,10 +41,40 @@ function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: object) =>
   (tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
 
+type PoolCase = { x: [number, number, number, number]; size: number; s: number; pad: "same" | "valid" };
+const poolCases: PoolCase[] = [
+  { x: [2, 8, 8, 3], size: 2, s: 2, pad: "valid" },
+  { x: [2, 7, 9, 4], size: 2, s: 2, pad: "same" },
+  { x: [1, 9, 9, 2], size: 3, s: 2, pad: "same" }, // overlapping windows accumulate
+  { x: [2, 6, 6, 5], size: 3, s: 1, pad: "valid" },
+];
+interface PoolReference {
+  c: PoolCase;
+  x: Float32Array;
+  dy: Float32Array;
+  dyShape: number[];
+  dX: Float32Array;
+}
+
 // References from the cpu backend's STOCK kernels, computed before any replacement is registered.
 const references: Reference[] = [];
+const poolReferences: PoolReference[] = [];
 beforeAll(async () => {
   await tf.setBackend("cpu");
+  for (const c of poolCases) {
+    // ReLU-like input rounded to a coarse grid: many ties, where the first maximum must get the gradient.
+    const x = tf.round(tf.relu(tf.randomNormal(c.x)).mul(2)).div(2);
+    const output = tf.maxPool(x as tf.Tensor4D, c.size, c.s, c.pad);
+    const dy = tf.randomNormal(output.shape);
+    const attrs = { filterSize: c.size, strides: c.s, pad: c.pad };
+    poolReferences.push({
+      c,
+      x: x.dataSync() as Float32Array,
+      dy: dy.dataSync() as Float32Array,
+      dyShape: dy.shape,
+      dX: run(tf.MaxPoolGrad, { dy, input: x, output }, attrs),
+    });
+  }
   for (const c of cases) {
     const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad);
     const x = tf.randomNormal(c.x);
@@ -72,7 +102,7 @@ const label = (r: Reference) => `x ${r.c.x} filter ${r.c.f} stride ${r.c.s} ${r.
 
 describe("replacement conv gradient kernels match the cpu backend's stock kernels", () => {
   it("Conv2DBackpropFilter on cpu (registered) ", () => {
-    expect(registerTrainingKernels("cpu")).toEqual([tf.Conv2DBackpropFilter]);
+    expect(registerTrainingKernels("cpu")).toEqual([tf.Conv2DBackpropFilter, tf.MaxPoolGrad]);
     for (const r of references) {
       const { x, dy } = tensors(r);
       const dW = run(
@@ -152,6 +182,21 @@ describe("replacement conv gradient kernels match the cpu backend's stock kernel
       out.dispose();
       expect(tf.memory().numTensors).toBe(before); // the explicit transposes are freed
     });
+  });
+
+  it("MaxPoolGrad on cpu and wasm matches the cpu stock kernel, ties included", async () => {
+    for (const backend of ["cpu", "wasm"] as const) {
+      await selectBackend(backend, () => {});
+      expect(tf.getBackend()).toBe(backend);
+      for (const r of poolReferences) {
+        const x = tf.tensor4d(r.x, r.c.x);
+        const output = tf.maxPool(x, r.c.size, r.c.s, r.c.pad);
+        const dy = tf.tensor(r.dy, r.dyShape);
+        const attrs = { filterSize: r.c.size, strides: r.c.s, pad: r.c.pad };
+        const dX = run(tf.MaxPoolGrad, { dy, input: x, output }, attrs);
+        expect(maxRelativeError(dX, r.dX), `${backend} ${JSON.stringify(r.c)}`).toBeLessThan(1e-6);
+      }
+    }
   });
 
   it("does not register for other backends", () => {

@@ -12,6 +12,9 @@
 //   transposed and falls back to a naive loop otherwise (measured: x^T dy for a 784x128 dense layer, batch 64,
 //   ~6x slower than transposing first). Every dense backward uses such products (dW = x^T dy, dx = dy W^T), so
 //   the replacement transposes the flagged inputs explicitly and multiplies untransposed.
+// - MaxPoolGrad (cpu, wasm): both stock kernels are slow loops (wasm: ~2/3 of a small CNN's backward). The
+//   replacement is one JS pass: per output window, the first maximum in scan order (as the stock kernels pick it)
+//   receives dy; overlapping windows accumulate.
 import * as tf from "@tensorflow/tfjs";
 
 type KernelFunc = tf.KernelConfig["kernelFunc"];
@@ -125,6 +128,88 @@ function matMulKernel(stock: KernelFunc): KernelFunc {
   };
 }
 
+interface PoolAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: Pad;
+  dimRoundingMode?: Rounding;
+}
+
+/**
+ * dx of max pooling (NHWC) into `dx` (zero-filled): dy routed to the first maximum of each window (NaN never
+ * wins, as in the stock kernels).
+ */
+export function maxPoolGradient(
+  x: Float32Array<ArrayBufferLike>,
+  dy: Float32Array<ArrayBufferLike>,
+  info: tf.backend_util.Conv2DInfo,
+  dx: Float32Array<ArrayBufferLike> = new Float32Array(x.length),
+): Float32Array<ArrayBufferLike> {
+  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth } = info;
+  const { strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const { effectiveFilterHeight, effectiveFilterWidth } = info;
+  const { top, left } = info.padInfo;
+  const bases = new Int32Array(effectiveFilterHeight * effectiveFilterWidth); // window pixels in scan order
+  let out = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const image = b * inHeight * inWidth * C;
+    for (let yR = 0; yR < outHeight; yR++) {
+      const r0 = yR * strideHeight - top;
+      for (let yC = 0; yC < outWidth; yC++, out += C) {
+        const c0 = yC * strideWidth - left;
+        let n = 0;
+        for (let r = r0; r < r0 + effectiveFilterHeight; r += dilationHeight)
+          for (let c = c0; c < c0 + effectiveFilterWidth; c += dilationWidth)
+            if (r >= 0 && r < inHeight && c >= 0 && c < inWidth) bases[n++] = image + (r * inWidth + c) * C;
+        for (let d = 0; d < C; d++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let p = 0; p < n; p++) {
+            const v = x[bases[p]! + d]!;
+            if (v > best) {
+              best = v;
+              at = bases[p]! + d;
+            }
+          }
+          if (at >= 0) dx[at]! += dy[out + d]!;
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+/** The wasm backend's heap access (no copies); absent on other backends. */
+interface WasmHeap {
+  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array<ArrayBufferLike>;
+}
+const isWasmHeap = (backend: unknown): backend is WasmHeap =>
+  typeof (backend as Partial<WasmHeap>).typedArrayFromHeap === "function";
+
+const maxPoolGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { dy, input } = inputs as unknown as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const a = attrs as unknown as PoolAttrs;
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    a.filterSize,
+    a.strides,
+    1,
+    a.pad as "same" | "valid",
+    a.dimRoundingMode,
+  );
+  if (isWasmHeap(backend)) {
+    // Allocate first: growing the heap detaches earlier views.
+    const out = backend.makeOutput(input.shape, "float32");
+    const dx = backend.typedArrayFromHeap(out);
+    dx.fill(0);
+    maxPoolGradient(backend.typedArrayFromHeap(input), backend.typedArrayFromHeap(dy), info, dx);
+    return out;
+  }
+  const read = (t: tf.TensorInfo) => (backend as tf.KernelBackend).readSync(t.dataId) as Float32Array;
+  return tf.tensor(maxPoolGradient(read(input), read(dy), info), input.shape, "float32");
+};
+
 function register(kernelName: string, backendName: string, kernelFunc: KernelFunc): void {
   if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
   tf.registerKernel({ kernelName, backendName, kernelFunc });
@@ -140,6 +225,7 @@ export function registerTrainingKernels(backendName: string): string[] {
   if (backendName !== "cpu" && backendName !== "wasm") return [];
   if (registered.has(backendName)) return kernelNamesFor(backendName);
   register(tf.Conv2DBackpropFilter, backendName, filterKernel);
+  register(tf.MaxPoolGrad, backendName, maxPoolGradKernel);
   if (backendName === "wasm") {
     const stock = tf.getKernel(tf.Conv2DBackpropInput, backendName)?.kernelFunc;
     register(tf.Conv2DBackpropInput, backendName, inputKernel(stock));
@@ -152,6 +238,6 @@ export function registerTrainingKernels(backendName: string): string[] {
 
 function kernelNamesFor(backendName: string): string[] {
   return backendName === "wasm"
-    ? [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.BatchMatMul]
-    : [tf.Conv2DBackpropFilter];
+    ? [tf.Conv2DBackpropFilter, tf.MaxPoolGrad, tf.Conv2DBackpropInput, tf.BatchMatMul]
+    : [tf.Conv2DBackpropFilter, tf.MaxPoolGrad];
 }
