@@ -103,6 +103,19 @@ describe("engine: a tiny end-to-end run", () => {
   });
 });
 
+describe("engine: checkpoints of another spec", () => {
+  it("are removed with a warning instead of being resumed", async () => {
+    const out = mkdtempSync(join(tmpdir(), "mokd-respec-"));
+    await runJob(options(out, {}, 1));
+    const logs: string[] = [];
+    const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m) };
+    const { summary } = await runJob(options(out, { log }, 2));
+    expect(logs.join("\n")).toMatch(/different spec: removing them and starting fresh/);
+    expect(logs.join("\n")).not.toMatch(/resumed from/);
+    expect(summary.steps).toBe(2 * stepsPerEpoch);
+  });
+});
+
 describe("engine: student step", () => {
   it.each(["mokd", "sum", "mokd-amortized", "pcgrad"])("does not leak tensors (%s)", async (name) => {
     const spec = parseConfig(tinyJob(data, "/tmp/unused", { strategy: name }), "test", {}).spec;

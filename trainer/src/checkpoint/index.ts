@@ -123,6 +123,11 @@ export function listCheckpoints(dir: string): string[] {
     .map((n) => join(dir, n));
 }
 
+/** Removes every checkpoint in `dir` (those of a different spec: they cannot be resumed). */
+export function removeCheckpoints(dir: string): void {
+  for (const path of listCheckpoints(dir)) rmSync(path, { recursive: true, force: true });
+}
+
 function pruneCheckpoints(dir: string, keep: number): void {
   for (const stale of listCheckpoints(dir).slice(keep)) rmSync(stale, { recursive: true, force: true });
   for (const n of readdirSync(dir)) {

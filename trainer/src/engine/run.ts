@@ -1,12 +1,18 @@
 // A whole run of a DistillationJob: backend, data, teacher (trained or loaded), student with the weighting
 // strategy, checkpoints and resume, telemetry (Prometheus, JSONL), and the outputs (student model, summary,
 // termination message).
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Server } from "node:http";
 import type { DistillationJobSpec } from "../../../api/v1alpha1/index.ts";
 import { selectBackend, type BackendPreference } from "../backend/index.ts";
-import { latestValidCheckpoint } from "../checkpoint/index.ts";
+import {
+  disposeGroups,
+  latestValidCheckpoint,
+  removeCheckpoints,
+  type Checkpoint,
+} from "../checkpoint/index.ts";
 import type { TrainerConfig } from "../config.ts";
 import type { Dataset, EpochRecord, Network, ObjectiveName, StepRecord } from "../contracts.ts";
 import { DataError, loadDataset } from "../data/index.ts";
@@ -85,13 +91,15 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   const jsonl = new JsonlWriter(join(outputPath, "metrics.jsonl"));
   const hooks = telemetryHooks(metrics, jsonl, options.hooks);
   try {
-    const resume = latestValidCheckpoint<StudentState>(checkpointPath, (m) => log.warn(m));
+    const fingerprint = specFingerprint(spec);
+    const resume = resumable(checkpointPath, fingerprint, log);
     const teacher = await obtainTeacher(spec, dataset, {
       outputPath,
       checkpointPath,
       hooks,
       options,
       resume: resume?.state,
+      fingerprint,
     });
     metrics.testAccuracy("teacher", teacher.info.accuracy);
     log.info(`teacher (${teacher.info.source}) test accuracy ${(teacher.info.accuracy * 100).toFixed(2)}%`);
@@ -101,6 +109,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
       stop: options.stop,
       checkpoint: { dir: checkpointPath, keep: spec.output.keepCheckpoints },
       resume,
+      fingerprint,
       measureEvery: options.measureEvery,
       log,
     });
@@ -168,6 +177,7 @@ interface TeacherContext {
   hooks: StageHooks;
   options: RunOptions;
   resume?: StudentState;
+  fingerprint: string;
 }
 
 /** Loads a teacher, wrapping any failure as bad data (exit 3): a missing or malformed model is not retryable. */
@@ -190,7 +200,7 @@ async function obtainTeacher(
   ctx: TeacherContext,
 ): Promise<TeacherHandle> {
   const log = ctx.options.log;
-  const saved = ctx.resume?.teacher ?? readTeacherInfo(ctx.checkpointPath);
+  const saved = ctx.resume?.teacher ?? readTeacherInfo(ctx.checkpointPath, ctx.fingerprint);
   if (saved && existsSync(join(saved.path, "model.json"))) {
     log.info(`teacher: reusing ${saved.path}`);
     return {
@@ -240,17 +250,39 @@ async function trainAndSaveTeacher(
     source: "trained",
     accuracy: evaluateAccuracy(network, dataset.test, 256),
     validationAccuracy: history.at(-1)?.validationAccuracy,
+    fingerprint: ctx.fingerprint,
   };
   writeFileSync(join(ctx.checkpointPath, TEACHER_INFO_FILE), JSON.stringify(info));
   return { network, info, history };
 }
 
-function readTeacherInfo(checkpointPath: string): TeacherInfo | undefined {
+function readTeacherInfo(checkpointPath: string, fingerprint: string): TeacherInfo | undefined {
   try {
-    return JSON.parse(readFileSync(join(checkpointPath, TEACHER_INFO_FILE), "utf8")) as TeacherInfo;
+    const info = JSON.parse(readFileSync(join(checkpointPath, TEACHER_INFO_FILE), "utf8")) as TeacherInfo;
+    return info.fingerprint === fingerprint ? info : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Identifies what a checkpoint was trained for (every field but output, metrics, runtime and run policy). */
+export function specFingerprint(spec: DistillationJobSpec): string {
+  const { teacher, student, data, objectives, strategy, training } = spec;
+  const text = JSON.stringify({ teacher, student, data, objectives, strategy, training });
+  return createHash("sha256").update(text).digest("hex").slice(0, 16);
+}
+
+/**
+ * The checkpoint to resume from. Checkpoints of a different spec (a local re-run after editing the manifest; in a
+ * cluster the spec is immutable) cannot be resumed: they are removed, with a warning.
+ */
+function resumable(dir: string, fingerprint: string, log: Logger): Checkpoint<StudentState> | undefined {
+  const latest = latestValidCheckpoint<StudentState>(dir, (m) => log.warn(m));
+  if (!latest || latest.state.fingerprint === fingerprint) return latest;
+  log.warn(`checkpoints in ${dir} were written for a different spec: removing them and starting fresh`);
+  disposeGroups(latest.groups);
+  removeCheckpoints(dir);
+  return undefined;
 }
 
 export interface StudentRun {
@@ -268,7 +300,8 @@ export interface StudentRunOptions {
   hooks: StageHooks;
   stop?: StopSignal;
   checkpoint?: { dir: string; keep: number };
-  resume?: Awaited<ReturnType<typeof latestValidCheckpoint<StudentState>>>;
+  resume?: Checkpoint<StudentState>;
+  fingerprint?: string;
   measureEvery?: number;
   log: Logger;
 }
@@ -317,6 +350,7 @@ export async function trainStudent(
         gradClipNorm: spec.strategy.gradClipNorm,
         measureEvery: opts.measureEvery,
         teacherInfo: teacher.info,
+        fingerprint: opts.fingerprint,
         checkpoint: opts.checkpoint,
         stop: opts.stop,
         hooks: opts.hooks,

@@ -18,11 +18,15 @@ export interface TeacherInfo {
   source: "trained" | "loaded";
   accuracy: number;
   validationAccuracy?: number;
+  /** specFingerprint of the run that trained it. */
+  fingerprint?: string;
 }
 
 /** Everything besides tensors that a resumed run needs. */
 export interface StudentState {
   stage: "student";
+  /** specFingerprint of the run: a checkpoint of another spec is not resumed. */
+  fingerprint?: string;
   /** 0-based epoch in progress. */
   epoch: number;
   /** Batches of `epoch` already done. */
@@ -64,6 +68,7 @@ export interface StudentStageSetup {
   gradClipNorm?: number;
   measureEvery?: number;
   teacherInfo?: TeacherInfo;
+  fingerprint?: string;
   checkpoint?: { dir: string; keep: number };
   stop?: StopSignal;
   hooks: StageHooks;
@@ -81,6 +86,7 @@ export interface StudentStageResult {
 function initialState(setup: StudentStageSetup): StudentState {
   return {
     stage: "student",
+    fingerprint: setup.fingerprint,
     epoch: 0,
     batchIndex: 0,
     step: 0,
