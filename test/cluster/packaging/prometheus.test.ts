@@ -68,7 +68,12 @@ function trainerManifest(namespace: string, dir: string, port: number) {
     kind: "DistillationJob",
     metadata: { name: JOB, namespace },
     spec: {
-      data: { path: "/usr/share/datasets/fashion-mnist", maxTrainSamples: 512, maxTestSamples: 128 },
+      data: {
+        path: "/usr/share/datasets/fashion-mnist",
+        maxTrainSamples: 512,
+        maxTestSamples: 128,
+        validationSplit: 0.01,
+      },
       teacher: { architecture: "mlp", width: 32, hiddenUnits: 32, depth: 1, epochs: 1 },
       student: { architecture: "mlp", width: 16, hiddenUnits: 16, depth: 1 },
       training: { epochs: 6, batchSize: 32 },
