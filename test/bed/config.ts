@@ -8,7 +8,7 @@ export const K8S_VERSION = process.env.K8S_VERSION ?? "v1.36.3";
 export const CACHE_DIR = process.env.MOKD_TESTBED_CACHE ?? join(homedir(), ".cache", "mokd-testbed");
 
 /** State of the bed started by `npm run testbed:up` (one at a time). */
-export const CLI_RUN_DIR = join(CACHE_DIR, "run");
+export const CLI_RUN_DIR = process.env.MOKD_TESTBED_RUN_DIR ?? join(CACHE_DIR, "run");
 
 /** Per-run component logs are kept here; old runs are pruned. */
 export const LOGS_DIR = join(CACHE_DIR, "logs");
