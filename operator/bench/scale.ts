@@ -2,7 +2,7 @@
 // plane -> time until every child batch/v1 Job exists, operator peak RSS, API requests the operator made, and
 // requests while idle (must be watches only: no polling).
 //
-//   npm run bench:scale -- [--jobs 1000] [--gpus 1] [--idle-seconds 30] [--settle-timeout 120] [--no-write]
+//   npm run bench:scale -- [--jobs 1000] [--gpus 1] [--idle-seconds 30] [--settle-timeout 120] [--no-write] [--profile DIR]
 //
 // Uses the bed from `npm run testbed:up` when MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR are set, else starts (and
 // stops) one. The operator runs as `node operator/src/main.ts` with a kubeconfig pointing at a counting HTTP
@@ -38,6 +38,10 @@ const GPUS = flag("gpus", 1);
 const IDLE_SECONDS = flag("idle-seconds", 30);
 const SETTLE_TIMEOUT_SECONDS = flag("settle-timeout", 120);
 const WRITE = !process.argv.includes("--no-write");
+/** --profile DIR: write a V8 CPU profile of the operator there (on its graceful exit). */
+const PROFILE_DIR = process.argv.includes("--profile")
+  ? process.argv[process.argv.indexOf("--profile") + 1]
+  : undefined;
 
 interface Bed {
   kubeconfig: string;
@@ -116,7 +120,9 @@ function proxyKubeconfig(proxy: ApiProxy): string {
 }
 
 function startOperator(kubeconfig: string, port: number, leaseNamespace: string): ChildProcess {
+  const profile = PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [];
   const args = [
+    ...profile,
     "operator/src/main.ts",
     `--port=${port}`,
     `--lease-namespace=${leaseNamespace}`,
