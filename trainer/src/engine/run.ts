@@ -387,7 +387,7 @@ async function trainBaselines(
   const sum: DistillationJobSpec = { ...spec, strategy: { ...spec.strategy, name: "sum" } };
   const results: BaselineResult[] = [];
   for (const [name, variant] of [
-    ["student alone (CE)", alone],
+    ["CE only (no teacher)", alone],
     ["sum (classic KD)", sum],
   ] as const) {
     log.info(`baseline: ${name}`);
