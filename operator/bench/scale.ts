@@ -3,6 +3,7 @@
 // requests while idle (must be watches only: no polling).
 //
 //   npm run bench:scale -- [--jobs 1000] [--gpus 1] [--idle-seconds 30] [--settle-timeout 120] [--no-write] [--profile DIR]
+//                      [--operator-concurrency N]
 //
 // Uses the bed from `npm run testbed:up` when MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR are set, else starts (and
 // stops) one. The operator runs as `node operator/src/main.ts` with a kubeconfig pointing at a counting HTTP
@@ -36,6 +37,8 @@ function flag(name: string, fallback: number): number {
 const JOBS = flag("jobs", 1000);
 const GPUS = flag("gpus", 1);
 const IDLE_SECONDS = flag("idle-seconds", 30);
+/** --operator-concurrency N: the operator's --concurrency (0: its default). */
+const OPERATOR_CONCURRENCY = flag("operator-concurrency", 0);
 const SETTLE_TIMEOUT_SECONDS = flag("settle-timeout", 120);
 const WRITE = !process.argv.includes("--no-write");
 /** --profile DIR: write a V8 CPU profile of the operator there (on its graceful exit). */
@@ -127,6 +130,7 @@ function startOperator(kubeconfig: string, port: number, leaseNamespace: string)
     `--port=${port}`,
     `--lease-namespace=${leaseNamespace}`,
     "--log-level=warn",
+    ...(OPERATOR_CONCURRENCY ? [`--concurrency=${OPERATOR_CONCURRENCY}`] : []),
   ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,

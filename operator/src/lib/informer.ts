@@ -234,17 +234,18 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
         clearTimeout(idle);
         idle = setTimeout(() => connection.abort(), idleMs);
         buffered += chunk;
-        let newline = buffered.indexOf("\n");
-        while (newline >= 0) {
-          const line = buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
+        // Scan with an offset and cut the buffer once per chunk (slicing per line is quadratic in big chunks).
+        let start = 0;
+        for (let newline = buffered.indexOf("\n"); newline >= 0; newline = buffered.indexOf("\n", start)) {
+          const line = buffered.slice(start, newline);
+          start = newline + 1;
           try {
             if (line.trim()) onLine(line);
           } catch (error) {
             return fail(error);
           }
-          newline = buffered.indexOf("\n");
         }
+        buffered = buffered.slice(start);
       });
       res.once("end", () => {
         clearTimeout(idle);
