@@ -76,7 +76,8 @@ function trainerManifest(namespace: string, dir: string, port: number) {
       },
       teacher: { architecture: "mlp", width: 32, hiddenUnits: 32, depth: 1, epochs: 1 },
       student: { architecture: "mlp", width: 16, hiddenUnits: 16, depth: 1 },
-      training: { epochs: 6, batchSize: 32 },
+      // Several seconds of student steps: rates need at least two scrapes (1 s apart) of the student counters.
+      training: { epochs: 14, batchSize: 32 },
       output: { path: join(dir, "output"), checkpointPath: join(dir, "checkpoints") },
       metrics: { port },
     },
