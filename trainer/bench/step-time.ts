@@ -1,5 +1,6 @@
 // Per-step time of each weighting strategy relative to `sum`, on the same student, batches and backend, in one
-// run with the strategies interleaved (timings of identical work drift by up to 30% here). A step is the whole
+// run with the strategies interleaved (timings of identical work drift by up to 30% here). CPU ms/step (process
+// CPU time) is printed too: a shared machine distorts it less than wall-clock time. A step is the whole
 // student update: forward, gradient(s), strategy, combination, Adam. Prints a markdown table.
 //   node trainer/bench/step-time.ts [--backend wasm] [--model cnn|mlp|both] [--rounds 5] [--steps 10] [--batch 64]
 import os from "node:os";
@@ -100,21 +101,29 @@ async function benchModel(architecture: Architecture, rounds: number, steps: num
   const runners = variants.map((v) => {
     const model = buildStudent(architecture);
     const optimizer: tf.Optimizer = tf.train.adam(1e-3);
-    return { variant: v, step: makeStep(v, model, optimizer), times: [] as number[] };
+    return { variant: v, step: makeStep(v, model, optimizer), times: [] as number[], cpu: [] as number[] };
   });
   for (const r of runners) for (let i = 0; i < 2; i++) r.step(batches[i % batches.length]!); // warm-up
   for (let round = 0; round < rounds; round++) {
     for (const r of runners) {
-      const t0 = performance.now();
+      const [t0, c0] = [performance.now(), process.cpuUsage()];
       for (let i = 0; i < steps; i++) r.step(batches[i % batches.length]!);
+      const cpu = process.cpuUsage(c0);
       r.times.push((performance.now() - t0) / steps);
+      r.cpu.push((cpu.user + cpu.system) / 1000 / steps);
     }
   }
-  const base = median(runners[0]!.times);
-  const lines = [`| strategy (${architecture}) | ms/step (median) | vs sum |`, "|---|---:|---:|"];
+  const [base, cpuBase] = [median(runners[0]!.times), median(runners[0]!.cpu)];
+  const lines = [
+    `| strategy (${architecture}) | ms/step (median) | vs sum | CPU ms/step | CPU vs sum |`,
+    "|---|---:|---:|---:|---:|",
+  ];
   for (const r of runners) {
-    const ms = median(r.times);
-    lines.push(`| ${r.variant.label} | ${ms.toFixed(1)} | ${(ms / base).toFixed(2)}x |`);
+    const [ms, cpu] = [median(r.times), median(r.cpu)];
+    lines.push(
+      `| ${r.variant.label} | ${ms.toFixed(1)} | ${(ms / base).toFixed(2)}x | ${cpu.toFixed(1)} | ` +
+        `${(cpu / cpuBase).toFixed(2)}x |`,
+    );
   }
   return lines.join("\n");
 }

@@ -1,5 +1,6 @@
 # PyTorch side of trainer/bench/vs-torch.ts: the same student, losses (task CE + T^2 KL at T=4), batch and Adam
-# as our `sum` step. Reads "<threads> <model> <batch> <steps>" lines on stdin, answers ms/step for each.
+# as our `sum` step. Reads "<threads> <model> <batch> <steps>" lines on stdin, answers "<wall ms/step> <CPU ms/step>"
+# (CPU time of the process: all threads).
 import sys
 import time
 
@@ -43,13 +44,14 @@ def run(threads, arch, batch, steps):
         opt.step()
 
     step(0)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(steps):
         step(i)
-    return (time.perf_counter() - start) * 1000 / steps
+    return (time.perf_counter() - start) * 1000 / steps, (time.process_time() - cpu_start) * 1000 / steps
 
 
 print(f"ready torch {torch.__version__}", flush=True)
 for line in sys.stdin:
     threads, arch, batch, steps = line.split()
-    print(f"{run(int(threads), arch, int(batch), int(steps)):.3f}", flush=True)
+    wall, cpu = run(int(threads), arch, int(batch), int(steps))
+    print(f"{wall:.3f} {cpu:.3f}", flush=True)

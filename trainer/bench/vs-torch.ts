@@ -1,6 +1,7 @@
 // Samples/s of our student training step (the `sum` strategy: task CE + T^2 KD, one backward, Adam) vs PyTorch
 // on the same model, batch size and thread count, interleaved in one run. wasm in Node runs one thread, so
-// PyTorch is measured with torch.set_num_threads(1), and with 2 threads for reference.
+// PyTorch is measured with torch.set_num_threads(1), and with 2 threads for reference. Besides wall-clock
+// samples/s it prints CPU ms/step (process CPU time, all threads), which a shared machine distorts less.
 // PyTorch is a benchmark-only tool, never a project dependency:
 //   python3 -m venv ~/.cache/mokd-bench/venv && ~/.cache/mokd-bench/venv/bin/pip install torch
 //   node trainer/bench/vs-torch.ts [--backend wasm] [--model cnn|mlp|both] [--batch 64] [--rounds 5] [--steps 10]
@@ -28,7 +29,12 @@ const batchSize = Number(argValue("batch", "64"));
 const modelArg = argValue("model", "both");
 const models: Architecture[] = modelArg === "both" ? ["mlp", "cnn"] : [modelArg as Architecture];
 
-/** A persistent PyTorch worker: one request line in, one ms/step line out. */
+interface Timing {
+  wallMs: number;
+  cpuMs: number;
+}
+
+/** A persistent PyTorch worker: one request line in, one "<wall ms/step> <CPU ms/step>" line out. */
 async function startTorch() {
   const child = spawn(python, [path.join(import.meta.dirname, "torch_step.py")], {
     stdio: ["pipe", "pipe", "inherit"],
@@ -42,9 +48,10 @@ async function startTorch() {
   const version = await next();
   return {
     version,
-    msPerStep: async (threads: number, arch: Architecture) => {
+    msPerStep: async (threads: number, arch: Architecture): Promise<Timing> => {
       child.stdin.write(`${threads} ${arch} ${batchSize} ${steps}\n`);
-      return Number(await next());
+      const [wallMs, cpuMs] = (await next()).split(" ").map(Number);
+      return { wallMs: wallMs!, cpuMs: cpuMs! };
     },
     close: () => child.stdin.end(),
   };
@@ -62,11 +69,12 @@ function ourStep(arch: Architecture) {
       const { grads } = weightedLossGradients(() => taskAndKdLosses(model, batch), [0.5, 0.5], vars);
       optimizer.applyGradients(toNamedGradients(vars, grads));
     });
-  step();
-  return () => {
-    const t0 = performance.now();
+  for (let n = 0; n < 3; n++) step(); // warm-up: JIT, kernel set-up
+  return (): Timing => {
+    const [t0, c0] = [performance.now(), process.cpuUsage()];
     for (let n = 0; n < steps; n++) step();
-    return (performance.now() - t0) / steps;
+    const cpu = process.cpuUsage(c0);
+    return { wallMs: (performance.now() - t0) / steps, cpuMs: (cpu.user + cpu.system) / 1000 / steps };
   };
 }
 
@@ -78,23 +86,23 @@ console.log(
     new Date().toISOString(),
 );
 const rows = [
-  "| model | ours (tfjs " +
-    backend.choice +
-    ", 1 thread) | PyTorch 1 thread | PyTorch 2 threads | ours / PyTorch 1t |",
-  "|---|---:|---:|---:|---:|",
+  `| model | ours (tfjs ${backend.choice}, 1 thread) | PyTorch 1 thread | PyTorch 2 threads | ours / PyTorch 1t ` +
+    "| CPU ms/step: ours / PyTorch 1t / 2t |",
+  "|---|---:|---:|---:|---:|---:|",
 ];
 for (const arch of models) {
   const ours = ourStep(arch);
-  const t: { ours: number[]; torch1: number[]; torch2: number[] } = { ours: [], torch1: [], torch2: [] };
+  const t: { ours: Timing[]; torch1: Timing[]; torch2: Timing[] } = { ours: [], torch1: [], torch2: [] };
   for (let r = 0; r < rounds; r++) {
     t.ours.push(ours());
     t.torch1.push(await torch.msPerStep(1, arch));
     t.torch2.push(await torch.msPerStep(2, arch));
   }
-  const sps = (ms: number[]) => (1000 * batchSize) / median(ms);
+  const sps = (ts: Timing[]) => (1000 * batchSize) / median(ts.map((x) => x.wallMs));
+  const cpu = (ts: Timing[]) => median(ts.map((x) => x.cpuMs)).toFixed(1);
   rows.push(
     `| ${arch} | ${sps(t.ours).toFixed(0)} samples/s | ${sps(t.torch1).toFixed(0)} | ${sps(t.torch2).toFixed(0)} | ` +
-      `${(sps(t.ours) / sps(t.torch1)).toFixed(2)}x |`,
+      `${(sps(t.ours) / sps(t.torch1)).toFixed(2)}x | ${cpu(t.ours)} / ${cpu(t.torch1)} / ${cpu(t.torch2)} |`,
   );
 }
 torch.close();
