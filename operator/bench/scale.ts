@@ -377,7 +377,8 @@ function writeDocs(body: string): void {
     "",
   ].join("\n");
   const existing = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmarks\n";
-  const pattern = /## Operator scale\n[\s\S]*?(?=\n## |$)/;
+  // Replaces the generated part only: up to the next section or the hand-written analysis below it.
+  const pattern = /## Operator scale\n[\s\S]*?(?=\n## |\n### Operator scale: analysis|$)/;
   const next = pattern.test(existing)
     ? existing.replace(pattern, section.trimEnd() + "\n")
     : `${existing.trimEnd()}\n\n${section}`;
