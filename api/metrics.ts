@@ -4,6 +4,9 @@
 /** Labels on every trainer metric: which DistillationJob (from config/env) and which objective or stage. */
 export const TRAINER_LABELS = { job: "mokd_job", namespace: "mokd_namespace" } as const;
 
+/** The other labels of trainer metrics. */
+export const TrainerLabel = { objective: "objective", pair: "pair", stage: "stage", split: "split" } as const;
+
 export const TrainerMetric = {
   /** gauge{objective}: latest loss of each objective (task, distillation, feature). */
   loss: "mokd_trainer_loss",

@@ -1,9 +1,8 @@
 // PromQL of the dashboard and the alert rules, built from the shared metric names in api/metrics.ts: one source
 // for every expression, so the dashboard, the rules, the docs and the Prometheus test cannot drift apart.
-import { OperatorMetric, TRAINER_LABELS, TrainerMetric } from "../api/metrics.ts";
+import { OperatorMetric, TRAINER_LABELS, TrainerLabel, TrainerMetric } from "../api/metrics.ts";
 
-/** Labels the trainer puts on its own metrics (besides the job/namespace labels of TRAINER_LABELS). */
-export const TrainerLabel = { objective: "objective", pair: "pair", stage: "stage", split: "split" } as const;
+export { TrainerLabel };
 /** Labels on the operator's metrics. */
 export const OperatorLabel = { namespace: "namespace", phase: "phase", result: "result" } as const;
 

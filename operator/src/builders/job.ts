@@ -106,7 +106,6 @@ function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1Volu
     name: TRAINER_CONTAINER,
     image,
     ...(runtime.imagePullPolicy ? { imagePullPolicy: runtime.imagePullPolicy } : {}),
-    args: ["run"],
     env: [
       { name: "MOKD_CONFIG", value: `${CONFIG_MOUNT_DIR}/${CONFIG_FILE}` },
       { name: "MOKD_JOB_NAME", value: dj.metadata.name },
