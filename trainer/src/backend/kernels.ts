@@ -10,11 +10,11 @@
 //   Other strides keep the stock kernel.
 // - BatchMatMul with transposeA or transposeB (wasm): the stock kernel only runs XNNPACK when neither input is
 //   transposed and falls back to a naive loop otherwise (measured: x^T dy for a 784x128 dense layer, batch 64,
-//   ~6x slower than transposing first). Every dense backward uses such products (dW = x^T dy, dx = dy W^T), so
-//   the replacement transposes the flagged inputs explicitly and multiplies untransposed.
-// - MaxPoolGrad (cpu, wasm): both stock kernels are slow loops (wasm: ~2/3 of a small CNN's backward). The
-//   replacement is one JS pass: per output window, the first maximum in scan order (as the stock kernels pick it)
-//   receives dy; overlapping windows accumulate.
+//   ~6x slower than transposing first). Every dense backward uses such products (dW = x^T dy,
+//   dx = dy W^T), so the replacement transposes the flagged inputs explicitly and multiplies untransposed.
+// - MaxPoolGrad (cpu, wasm): both stock kernels are slow loops (wasm: the largest kernels of a small CNN's
+//   step). The replacement is one JS pass: per output window, the first maximum in scan order (as the stock
+//   kernels pick it) receives dy; overlapping windows accumulate.
 import * as tf from "@tensorflow/tfjs";
 
 type KernelFunc = tf.KernelConfig["kernelFunc"];
