@@ -12,7 +12,11 @@ describe("generated artefacts", () => {
 });
 
 describe("DistillationJob parsing", () => {
-  const base = { apiVersion: "distillation.mokd.io/v1alpha1", kind: "DistillationJob", metadata: { name: "x" } };
+  const base = {
+    apiVersion: "distillation.mokd.io/v1alpha1",
+    kind: "DistillationJob",
+    metadata: { name: "x" },
+  };
 
   it("fills every default from an empty spec", () => {
     const job = parseDistillationJob(base);
@@ -37,7 +41,10 @@ describe("DistillationJob parsing", () => {
   it("applies the cross-field rules the CRD states in CEL", () => {
     const oneObjective = { ...base, spec: { objectives: { distillation: { enabled: false } } } };
     expect(() => parseDistillationJob(oneObjective)).toThrow(/spec\.strategy\.name/);
-    const sum = { ...base, spec: { strategy: { name: "sum" }, objectives: { distillation: { enabled: false } } } };
+    const sum = {
+      ...base,
+      spec: { strategy: { name: "sum" }, objectives: { distillation: { enabled: false } } },
+    };
     expect(parseDistillationJob(sum).spec.strategy.name).toBe("sum");
   });
 });
