@@ -10,6 +10,7 @@ export default defineConfig({
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
           testTimeout: 120_000,
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -21,6 +22,8 @@ export default defineConfig({
           hookTimeout: 240_000,
           // Two cores: the control plane needs one of them.
           maxWorkers: 2,
+          // After the unit tests, so the two do not compete for the two cores.
+          sequence: { groupOrder: 1 },
         },
       },
     ],
