@@ -3,7 +3,7 @@
 // requests while idle (must be watches only: no polling).
 //
 //   npm run bench:scale -- [--jobs 1000] [--gpus 1] [--idle-seconds 30] [--settle-timeout 120] [--no-write] [--profile DIR]
-//                      [--operator-concurrency N]
+//                      [--operator-concurrency N] [--operator-root DIR]
 //
 // Uses the bed from `npm run testbed:up` when MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR are set, else starts (and
 // stops) one. The operator runs as `node operator/src/main.ts` with a kubeconfig pointing at a counting HTTP
@@ -37,6 +37,10 @@ function flag(name: string, fallback: number): number {
 const JOBS = flag("jobs", 1000);
 const GPUS = flag("gpus", 1);
 const IDLE_SECONDS = flag("idle-seconds", 30);
+/** --operator-root DIR: run operator/src/main.ts from another checkout (to compare a change). */
+const OPERATOR_ROOT = process.argv.includes("--operator-root")
+  ? process.argv[process.argv.indexOf("--operator-root") + 1]!
+  : ROOT;
 /** --operator-concurrency N: the operator's --concurrency (0: its default). */
 const OPERATOR_CONCURRENCY = flag("operator-concurrency", 0);
 const SETTLE_TIMEOUT_SECONDS = flag("settle-timeout", 120);
@@ -133,7 +137,7 @@ function startOperator(kubeconfig: string, port: number, leaseNamespace: string)
     ...(OPERATOR_CONCURRENCY ? [`--concurrency=${OPERATOR_CONCURRENCY}`] : []),
   ];
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd: OPERATOR_ROOT,
     env: { ...process.env, KUBECONFIG: kubeconfig },
     stdio: ["ignore", "inherit", "inherit"],
   });

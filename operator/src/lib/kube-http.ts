@@ -41,6 +41,11 @@ export class KubeApiError extends Error {
     this.status = status;
     this.reason = reason;
   }
+
+  /** The HTTP status under the name client-node's ApiException uses, so existing `code` checks keep working. */
+  get code(): number {
+    return this.status;
+  }
 }
 
 export function isStatus(error: unknown, status: number): boolean {
