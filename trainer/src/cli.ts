@@ -22,7 +22,8 @@ import { terminationLogPath, TERMINATION_LOG_ENV } from "./telemetry/summary.ts"
 const USAGE = `usage:
   trainer run <job.yaml> [--output DIR] [--checkpoints DIR] [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu]
                          [--baselines] [--no-progress] [--metrics-port N]
-  trainer train [--config FILE]        (default: $MOKD_CONFIG)
+  trainer train [--config FILE]        (default: $MOKD_CONFIG; also $MOKD_JOB_NAME, $MOKD_JOB_NAMESPACE,
+                                        $MOKD_BACKEND, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
   trainer validate <job.yaml>
 exit codes: 0 success, 1 internal error, 2 bad config, 3 bad data, 143 stopped by SIGTERM after a checkpoint`;
 
@@ -177,6 +178,7 @@ async function commandTrain(flags: Flags): Promise<number> {
         config,
         backend,
         metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
+        metricsLingerSeconds: intFlag(process.env.MOKD_METRICS_LINGER_SECONDS, "MOKD_METRICS_LINGER_SECONDS"),
         measureEvery: intFlag(flags["measure-every"], "measure-every"),
         terminationLog: terminationLogPath(),
         log,

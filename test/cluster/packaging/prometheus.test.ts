@@ -123,7 +123,8 @@ beforeAll(async () => {
   writeFileSync(config, stringify(manifest));
   trainer = startProcess(
     ["trainer/src/cli.ts", "train", "--config", config],
-    { MOKD_TERMINATION_LOG: join(dir, "termination-log") },
+    // Linger: a short run can end between two scrapes; the final values must still be scraped.
+    { MOKD_TERMINATION_LOG: join(dir, "termination-log"), MOKD_METRICS_LINGER_SECONDS: "3" },
     dir,
     "trainer",
   );

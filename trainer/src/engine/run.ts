@@ -46,6 +46,8 @@ export interface RunOptions {
   backend?: BackendPreference;
   /** Overrides spec.metrics.port (0 disables). */
   metricsPort?: number;
+  /** Keep serving /metrics this long after a successful run, so a scraper sees the final values. */
+  metricsLingerSeconds?: number;
   /** Where to write the termination message (undefined: do not write one). */
   terminationLog?: string;
   /** Also train the student alone (CE) and with `sum`, for comparison. */
@@ -125,6 +127,10 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
     if (options.terminationLog) writeTerminationMessage(terminationResult(summary), options.terminationLog);
     main.network.model.dispose();
     teacher.network.model.dispose();
+    if (server && options.metricsLingerSeconds) {
+      log.info(`serving final metrics for ${options.metricsLingerSeconds} s`);
+      await new Promise((resolve) => setTimeout(resolve, options.metricsLingerSeconds! * 1000));
+    }
     return { summary, baselines, outputPath };
   } finally {
     await closeServer(server);
