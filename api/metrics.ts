@@ -18,6 +18,11 @@ export const TrainerMetric = {
   gradientNormRatio: "mokd_trainer_gradient_norm_ratio",
   /** counter: steps whose objective gradients conflicted (some pairwise cosine < 0). */
   conflictSteps: "mokd_trainer_conflict_steps_total",
+  /**
+   * counter: student steps whose objective gradients were measured (every step of a gradient strategy, every
+   * measureEvery-th of a single-backward one): the denominator of the conflict rate.
+   */
+  measuredSteps: "mokd_trainer_measured_steps_total",
   /** counter{stage}: optimiser steps. */
   steps: "mokd_trainer_steps_total",
   /** counter{stage}: training samples processed. */

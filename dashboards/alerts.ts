@@ -55,7 +55,7 @@ export const alertRules: AlertRule[] = [
     annotations: {
       summary: `Objectives of ${JOB} conflict persistently`,
       description:
-        `{{ $value | humanizePercentage }} of steps had conflicting objective gradients (cosine < 0) over ` +
+        `{{ $value | humanizePercentage }} of measured steps had conflicting objective gradients (cosine < 0) over ` +
         `${AlertThreshold.conflictWindow}: the student may be too small for the teacher, or the temperature too high.`,
     },
   },

@@ -19,13 +19,15 @@ export function trainerSelector(filtered: boolean, extra = ""): string {
   return parts.length ? `{${parts.join(", ")}}` : "";
 }
 
-/** Fraction of student steps whose objective gradients conflicted, per job, over `window`. */
+/**
+ * Fraction of gradient-measured student steps whose objective gradients conflicted, per job, over `window`.
+ * Divided by the measured steps, not all steps: single-backward strategies measure only every 10th step.
+ */
 export function conflictRate(window: string, filtered: boolean): string {
   const sel = trainerSelector(filtered);
-  const stepSel = trainerSelector(filtered, `${TrainerLabel.stage}="student"`);
   return (
     `sum by (${byJob}) (rate(${TrainerMetric.conflictSteps}${sel}[${window}]))` +
-    ` / sum by (${byJob}) (rate(${TrainerMetric.steps}${stepSel}[${window}]))`
+    ` / sum by (${byJob}) (rate(${TrainerMetric.measuredSteps}${sel}[${window}]))`
   );
 }
 

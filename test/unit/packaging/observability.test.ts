@@ -9,6 +9,7 @@ import { CHART_DIR, ROOT } from "../../../api/generate.ts";
 import { alertRules } from "../../../dashboards/alerts.ts";
 import { buildDashboard } from "../../../dashboards/mokd.ts";
 import {
+  conflictRate,
   dashboardQueries,
   expandGrafanaVariables,
   OperatorLabel,
@@ -84,6 +85,7 @@ describe("metric names and labels", () => {
       TrainerMetric.steps,
       TrainerMetric.samples,
       TrainerMetric.conflictSteps,
+      TrainerMetric.measuredSteps,
       OperatorMetric.reconcileTotal,
       OperatorMetric.reconcileErrors,
     ]) {
@@ -142,6 +144,19 @@ describe("dashboard", () => {
       expect(expr).toContain(`${TRAINER_LABELS.namespace}=~"$namespace"`);
       expect(expr).toContain(`${TRAINER_LABELS.job}=~"$job"`);
     }
+  });
+
+  it("divides conflicted steps by measured steps (not all steps) for the conflict rate", () => {
+    for (const expr of [dashboardQueries.conflictRate, conflictRate("30m", false)]) {
+      const [numerator, denominator] = expr.split(" / ");
+      expect(numerator).toContain(TrainerMetric.conflictSteps);
+      expect(denominator).toContain(TrainerMetric.measuredSteps);
+      expect(expr).not.toContain(TrainerMetric.steps + "{");
+    }
+    const rule = ruleFile.groups.flatMap((g) => g.rules).find((r) => r.alert === "MokdGradientConflictHigh");
+    expect(rule?.expr).toContain(
+      `/ sum by (mokd_namespace, mokd_job) (rate(${TrainerMetric.measuredSteps}[30m]))`,
+    );
   });
 
   it("expands Grafana variables into plain PromQL for testing", () => {

@@ -57,6 +57,31 @@ describe("trainer metrics", () => {
     }
   });
 
+  it("counts measured steps (the conflict rate's denominator) apart from all steps", async () => {
+    const m = new TrainerMetrics("fm", "ml");
+    const base = {
+      type: "step",
+      stage: "student",
+      epoch: 1,
+      losses: {},
+      weights: {},
+      seconds: 0.01,
+    } as const;
+    // A single-backward strategy: gradients measured on steps 0 and 10 only; one of the two conflicted.
+    for (let step = 0; step < 20; step++) {
+      const measured = step % 10 === 0;
+      m.step(
+        { ...base, step, ...(measured ? { conflict: step === 0, cosines: {}, normRatios: {} } : {}) },
+        8,
+      );
+    }
+    const value = async (name: string) =>
+      (await m.registry.getSingleMetric(name)!.get()).values.reduce((a, v) => a + v.value, 0);
+    expect(await value(TrainerMetric.steps)).toBe(20);
+    expect(await value(TrainerMetric.measuredSteps)).toBe(2);
+    expect(await value(TrainerMetric.conflictSteps)).toBe(1);
+  });
+
   it("does not listen when the port is 0", async () => {
     expect(await new TrainerMetrics("a", "b").serve(0)).toBeUndefined();
   });

@@ -15,6 +15,7 @@ export class TrainerMetrics {
   private readonly cosine: Gauge<"pair">;
   private readonly normRatio: Gauge<"pair">;
   private readonly conflicts: Counter;
+  private readonly measured: Counter;
   private readonly steps: Counter<"stage">;
   private readonly samples: Counter<"stage">;
   private readonly accuracy: Gauge<"stage" | "split">;
@@ -36,6 +37,11 @@ export class TrainerMetrics {
     this.cosine = gauge(TrainerMetric.gradientCosine, "Cosine of two objectives' gradients.", ["pair"]);
     this.normRatio = gauge(TrainerMetric.gradientNormRatio, "Larger over smaller gradient norm.", ["pair"]);
     this.conflicts = counter(TrainerMetric.conflictSteps, "Measured steps with a pairwise cosine < 0.", []);
+    this.measured = counter(
+      TrainerMetric.measuredSteps,
+      "Steps whose objective gradients were measured.",
+      [],
+    );
     this.steps = counter(TrainerMetric.steps, "Optimiser steps.", ["stage"]);
     this.samples = counter(TrainerMetric.samples, "Training samples processed.", ["stage"]);
     this.accuracy = gauge(TrainerMetric.accuracy, "Top-1 accuracy of the last evaluation.", [
@@ -70,6 +76,7 @@ export class TrainerMetrics {
     for (const [objective, v] of Object.entries(record.weights)) this.weight.set({ objective }, v);
     for (const [pair, v] of Object.entries(record.cosines ?? {})) this.cosine.set({ pair }, v);
     for (const [pair, v] of Object.entries(record.normRatios ?? {})) this.normRatio.set({ pair }, v);
+    if (record.conflict !== undefined) this.measured.inc();
     if (record.conflict) this.conflicts.inc();
   }
 
