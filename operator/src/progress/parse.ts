@@ -106,7 +106,8 @@ export function progressFromSamples(samples: Sample[], now: string): Progress | 
   const totalEpochs = first(samples, TrainerMetric.epochsTotal, { stage });
   const step = first(samples, TrainerMetric.steps, { stage });
   const conflicts = first(samples, TrainerMetric.conflictSteps);
-  const studentSteps = first(samples, TrainerMetric.steps, { stage: "student" });
+  // Conflicts are counted among the steps whose gradients were measured (every 10th for sum/mokd-amortized).
+  const measuredSteps = first(samples, TrainerMetric.measuredSteps);
   const accuracy = (where: Where) => round(first(samples, TrainerMetric.accuracy, where));
   const progress: Progress = {
     epoch,
@@ -119,7 +120,7 @@ export function progressFromSamples(samples: Sample[], now: string): Progress | 
     validationAccuracy: accuracy({ stage, split: "validation" }),
     studentAccuracy:
       accuracy({ stage: "student", split: "test" }) ?? accuracy({ stage: "student", split: "validation" }),
-    conflictRate: conflicts !== undefined && studentSteps ? round(conflicts / studentSteps) : undefined,
+    conflictRate: conflicts !== undefined && measuredSteps ? round(conflicts / measuredSteps) : undefined,
     samplesPerSecond: round(first(samples, TrainerMetric.samplesPerSecond, { stage }), 1),
     etaSeconds: eta(samples, stage, epoch, totalEpochs, step),
     lastUpdateTime: now,

@@ -15,6 +15,7 @@ mokd_trainer_objective_weight{mokd_job="j",mokd_namespace="n",objective="distill
 mokd_trainer_steps_total{mokd_job="j",mokd_namespace="n",stage="teacher"} 900
 mokd_trainer_steps_total{mokd_job="j",mokd_namespace="n",stage="student"} 300
 mokd_trainer_conflict_steps_total{mokd_job="j",mokd_namespace="n"} 75
+mokd_trainer_measured_steps_total{mokd_job="j",mokd_namespace="n"} 300
 mokd_trainer_epoch{mokd_job="j",mokd_namespace="n",stage="teacher"} 3
 mokd_trainer_epoch{mokd_job="j",mokd_namespace="n",stage="student"} 2
 mokd_trainer_epochs_total_planned{mokd_job="j",mokd_namespace="n",stage="student"} 5
@@ -58,6 +59,17 @@ describe("parseProgress", () => {
       etaSeconds: 120,
       lastUpdateTime: NOW,
     });
+  });
+
+  it("rates conflicts among the measured steps, not all steps", () => {
+    // A single-backward strategy measures gradients on every 10th step: 9 of 30 measured steps conflicted.
+    const single = EXPOSITION.replace(/(measured_steps_total\{[^}]*\}) 300/, "$1 30").replace(
+      /(conflict_steps_total\{[^}]*\}) 75/,
+      "$1 9",
+    );
+    expect(parseProgress(single, NOW)?.conflictRate).toBe(0.3);
+    const withoutMeasured = EXPOSITION.replace(/^mokd_trainer_measured_steps_total.*\n/m, "");
+    expect(parseProgress(withoutMeasured, NOW)?.conflictRate).toBeUndefined();
   });
 
   it("follows the teacher stage before the student starts", () => {
