@@ -10,7 +10,8 @@
 // other error restarts after an exponential backoff (0.5 s doubling, cap 30 s, reset by progress). After each
 // relist the new list is diffed against the cache and replayed as ADDED/MODIFIED/DELETED, so handlers see
 // what happened while disconnected (client-go's Replace + DeletedFinalStateUnknown). Objects are stored as
-// parsed from the wire, never copied: handlers must treat them as read-only.
+// parsed from the wire, never copied (only metadata.managedFields is dropped): handlers must treat them as
+// read-only.
 
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { IncomingMessage } from "node:http";
@@ -31,6 +32,11 @@ export interface WatchResourceOptions<T extends KubernetesObject> {
   watchTimeoutSeconds?: number;
   /** Items per list page. */
   pageSize?: number;
+  /**
+   * Drop metadata.managedFields from cached objects (default true), like controller-runtime's
+   * TransformStripManagedFields: they are often half an object's size and a controller never reads them.
+   */
+  stripManagedFields?: boolean;
   /** Backoff bounds after errors. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -165,7 +171,7 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
         signal,
         timeoutMs: 60_000,
       });
-      for (const item of page.items ?? []) fresh.set(keyOf(item), item);
+      for (const item of page.items ?? []) fresh.set(keyOf(item), this.#trim(item));
       resourceVersion = page.metadata?.resourceVersion ?? "";
       continueToken = page.metadata?.continue || undefined;
     } while (continueToken);
@@ -266,10 +272,17 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     const resourceVersion = obj.metadata?.resourceVersion;
     if (resourceVersion) this.#resourceVersion = resourceVersion;
     if (event.type === "BOOKMARK") return;
+    this.#trim(obj);
     const key = keyOf(obj);
     if (event.type === "DELETED") this.#cache.delete(key);
     else this.#cache.set(key, obj as T);
     this.#emit(event.type, obj as T);
+  }
+
+  /** In place (no copy): the object was just parsed and is ours. */
+  #trim<O extends KubernetesObject>(obj: O): O {
+    if (this.#opts.stripManagedFields !== false && obj.metadata) delete obj.metadata.managedFields;
+    return obj;
   }
 
   #emit(type: WatchEventType, obj: T): void {

@@ -68,6 +68,7 @@ describe("watchResource on a real apiserver", () => {
       expect(cacheState()).toEqual(["a=2"]);
       expect(informer.get(namespace, "a")?.data?.value).toBe("2");
       expect(informer.get(namespace, "before")).toBeUndefined();
+      expect(informer.get(namespace, "a")?.metadata?.managedFields).toBeUndefined(); // stripped to save memory
     } finally {
       informer.stop();
       await core.deleteNamespacedConfigMap({ name: "a", namespace });
