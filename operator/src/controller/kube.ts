@@ -1,15 +1,8 @@
 // The controller's writes, behind an interface so the reconciler is unit-tested without a cluster.
 // Children and status go through server-side apply under our field manager, with force: we own these fields.
-import {
-  BatchV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type V1ConfigMap,
-  type V1Job,
-} from "@kubernetes/client-node";
+// All through the lib's KubeHttp (one keep-alive pool): client-node 2.0.1's generated clients open a new
+// connection per request and importing them costs ~80 MiB of RSS (docs/benchmarks.md "Operator scale").
+import type { V1ConfigMap, V1Job } from "@kubernetes/client-node";
 import {
   GROUP,
   PLURAL,
@@ -18,6 +11,7 @@ import {
   KIND,
   type DistillationJobStatus,
 } from "../../../api/v1alpha1/index.ts";
+import { KubeHttp, isStatus, type KubeConfigLike } from "../lib/kube-http.ts";
 import { FIELD_MANAGER } from "../names.ts";
 
 export interface ClusterWriter {
@@ -29,38 +23,37 @@ export interface ClusterWriter {
   deleteDistillationJob(namespace: string, name: string, uid: string): Promise<void>;
 }
 
-/** client-node picks json-patch for PATCH; apply needs its own content type (the JSON body is valid YAML). */
-const APPLY = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
-
 export function isNotFound(error: unknown): boolean {
-  return typeof error === "object" && error !== null && (error as { code?: number }).code === 404;
+  return isStatus(error, 404);
+}
+
+const djPath = (namespace: string, name: string) =>
+  `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}/${name}`;
+
+function nameOf(obj: { metadata?: { name?: string; namespace?: string } }): {
+  name: string;
+  namespace: string;
+} {
+  const { name, namespace } = obj.metadata ?? {};
+  if (!name || !namespace) throw new Error("a child needs metadata.name and metadata.namespace");
+  return { name, namespace };
 }
 
 export class KubeClusterWriter implements ClusterWriter {
-  private readonly core: CoreV1Api;
-  private readonly batch: BatchV1Api;
-  private readonly custom: CustomObjectsApi;
+  private readonly http: KubeHttp;
 
-  constructor(kubeConfig: KubeConfig) {
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
-    this.batch = kubeConfig.makeApiClient(BatchV1Api);
-    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  constructor(kubeConfig: KubeConfigLike) {
+    this.http = KubeHttp.for(kubeConfig);
   }
 
   applyConfigMap(body: V1ConfigMap): Promise<V1ConfigMap> {
-    const { name, namespace } = body.metadata as { name: string; namespace: string };
-    return this.core.patchNamespacedConfigMap(
-      { name, namespace, body, fieldManager: FIELD_MANAGER, force: true },
-      APPLY,
-    );
+    const { name, namespace } = nameOf(body);
+    return this.http.apply(`/api/v1/namespaces/${namespace}/configmaps/${name}`, body, FIELD_MANAGER);
   }
 
   applyJob(body: V1Job): Promise<V1Job> {
-    const { name, namespace } = body.metadata as { name: string; namespace: string };
-    return this.batch.patchNamespacedJob(
-      { name, namespace, body, fieldManager: FIELD_MANAGER, force: true },
-      APPLY,
-    );
+    const { name, namespace } = nameOf(body);
+    return this.http.apply(`/apis/batch/v1/namespaces/${namespace}/jobs/${name}`, body, FIELD_MANAGER);
   }
 
   async applyStatus(
@@ -69,27 +62,15 @@ export class KubeClusterWriter implements ClusterWriter {
     status: DistillationJobStatus,
   ): Promise<string | undefined> {
     const body = { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace }, status };
-    const request = { group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body };
-    const updated = (await this.custom.patchNamespacedCustomObjectStatus(
-      { ...request, fieldManager: FIELD_MANAGER, force: true },
-      APPLY,
-    )) as { metadata?: { resourceVersion?: string } };
+    const updated = await this.http.apply<{ metadata?: { resourceVersion?: string } }>(
+      `${djPath(namespace, name)}/status`,
+      body,
+      FIELD_MANAGER,
+    );
     return updated.metadata?.resourceVersion;
   }
 
-  async deleteDistillationJob(namespace: string, name: string, uid: string): Promise<void> {
-    try {
-      await this.custom.deleteNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: PLURAL,
-        namespace,
-        name,
-        propagationPolicy: "Background",
-        body: { preconditions: { uid } },
-      });
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
+  deleteDistillationJob(namespace: string, name: string, uid: string): Promise<void> {
+    return this.http.delete(djPath(namespace, name), { uid, propagationPolicy: "Background" });
   }
 }

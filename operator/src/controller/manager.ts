@@ -1,9 +1,10 @@
 // Wires informers -> work queue -> reconciler, like controller-runtime's manager for one controller: watch the
 // DistillationJobs and the children we own (label-selected), map every event to the owner's key.
-import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import { GROUP, KIND, PLURAL, VERSION } from "../../../api/v1alpha1/index.ts";
 import { EventRecorder } from "../lib/events.ts";
 import { watchResource, type ResourceWatch } from "../lib/informer.ts";
+import type { KubeConfigLike } from "../lib/kube-http.ts";
 import { runWorkers, WorkQueue } from "../lib/workqueue.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
@@ -34,7 +35,7 @@ export class Manager {
   private readonly log: Logger;
   private readonly metrics: Metrics;
 
-  constructor(kubeConfig: KubeConfig, config: OperatorConfig, log: Logger, metrics: Metrics) {
+  constructor(kubeConfig: KubeConfigLike, config: OperatorConfig, log: Logger, metrics: Metrics) {
     this.queue = new WorkQueue({
       hooks: {
         onDepth: (d) => metrics.queueDepth.set(d),
