@@ -14,7 +14,7 @@ import {
   type Checkpoint,
 } from "../checkpoint/index.ts";
 import type { TrainerConfig } from "../config.ts";
-import type { Dataset, EpochRecord, Network, ObjectiveName, StepRecord } from "../contracts.ts";
+import type { Dataset, EpochRecord, Network, StepRecord } from "../contracts.ts";
 import { DataError, loadDataset } from "../data/index.ts";
 import { buildNetwork, loadTeacher, parameterCount, saveNetwork } from "../models/index.ts";
 import { buildObjectives } from "../objectives/index.ts";
@@ -312,11 +312,6 @@ export interface StudentRunOptions {
   log: Logger;
 }
 
-export function enabledObjectives(spec: DistillationJobSpec): ObjectiveName[] {
-  const o = spec.objectives;
-  return (["task", "distillation", "feature"] as const).filter((n) => o[n].enabled);
-}
-
 /** Trains one student against a teacher and evaluates it on the test split. */
 export async function trainStudent(
   spec: DistillationJobSpec,
@@ -327,13 +322,15 @@ export async function trainStudent(
   const student = buildNetwork(spec.student, dataset.inputShape, dataset.numClasses, spec.training.seed, {
     name: "student",
   });
-  const names = enabledObjectives(spec);
   const dims = {
     studentFeatureDim: student.featureDim,
     teacherFeatureDim: teacher.network.featureDim,
     numClasses: dataset.numClasses,
   };
   const { objectives, variables, projector } = buildObjectives(spec.objectives, dims, spec.training.seed);
+  // The names come from the built objectives, never from a second reading of the spec: a list that disagreed
+  // with the losses left a weight undefined and crashed prom-client ("Value is not a valid number: undefined").
+  const names = objectives.map((o) => o.name);
   const strategy = createStrategy(spec.strategy, names);
   const optimizer = createOptimizer(spec.training);
   opts.log.info(
@@ -345,7 +342,6 @@ export async function trainStudent(
         student,
         teacher: teacher.network,
         objectives,
-        objectiveNames: names,
         extraVariables: variables,
         strategy,
         optimizer,

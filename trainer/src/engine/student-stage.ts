@@ -7,6 +7,7 @@ import type { EpochRecord, Network, Objective, StepRecord, WeightingStrategy } f
 import type { Dataset } from "../contracts.ts";
 import { disposeGroups, saveCheckpoint, type Checkpoint, type NamedTensor } from "../checkpoint/index.ts";
 import { Random } from "../data/random.ts";
+import { dropoutLayers, seedDropout } from "./dropout.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
 import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
 import { StudentStep, type StepOutcome } from "./student-step.ts";
@@ -56,8 +57,8 @@ export interface StudentState {
 export interface StudentStageSetup {
   student: Network;
   teacher: Network;
+  /** The objectives, in the order of the strategy's weights; their names key every telemetry record. */
   objectives: Objective[];
-  objectiveNames: ObjectiveName[];
   extraVariables: tf.Variable[];
   strategy: WeightingStrategy;
   optimizer: tf.Optimizer;
@@ -96,7 +97,7 @@ function initialState(setup: StudentStageSetup): StudentState {
     history: [],
     measuredSteps: 0,
     conflictSteps: 0,
-    partial: emptyPartial(setup.objectiveNames.length),
+    partial: emptyPartial(setup.objectives.length),
     elapsedSeconds: 0,
   };
 }
@@ -153,8 +154,14 @@ async function writeCheckpoint(
   return path;
 }
 
-const byName = (names: ObjectiveName[], values: number[]) =>
-  Object.fromEntries(names.map((n, i) => [n, values[i]!])) as Record<string, number>;
+const objectiveNames = (setup: StudentStageSetup) => setup.objectives.map((o) => o.name);
+
+/** Values keyed by objective; one value per objective, or the step's telemetry would carry undefined. */
+export function byName(names: readonly ObjectiveName[], values: readonly number[], what: string) {
+  if (values.length !== names.length)
+    throw new Error(`${what}: ${values.length} values for ${names.length} objectives (${names.join(", ")})`);
+  return Object.fromEntries(names.map((n, i) => [n, values[i]!])) as Record<string, number>;
+}
 
 function stepRecord(
   names: ObjectiveName[],
@@ -167,8 +174,8 @@ function stepRecord(
     stage: "student",
     epoch: state.epoch + 1,
     step: state.step,
-    losses: byName(names, outcome.losses),
-    weights: byName(names, outcome.weights),
+    losses: byName(names, outcome.losses, "losses"),
+    weights: byName(names, outcome.weights, "strategy weights"),
     seconds,
   };
   if (outcome.pairs) {
@@ -186,8 +193,9 @@ export async function runStudentStage(
   const state = resume ? await restore(setup, resume) : initialState(setup);
   const random = new Random(state.rng);
   const step = new StudentStep({ ...setup });
-  const names = setup.objectiveNames;
+  const names = objectiveNames(setup);
   const stepsPerEpoch = Math.ceil(setup.dataset.train.size / setup.batchSize);
+  const dropouts = dropoutLayers(setup.student.model);
   const processStart = performance.now();
   const elapsed = () => state.elapsedSeconds + (performance.now() - processStart) / 1000;
   setup.hooks.onStageStart?.("student", setup.epochs, stepsPerEpoch);
@@ -209,6 +217,8 @@ export async function runStudentStage(
     };
     for (const batch of setup.dataset.train.batches(options)) {
       const t0 = performance.now();
+      // Seeded by the global step, so a resumed run draws the masks the uninterrupted one would have.
+      seedDropout(dropouts, setup.seed, state.step);
       const outcome = step.run(batch, { step: state.step, random: () => random.next() });
       const size = batch.ys.shape[0];
       batch.xs.dispose();
@@ -261,8 +271,9 @@ function finishEpoch(setup: StudentStageSetup, state: StudentState): void {
     samplesPerSecond: p.seconds > 0 ? p.seen / p.seconds : 0,
     conflictRate: p.measured ? p.conflicts / p.measured : 0,
     losses: byName(
-      setup.objectiveNames,
+      objectiveNames(setup),
       p.lossSums.map((s) => (p.steps ? s / p.steps : 0)),
+      "epoch losses",
     ),
     seconds: p.seconds,
   };
@@ -270,5 +281,5 @@ function finishEpoch(setup: StudentStageSetup, state: StudentState): void {
   setup.hooks.onEpoch?.(record);
   state.epoch++;
   state.batchIndex = 0;
-  state.partial = emptyPartial(setup.objectiveNames.length);
+  state.partial = emptyPartial(setup.objectives.length);
 }

@@ -1,6 +1,7 @@
 // The teacher stage: trains the built-in teacher with cross-entropy when spec.teacher.model is unset.
 import * as tf from "@tensorflow/tfjs";
 import type { Dataset, EpochRecord, Network, StepRecord } from "../contracts.ts";
+import { dropoutLayers, seedDropout } from "./dropout.ts";
 import { countCorrect, evaluateAccuracy } from "./evaluate.ts";
 import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
 
@@ -27,6 +28,7 @@ export async function trainTeacher(
   const optimizer = tf.train.adam(settings.learningRate);
   const variables = teacher.model.trainableWeights.map((w) => w.read() as tf.Variable);
   const stepsPerEpoch = Math.ceil(dataset.train.size / settings.batchSize);
+  const dropouts = dropoutLayers(teacher.model);
   hooks.onStageStart?.("teacher", settings.epochs, stepsPerEpoch);
   const history: EpochRecord[] = [];
   let step = 0;
@@ -47,6 +49,7 @@ export async function trainTeacher(
       for (const batch of dataset.train.batches(batches)) {
         const t0 = performance.now();
         let batchCorrect = 0;
+        seedDropout(dropouts, settings.seed, step);
         const loss = tf.tidy(() => {
           const value = optimizer.minimize(
             () => {
