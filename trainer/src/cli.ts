@@ -17,7 +17,12 @@ import type { Logger, RunOptions, RunResult } from "./engine/run.ts";
 import { StopSignal, StoppedError } from "./engine/stop.ts";
 import { Progress } from "./report/progress.ts";
 import { formatTable, resultRows } from "./report/table.ts";
-import { terminationLogPath, TERMINATION_LOG_ENV } from "./telemetry/summary.ts";
+import {
+  terminationLogPath,
+  TERMINATION_LOG_ENV,
+  writeFailureMessage,
+  type FailureReason,
+} from "./telemetry/summary.ts";
 
 const USAGE = `usage:
   trainer run <job.yaml> [--output DIR] [--checkpoints DIR] [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu]
@@ -112,6 +117,30 @@ function exitCodeFor(error: unknown, log: Pick<Logger, "warn"> & { error(m: stri
   return ExitCode.InternalError;
 }
 
+const FAILURE_REASONS: Partial<Record<number, FailureReason>> = {
+  [ExitCode.BadConfig]: "BadConfig",
+  [ExitCode.BadData]: "BadData",
+  [ExitCode.InternalError]: "InternalError",
+};
+
+/**
+ * Tells the operator why the run failed: `{"error", "reason"}` in the termination message (a stop by SIGTERM is
+ * no failure and writes none). `path` undefined: no termination message (local runs).
+ */
+function reportFailure(code: number, error: unknown, path: string | undefined): void {
+  const reason = FAILURE_REASONS[code];
+  if (!reason || !path) return;
+  const text = error instanceof Error ? error.message : String(error);
+  writeFailureMessage(reason, reason === "InternalError" ? `internal error: ${text}` : text, path);
+}
+
+/** Maps an error to its exit code, logs it and reports it in the termination message. */
+function fail(error: unknown, log: Pick<Logger, "warn"> & { error(m: string): void }, path?: string): number {
+  const code = exitCodeFor(error, log);
+  reportFailure(code, error, path);
+  return code;
+}
+
 async function commandRun(file: string | undefined, flags: Flags): Promise<number> {
   const log = readableLogger();
   try {
@@ -146,7 +175,7 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
     await finish(result, config);
     return ExitCode.Success;
   } catch (error) {
-    return exitCodeFor(error, log);
+    return fail(error, log, process.env[TERMINATION_LOG_ENV]);
   }
 }
 
@@ -189,7 +218,7 @@ async function commandTrain(flags: Flags): Promise<number> {
     log.info(`done: student test accuracy ${result.summary.student.accuracy.toFixed(4)}`);
     return ExitCode.Success;
   } catch (error) {
-    return exitCodeFor(error, log);
+    return fail(error, log, terminationLogPath());
   }
 }
 

@@ -86,6 +86,48 @@ describe("trainer CLI exit codes", () => {
     expect(report).toContain("Gradient cosine");
   });
 
+  it("train: a failure writes {error, reason} to the termination log (bad config, bad data, internal)", async () => {
+    const dir = tmp("mokd-cli-");
+    const data = writeTinyIdx();
+    const spec = tinyJob(data, dir).spec;
+    const badData = writeTinyIdx();
+    writeFileSync(join(badData, "train-labels-idx1-ubyte"), Buffer.from([0, 0, 8, 2, 0, 0]));
+    // An output path below a regular file: mkdir fails with ENOTDIR, an error no category claims.
+    writeFileSync(join(dir, "a-file"), "");
+    const cases = [
+      {
+        reason: "BadConfig",
+        code: ExitCode.BadConfig,
+        spec: { ...spec, training: { epochs: 0 } },
+        text: /spec\.training\.epochs/,
+      },
+      {
+        reason: "BadData",
+        code: ExitCode.BadData,
+        spec: { ...spec, data: { path: badData } },
+        text: /train-labels-idx1-ubyte/,
+      },
+      {
+        reason: "InternalError",
+        code: ExitCode.InternalError,
+        spec: { ...spec, output: { ...spec.output, path: join(dir, "a-file", "output") } },
+        text: /internal error: .*ENOTDIR/,
+      },
+    ];
+    for (const c of cases) {
+      const termination = join(dir, `termination-${c.reason}`);
+      const config = writeJob(dir, c.spec, `${c.reason}.yaml`);
+      const r = await cli(["train"], { MOKD_CONFIG: config, MOKD_TERMINATION_LOG: termination });
+      expect(r.code, r.stdout).toBe(c.code);
+      const text = readFileSync(termination, "utf8");
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(4096);
+      const message = JSON.parse(text) as { error: string; reason: string };
+      expect(Object.keys(message).sort()).toEqual(["error", "reason"]);
+      expect(message.reason).toBe(c.reason);
+      expect(message.error).toMatch(c.text);
+    }
+  });
+
   it("run: SIGTERM mid-way exits 143 after a checkpoint; rerunning resumes and finishes with 0", async () => {
     const dir = tmp("mokd-cli-");
     const job = writeJob(dir, tinyJob(writeTinyIdx(1024), dir, { epochs: 3 }));

@@ -7,6 +7,7 @@ import { TrainerMetric } from "../../../api/metrics.ts";
 import { Result } from "../../../api/v1alpha1/index.ts";
 import { TrainerMetrics } from "../../../trainer/src/telemetry/metrics.ts";
 import {
+  failureMessage,
   terminationResult,
   writeTerminationMessage,
   type RunSummary,
@@ -116,6 +117,22 @@ describe("termination message", () => {
       teacherAccuracy: 0.9123,
       bestEpoch: 3,
     });
+  });
+
+  it("of a failure is {error, reason}, cut to 4 KiB with an ellipsis when the error is long", () => {
+    expect(JSON.parse(failureMessage("BadData", "/data/x: truncated"))).toEqual({
+      error: "/data/x: truncated",
+      reason: "BadData",
+    });
+    // Multi-byte characters and JSON escapes take more bytes than characters.
+    for (const unit of ["é", '"', "\n", "x", "\u0001"]) {
+      const text = failureMessage("BadConfig", `invalid DistillationJob:${unit.repeat(9000)}`);
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(4096);
+      expect(Buffer.byteLength(text)).toBeGreaterThan(4000);
+      const parsed = JSON.parse(text) as { error: string; reason: string };
+      expect(parsed.reason).toBe("BadConfig");
+      expect(parsed.error).toMatch(/^invalid DistillationJob:.*…$/s);
+    }
   });
 
   it("is skipped when the path is not writable", () => {

@@ -70,6 +70,39 @@ export function writeTerminationMessage(result: Result, path: string): boolean {
     // Only modelPath can be long: drop it rather than emit invalid JSON.
     text = JSON.stringify({ ...result, modelPath: undefined });
   }
+  return writeTerminationFile(path, text);
+}
+
+/** Why a run failed, as the operator reads it from the termination message (names of api/v1alpha1 ExitCode). */
+export type FailureReason = "BadConfig" | "BadData" | "InternalError";
+
+/** The termination message of a failed run. */
+export interface FailureMessage {
+  error: string;
+  reason: FailureReason;
+}
+
+/** `{"error": ..., "reason": ...}` in at most TERMINATION_MESSAGE_LIMIT bytes: a long error is cut, with "…". */
+export function failureMessage(reason: FailureReason, error: string): string {
+  const json = (text: string) => JSON.stringify({ error: text, reason } satisfies FailureMessage);
+  const fits = (text: string) => Buffer.byteLength(text) <= TERMINATION_MESSAGE_LIMIT;
+  if (fits(json(error))) return json(error);
+  // Binary search for the longest prefix that fits once escaped (escapes and UTF-8 make bytes != characters).
+  let [lo, hi] = [0, error.length];
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(json(`${error.slice(0, mid)}…`))) lo = mid;
+    else hi = mid - 1;
+  }
+  return json(`${error.slice(0, lo)}…`);
+}
+
+/** Writes a failure's termination message; false when the path is not writable (outside a pod). */
+export function writeFailureMessage(reason: FailureReason, error: string, path: string): boolean {
+  return writeTerminationFile(path, failureMessage(reason, error));
+}
+
+function writeTerminationFile(path: string, text: string): boolean {
   try {
     writeFileSync(path, text);
     return true;
