@@ -74,6 +74,23 @@ export function parseResult(message: string | undefined): Result | undefined {
   return parsed.success && Object.keys(parsed.data).length > 0 ? parsed.data : undefined;
 }
 
+/**
+ * What the trainer said when it failed: the `error` of its `{"error", "reason"}` termination message, or the raw
+ * text (a log tail, under FallbackToLogsOnError, when it wrote none).
+ */
+export function trainerMessage(message: string | undefined): string | undefined {
+  const text = message?.trim();
+  if (!text) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    const error = (value as { error?: unknown } | null)?.error;
+    if (typeof error === "string" && error.trim()) return error.trim();
+  } catch {
+    // Not JSON: the log tail.
+  }
+  return text;
+}
+
 function lastTermination(pods: V1Pod[], phase: "Succeeded" | "Failed") {
   for (const pod of newestFirst(pods)) {
     const terminated = trainerStatus(pod)?.state?.terminated;
@@ -91,7 +108,7 @@ function failure(job: V1Job, condition: V1JobCondition, pods: V1Pod[]): Observat
   const terminated = lastTermination(pods, "Failed");
   const byExitCode = terminated ? EXIT_REASONS[terminated.exitCode] : undefined;
   const reason = (condition.reason === "PodFailurePolicy" && byExitCode) || condition.reason || "Failed";
-  const trainer = terminated?.message?.trim();
+  const trainer = trainerMessage(terminated?.message);
   const exit = terminated ? ` (exit code ${terminated.exitCode})` : "";
   const message = [
     condition.message || `Job ${job.metadata?.name} failed`,
@@ -142,7 +159,7 @@ function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean): Observati
     return { phase: "Suspended", reason, message };
   }
   if ((job.status?.failed ?? 0) > 0) {
-    const trainer = lastTermination(pods, "Failed")?.message?.trim();
+    const trainer = trainerMessage(lastTermination(pods, "Failed")?.message);
     const message =
       `retrying after ${job.status?.failed} failed attempt(s)` + (trainer ? `; trainer: ${trainer}` : "");
     return { phase: "Pending", reason: "Retrying", message: truncate(message) };

@@ -152,6 +152,41 @@ describe("deriveStatus", () => {
     expect(s.completionTime).toBe("2025-01-01T00:10:00.000Z");
   });
 
+  it("shows the error of the trainer's {error, reason} termination message, not its JSON", () => {
+    const message = JSON.stringify({
+      error: "invalid DistillationJob:\n  spec.training.epochs: too big",
+      reason: "BadConfig",
+    });
+    const failed = deriveStatus(
+      dj,
+      {
+        job: job({ failed: 1, conditions: [jobCondition("Failed", "PodFailurePolicy", "exited with 2")] }),
+        pods: [pod("p1", { phase: "Failed", containerStatuses: [terminated(2, message)] })],
+      },
+      T1,
+    );
+    const condition = findCondition(failed.conditions, "Failed");
+    expect(condition).toMatchObject({ status: "True", reason: "BadConfig" });
+    expect(condition?.message).toContain(
+      "trainer (exit code 2): invalid DistillationJob:\n  spec.training.epochs",
+    );
+    expect(condition?.message).not.toContain('"reason"');
+    expect(failed.result).toBeUndefined();
+
+    const internal = JSON.stringify({ error: "internal error: boom", reason: "InternalError" });
+    const retrying = deriveStatus(
+      dj,
+      {
+        job: job({ failed: 1 }),
+        pods: [pod("p1", { phase: "Failed", containerStatuses: [terminated(1, internal)] })],
+      },
+      T0,
+    );
+    expect(findCondition(retrying.conditions, "Running")?.message).toBe(
+      "retrying after 1 failed attempt(s); trainer: internal error: boom",
+    );
+  });
+
   it("keeps the Job's reason for exhausted retries and deadlines", () => {
     const failedPods = [1, 2, 3].map((i) =>
       pod(`p${i}`, { phase: "Failed", containerStatuses: [terminated(1, "oom")] }, `2025-01-01T00:0${i}:00Z`),
