@@ -3,11 +3,13 @@
 // CPU time) is printed too: a shared machine distorts it less than wall-clock time. A step is the whole
 // student update: forward, gradient(s), strategy, combination, Adam. Prints a markdown table.
 //   node trainer/bench/step-time.ts [--backend wasm] [--model cnn|mlp|both] [--rounds 5] [--steps 10] [--batch 64]
+//     [--optimizer fused|stock]
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import type { StrategyName } from "../../api/v1alpha1/index.ts";
 import { StrategySpec } from "../../api/v1alpha1/index.ts";
 import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
+import { createOptimizer } from "../src/engine/optimizer.ts";
 import type { GradientStrategy, LossStrategy, StepContext } from "../src/contracts.ts";
 import {
   clipFactor,
@@ -100,7 +102,7 @@ async function benchModel(architecture: Architecture, rounds: number, steps: num
   const batches = syntheticBatches(4, batchSize);
   const runners = variants.map((v) => {
     const model = buildStudent(architecture);
-    const optimizer: tf.Optimizer = tf.train.adam(1e-3);
+    const optimizer = createOptimizer(adamSpec, fusedOptimizer);
     return { variant: v, step: makeStep(v, model, optimizer), times: [] as number[], cpu: [] as number[] };
   });
   for (const r of runners) for (let i = 0; i < 2; i++) r.step(batches[i % batches.length]!); // warm-up
@@ -129,6 +131,9 @@ async function benchModel(architecture: Architecture, rounds: number, steps: num
 }
 
 const backend = await selectBackend(argValue("backend", "auto") as BackendPreference);
+// The trainer's optimiser (fused Adam on cpu/wasm); `--optimizer stock` measures tf.train.adam instead.
+const fusedOptimizer = argValue("optimizer", "fused") !== "stock";
+const adamSpec = { optimizer: "adam", learningRate: 1e-3, momentum: 0.9 } as const;
 const rounds = Number(argValue("rounds", "5"));
 const steps = Number(argValue("steps", "10"));
 const batchSize = Number(argValue("batch", "64"));

@@ -5,12 +5,14 @@
 // PyTorch is a benchmark-only tool, never a project dependency:
 //   python3 -m venv ~/.cache/mokd-bench/venv && ~/.cache/mokd-bench/venv/bin/pip install torch
 //   node trainer/bench/vs-torch.ts [--backend wasm] [--model cnn|mlp|both] [--batch 64] [--rounds 5] [--steps 10]
+//     [--optimizer fused|stock]
 import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
+import { createOptimizer } from "../src/engine/optimizer.ts";
 import { toNamedGradients, weightedLossGradients } from "../src/gradients.ts";
 import {
   argValue,
@@ -60,7 +62,7 @@ async function startTorch() {
 function ourStep(arch: Architecture) {
   const model = buildStudent(arch);
   const vars = trainableVariables(model);
-  const optimizer: tf.Optimizer = tf.train.adam(1e-3);
+  const optimizer = createOptimizer(adamSpec, fusedOptimizer);
   const batches = syntheticBatches(4, batchSize);
   let i = 0;
   const step = () =>
@@ -79,6 +81,9 @@ function ourStep(arch: Architecture) {
 }
 
 const backend = await selectBackend(argValue("backend", "auto") as BackendPreference);
+// The trainer's optimiser (fused Adam on cpu/wasm); `--optimizer stock` measures tf.train.adam instead.
+const fusedOptimizer = argValue("optimizer", "fused") !== "stock";
+const adamSpec = { optimizer: "adam", learningRate: 1e-3, momentum: 0.9 } as const;
 const torch = await startTorch();
 console.log(
   `tfjs ${tf.version.tfjs} backend ${backend.choice} vs ${torch.version}; batch ${batchSize}, ${rounds} interleaved ` +

@@ -14,7 +14,10 @@ import { wasmAdamKernel, type AdamKernel } from "../backend/wasm-adam.ts";
 /** MOKD_FUSED_OPTIMIZER=0 selects the stock tfjs Adam (for A/B measurements). */
 const fusedByDefault = () => process.env.MOKD_FUSED_OPTIMIZER !== "0";
 
-export function createOptimizer(training: TrainingSpec, fused = fusedByDefault()): tf.Optimizer {
+export function createOptimizer(
+  training: Pick<TrainingSpec, "optimizer" | "learningRate" | "momentum">,
+  fused = fusedByDefault(),
+): tf.Optimizer {
   switch (training.optimizer) {
     case "adam":
       return fused ? new FusedAdamOptimizer(training.learningRate) : tf.train.adam(training.learningRate);
