@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { TrainerMetric } from "../../../api/metrics.ts";
 import { Result } from "../../../api/v1alpha1/index.ts";
+import type { StepRecord } from "../../../trainer/src/contracts.ts";
+import { pairStatistics } from "../../../trainer/src/engine/student-step.ts";
 import { TrainerMetrics } from "../../../trainer/src/telemetry/metrics.ts";
 import {
   failureMessage,
@@ -81,6 +83,41 @@ describe("trainer metrics", () => {
     expect(await value(TrainerMetric.steps)).toBe(20);
     expect(await value(TrainerMetric.measuredSteps)).toBe(2);
     expect(await value(TrainerMetric.conflictSteps)).toBe(1);
+  });
+
+  it("exports norm ratios as larger / smaller, the same values the JSONL record carries", async () => {
+    const m = new TrainerMetrics("fm", "ml");
+    const names = ["task", "distillation", "feature"];
+    const gauge = async (name: string) =>
+      Object.fromEntries(
+        (await m.registry.getSingleMetric(name)!.get()).values.map((v) => [v.labels.pair, v.value]),
+      );
+    // |g_task| = 1, |g_distillation| = 2, |g_feature| = 0 (a stationary objective).
+    const gram = [
+      [1, -0.5, 0],
+      [-0.5, 4, 0],
+      [0, 0, 0],
+    ];
+    const stats = pairStatistics(gram, names);
+    const record = { type: "step", stage: "student", epoch: 1, step: 0, losses: {}, weights: {}, seconds: 0 };
+    const jsonl = JSON.parse(JSON.stringify({ ...record, ...stats })) as typeof stats;
+    m.step({ ...(record as StepRecord), ...stats }, 8);
+    // The smaller norm over the larger would be 0.5; a zero norm has no finite ratio and is left out of both.
+    expect(jsonl.normRatios).toEqual({ "task:distillation": 2 });
+    expect(await gauge(TrainerMetric.gradientNormRatio)).toEqual(jsonl.normRatios);
+    expect(await gauge(TrainerMetric.gradientCosine)).toEqual(jsonl.cosines);
+    expect(jsonl.cosines["task:distillation"]).toBeCloseTo(-0.25);
+    // The next measured step replaces the pairs: no stale series for a pair it leaves out.
+    const next = pairStatistics(
+      [
+        [9, 0, 0],
+        [0, 1, 0],
+        [0, 0, 0],
+      ],
+      names,
+    );
+    m.step({ ...(record as StepRecord), step: 1, ...next }, 8);
+    expect(await gauge(TrainerMetric.gradientNormRatio)).toEqual({ "task:distillation": 3 });
   });
 
   it("does not listen when the port is 0", async () => {

@@ -163,8 +163,24 @@ export class StudentStep {
 
 type FrozenInputs = Omit<ObjectiveInputs, "studentLogits" | "studentFeatures">;
 
-function pairStatistics(gram: number[][], names: string[]): PairStatistics {
-  const ratios = normRatios(gram, names);
-  for (const [k, r] of Object.entries(ratios)) ratios[k] = r >= 1 ? r : 1 / r;
-  return { cosines: pairwiseCosines(gram, names), normRatios: ratios, conflict: hasConflict(gram) };
+/**
+ * Telemetry of one measured step. Norm ratios are larger / smaller (>= 1, the api/metrics.ts definition).
+ * Values that are not finite (a zero or NaN gradient norm) are left out: JSON cannot carry them, and the
+ * exported gauges follow the record, so the JSONL and /metrics agree on every pair.
+ */
+export function pairStatistics(gram: number[][], names: string[]): PairStatistics {
+  const ratios = mapFinite(normRatios(gram, names), (r) => Math.max(r, 1 / r));
+  return {
+    cosines: mapFinite(pairwiseCosines(gram, names), (c) => c),
+    normRatios: ratios,
+    conflict: hasConflict(gram),
+  };
+}
+
+function mapFinite(values: Record<string, number>, f: (x: number) => number): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(values)
+      .map(([k, v]) => [k, f(v)] as const)
+      .filter(([, v]) => Number.isFinite(v)),
+  );
 }

@@ -74,8 +74,13 @@ export class TrainerMetrics {
     this.epoch.set({ stage }, record.epoch);
     for (const [objective, v] of Object.entries(record.losses)) this.loss.set({ objective }, v);
     for (const [objective, v] of Object.entries(record.weights)) this.weight.set({ objective }, v);
-    for (const [pair, v] of Object.entries(record.cosines ?? {})) this.cosine.set({ pair }, v);
-    for (const [pair, v] of Object.entries(record.normRatios ?? {})) this.normRatio.set({ pair }, v);
+    if (record.cosines && record.normRatios) {
+      // Exactly the measured step's pairs: one the record leaves out (not finite) has no stale series either.
+      this.cosine.reset();
+      this.normRatio.reset();
+      for (const [pair, v] of Object.entries(record.cosines)) this.cosine.set({ pair }, v);
+      for (const [pair, v] of Object.entries(record.normRatios)) this.normRatio.set({ pair }, v);
+    }
     if (record.conflict !== undefined) this.measured.inc();
     if (record.conflict) this.conflicts.inc();
   }
