@@ -11,6 +11,7 @@ import type { Metrics } from "../metrics.ts";
 import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, boundedName, keyOf } from "../names.ts";
 import type { OperatorConfig } from "../config.ts";
 import { ProgressScraper } from "../progress/scraper.ts";
+import { slimConfigMap, slimDistillationJob, slimJob, slimPod } from "./cache-transforms.ts";
 import { KubeClusterWriter } from "./kube.ts";
 import { Reconciler } from "./reconciler.ts";
 
@@ -55,6 +56,7 @@ export class Manager {
         path: collection(`/apis/${GROUP}/${VERSION}`, PLURAL, ns),
         onEvent: (_t, obj) => this.queue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
         onError: onError("DistillationJob"),
+        transform: slimDistillationJob,
       }),
       jobs: watchResource<V1Job>({
         kubeConfig,
@@ -62,6 +64,7 @@ export class Manager {
         labelSelector: MANAGED_SELECTOR,
         onEvent: (_t, o) => enqueueOwner(o),
         onError: onError("Job"),
+        transform: slimJob,
       }),
       configMaps: watchResource<V1ConfigMap>({
         kubeConfig,
@@ -69,6 +72,7 @@ export class Manager {
         labelSelector: MANAGED_SELECTOR,
         onEvent: (_t, o) => enqueueOwner(o),
         onError: onError("ConfigMap"),
+        transform: slimConfigMap,
       }),
       pods: watchResource<V1Pod>({
         kubeConfig,
@@ -76,6 +80,12 @@ export class Manager {
         labelSelector: MANAGED_SELECTOR,
         onEvent: (_t, o) => enqueueOwner(o),
         onError: onError("Pod"),
+        transform: slimPod,
+        // The pods of one child Job, without scanning every cached pod on each reconcile.
+        indexBy: (p) => {
+          const label = p.metadata?.labels?.[LABEL_JOB_NAME];
+          return label ? keyOf(p.metadata!.namespace!, label) : undefined;
+        },
       }),
     };
     metrics.setPhaseSource({
@@ -99,12 +109,7 @@ export class Manager {
         distillationJob: (n, name) => this.informers.djs.get(n, name),
         job: (n, name) => this.informers.jobs.get(n, name),
         configMap: (n, name) => this.informers.configMaps.get(n, name),
-        pods: (n, djName) => {
-          const label = boundedName(djName);
-          return this.informers.pods
-            .list()
-            .filter((p) => p.metadata?.namespace === n && p.metadata.labels?.[LABEL_JOB_NAME] === label);
-        },
+        pods: (n, djName) => this.informers.pods.byIndex(keyOf(n, boundedName(djName))),
       },
       writer: new KubeClusterWriter(kubeConfig),
       events: this.events,

@@ -22,6 +22,15 @@ import type { ClusterWriter } from "./kube.ts";
 /** Annotation on each child: hash of what we last applied, so an unchanged child is not re-applied. */
 export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
 
+/**
+ * Pending reasons that the Job controller, scheduler and kubelet replace by themselves within moments (Job
+ * created -> pod created -> pod running). A status with one of them is held back for a short while, so a
+ * burst writes one status (and one event) per job instead of one per step; nothing else is ever held.
+ */
+export const TRANSIENT_REASONS: ReadonlySet<string> = new Set(["Creating", "JobCreated", "PodPending"]);
+/** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
+export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
+
 export interface ClusterReader {
   distillationJob(namespace: string, name: string): unknown;
   job(namespace: string, name: string): V1Job | undefined;
@@ -48,6 +57,8 @@ export interface ReconcilerOptions {
   now?: () => Date;
   onFinished?: (phase: Phase, seconds: number) => void;
   log?: (level: "info" | "warn" | "debug", message: string, meta: Record<string, unknown>) => void;
+  /** How long a transient status may be held back (default DEFAULT_TRANSIENT_HOLD_MS; 0 writes at once). */
+  transientHoldMs?: number;
 }
 
 export interface ReconcileResult {
@@ -58,6 +69,19 @@ interface Written {
   uid: string;
   resourceVersion: string;
   status: DistillationJobStatus;
+}
+
+/** A derived but not yet written transient status, and when it was first derived. */
+interface Held {
+  uid: string;
+  status: DistillationJobStatus;
+  since: number;
+}
+
+const runningReason = (status: DistillationJobStatus) => findCondition(status.conditions, "Running")?.reason;
+
+export function isTransient(status: DistillationJobStatus): boolean {
+  return status.phase === "Pending" && TRANSIENT_REASONS.has(runningReason(status) ?? "");
 }
 
 function rvNewer(a: string | undefined, b: string | undefined): boolean {
@@ -86,6 +110,8 @@ export class Reconciler {
   private readonly o: ReconcilerOptions;
   /** The last status we wrote per key: the informer cache may not have caught up with it yet. */
   private readonly written = new Map<string, Written>();
+  /** Transient statuses held back per key (see TRANSIENT_REASONS). */
+  private readonly held = new Map<string, Held>();
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
@@ -108,16 +134,24 @@ export class Reconciler {
       return this.expire(dj);
     }
     const observed = await this.applyChildren(dj);
-    const status = deriveStatus(dj, observed, this.now().toISOString(), this.o.scraper?.latest(key));
+    // Derive from a held status when there is one, so its conditions keep their first transition times.
+    const base = { ...dj, status: this.heldStatus(key, dj) ?? dj.status };
+    const status = deriveStatus(base, observed, this.now().toISOString(), this.o.scraper?.latest(key));
     this.trackProgress(key, dj, status, observed);
-    await this.patchStatus(key, dj, status);
-    return isTerminal(status.phase) ? this.expire({ ...dj, status }) : {};
+    const held = await this.patchStatus(key, dj, status);
+    return isTerminal(status.phase) ? this.expire({ ...dj, status }) : held;
   }
 
   private forget(key: string): ReconcileResult {
     this.o.scraper?.untrack(key);
     this.written.delete(key);
+    this.held.delete(key);
     return {};
+  }
+
+  private heldStatus(key: string, dj: OwnerJob): DistillationJobStatus | undefined {
+    const held = this.held.get(key);
+    return held?.uid === dj.metadata.uid ? held.status : undefined;
   }
 
   /** Parses and defaults the object; an invalid one (which the CRD should have refused) is reported, not retried. */
@@ -181,21 +215,49 @@ export class Reconciler {
     }
   }
 
-  private async patchStatus(key: string, dj: OwnerJob, status: DistillationJobStatus): Promise<void> {
+  /** Writes a changed status, unless it is transient and young: then says when to come back and write it. */
+  private async patchStatus(
+    key: string,
+    dj: OwnerJob,
+    status: DistillationJobStatus,
+  ): Promise<ReconcileResult> {
     const previous = dj.status ?? {};
-    if (sameJson(previous, status)) return;
+    if (sameJson(previous, status)) {
+      this.held.delete(key);
+      return {};
+    }
+    const waitMs = this.holdTime(key, dj.metadata.uid, status);
+    if (waitMs > 0) return { requeueAfterMs: waitMs };
+    this.held.delete(key);
     const { namespace, name, uid } = dj.metadata;
     const resourceVersion = await this.o.writer.applyStatus(namespace, name, status);
     if (resourceVersion) this.written.set(key, { uid, resourceVersion, status });
     this.announce(dj, previous, status);
+    return {};
   }
 
-  /** An event on every phase transition, and when a pending job gets stuck for a new reason. */
+  /** Milliseconds a transient status may still wait (0: write now); remembers it meanwhile. */
+  private holdTime(key: string, uid: string, status: DistillationJobStatus): number {
+    const holdMs = this.o.transientHoldMs ?? DEFAULT_TRANSIENT_HOLD_MS;
+    if (holdMs <= 0 || !isTransient(status)) return 0;
+    const now = this.now().getTime();
+    const held = this.held.get(key);
+    const since = held?.uid === uid ? held.since : now;
+    const remaining = since + holdMs - now;
+    if (remaining > 0) this.held.set(key, { uid, status, since });
+    return Math.max(0, remaining);
+  }
+
+  /**
+   * One event per phase transition, and one when a pending job gets stuck for a new reason (Unschedulable,
+   * image pulls, crash loops, retries); not for the transient steps in between.
+   */
   private announce(dj: OwnerJob, previous: DistillationJobStatus, status: DistillationJobStatus): void {
     const before = findCondition(previous.conditions, "Running");
     const after = findCondition(status.conditions, "Running");
     const phaseChanged = previous.phase !== status.phase;
-    if (!phaseChanged && before?.reason === after?.reason) return;
+    const newReason = before?.reason !== after?.reason && !TRANSIENT_REASONS.has(after?.reason ?? "");
+    if (!phaseChanged && !newReason) return;
     const reason = status.phase === "Succeeded" ? "Succeeded" : (after?.reason ?? status.phase ?? "Pending");
     const failing =
       status.phase === "Failed" ||
@@ -226,6 +288,7 @@ export class Reconciler {
     await this.o.writer.deleteDistillationJob(namespace, name, uid);
     this.o.log?.("info", "deleted after ttlSecondsAfterFinished", { namespace, name, ttl });
     this.written.delete(keyOf(namespace, name));
+    this.held.delete(keyOf(namespace, name));
     return {};
   }
 }

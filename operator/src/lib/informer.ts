@@ -10,8 +10,8 @@
 // other error restarts after an exponential backoff (0.5 s doubling, cap 30 s, reset by progress). After each
 // relist the new list is diffed against the cache and replayed as ADDED/MODIFIED/DELETED, so handlers see
 // what happened while disconnected (client-go's Replace + DeletedFinalStateUnknown). Objects are stored as
-// parsed from the wire, never copied (only metadata.managedFields is dropped): handlers must treat them as
-// read-only.
+// parsed from the wire, never copied (only metadata.managedFields is dropped, and whatever `transform` drops,
+// like controller-runtime's cache TransformFunc): handlers must treat them as read-only.
 
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { IncomingMessage } from "node:http";
@@ -37,6 +37,14 @@ export interface WatchResourceOptions<T extends KubernetesObject> {
    * TransformStripManagedFields: they are often half an object's size and a controller never reads them.
    */
   stripManagedFields?: boolean;
+  /**
+   * Trims each object before it is cached and handed to onEvent (after managedFields are dropped), e.g. to
+   * keep only the fields a controller reads: the caches are most of an operator's memory. Must keep
+   * metadata.namespace, name and resourceVersion.
+   */
+  transform?(obj: T): T;
+  /** A secondary index (client-go's Indexer with one index function): objects by this value, see byIndex. */
+  indexBy?(obj: T): string | undefined;
   /** Backoff bounds after errors. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -48,6 +56,8 @@ export interface ResourceWatch<T extends KubernetesObject> {
   stop(): void;
   list(): T[];
   get(namespace: string | undefined, name: string): T | undefined;
+  /** Cached objects whose indexBy value is `value` (empty without indexBy). */
+  byIndex(value: string): T[];
   hasSynced(): boolean;
 }
 
@@ -98,6 +108,7 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
   readonly #opts: WatchResourceOptions<T>;
   readonly #http: KubeHttp;
   #cache = new Map<string, T>();
+  readonly #index = new Map<string, Set<string>>();
   #resourceVersion = "";
   #synced = false;
   #running = false;
@@ -134,8 +145,30 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     return this.#cache.get(cacheKey(namespace, name));
   }
 
+  byIndex(value: string): T[] {
+    const keys = this.#index.get(value);
+    if (!keys) return [];
+    return Array.from(keys, (key) => this.#cache.get(key)).filter((obj): obj is T => obj !== undefined);
+  }
+
   hasSynced(): boolean {
     return this.#synced;
+  }
+
+  #indexAdd(key: string, obj: T): void {
+    const value = this.#opts.indexBy?.(obj);
+    if (value === undefined) return;
+    let keys = this.#index.get(value);
+    if (!keys) this.#index.set(value, (keys = new Set()));
+    keys.add(key);
+  }
+
+  #indexRemove(key: string, obj: T | undefined): void {
+    const value = obj && this.#opts.indexBy?.(obj);
+    if (value === undefined) return;
+    const keys = this.#index.get(value);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#index.delete(value);
   }
 
   async #loop(): Promise<void> {
@@ -177,6 +210,8 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     } while (continueToken);
     const events = diffEvents(this.#cache, fresh);
     this.#cache = fresh;
+    this.#index.clear();
+    for (const [key, obj] of fresh) this.#indexAdd(key, obj);
     this.#resourceVersion = resourceVersion;
     this.#backoffMs = 0;
     this.#markSynced();
@@ -272,17 +307,21 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     const resourceVersion = obj.metadata?.resourceVersion;
     if (resourceVersion) this.#resourceVersion = resourceVersion;
     if (event.type === "BOOKMARK") return;
-    this.#trim(obj);
-    const key = keyOf(obj);
+    const trimmed = this.#trim(obj as T);
+    const key = keyOf(trimmed);
+    this.#indexRemove(key, this.#cache.get(key));
     if (event.type === "DELETED") this.#cache.delete(key);
-    else this.#cache.set(key, obj as T);
-    this.#emit(event.type, obj as T);
+    else {
+      this.#cache.set(key, trimmed);
+      this.#indexAdd(key, trimmed);
+    }
+    this.#emit(event.type, trimmed);
   }
 
-  /** In place (no copy): the object was just parsed and is ours. */
-  #trim<O extends KubernetesObject>(obj: O): O {
+  /** In place where possible (no copy): the object was just parsed and is ours. */
+  #trim(obj: T): T {
     if (this.#opts.stripManagedFields !== false && obj.metadata) delete obj.metadata.managedFields;
-    return obj;
+    return this.#opts.transform ? this.#opts.transform(obj) : obj;
   }
 
   #emit(type: WatchEventType, obj: T): void {

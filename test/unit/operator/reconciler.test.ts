@@ -3,10 +3,15 @@ import { describe, expect, it } from "vitest";
 import type { DistillationJobInput, DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import type { ClusterWriter } from "../../../operator/src/controller/kube.ts";
 import { Reconciler, type ClusterReader } from "../../../operator/src/controller/reconciler.ts";
+import { findCondition } from "../../../operator/src/status/conditions.ts";
 import { pod } from "./fixtures.ts";
 
 /** An in-memory cluster: writes land in the caches the reader serves, as the informers would deliver them. */
-function fakeCluster(spec: DistillationJobInput["spec"] = {}, status?: DistillationJobStatus) {
+function fakeCluster(
+  spec: DistillationJobInput["spec"] = {},
+  status?: DistillationJobStatus,
+  transientHoldMs = 0,
+) {
   let rv = 10;
   const dj: Record<string, unknown> = {
     apiVersion: "distillation.mokd.io/v1alpha1",
@@ -61,6 +66,7 @@ function fakeCluster(spec: DistillationJobInput["spec"] = {}, status?: Distillat
     writer,
     events: { record: (_o, type, reason) => events.push(`${type}/${reason}`) },
     now: () => now,
+    transientHoldMs,
   });
   return { state, calls, events, reconciler, setNow: (d: string) => (now = new Date(d)) };
 }
@@ -126,5 +132,62 @@ describe("Reconciler", () => {
     await c.reconciler.reconcile("ns/mnist");
     expect(c.calls.status).toBe(1);
     expect(written).toBeDefined();
+  });
+
+  describe("holding transient statuses back (burst coalescing)", () => {
+    const status = (c: ReturnType<typeof fakeCluster>) =>
+      c.state.dj!.status as DistillationJobStatus | undefined;
+    const running = () => [pod("p", { phase: "Running" })];
+
+    it("writes one status and one event when the pod runs within the hold", async () => {
+      const c = fakeCluster({}, undefined, 2000);
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 2000 });
+      expect(c.calls).toEqual({ configMap: 1, job: 1, status: 0, delete: 0 });
+      c.setNow("2025-01-01T00:00:10.500Z");
+      c.state.pods = [pod("p", { phase: "Pending" })];
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 1500 });
+      c.setNow("2025-01-01T00:00:11Z");
+      c.state.pods = running();
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+      expect(c.calls.status).toBe(1);
+      expect(status(c)?.phase).toBe("Running");
+      // The Created condition keeps the time it was first seen true, not the time of the write.
+      expect(findCondition(status(c)?.conditions, "Created")?.lastTransitionTime).toBe(
+        "2025-01-01T00:00:10.000Z",
+      );
+      expect(c.events).toEqual(["Normal/TrainerRunning"]);
+    });
+
+    it("never loses a transient status: it is written once the hold has passed", async () => {
+      const c = fakeCluster({}, undefined, 2000);
+      await c.reconciler.reconcile("ns/mnist");
+      c.setNow("2025-01-01T00:00:12Z"); // the requeue after 2 s
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+      expect(c.calls.status).toBe(1);
+      expect(status(c)?.phase).toBe("Pending");
+      expect(c.events).toEqual(["Normal/JobCreated"]);
+      // Transient step JobCreated -> PodPending: written after its own hold, without an event.
+      c.state.pods = [pod("p", { phase: "Pending" })];
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 2000 });
+      c.setNow("2025-01-01T00:00:14Z");
+      await c.reconciler.reconcile("ns/mnist");
+      expect(c.calls.status).toBe(2);
+      expect(findCondition(status(c)?.conditions, "Running")?.reason).toBe("PodPending");
+      expect(c.events).toEqual(["Normal/JobCreated"]);
+    });
+
+    it("writes a stuck reason at once, with an event", async () => {
+      const c = fakeCluster({}, undefined, 2000);
+      await c.reconciler.reconcile("ns/mnist");
+      c.state.pods = [
+        pod("p", {
+          phase: "Pending",
+          conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no gpu" }],
+        }),
+      ];
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+      expect(c.calls.status).toBe(1);
+      expect(c.events).toEqual(["Warning/Unschedulable"]);
+    });
   });
 });

@@ -1,0 +1,56 @@
+// What the informer caches keep of each child (controller-runtime's cache TransformFunc): only the fields the
+// reconciler, status derivation (status/derive.ts), progress tracking and owner mapping read. The caches are
+// most of the operator's memory: a pod is several KiB of spec the operator never looks at, a ConfigMap holds
+// the whole trainer config. Reading a new field of a cached child means keeping it here.
+import type { V1ConfigMap, V1Job, V1ObjectMeta, V1Pod } from "@kubernetes/client-node";
+
+/** Metadata without the (potentially large) last-applied-configuration copy of kubectl's client-side apply. */
+function slimMeta(meta: V1ObjectMeta | undefined): V1ObjectMeta | undefined {
+  const annotations = meta?.annotations;
+  if (!annotations || !("kubectl.kubernetes.io/last-applied-configuration" in annotations)) return meta;
+  const { "kubectl.kubernetes.io/last-applied-configuration": _dropped, ...rest } = annotations;
+  return { ...meta, annotations: rest };
+}
+
+/** Pods: metadata, phase, IP, the PodScheduled condition and each container's name and state. */
+export function slimPod(pod: V1Pod): V1Pod {
+  const status = pod.status;
+  return {
+    metadata: slimMeta(pod.metadata),
+    ...(status
+      ? {
+          status: {
+            phase: status.phase,
+            podIP: status.podIP,
+            conditions: status.conditions
+              ?.filter((c) => c.type === "PodScheduled")
+              .map(({ type, status: s, reason, message }) => ({ type, status: s, reason, message })),
+            containerStatuses: status.containerStatuses?.map(
+              (c) =>
+                ({ name: c.name, state: c.state }) as NonNullable<typeof status.containerStatuses>[number],
+            ),
+          },
+        }
+      : {}),
+  };
+}
+
+/** Jobs: metadata, spec.suspend (Kueue) and the whole (small) status; not the pod template. */
+export function slimJob(job: V1Job): V1Job {
+  return {
+    metadata: slimMeta(job.metadata),
+    ...(job.spec ? { spec: { suspend: job.spec.suspend } as V1Job["spec"] } : {}),
+    ...(job.status ? { status: job.status } : {}),
+  };
+}
+
+/** ConfigMaps: metadata only (the spec-hash annotation tells whether it is current), not the config itself. */
+export function slimConfigMap(configMap: V1ConfigMap): V1ConfigMap {
+  return { metadata: slimMeta(configMap.metadata) };
+}
+
+/** DistillationJobs are read whole (the spec is parsed); only kubectl's last-applied copy is dropped. */
+export function slimDistillationJob<T extends { metadata?: V1ObjectMeta }>(dj: T): T {
+  const metadata = slimMeta(dj.metadata);
+  return metadata === dj.metadata ? dj : { ...dj, metadata };
+}
