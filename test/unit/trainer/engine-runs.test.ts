@@ -1,7 +1,7 @@
 // Whole runs (runJob) of the tiny job: every strategy with all three objectives, and reproducibility.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { strategyNames } from "../../../api/v1alpha1/index.ts";
@@ -10,6 +10,7 @@ import { parseConfig } from "../../../trainer/src/config.ts";
 import type { GradientStrategy } from "../../../trainer/src/contracts.ts";
 import { loadDataset } from "../../../trainer/src/data/index.ts";
 import { runJob } from "../../../trainer/src/engine/run.ts";
+import { StopSignal, StoppedError } from "../../../trainer/src/engine/stop.ts";
 import { runStudentStage } from "../../../trainer/src/engine/student-stage.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
 import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
@@ -111,6 +112,41 @@ describe("engine: telemetry keyed by objective", () => {
     );
     optimizer.dispose();
     built.projector?.dispose();
+  });
+});
+
+describe("engine: SIGTERM during the teacher stage", () => {
+  it("checkpoints the teacher; the restarted run resumes it and ends as an uninterrupted run", async () => {
+    // Two teacher epochs of 7 steps; stop after step 10 (mid-epoch 2).
+    const overrides = { teacher: { epochs: 2, dropout: 0.2 } };
+    const reference = job("mokd", overrides);
+    const uninterrupted = await runJob({ config: reference.config, backend: "cpu", log: quiet });
+
+    const { config, output } = job("mokd", overrides);
+    const stop = new StopSignal();
+    let teacherSteps = 0;
+    const hooks = {
+      onStep: (r: { stage: string }) => {
+        if (r.stage === "teacher" && ++teacherSteps === 10) stop.requested = true;
+      },
+    };
+    const error = await runJob({ config, backend: "cpu", log: quiet, stop, hooks }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoppedError);
+    expect((error as StoppedError).checkpoint).toMatch(/teacher-progress\/ckpt-0+10$/);
+
+    const logs: string[] = [];
+    const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m) };
+    const resumed = await runJob({ config, backend: "cpu", log });
+    expect(logs.join("\n")).toMatch(/teacher: resumed from .* at epoch 2, step 10/);
+    expect(resumed.summary.teacher.accuracy).toBe(uninterrupted.summary.teacher.accuracy);
+    expect(resumed.summary.student.accuracy).toBe(uninterrupted.summary.student.accuracy);
+    const teacherLosses = (dir: string) =>
+      records(dir)
+        .filter((r) => r.stage === "teacher" && r.type === "step")
+        .map((r) => [r.step, r.losses]);
+    // The resumed run's JSONL continues the interrupted one: together, the same steps and losses.
+    expect(teacherLosses(output)).toEqual(teacherLosses(reference.output));
+    expect(existsSync(join(dirname(output), "checkpoints", "teacher-progress"))).toBe(false);
   });
 });
 

@@ -31,7 +31,7 @@ import { evaluateAccuracy } from "./evaluate.ts";
 import { createOptimizer } from "./optimizer.ts";
 import type { StopSignal } from "./stop.ts";
 import { runStudentStage, type StudentState, type TeacherInfo } from "./student-stage.ts";
-import { trainTeacher, type StageHooks } from "./teacher-stage.ts";
+import { removeTeacherCheckpoints, trainTeacher, type StageHooks } from "./teacher-stage.ts";
 
 export interface Logger {
   info(message: string): void;
@@ -72,8 +72,10 @@ export interface RunResult {
   outputPath: string;
 }
 
-/** A teacher of the run that failed to load: bad data (exit code 3). */
+/** Where a trained teacher is described (path, accuracy, spec fingerprint), next to the checkpoints. */
 const TEACHER_INFO_FILE = "teacher-info.json";
+/** Checkpoints of an unfinished teacher stage (removed once the teacher is saved). */
+const TEACHER_PROGRESS_DIR = "teacher-progress";
 
 export async function runJob(options: RunOptions): Promise<RunResult> {
   const started = performance.now();
@@ -244,7 +246,10 @@ async function trainAndSaveTeacher(
     batchSize: spec.training.batchSize,
     seed: spec.training.seed + 1,
   };
-  const history = await trainTeacher(network, dataset, settings, ctx.hooks, ctx.options.stop);
+  const progress = join(ctx.checkpointPath, TEACHER_PROGRESS_DIR);
+  const log = ctx.options.log;
+  const checkpoints = { dir: progress, fingerprint: ctx.fingerprint, log: (m: string) => log.info(m) };
+  const history = await trainTeacher(network, dataset, settings, ctx.hooks, ctx.options.stop, checkpoints);
   network.model.trainable = false;
   const outputCopy = join(ctx.outputPath, "teacher");
   await saveNetwork(network, outputCopy);
@@ -259,6 +264,7 @@ async function trainAndSaveTeacher(
     fingerprint: ctx.fingerprint,
   };
   writeFileSync(join(ctx.checkpointPath, TEACHER_INFO_FILE), JSON.stringify(info));
+  removeTeacherCheckpoints(progress);
   return { network, info, history };
 }
 
