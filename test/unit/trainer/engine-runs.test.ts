@@ -75,6 +75,24 @@ describe("engine: every strategy with task, distillation and feature objectives"
   );
 });
 
+describe("engine: conflict rate of a single-backward strategy", () => {
+  it("is conflicted / measured steps in the epoch record and the summary", async () => {
+    const { config, output } = job("mokd-amortized", { objectives: allObjectives });
+    const { summary } = await runJob({ config, backend: "cpu", log: quiet, measureEvery: 2 });
+    const all = records(output).filter((r) => r.stage === "student");
+    const measured = all.filter((r) => r.type === "step" && r.conflict !== undefined);
+    const conflicted = measured.filter((r) => r.conflict === true).length;
+    expect(all.filter((r) => r.type === "step")).toHaveLength(7);
+    expect(measured.map((r) => r.step)).toEqual([0, 2, 4, 6]);
+    expect(summary.measuredSteps).toBe(4);
+    // Some measured steps conflict (three objectives), so dividing by all 7 steps would give another rate.
+    expect(conflicted).toBeGreaterThan(0);
+    const epoch = all.find((r) => r.type === "epoch")!;
+    expect(epoch.conflictRate).toBe(conflicted / 4);
+    expect(summary.conflictRate).toBe(conflicted / 4);
+  });
+});
+
 describe("engine: telemetry keyed by objective", () => {
   it("fails with a clear message when a strategy returns fewer weights than objectives", async () => {
     const { config } = job("mgda", { objectives: allObjectives, data: { maxTrainSamples: 64 } });
