@@ -9,6 +9,8 @@
 // the same tape backwards (the mechanism tfjs uses for higher-order gradients). The tape is freed when the outer
 // call returns. Results are handed back as clones tracked by the caller's scope, so an enclosing tf.tidy frees them.
 import * as tf from "@tensorflow/tfjs";
+import { float32View, hostMemoryBackend, uninitializedFloat32 } from "./backend/heap.ts";
+import { wasmSimdKernels } from "./backend/wasm-simd.ts";
 
 export interface ObjectiveGradients {
   /** One scalar loss per objective. */
@@ -96,8 +98,46 @@ export function weightedLossGradients(
   return result;
 }
 
-/** gram[i][j] = <grads[i], grads[j]> summed over variables; one read-back for the whole matrix. */
+/**
+ * gram[i][j] = <grads[i], grads[j]> summed over variables. On wasm SIMD dot products straight on the heap, on cpu
+ * JS loops over the storage (no kernels, no copies); elsewhere tensor ops and one read-back for the matrix.
+ */
 export function gramMatrix(grads: tf.Tensor[][]): number[][] {
+  const views = hostViews(grads);
+  return views ? gramOfViews(views) : gramByTensorOps(grads);
+}
+
+/** Float32 views of every gradient, or null when some gradient has no host-memory storage. */
+function hostViews(grads: tf.Tensor[][]): Float32Array<ArrayBufferLike>[][] | null {
+  if (!hostMemoryBackend()) return null;
+  const views = grads.map((g) => g.map(float32View));
+  return views.every((g) => g.every((v) => v !== null)) ? (views as Float32Array<ArrayBufferLike>[][]) : null;
+}
+
+function gramOfViews(views: Float32Array<ArrayBufferLike>[][]): number[][] {
+  const k = views.length;
+  const simd = wasmSimdKernels();
+  const dot = simd
+    ? (a: Float32Array<ArrayBufferLike>, b: Float32Array<ArrayBufferLike>) =>
+        simd.dot(a.byteOffset, b.byteOffset, a.length)
+    : jsDot;
+  const gram = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  for (let i = 0; i < k; i++)
+    for (let j = i; j < k; j++) {
+      let s = 0;
+      views[i]!.forEach((a, v) => (s += dot(a, views[j]![v]!)));
+      gram[i]![j] = gram[j]![i] = s;
+    }
+  return gram;
+}
+
+function jsDot(a: Float32Array<ArrayBufferLike>, b: Float32Array<ArrayBufferLike>): number {
+  let s = 0;
+  for (let e = 0; e < a.length; e++) s += a[e]! * b[e]!;
+  return s;
+}
+
+function gramByTensorOps(grads: tf.Tensor[][]): number[][] {
   const k = grads.length;
   const pairs: [number, number][] = [];
   for (let i = 0; i < k; i++) for (let j = i; j < k; j++) pairs.push([i, j]);
@@ -112,14 +152,33 @@ export function gramMatrix(grads: tf.Tensor[][]): number[][] {
   return gram;
 }
 
-/** sum_i coefficients[i] * grads[i], per variable. */
+/** sum_i coefficients[i] * grads[i], per variable (on cpu/wasm written in place: SIMD axpy / JS loop). */
 export function combineGradients(grads: tf.Tensor[][], coefficients: number[]): tf.Tensor[] {
+  if (hostViews(grads)) return combineInPlace(grads, coefficients);
   return tf.tidy(() =>
     grads[0]!.map((_, v) => {
       const terms = grads.map((g, i) => tf.mul(g[v]!, coefficients[i]!));
       return terms.length === 1 ? terms[0]! : tf.addN(terms);
     }),
   );
+}
+
+function combineInPlace(grads: tf.Tensor[][], coefficients: number[]): tf.Tensor[] {
+  const outputs = grads[0]!.map((g) => uninitializedFloat32(g.shape));
+  // Views only after every allocation: growing the wasm heap detaches earlier views.
+  const views = hostViews(grads)!;
+  const simd = wasmSimdKernels();
+  outputs.forEach((out, v) => {
+    const o = float32View(out)!;
+    o.fill(0);
+    views.forEach((g, i) => {
+      const [src, c] = [g[v]!, coefficients[i]!];
+      if (c === 0) return;
+      if (simd) simd.axpy(o.byteOffset, src.byteOffset, o.length, c);
+      else for (let e = 0; e < o.length; e++) o[e] = o[e]! + c * src[e]!;
+    });
+  });
+  return outputs;
 }
 
 /** The L2 norm of sum_i c_i g_i from the Gram matrix: sqrt(c^T G c), no tensor work. */

@@ -14,6 +14,7 @@ import {
   toNamedGradients,
   weightedLossGradients,
 } from "../../../trainer/src/gradients.ts";
+import { selectBackend } from "../../../trainer/src/backend/index.ts";
 
 beforeAll(async () => {
   await tf.setBackend("cpu");
@@ -139,4 +140,40 @@ describe("clipping and telemetry", () => {
       ),
     ).toEqual({ "a:b": 0 });
   });
+});
+
+describe("Gram matrix and combination on host-memory backends (JS pass over the storage)", () => {
+  it.each(["wasm", "cpu"] as const)(
+    "agree with a float64 reference on %s (3 objectives)",
+    async (backend) => {
+      await selectBackend(backend, () => {});
+      const shapes = [[7, 5], [5], [3, 3, 2, 4]];
+      const data = [0, 1, 2].map((i) =>
+        shapes.map((s, v) => tf.randomNormal(s, 0, 1, "float32", 10 * i + v + 1)),
+      );
+      const arrays = data.map((g) => g.map((t) => Array.from(t.dataSync())));
+      const before = tf.memory().numTensors;
+      const gram = gramMatrix(data);
+      for (let i = 0; i < 3; i++)
+        for (let j = 0; j < 3; j++) {
+          const expected = arrays[i]!.reduce(
+            (s, a, v) => s + a.reduce((t, x, e) => t + x * arrays[j]![v]![e]!, 0),
+            0,
+          );
+          expect(gram[i]![j]).toBeCloseTo(expected, 4);
+        }
+      const c = [0.5, -2, 0];
+      const combined = combineGradients(data, c);
+      expect(tf.memory().numTensors).toBe(before + shapes.length);
+      combined.forEach((t, v) => {
+        expect(t.shape).toEqual(shapes[v]);
+        close(
+          t.dataSync(),
+          arrays[0]![v]!.map((x, e) => 0.5 * x - 2 * arrays[1]![v]![e]!),
+        );
+      });
+      tf.dispose([...combined, ...data.flat()]);
+      await tf.setBackend("cpu");
+    },
+  );
 });

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { selectBackend } from "../../../trainer/src/backend/index.ts";
-import { wasmAdamKernel } from "../../../trainer/src/backend/wasm-adam.ts";
+import { wasmSimdKernels } from "../../../trainer/src/backend/wasm-simd.ts";
 import { createOptimizer, FusedAdamOptimizer } from "../../../trainer/src/engine/optimizer.ts";
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -56,7 +56,7 @@ describe.each(["cpu", "wasm"] as const)("FusedAdamOptimizer on %s", (backend) =>
   it("matches tf.train.adam bit for bit, with a missing gradient and sizes not a multiple of 4", async () => {
     await selectBackend(backend, () => {});
     // On wasm the update runs in the SIMD kernel (the cpu backend uses the JS loop).
-    expect(wasmAdamKernel() !== null).toBe(backend === "wasm");
+    expect(wasmSimdKernels() !== null).toBe(backend === "wasm");
     const stock = makeVariables("stock");
     const fused = makeVariables("fused");
     const [a, b] = [tf.train.adam(0.01), new FusedAdamOptimizer(0.01)];

@@ -48,3 +48,13 @@ export function storageRefCount(t: tf.Tensor): number {
 export function privateCopy(t: tf.Tensor): tf.Tensor {
   return tf.tensor(Float32Array.from(t.dataSync() as Float32Array), t.shape, "float32");
 }
+
+/** A new float32 tensor whose storage JS fills through float32View (contents undefined until written). */
+export function uninitializedFloat32(shape: number[]): tf.Tensor {
+  const backend = tf.engine().backend as unknown as Partial<{
+    makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+  }>;
+  if (isWasm(backend) && typeof backend.makeOutput === "function")
+    return tf.engine().makeTensorFromTensorInfo(backend.makeOutput(shape, "float32"));
+  return tf.tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, "float32");
+}

@@ -2,14 +2,14 @@
 //
 // Adam on the cpu and wasm backends is fused: tf.train.adam runs ~12 small kernels per variable per step (~3-4 ms
 // of an ~11 ms MLP step on wasm); FusedAdamOptimizer updates each variable and its moments in place in one JS pass
-// over their storage (wasm: a SIMD kernel on the heap, backend/wasm-adam.ts; cpu: a JS loop), with the same float32 arithmetic, operation by operation, as the
+// over their storage (wasm: a SIMD kernel on the heap, backend/wasm-simd.ts; cpu: a JS loop), with the same float32 arithmetic, operation by operation, as the
 // stock optimiser (bias correction by the running products accBeta1/accBeta2, epsilon added to sqrt(v-hat)). It IS
 // a tf.AdamOptimizer: the same slot variables ("<var>/m", "<var>/v"), getWeights/setWeights (checkpoints) and
 // config; other backends (tfjs-node) and non-float32 tensors use the stock update.
 import * as tf from "@tensorflow/tfjs";
 import type { TrainingSpec } from "../../../api/v1alpha1/index.ts";
 import { float32View, hostMemoryBackend, privateCopy, storageRefCount } from "../backend/heap.ts";
-import { wasmAdamKernel, type AdamKernel } from "../backend/wasm-adam.ts";
+import { wasmSimdKernels, type AdamKernel } from "../backend/wasm-simd.ts";
 
 /** MOKD_FUSED_OPTIMIZER=0 selects the stock tfjs Adam (for A/B measurements). */
 const fusedByDefault = () => process.env.MOKD_FUSED_OPTIMIZER !== "0";
@@ -70,7 +70,7 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
       epsilon: f(s.epsilon),
       negLearningRate: f(-s.learningRate),
     };
-    const simd = wasmAdamKernel();
+    const simd = wasmSimdKernels()?.adam;
     const constantList = adamConstantOrder.map((k) => constants[k]) as AdamConstantList;
     entries.forEach(([name, gradient], i) => {
       const value = tf.engine().registeredVariables[name]!;
