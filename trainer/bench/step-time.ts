@@ -37,8 +37,12 @@ interface Variant {
   strategy: StrategyName;
   /** Gradient strategies: share the forward pass (default) or re-run it per objective. */
   shareForward?: boolean;
-  /** FAMO: measure the losses after the step with an extra forward (the reference), or not at all. */
-  famoObserve?: "extra-forward" | "none";
+  /**
+   * FAMO: measure the losses after the step with an extra forward on the same batch (the reference), or take
+   * the next step's losses (on a NEW batch, already computed by its forward) as the post-step losses: an
+   * approximation that costs nothing extra. The trainer implements only the reference.
+   */
+  famoObserve?: "extra-forward" | "next-step";
 }
 
 const variants: Variant[] = [
@@ -50,7 +54,11 @@ const variants: Variant[] = [
     strategy: "mokd-amortized",
     famoObserve: "extra-forward",
   },
-  { label: "mokd-amortized (no observe forward)", strategy: "mokd-amortized", famoObserve: "none" },
+  {
+    label: "mokd-amortized (observe with next step's losses)",
+    strategy: "mokd-amortized",
+    famoObserve: "next-step",
+  },
   { label: "pcgrad", strategy: "pcgrad" },
   { label: "mgda", strategy: "mgda" },
   { label: "cagrad", strategy: "cagrad" },
@@ -62,10 +70,12 @@ function makeStep(variant: Variant, model: tf.LayersModel, optimizer: tf.Optimiz
   const strategy = createStrategy(StrategySpec.parse({ name: variant.strategy }), ["task", "distillation"]);
   let step = 0;
   const context = (): StepContext => ({ step: step++, random: Math.random });
+  const pending: { before?: number[] } = {};
   return (batch: SyntheticBatch) =>
     tf.tidy(() => {
       const lossFn = () => taskAndKdLosses(model, batch);
-      if (strategy.kind === "loss") return lossStep(strategy, variant, lossFn, vars, optimizer, context());
+      if (strategy.kind === "loss")
+        return lossStep(strategy, variant, lossFn, vars, optimizer, context(), pending);
       const { losses, grads } = objectiveGradients(lossFn, vars, {
         shareForward: variant.shareForward ?? true,
       });
@@ -88,8 +98,16 @@ function lossStep(
   vars: tf.Variable[],
   optimizer: tf.Optimizer,
   context: StepContext,
+  pending: { before?: number[] },
 ): void {
-  const r = weightedLossGradients(lossFn, (losses) => strategy.combine(losses, context).coefficients, vars);
+  const coefficients = (losses: number[]) => {
+    if (variant.famoObserve === "next-step") {
+      if (pending.before && strategy.observe) strategy.observe(pending.before, losses);
+      pending.before = losses;
+    }
+    return strategy.combine(losses, context).coefficients;
+  };
+  const r = weightedLossGradients(lossFn, coefficients, vars);
   optimizer.applyGradients(toNamedGradients(vars, r.grads));
   if (variant.famoObserve === "extra-forward" && strategy.observe) {
     const before = Array.from(tf.stack(r.losses).dataSync());
