@@ -3,7 +3,7 @@
 // requests while idle (must be watches only: no polling).
 //
 //   npm run bench:scale -- [--jobs 1000] [--gpus 1] [--idle-seconds 30] [--settle-timeout 120] [--no-write] [--profile DIR]
-//                      [--operator-concurrency N] [--operator-root DIR]
+//                      [--operator-concurrency N] [--operator-root DIR] [--operator-node-options "FLAGS"]
 //
 // Uses the bed from `npm run testbed:up` when MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR are set, else starts (and
 // stops) one. The operator runs as `node operator/src/main.ts` with a kubeconfig pointing at a counting HTTP
@@ -43,12 +43,34 @@ const OPERATOR_ROOT = process.argv.includes("--operator-root")
   : ROOT;
 /** --operator-concurrency N: the operator's --concurrency (0: its default). */
 const OPERATOR_CONCURRENCY = flag("operator-concurrency", 0);
+/**
+ * --operator-node-options "FLAGS": Node/V8 flags for the operator process. Default: the ones the chart's
+ * Deployment sets in NODE_OPTIONS (charts/mokd-operator/templates/deployment.yaml), so the bench measures what
+ * runs in a cluster; "" for none.
+ */
+const OPERATOR_NODE_OPTIONS = process.argv.includes("--operator-node-options")
+  ? process.argv[process.argv.indexOf("--operator-node-options") + 1]!
+  : chartNodeOptions();
 const SETTLE_TIMEOUT_SECONDS = flag("settle-timeout", 120);
 const WRITE = !process.argv.includes("--no-write");
 /** --profile DIR: write a V8 CPU profile of the operator there (on its graceful exit). */
 const PROFILE_DIR = process.argv.includes("--profile")
   ? process.argv[process.argv.indexOf("--profile") + 1]
   : undefined;
+
+/** A literal env value of the chart Deployment's operator container (undefined when it sets none). */
+function chartEnv(name: string): string | undefined {
+  const text = readFileSync(join(ROOT, "charts/mokd-operator/templates/deployment.yaml"), "utf8");
+  const match = new RegExp(`- name: ${name}\\s*\\n\\s*value:\\s*"?([^"\\n]*)"?`).exec(text);
+  return match?.[1]?.trim();
+}
+
+function chartNodeOptions(): string {
+  return chartEnv("NODE_OPTIONS") ?? "";
+}
+
+/** The process environment settings of the chart (besides NODE_OPTIONS), also applied to the bench's operator. */
+const CHART_RUNTIME_ENV = ["MALLOC_ARENA_MAX"] as const;
 
 interface Bed {
   kubeconfig: string;
@@ -133,12 +155,19 @@ function startOperator(kubeconfig: string, port: number, leaseNamespace: string)
     "operator/src/main.ts",
     `--port=${port}`,
     `--lease-namespace=${leaseNamespace}`,
-    "--log-level=warn",
+    "--log-level=" + (process.env.BENCH_OPERATOR_LOG_LEVEL ?? "warn"),
     ...(OPERATOR_CONCURRENCY ? [`--concurrency=${OPERATOR_CONCURRENCY}`] : []),
   ];
   const child = spawn(process.execPath, args, {
     cwd: OPERATOR_ROOT,
-    env: { ...process.env, KUBECONFIG: kubeconfig },
+    env: {
+      ...process.env,
+      ...Object.fromEntries(
+        CHART_RUNTIME_ENV.flatMap((name) => (chartEnv(name) ? [[name, chartEnv(name)]] : [])),
+      ),
+      KUBECONFIG: kubeconfig,
+      NODE_OPTIONS: OPERATOR_NODE_OPTIONS,
+    },
     stdio: ["ignore", "inherit", "inherit"],
   });
   child.on("exit", (code, signal) => log(`operator exited (${code ?? signal})`));
@@ -167,6 +196,49 @@ function procStatus(pid: number, field: "VmHWM" | "VmRSS"): number {
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
+/** Memory of the operator at one moment: RSS from /proc, the V8 heap split from its /metrics (prom-client). */
+interface MemorySample {
+  rssMiB: number;
+  heapTotalMiB: number;
+  heapUsedMiB: number;
+  newSpaceMiB: number;
+  oldSpaceMiB: number;
+  externalMiB: number;
+}
+
+async function sampleMemory(pid: number, port: number): Promise<MemorySample> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return {
+    rssMiB: procStatus(pid, "VmRSS"),
+    heapTotalMiB: value(/^nodejs_heap_size_total_bytes (\S+)/m),
+    heapUsedMiB: value(/^nodejs_heap_size_used_bytes (\S+)/m),
+    newSpaceMiB: value(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)/m),
+    oldSpaceMiB: value(/^nodejs_heap_space_size_total_bytes\{space="old"\} (\S+)/m),
+    externalMiB: value(/^nodejs_external_memory_bytes (\S+)/m),
+  };
+}
+
+/** Samples the operator's memory every `everyMs` until stopped; keeps the sample with the highest RSS. */
+function memoryPeakSampler(pid: number, port: number, everyMs = 500) {
+  let peak: MemorySample | undefined;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const sample = await sampleMemory(pid, port).catch(() => undefined);
+      if (sample && (!peak || sample.rssMiB > peak.rssMiB)) peak = sample;
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    async stop(): Promise<MemorySample | undefined> {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
 function distillationJob(namespace: string, i: number): object {
   const example = YAML.parse(readFileSync(join(ROOT, "examples/fashion-mnist.yaml"), "utf8")) as {
     spec: { runtime?: Record<string, unknown> };
@@ -177,6 +249,29 @@ function distillationJob(namespace: string, i: number): object {
     metadata: { name: `scale-${String(i).padStart(5, "0")}`, namespace },
     spec: { ...example.spec, runtime: { ...example.spec.runtime, gpus: GPUS } },
   };
+}
+
+/**
+ * The operator watches every namespace: a previous run's namespace that is still being deleted (1000 jobs take
+ * minutes to collect) would make it work on those too, and keep the control plane busy. Wait until it is gone.
+ */
+async function waitForLeftovers(api: KubeHttp): Promise<void> {
+  const leftovers = async () =>
+    (await api.request<{ items: { metadata: { name: string } }[] }>("/api/v1/namespaces")).items
+      .map((n) => n.metadata.name)
+      .filter((name) => name.startsWith("bench-scale-"));
+  const found = await leftovers();
+  if (found.length === 0) return;
+  log(`waiting for the namespaces of earlier runs to be deleted: ${found.join(", ")}`);
+  for (const name of found) {
+    await api.request(`/api/v1/namespaces/${name}`, { method: "DELETE" }).catch(() => undefined);
+  }
+  await waitUntil(
+    "earlier bench namespaces to be deleted",
+    async () => (await leftovers()).length === 0,
+    900_000,
+    2000,
+  );
 }
 
 /** Runs fn over items with at most `limit` in flight. */
@@ -222,6 +317,8 @@ interface Result {
   rssReadyMiB: number;
   peakRssMiB: number;
   rssAfterMiB: number;
+  atPeak: MemorySample | undefined;
+  idle: MemorySample | undefined;
   burstRequests: Map<string, number>;
   settleSeconds: number;
   idleRequests: Map<string, number>;
@@ -234,6 +331,7 @@ async function measure(b: Bed): Promise<Result> {
   const api = new KubeHttp(admin, "mokd-bench");
   log("installing the CRD");
   await installCrds(api);
+  await waitForLeftovers(api);
   const namespace = `bench-scale-${Date.now().toString(36)}`;
   await api.request("/api/v1/namespaces", { method: "POST", body: { metadata: { name: namespace } } });
 
@@ -256,6 +354,7 @@ async function measure(b: Bed): Promise<Result> {
     const pid = operator.pid!;
     const rssReadyMiB = procStatus(pid, "VmRSS");
     const before = proxy.requests.length;
+    const sampler = memoryPeakSampler(pid, port);
 
     log(`applying ${JOBS} DistillationJobs`);
     const started = performance.now();
@@ -292,11 +391,13 @@ async function measure(b: Bed): Promise<Result> {
     if (!settled)
       log(`the operator did not settle within ${SETTLE_TIMEOUT_SECONDS} s (measuring idle anyway)`);
     const burstRequests = countBy(proxy.requests.slice(before));
+    const atPeak = await sampler.stop();
 
     log(`counting requests over ${IDLE_SECONDS} s of idleness`);
     const idleFrom = proxy.requests.length;
     await sleep(IDLE_SECONDS * 1000);
     const idleRequests = countBy(proxy.requests.slice(idleFrom));
+    const idle = await sampleMemory(pid, port).catch(() => undefined);
     return {
       jobs: JOBS,
       applySeconds,
@@ -304,6 +405,8 @@ async function measure(b: Bed): Promise<Result> {
       rssReadyMiB,
       peakRssMiB: procStatus(pid, "VmHWM"),
       rssAfterMiB: procStatus(pid, "VmRSS"),
+      atPeak,
+      idle,
       burstRequests,
       settleSeconds,
       idleRequests,
@@ -315,6 +418,10 @@ async function measure(b: Bed): Promise<Result> {
     await new Promise((resolve) => setTimeout(resolve, 2000));
     if (operator.exitCode === null) operator.kill("SIGKILL");
     await proxy.close();
+    // Deleting the jobs first (a deletecollection) is much faster than leaving them to the namespace controller.
+    await api
+      .request(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`, { method: "DELETE" })
+      .catch((e: unknown) => log(`DistillationJob cleanup: ${String(e)}`));
     await api
       .request(`/api/v1/namespaces/${namespace}`, { method: "DELETE" })
       .catch((e: unknown) => (isStatus(e, 404) ? undefined : log(`namespace cleanup: ${String(e)}`)));
@@ -356,8 +463,19 @@ function report(r: Result): string {
     "| --- | --- | --- |",
     ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`),
   ];
+  const mib = (n: number) => `${n.toFixed(0)} MiB`;
+  const split = (m: MemorySample | undefined) =>
+    m
+      ? `RSS ${mib(m.rssMiB)} = V8 heap ${mib(m.heapTotalMiB)} (${mib(m.heapUsedMiB)} used; new space ` +
+        `${mib(m.newSpaceMiB)}, old space ${mib(m.oldSpaceMiB)}) + external ${mib(m.externalMiB)} + the rest ` +
+        `(code, wasm, native)`
+      : "not sampled";
   return [
     ...table,
+    "",
+    `Operator Node options: ${OPERATOR_NODE_OPTIONS ? `\`${OPERATOR_NODE_OPTIONS}\`` : "none"}.`,
+    `Memory at the highest sampled RSS (every 0.5 s, heap from the operator's /metrics): ${split(r.atPeak)}.`,
+    `Memory after the idle period: ${split(r.idle)}.`,
     "",
     `Burst requests by verb and resource: ${formatCounts(r.burstRequests)}.`,
     "",
