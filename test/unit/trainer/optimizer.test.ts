@@ -98,6 +98,23 @@ describe.each(["cpu", "wasm"] as const)("FusedAdamOptimizer on %s", (backend) =>
     optimizer.dispose();
   });
 
+  it("updated weights reach the next matMul (wasm caches packed weights by tensor id)", async () => {
+    await selectBackend(backend, () => {});
+    const init = tf.randomNormal([6, 5], 0, 1, "float32", 5);
+    const w = tf.variable(init, true, `matmul${backend}`);
+    init.dispose(); // the variable owns its storage alone, as a layer's weights do
+    const x = tf.randomNormal([3, 6], 0, 1, "float32", 6);
+    const optimizer = new FusedAdamOptimizer(0.1);
+    const product = (b: tf.Tensor) => tf.fused.matMul({ a: x, b: b as tf.Tensor2D, activation: "relu" });
+    tf.dispose(product(w)); // primes the backend's operator cache with the old weights
+    tf.tidy(() => optimizer.applyGradients([{ name: w.name, tensor: tf.onesLike(w) }]));
+    const fromVariable = product(w).dataSync();
+    const fromCopy = product(tf.tensor(w.dataSync(), w.shape)).dataSync();
+    expect(Array.from(fromVariable)).toEqual(Array.from(fromCopy));
+    tf.dispose([w, x]);
+    optimizer.dispose();
+  });
+
   it("resumes from a stock optimiser's checkpoint weights and continues identically", async () => {
     await selectBackend(backend, () => {});
     const stock = makeVariables("resumeStock");

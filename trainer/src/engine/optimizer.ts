@@ -1,14 +1,20 @@
 // The student's optimiser from spec.training.
 //
-// Adam on the cpu and wasm backends is fused: tf.train.adam runs ~12 small kernels per variable per step (~3-4 ms
-// of an ~11 ms MLP step on wasm); FusedAdamOptimizer updates each variable and its moments in place in one JS pass
-// over their storage (wasm: a SIMD kernel on the heap, backend/wasm-simd.ts; cpu: a JS loop), with the same float32 arithmetic, operation by operation, as the
+// Adam on the cpu and wasm backends is fused: tf.train.adam runs ~12 small kernels per variable per step (~3 ms
+// of an ~11 ms MLP step on wasm); FusedAdamOptimizer updates each variable (into fresh storage, see below) and its
+// moments (in place) in one pass over their storage (wasm: a SIMD kernel on the heap, backend/wasm-simd.ts; cpu: a JS loop), with the same float32 arithmetic, operation by operation, as the
 // stock optimiser (bias correction by the running products accBeta1/accBeta2, epsilon added to sqrt(v-hat)). It IS
 // a tf.AdamOptimizer: the same slot variables ("<var>/m", "<var>/v"), getWeights/setWeights (checkpoints) and
 // config; other backends (tfjs-node) and non-float32 tensors use the stock update.
 import * as tf from "@tensorflow/tfjs";
 import type { TrainingSpec } from "../../../api/v1alpha1/index.ts";
-import { float32View, hostMemoryBackend, privateCopy, storageRefCount } from "../backend/heap.ts";
+import {
+  float32View,
+  hostMemoryBackend,
+  privateCopy,
+  storageRefCount,
+  uninitializedFloat32,
+} from "../backend/heap.ts";
 import { wasmSimdKernels, type AdamKernel } from "../backend/wasm-simd.ts";
 
 /** MOKD_FUSED_OPTIMIZER=0 selects the stock tfjs Adam (for A/B measurements). */
@@ -57,16 +63,17 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
       : Object.entries(variableGradients);
     if (!fusable(entries)) return super.applyGradients(variableGradients);
     const s = this as unknown as AdamInternals;
-    const acc1 = ownedView(s.accBeta1);
-    const acc2 = ownedView(s.accBeta2);
+    // Read each value at once: making the second private may allocate and detach the first view.
+    const acc1 = ownedView(s.accBeta1)[0]!;
+    const acc2 = ownedView(s.accBeta2)[0]!;
     const f = Math.fround;
     const constants: AdamConstants = {
       beta1: f(s.beta1),
       oneMinusBeta1: f(1 - s.beta1),
       beta2: f(s.beta2),
       oneMinusBeta2: f(1 - s.beta2),
-      oneMinusAccBeta1: f(1 - acc1[0]!),
-      oneMinusAccBeta2: f(1 - acc2[0]!),
+      oneMinusAccBeta1: f(1 - acc1),
+      oneMinusAccBeta2: f(1 - acc2),
       epsilon: f(s.epsilon),
       negLearningRate: f(-s.learningRate),
     };
@@ -77,13 +84,22 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
       s.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: zeroSlot(value) };
       s.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: zeroSlot(value) };
       if (!gradient) return;
-      // Own every buffer first (may allocate), then take the views (allocation detaches wasm heap views).
-      const buffers = [value, s.accumulatedFirstMoment[i].variable, s.accumulatedSecondMoment[i].variable];
-      buffers.forEach(makePrivate);
-      const [x, m, v] = buffers.map((b) => float32View(b)!) as [Float32Array, Float32Array, Float32Array];
+      // The parameters get NEW storage each step, as with the stock optimiser's assign: the wasm backend caches
+      // XNNPACK operators with their packed weights by tensor id, so weights changed in place under the same id
+      // are never re-packed and the forward keeps using old values (measured: a tiny run stuck at 50%).
+      // The moments are never matmul operands and are updated in place. Allocate first, then take the views
+      // (allocation may grow the wasm heap and detach earlier views).
+      const moments = [s.accumulatedFirstMoment[i].variable, s.accumulatedSecondMoment[i].variable];
+      moments.forEach(makePrivate);
+      const next = uninitializedFloat32(value.shape);
+      const [m, v] = moments.map((b) => float32View(b)!) as [Float32Array, Float32Array];
+      const x = float32View(next)!;
+      x.set(float32View(value)!);
       const g = float32View(gradient)!;
       if (simd) simd(x.byteOffset, g.byteOffset, m.byteOffset, v.byteOffset, x.length, ...constantList);
       else adamUpdate(x, g, m, v, constants);
+      value.assign(next);
+      next.dispose();
     });
     // Re-read: the views above may have been detached by allocations.
     const [a1, a2] = [float32View(s.accBeta1)!, float32View(s.accBeta2)!];
