@@ -3,13 +3,13 @@
 // requests while idle (must be watches only: no polling).
 //
 //   npm run bench:scale -- [--jobs 1000] [--gpus 1] [--idle-seconds 30] [--settle-timeout 120] [--no-write] [--profile DIR]
-//                      [--operator-concurrency N] [--operator-root DIR] [--operator-node-options "FLAGS"]
+//                      [--operator-concurrency N] [--operator-root DIR] [--operator-node-options "FLAGS"] [--cold-start]
 //
 // Uses the bed from `npm run testbed:up` when MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR are set, else starts (and
 // stops) one. The operator runs as `node operator/src/main.ts` with a kubeconfig pointing at a counting HTTP
 // proxy in this process (test/cluster/operator-lib/api-proxy.ts, which forwards as admin), so every API request
 // the operator makes is counted exactly, by verb and resource. Results go to docs/benchmarks.md "Operator scale".
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -52,6 +52,12 @@ const OPERATOR_NODE_OPTIONS = process.argv.includes("--operator-node-options")
   ? process.argv[process.argv.indexOf("--operator-node-options") + 1]!
   : chartNodeOptions();
 const SETTLE_TIMEOUT_SECONDS = flag("settle-timeout", 120);
+/**
+ * Node's compile cache keeps the stripped TypeScript, so a warm start never loads the type stripper (~25 MiB
+ * RSS). Default: warm (as a restarted container with the chart's NODE_COMPILE_CACHE, or an image with a built
+ * cache); --cold-start: an empty cache, as a container's very first start.
+ */
+const COLD_START = process.argv.includes("--cold-start");
 const WRITE = !process.argv.includes("--no-write");
 /** --profile DIR: write a V8 CPU profile of the operator there (on its graceful exit). */
 const PROFILE_DIR = process.argv.includes("--profile")
@@ -148,6 +154,18 @@ function proxyKubeconfig(proxy: ApiProxy): string {
   return file;
 }
 
+/** A compile cache for the operator: filled by a start that loads every module and exits on a bad flag. */
+function compileCache(): string {
+  const dir = mkdtempSync(join(tmpdir(), "mokd-bench-compile-cache-"));
+  if (COLD_START) return dir;
+  const warm = spawnSync(process.execPath, ["operator/src/main.ts", "--port=warm-up"], {
+    cwd: OPERATOR_ROOT,
+    env: { ...process.env, NODE_COMPILE_CACHE: dir },
+  });
+  if (warm.status !== 2) throw new Error(`compile cache warm-up: ${warm.stderr.toString()}`);
+  return dir;
+}
+
 function startOperator(kubeconfig: string, port: number, leaseNamespace: string): ChildProcess {
   const profile = PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [];
   const args = [
@@ -167,6 +185,7 @@ function startOperator(kubeconfig: string, port: number, leaseNamespace: string)
       ),
       KUBECONFIG: kubeconfig,
       NODE_OPTIONS: OPERATOR_NODE_OPTIONS,
+      NODE_COMPILE_CACHE: compileCache(),
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -473,7 +492,9 @@ function report(r: Result): string {
   return [
     ...table,
     "",
-    `Operator Node options: ${OPERATOR_NODE_OPTIONS ? `\`${OPERATOR_NODE_OPTIONS}\`` : "none"}.`,
+    `Operator Node options: ${OPERATOR_NODE_OPTIONS ? `\`${OPERATOR_NODE_OPTIONS}\`` : "none"}; ` +
+      `malloc: ${CHART_RUNTIME_ENV.map((n) => `${n}=${chartEnv(n) ?? "unset"}`).join(", ")}; ` +
+      `compile cache: ${COLD_START ? "empty (first start)" : "warm"}.`,
     `Memory at the highest sampled RSS (every 0.5 s, heap from the operator's /metrics): ${split(r.atPeak)}.`,
     `Memory after the idle period: ${split(r.idle)}.`,
     "",
