@@ -12,6 +12,7 @@ import {
 } from "../checkpoint/index.ts";
 import type { Batch, Dataset, EpochRecord, Network, StepRecord } from "../contracts.ts";
 import { dropoutLayers, seedDropout } from "./dropout.ts";
+import { createOptimizer } from "./optimizer.ts";
 import { countCorrect, evaluateAccuracy } from "./evaluate.ts";
 import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
 
@@ -73,7 +74,8 @@ export async function trainTeacher(
   stop?: StopSignal,
   checkpoints?: TeacherCheckpoints,
 ): Promise<EpochRecord[]> {
-  const optimizer = tf.train.adam(settings.learningRate);
+  // The same (fused on cpu/wasm) Adam as the student's.
+  const optimizer = createOptimizer({ optimizer: "adam", learningRate: settings.learningRate, momentum: 0 });
   const variables = teacher.model.trainableWeights.map((w) => w.read() as tf.Variable);
   const stage: Stage = { teacher, dataset, settings, optimizer, variables, checkpoints };
   const dropouts = dropoutLayers(teacher.model);
