@@ -12,7 +12,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import YAML from "yaml";
@@ -336,6 +336,8 @@ interface Result {
   rssReadyMiB: number;
   peakRssMiB: number;
   rssAfterMiB: number;
+  /** Load average (1, 5, 15 min) when the burst started: the machine is shared. */
+  load: number[];
   atPeak: MemorySample | undefined;
   idle: MemorySample | undefined;
   burstRequests: Map<string, number>;
@@ -375,6 +377,7 @@ async function measure(b: Bed): Promise<Result> {
     const before = proxy.requests.length;
     const sampler = memoryPeakSampler(pid, port);
 
+    const load = loadavg();
     log(`applying ${JOBS} DistillationJobs`);
     const started = performance.now();
     const items = Array.from({ length: JOBS }, (_, i) => distillationJob(namespace, i));
@@ -424,6 +427,7 @@ async function measure(b: Bed): Promise<Result> {
       rssReadyMiB,
       peakRssMiB: procStatus(pid, "VmHWM"),
       rssAfterMiB: procStatus(pid, "VmRSS"),
+      load,
       atPeak,
       idle,
       burstRequests,
@@ -504,7 +508,7 @@ function report(r: Result): string {
   ].join("\n");
 }
 
-function writeDocs(body: string): void {
+function writeDocs(body: string, r: Result): void {
   const file = join(ROOT, "docs/benchmarks.md");
   const command = `npm run bench:scale -- ${process.argv.slice(2).join(" ")}`.trim();
   const cpu = cpus();
@@ -512,7 +516,8 @@ function writeDocs(body: string): void {
   const section = [
     "## Operator scale",
     "",
-    `Command: \`${command}\` — ${new Date().toISOString().slice(0, 10)}, ${machine}; the test bed's`,
+    `Command: \`${command}\` — ${new Date().toISOString().slice(0, 10)}, ${machine}, load average ` +
+      `${r.load.map((l) => l.toFixed(1)).join(" / ")} at the start of the burst; the test bed's`,
     "kube-apiserver, controller-manager, scheduler and kwok ran on the same machine. API requests are counted at a",
     "proxy in front of the operator (operator/bench/scale.ts), so they are exactly the operator's own.",
     "",
@@ -534,7 +539,7 @@ try {
   const result = await measure(b);
   const body = report(result);
   console.log(body);
-  if (WRITE) writeDocs(body);
+  if (WRITE) writeDocs(body, result);
 } finally {
   if (b.state) await stopBed(b.state);
 }
