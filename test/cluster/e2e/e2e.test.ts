@@ -58,6 +58,8 @@ function manifest(trainerPort: number) {
       metrics: { port: trainerPort },
       runtime: {
         gpus: 0,
+        // A short run can end between two Prometheus scrapes: keep /metrics up a little after it.
+        env: [{ name: "MOKD_METRICS_LINGER_SECONDS", value: "4" }],
         nodeSelector: { "kubernetes.io/hostname": LOCAL_NODE },
         tolerations: [
           { key: "mokd.io/local-kubelet", operator: "Equal", value: "true", effect: "NoSchedule" },
