@@ -52,6 +52,12 @@ afterAll(async () => {
   await removeIdentity(ns);
 });
 
+/**
+ * Collecting children is kube-controller-manager's garbage collector, not the operator: on a fresh control plane
+ * it learns of the new CRD only at its periodic discovery resync (30 s), and under load it took 20-35 s here.
+ */
+const GC_TIMEOUT_MS = 90_000;
+
 const podsOf = async (name: string) =>
   (await core.listNamespacedPod({ namespace: ns, labelSelector: `mokd.io/job-name=${name}` })).items;
 
@@ -66,7 +72,8 @@ describe.concurrent("DistillationJob lifecycle", () => {
       core.readNamespacedConfigMap({ name: "ok-config", namespace: ns }),
     );
     expect(JSON.parse(cm.data!["job.json"]!).metadata.name).toBe("ok");
-    const job = await batch.readNamespacedJob({ name: "ok", namespace: ns });
+    // The ConfigMap is applied first; the Job's apply may still be in flight.
+    const job = await waitFor("Job", () => batch.readNamespacedJob({ name: "ok", namespace: ns }));
     expect(job.spec!.template.spec!.containers[0]!.resources!.limits!["nvidia.com/gpu"]).toBe("2");
     expect(job.metadata!.ownerReferences![0]).toMatchObject({
       kind: "DistillationJob",
@@ -151,7 +158,7 @@ describe.concurrent("DistillationJob lifecycle", () => {
         const list = await batch.listNamespacedJob({ namespace: ns, labelSelector: "mokd.io/job-name=ttl" });
         return list.items.length === 0;
       },
-      30_000,
+      GC_TIMEOUT_MS,
     );
   });
 
@@ -188,7 +195,7 @@ describe.concurrent("DistillationJob lifecycle", () => {
         ]);
         return j.items.length === 0 && c.items.length === 0;
       },
-      30_000,
+      GC_TIMEOUT_MS,
     );
   });
 
