@@ -10,7 +10,7 @@
 // proxy in this process (test/cluster/operator-lib/api-proxy.ts, which forwards as admin), so every API request
 // the operator makes is counted exactly, by verb and resource. Results go to docs/benchmarks.md "Operator scale".
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -155,8 +155,11 @@ function proxyKubeconfig(proxy: ApiProxy): string {
 }
 
 /** A compile cache for the operator: filled by a start that loads every module and exits on a bad flag. */
+const tempDirs: string[] = [];
+
 function compileCache(): string {
   const dir = mkdtempSync(join(tmpdir(), "mokd-bench-compile-cache-"));
+  tempDirs.push(dir);
   if (COLD_START) return dir;
   const warm = spawnSync(process.execPath, ["operator/src/main.ts", "--port=warm-up"], {
     cwd: OPERATOR_ROOT,
@@ -449,6 +452,7 @@ async function measure(b: Bed): Promise<Result> {
       .request(`/api/v1/namespaces/${namespace}`, { method: "DELETE" })
       .catch((e: unknown) => (isStatus(e, 404) ? undefined : log(`namespace cleanup: ${String(e)}`)));
     api.close();
+    for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 }
 
