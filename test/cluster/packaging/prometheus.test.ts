@@ -70,14 +70,15 @@ function trainerManifest(namespace: string, dir: string, port: number) {
     spec: {
       data: {
         path: "/usr/share/datasets/fashion-mnist",
-        maxTrainSamples: 512,
+        maxTrainSamples: 2048,
         maxTestSamples: 128,
         validationSplit: 0.01,
       },
       teacher: { architecture: "mlp", width: 32, hiddenUnits: 32, depth: 1, epochs: 1 },
       student: { architecture: "mlp", width: 16, hiddenUnits: 16, depth: 1 },
-      // Several seconds of student steps: rates need at least two scrapes (1 s apart) of the student counters.
-      training: { epochs: 14, batchSize: 32 },
+      // Several seconds of student steps (~1300 steps; the fused wasm step of this MLP is ~2-5 ms): rates need
+      // at least two scrapes (1 s apart) of the student counters while they grow.
+      training: { epochs: 20, batchSize: 32 },
       output: { path: join(dir, "output"), checkpointPath: join(dir, "checkpoints") },
       metrics: { port },
     },
