@@ -50,6 +50,23 @@ export class Manager {
       const key = this.ownerKey(obj);
       if (key) this.queue.add(key);
     };
+    /** Children we label as managed: any change enqueues their owning DistillationJob. */
+    const watchOwned = <T extends KubernetesObject>(
+      apiPrefix: string,
+      plural: string,
+      kind: string,
+      transform: (obj: T) => T,
+      indexBy?: (obj: T) => string | undefined,
+    ) =>
+      watchResource<T>({
+        kubeConfig,
+        path: collection(apiPrefix, plural, ns),
+        labelSelector: MANAGED_SELECTOR,
+        onEvent: (_t, o) => enqueueOwner(o),
+        onError: onError(kind),
+        transform,
+        ...(indexBy ? { indexBy } : {}),
+      });
     this.informers = {
       djs: watchResource<Obj>({
         kubeConfig,
@@ -58,34 +75,12 @@ export class Manager {
         onError: onError("DistillationJob"),
         transform: slimDistillationJob,
       }),
-      jobs: watchResource<V1Job>({
-        kubeConfig,
-        path: collection("/apis/batch/v1", "jobs", ns),
-        labelSelector: MANAGED_SELECTOR,
-        onEvent: (_t, o) => enqueueOwner(o),
-        onError: onError("Job"),
-        transform: slimJob,
-      }),
-      configMaps: watchResource<V1ConfigMap>({
-        kubeConfig,
-        path: collection("/api/v1", "configmaps", ns),
-        labelSelector: MANAGED_SELECTOR,
-        onEvent: (_t, o) => enqueueOwner(o),
-        onError: onError("ConfigMap"),
-        transform: slimConfigMap,
-      }),
-      pods: watchResource<V1Pod>({
-        kubeConfig,
-        path: collection("/api/v1", "pods", ns),
-        labelSelector: MANAGED_SELECTOR,
-        onEvent: (_t, o) => enqueueOwner(o),
-        onError: onError("Pod"),
-        transform: slimPod,
-        // The pods of one child Job, without scanning every cached pod on each reconcile.
-        indexBy: (p) => {
-          const label = p.metadata?.labels?.[LABEL_JOB_NAME];
-          return label ? keyOf(p.metadata!.namespace!, label) : undefined;
-        },
+      jobs: watchOwned<V1Job>("/apis/batch/v1", "jobs", "Job", slimJob),
+      configMaps: watchOwned<V1ConfigMap>("/api/v1", "configmaps", "ConfigMap", slimConfigMap),
+      // Indexed: the pods of one child Job, without scanning every cached pod on each reconcile.
+      pods: watchOwned<V1Pod>("/api/v1", "pods", "Pod", slimPod, (p) => {
+        const label = p.metadata?.labels?.[LABEL_JOB_NAME];
+        return label ? keyOf(p.metadata!.namespace!, label) : undefined;
       }),
     };
     metrics.setPhaseSource({
