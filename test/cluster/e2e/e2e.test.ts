@@ -22,6 +22,7 @@ import {
 } from "../../bed/env.ts";
 import { stopGroups, tail } from "../../bed/processes.ts";
 import { freePort, Prometheus } from "../packaging/prometheus.ts";
+import { tinyTrainerJob } from "../tiny-job.ts";
 import { LocalKubelet } from "./local-kubelet.ts";
 
 /** The CRD as the chart ships it (identical to crds/: the staleness test compares both with the schema). */
@@ -39,23 +40,15 @@ let operatorPid: number | undefined;
 let operatorLog = "";
 
 function manifest(trainerPort: number) {
-  return {
-    apiVersion: "distillation.mokd.io/v1alpha1",
-    kind: "DistillationJob",
-    metadata: { name: JOB, namespace },
-    spec: {
-      data: {
-        path: "/usr/share/datasets/fashion-mnist",
-        maxTrainSamples: 512,
-        maxTestSamples: 128,
-        validationSplit: 0.01,
-      },
-      teacher: { architecture: "mlp", width: 32, hiddenUnits: 32, depth: 1, epochs: 1 },
-      student: { architecture: "mlp", width: 16, hiddenUnits: 16, depth: 1 },
-      // Long enough (a few seconds) for the operator, scraping every 2 s, to report progress while it runs.
-      training: { epochs: 12, batchSize: 32 },
-      output: { path: join(dir, "output"), checkpointPath: join(dir, "checkpoints") },
-      metrics: { port: trainerPort },
+  return tinyTrainerJob({
+    name: JOB,
+    namespace,
+    dir,
+    metricsPort: trainerPort,
+    maxTrainSamples: 512,
+    // Long enough (a few seconds) for the operator, scraping every 2 s, to report progress while it runs.
+    epochs: 12,
+    extraSpec: {
       runtime: {
         gpus: 0,
         // A short run can end between two Prometheus scrapes: keep /metrics up a little after it.
@@ -67,7 +60,7 @@ function manifest(trainerPort: number) {
       },
       runPolicy: { backoffLimit: 0 },
     },
-  };
+  });
 }
 
 /** The chart's ServiceAccount and RBAC for single-namespace mode, applied as Helm would render them. */

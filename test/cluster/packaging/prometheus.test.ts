@@ -1,5 +1,6 @@
 // A real Prometheus scrapes a real trainer run and the real operator; every dashboard query and every alert
 // expression must be accepted by Prometheus itself, and the core ones must return data.
+import { tinyTrainerJob } from "../tiny-job.ts";
 import { spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
@@ -63,26 +64,16 @@ function startProcess(args: string[], env: Record<string, string>, dir: string, 
 }
 
 function trainerManifest(namespace: string, dir: string, port: number) {
-  return {
-    apiVersion: "distillation.mokd.io/v1alpha1",
-    kind: "DistillationJob",
-    metadata: { name: JOB, namespace },
-    spec: {
-      data: {
-        path: "/usr/share/datasets/fashion-mnist",
-        maxTrainSamples: 2048,
-        maxTestSamples: 128,
-        validationSplit: 0.01,
-      },
-      teacher: { architecture: "mlp", width: 32, hiddenUnits: 32, depth: 1, epochs: 1 },
-      student: { architecture: "mlp", width: 16, hiddenUnits: 16, depth: 1 },
-      // Several seconds of student steps (~1300 steps; the fused wasm step of this MLP is ~2-5 ms): rates need
-      // at least two scrapes (1 s apart) of the student counters while they grow.
-      training: { epochs: 20, batchSize: 32 },
-      output: { path: join(dir, "output"), checkpointPath: join(dir, "checkpoints") },
-      metrics: { port },
-    },
-  };
+  return tinyTrainerJob({
+    name: JOB,
+    namespace,
+    dir,
+    metricsPort: port,
+    maxTrainSamples: 2048,
+    // Several seconds of student steps (~1300 steps; the fused wasm step of this MLP is ~2-5 ms): rates need
+    // at least two scrapes (1 s apart) of the student counters while they grow.
+    epochs: 20,
+  });
 }
 
 let dir = "";
