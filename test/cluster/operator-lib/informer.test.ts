@@ -129,7 +129,11 @@ describe("watchResource on a real apiserver", () => {
       const startedAt = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 3500));
       await createCm("late");
-      await waitFor("the late create", async () => short.get(namespace, "late") !== undefined);
+      // Both watches must deliver it; they are independent streams, so wait for each.
+      await waitFor(
+        "the late create",
+        async () => short.get(namespace, "late") !== undefined && informer.get(namespace, "late") !== undefined,
+      );
       const elapsedSeconds = (Date.now() - startedAt) / 1000;
       // Only new watches (about one per second for `short`), no lists: nothing polls, no hot loop.
       const since = proxy.requests.slice(before);
