@@ -132,7 +132,8 @@ describe("watchResource on a real apiserver", () => {
       // Both watches must deliver it; they are independent streams, so wait for each.
       await waitFor(
         "the late create",
-        async () => short.get(namespace, "late") !== undefined && informer.get(namespace, "late") !== undefined,
+        async () =>
+          short.get(namespace, "late") !== undefined && informer.get(namespace, "late") !== undefined,
       );
       const elapsedSeconds = (Date.now() - startedAt) / 1000;
       // Only new watches (about one per second for `short`), no lists: nothing polls, no hot loop.

@@ -35,7 +35,7 @@ describe("LeaderElector on a real Lease", () => {
     if (namespace) await deleteNamespace(namespace);
   });
 
-  async function candidates(lease: string, count: number): Promise<Candidate[]> {
+  async function candidates(lease: string, count: number, leaseSeconds = LEASE_S): Promise<Candidate[]> {
     return Promise.all(
       Array.from({ length: count }, async (_, i) => {
         const identity = `${lease}-candidate-${i}`;
@@ -46,7 +46,7 @@ describe("LeaderElector on a real Lease", () => {
           namespace,
           name: lease,
           identity,
-          leaseDurationSeconds: LEASE_S,
+          leaseDurationSeconds: leaseSeconds,
           renewDeadlineSeconds: RENEW_S,
           retryPeriodSeconds: RETRY_S,
           onStartedLeading: (signal) => {
@@ -88,7 +88,8 @@ describe("LeaderElector on a real Lease", () => {
     first.proxy.setMode("down"); // the leader can no longer renew (as if partitioned or hung)
     await within(first.running, (RENEW_S + 2) * 1000); // it gives up by itself once the renew deadline passes
     const stoppedAfter = Date.now() - cutAt;
-    expect(stoppedAfter).toBeLessThanOrEqual((RENEW_S + 1) * 1000);
+    // Slack for a loaded 2-core CI machine: timers and requests run late there, the algorithm does not change.
+    expect(stoppedAfter).toBeLessThanOrEqual((RENEW_S + 2) * 1000);
     const second = await waitFor(
       "a new leader",
       async () => all.find((c) => leading.has(c.identity)),
@@ -97,7 +98,7 @@ describe("LeaderElector on a real Lease", () => {
     const takeoverAfter = Date.now() - cutAt;
     expect(second.identity).not.toBe(first.identity);
     // Within the lease duration of the last renewal (plus one jittered retry period and request time).
-    expect(takeoverAfter).toBeLessThanOrEqual((LEASE_S + 2.2 * RETRY_S + 1) * 1000);
+    expect(takeoverAfter).toBeLessThanOrEqual((LEASE_S + 2.2 * RETRY_S + 2.5) * 1000);
     expect(await holderOf("cut-off")).toBe(second.identity);
     expect(maxConcurrentLeaders).toBe(1);
 
@@ -106,7 +107,8 @@ describe("LeaderElector on a real Lease", () => {
   });
 
   it("hands over at once on release(), long before the lease would expire", async () => {
-    const all = await candidates("release", 2);
+    // A long lease, so a hand-over that waited for expiry could not pass for a prompt one.
+    const all = await candidates("release", 2, 12);
     const first = await currentLeader(all);
     const other = all.find((c) => c !== first)!;
     const releasedAt = Date.now();
@@ -114,8 +116,8 @@ describe("LeaderElector on a real Lease", () => {
     await first.running;
     expect(leading.has(first.identity)).toBe(false);
     await waitFor("the other candidate to lead", async () => leading.has(other.identity), 10_000);
-    // Not LEASE_S: the released Lease is free at the other's next retry.
-    expect(Date.now() - releasedAt).toBeLessThan((2.2 * RETRY_S + 1) * 1000);
+    // Not 12 s: the released Lease is free at the other's next retry (slack for a loaded machine).
+    expect(Date.now() - releasedAt).toBeLessThan((2.2 * RETRY_S + 3) * 1000);
     expect(await holderOf("release")).toBe(other.identity);
     expect(maxConcurrentLeaders).toBe(1);
     await other.elector.release();
