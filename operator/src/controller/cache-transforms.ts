@@ -3,6 +3,7 @@
 // most of the operator's memory: a pod is several KiB of spec the operator never looks at, a ConfigMap holds
 // the whole trainer config. Reading a new field of a cached child means keeping it here.
 import type { V1ConfigMap, V1Job, V1ObjectMeta, V1Pod } from "@kubernetes/client-node";
+import { hashOf } from "./canonical.ts";
 
 /** Metadata without the (potentially large) last-applied-configuration copy of kubectl's client-side apply. */
 function slimMeta(meta: V1ObjectMeta | undefined): V1ObjectMeta | undefined {
@@ -44,9 +45,25 @@ export function slimJob(job: V1Job): V1Job {
   };
 }
 
-/** ConfigMaps: metadata only (the spec-hash annotation tells whether it is current), not the config itself. */
+/**
+ * Cache-only annotation, never written to the API: a hash of the live ConfigMap's data, kept when the data itself
+ * is dropped, so a trainer config edited or emptied by hand is noticed and restored (the spec-hash annotation
+ * alone says only what we last applied, not what is there now).
+ */
+export const OBSERVED_DATA_HASH = "mokd.io/observed-data-hash";
+
+export const dataHashOf = (configMap: V1ConfigMap): string =>
+  hashOf({ data: configMap.data ?? {}, binaryData: configMap.binaryData ?? {} });
+
+/** ConfigMaps: metadata plus a hash of the data (see OBSERVED_DATA_HASH), not the config itself. */
 export function slimConfigMap(configMap: V1ConfigMap): V1ConfigMap {
-  return { metadata: slimMeta(configMap.metadata) };
+  const metadata = slimMeta(configMap.metadata);
+  return {
+    metadata: {
+      ...metadata,
+      annotations: { ...metadata?.annotations, [OBSERVED_DATA_HASH]: dataHashOf(configMap) },
+    },
+  };
 }
 
 /** DistillationJobs are read whole (the spec is parsed); only kubectl's last-applied copy is dropped. */

@@ -16,6 +16,7 @@ import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
 import { findCondition } from "../status/conditions.ts";
 import { deriveStatus, isTerminal, toIso, type Observed } from "../status/derive.ts";
+import { dataHashOf, OBSERVED_DATA_HASH } from "./cache-transforms.ts";
 import { hashOf, sameJson } from "./canonical.ts";
 import type { ClusterWriter } from "./kube.ts";
 
@@ -106,6 +107,11 @@ const hashMatches = (
   actual.metadata?.annotations?.[SPEC_HASH_ANNOTATION] ===
     desired.metadata?.annotations?.[SPEC_HASH_ANNOTATION];
 
+/** Our last apply is in place and nobody has changed the config since (a cached copy carries only its hash). */
+const configMapCurrent = (desired: V1ConfigMap, actual?: V1ConfigMap) =>
+  hashMatches(desired, actual) &&
+  (actual!.metadata?.annotations?.[OBSERVED_DATA_HASH] ?? dataHashOf(actual!)) === dataHashOf(desired);
+
 export class Reconciler {
   private readonly o: ReconcilerOptions;
   /** The last status we wrote per key: the informer cache may not have caught up with it yet. */
@@ -190,7 +196,7 @@ export class Reconciler {
   private async applyChildren(dj: OwnerJob): Promise<Observed> {
     const { namespace, name } = dj.metadata;
     const configMap = withHash(buildConfigMap(dj));
-    if (!hashMatches(configMap, this.o.reader.configMap(namespace, configMapNameFor(name)))) {
+    if (!configMapCurrent(configMap, this.o.reader.configMap(namespace, configMapNameFor(name)))) {
       await this.o.writer.applyConfigMap(configMap);
     }
     const cachedJob = this.o.reader.job(namespace, jobNameFor(name));

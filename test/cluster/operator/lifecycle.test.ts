@@ -176,6 +176,29 @@ describe.concurrent("DistillationJob lifecycle", () => {
     );
   });
 
+  it("restores the trainer config when someone edits its ConfigMap", async () => {
+    await jobs.create("drift", {});
+    const applied = await waitFor("ConfigMap", () =>
+      core.readNamespacedConfigMap({ name: "drift-config", namespace: ns }),
+    );
+    const edited = await kubectl([
+      "-n",
+      ns,
+      "patch",
+      "configmap",
+      "drift-config",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ data: { "job.json": "{}" } }),
+    ]);
+    expect(edited.code, edited.stderr).toBe(0);
+    const restored = await waitFor("the config restored", async () => {
+      const cm = await core.readNamespacedConfigMap({ name: "drift-config", namespace: ns });
+      return cm.data!["job.json"] !== "{}" && cm;
+    });
+    expect(restored.data).toEqual(applied.data);
+  });
+
   it("garbage-collects the children when the DistillationJob is deleted", async () => {
     await jobs.create("gone", {});
     await waitFor("child Job", () => batch.readNamespacedJob({ name: "gone", namespace: ns }));

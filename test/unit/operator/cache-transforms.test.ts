@@ -2,6 +2,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { buildJob } from "../../../operator/src/builders/job.ts";
 import {
+  OBSERVED_DATA_HASH,
   slimConfigMap,
   slimDistillationJob,
   slimJob,
@@ -133,7 +134,15 @@ describe("cache transforms", () => {
       resourceVersion: "1",
       annotations: { "mokd.io/spec-hash": "h" },
     };
-    expect(slimConfigMap({ metadata: meta, data: { "job.json": "{}" } })).toEqual({ metadata: meta });
+    const slimCm = slimConfigMap({ metadata: meta, data: { "job.json": "{}" } });
+    expect(slimCm.data).toBeUndefined();
+    // What remains of the data is its hash (cache-only), which changes with the data.
+    const { [OBSERVED_DATA_HASH]: dataHash, ...annotations } = slimCm.metadata!.annotations!;
+    expect({ ...slimCm.metadata, annotations }).toEqual(meta);
+    expect(dataHash).toMatch(/^[0-9a-f]{16}$/);
+    expect(slimConfigMap({ metadata: meta, data: { "job.json": "{ }" } }).metadata!.annotations).not.toEqual(
+      slimCm.metadata!.annotations,
+    );
     const applied = {
       metadata: {
         ...meta,

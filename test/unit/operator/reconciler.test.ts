@@ -2,6 +2,7 @@ import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import type { DistillationJobInput, DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import type { ClusterWriter } from "../../../operator/src/controller/kube.ts";
+import { slimConfigMap } from "../../../operator/src/controller/cache-transforms.ts";
 import { Reconciler, type ClusterReader } from "../../../operator/src/controller/reconciler.ts";
 import { findCondition } from "../../../operator/src/status/conditions.ts";
 import { pod } from "./fixtures.ts";
@@ -91,6 +92,22 @@ describe("Reconciler", () => {
     expect(c.calls.status).toBe(2);
     expect((c.state.dj!.status as DistillationJobStatus).phase).toBe("Running");
     expect(c.events).toEqual(["Normal/JobCreated", "Normal/TrainerRunning"]);
+  });
+
+  it("restores a trainer config edited or emptied by hand, also when the cache keeps only its hash", async () => {
+    const c = fakeCluster();
+    await c.reconciler.reconcile("ns/mnist");
+    const applied = c.state.cm!.data!["job.json"];
+    c.state.cm = { ...c.state.cm!, data: { "job.json": '{"spec":{"training":{"epochs":999}}}' } };
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.configMap).toBe(2);
+    expect(c.state.cm.data!["job.json"]).toBe(applied);
+    c.state.cm = slimConfigMap({ ...c.state.cm, data: {} }); // as the informer caches an emptied one
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.configMap).toBe(3);
+    c.state.cm = slimConfigMap(c.state.cm); // as the informer caches the restored one
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.configMap).toBe(3);
   });
 
   it("re-applies the Job when runPolicy.suspend changes", async () => {
