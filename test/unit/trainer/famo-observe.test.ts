@@ -1,5 +1,8 @@
 // `spec.strategy.famo.observe`: same-batch (the reference: an extra forward after the step) vs next-batch (the
 // next step's pre-step losses, no extra forward). Strategy, engine, state, config and fingerprint.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfigError, type FamoObserveMode } from "../../../api/v1alpha1/index.ts";
@@ -7,7 +10,8 @@ import { selectBackend } from "../../../trainer/src/backend/index.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
 import type { Batch, Dataset } from "../../../trainer/src/contracts.ts";
 import { loadDataset } from "../../../trainer/src/data/index.ts";
-import { specFingerprint } from "../../../trainer/src/engine/run.ts";
+import { runJob, specFingerprint } from "../../../trainer/src/engine/run.ts";
+import { StopSignal, StoppedError } from "../../../trainer/src/engine/stop.ts";
 import { StudentStep } from "../../../trainer/src/engine/student-step.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
 import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
@@ -157,6 +161,54 @@ describe("FAMO observation through the engine's student step", () => {
     expect(observed).toHaveLength(4);
     expect(observed[0]![1]).toEqual(outcomes[0]!.losses);
     for (let i = 1; i < 4; i++) expect(observed[i]).toEqual([outcomes[i - 1]!.losses, outcomes[i]!.losses]);
+  });
+});
+
+describe("FAMO next-batch across a stop and resume (whole runs)", () => {
+  const quiet = { info: () => {}, warn: () => {} };
+  let data: string;
+  beforeAll(async () => {
+    await selectBackend("cpu", () => {});
+    data = writeTinyIdx();
+  });
+
+  function nextBatchJob() {
+    const out = mkdtempSync(join(tmpdir(), "mokd-famo-next-"));
+    const manifest = tinyJob(data, out, { epochs: 2, strategy: "mokd-amortized" });
+    manifest.spec.strategy = {
+      ...manifest.spec.strategy,
+      famo: { observe: "next-batch" },
+    } as typeof manifest.spec.strategy;
+    return { config: parseConfig(manifest, "test", {}), output: join(out, "output") };
+  }
+  const studentWeights = (output: string) =>
+    readFileSync(join(output, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; stage: string; step: number; weights: unknown })
+      .filter((r) => r.type === "step" && r.stage === "student")
+      .map((r) => [r.step, r.weights]);
+
+  it("a resumed run pairs the checkpointed pre-step losses and ends as an uninterrupted one", async () => {
+    const reference = nextBatchJob();
+    const uninterrupted = await runJob({ config: reference.config, backend: "cpu", log: quiet });
+
+    const { config, output } = nextBatchJob();
+    const stop = new StopSignal();
+    let studentSteps = 0;
+    const hooks = {
+      onStep: (r: { stage: string }) => {
+        if (r.stage === "student" && ++studentSteps === 3) stop.requested = true; // mid-epoch 1
+      },
+    };
+    const error = await runJob({ config, backend: "cpu", log: quiet, stop, hooks }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoppedError);
+    const resumed = await runJob({ config, backend: "cpu", log: quiet });
+    // FAMO's weights of every step (the JSONL continues across the restart) and the final accuracy agree.
+    const weights = studentWeights(output);
+    expect(weights.length).toBeGreaterThan(6);
+    expect(weights).toEqual(studentWeights(reference.output));
+    expect(resumed.summary.student.accuracy).toBe(uninterrupted.summary.student.accuracy);
   });
 });
 
