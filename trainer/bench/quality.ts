@@ -3,7 +3,7 @@
 // batch), pcgrad and mgda, over several seeds. Prints
 // mean +- std of final test accuracy and epochs to reach a target validation accuracy, and writes JSON.
 // A script, not a test: it takes minutes to hours depending on the size flags.
-//   node trainer/bench/quality.ts [--seeds 3] [--epochs 3] [--max-train 5000] [--teacher-train 12000]
+//   node trainer/bench/quality.ts [--seeds 3] [--first-seed 1] [--epochs 3] [--max-train 5000] [--teacher-train 12000]
 //     [--teacher-epochs 2] [--target 0.8] [--backend wasm] [--data /usr/share/datasets/fashion-mnist]
 //     [--out docs/benchmarks/quality.json] [--teacher-dir .cache/bench-teacher]
 //     [--methods "mokd-amortized,mokd-amortized (next-batch)"]  (a comma-separated subset; default: all)
@@ -23,6 +23,7 @@ import { buildNetwork, loadTeacher, saveNetwork } from "../src/models/index.ts";
 const { values: args } = parseArgs({
   options: {
     seeds: { type: "string", default: "3" },
+    "first-seed": { type: "string", default: "1" },
     epochs: { type: "string", default: "3" },
     "max-train": { type: "string", default: "5000" },
     "teacher-train": { type: "string", default: "12000" },
@@ -35,7 +36,7 @@ const { values: args } = parseArgs({
     methods: { type: "string" },
   },
 });
-const seeds = Array.from({ length: Number(args.seeds) }, (_, i) => 1 + i);
+const seeds = Array.from({ length: Number(args.seeds) }, (_, i) => Number(args["first-seed"]) + i);
 const target = Number(args.target);
 const DATA_SEED = 42;
 
