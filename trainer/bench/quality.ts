@@ -1,10 +1,12 @@
 // Distillation quality on Fashion-MNIST with ONE fixed teacher (trained once, saved, reused): the student alone,
-// `sum` over a 3x3 grid of (alpha, T), mokd, mokd-amortized, pcgrad and mgda, over several seeds. Prints
+// `sum` over a 3x3 grid of (alpha, T), mokd, mokd-amortized (FAMO observing on the same batch and on the next
+// batch), pcgrad and mgda, over several seeds. Prints
 // mean +- std of final test accuracy and epochs to reach a target validation accuracy, and writes JSON.
 // A script, not a test: it takes minutes to hours depending on the size flags.
-//   node trainer/bench/quality.ts [--seeds 3] [--epochs 3] [--max-train 5000] [--teacher-train 12000]
+//   node trainer/bench/quality.ts [--seeds 3] [--first-seed 1] [--epochs 3] [--max-train 5000] [--teacher-train 12000]
 //     [--teacher-epochs 2] [--target 0.8] [--backend wasm] [--data /usr/share/datasets/fashion-mnist]
 //     [--out docs/benchmarks/quality.json] [--teacher-dir .cache/bench-teacher]
+//     [--methods "mokd-amortized,mokd-amortized (next-batch)"]  (a comma-separated subset; default: all)
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
@@ -21,6 +23,7 @@ import { buildNetwork, loadTeacher, saveNetwork } from "../src/models/index.ts";
 const { values: args } = parseArgs({
   options: {
     seeds: { type: "string", default: "3" },
+    "first-seed": { type: "string", default: "1" },
     epochs: { type: "string", default: "3" },
     "max-train": { type: "string", default: "5000" },
     "teacher-train": { type: "string", default: "12000" },
@@ -30,9 +33,10 @@ const { values: args } = parseArgs({
     data: { type: "string", default: "/usr/share/datasets/fashion-mnist" },
     out: { type: "string", default: "docs/benchmarks/quality.json" },
     "teacher-dir": { type: "string", default: ".cache/bench-teacher" },
+    methods: { type: "string" },
   },
 });
-const seeds = Array.from({ length: Number(args.seeds) }, (_, i) => 1 + i);
+const seeds = Array.from({ length: Number(args.seeds) }, (_, i) => Number(args["first-seed"]) + i);
 const target = Number(args.target);
 const DATA_SEED = 42;
 
@@ -73,7 +77,21 @@ function methods(): Method[] {
   }
   for (const name of ["mokd", "mokd-amortized", "pcgrad", "mgda"])
     list.push({ name, spec: { strategy: { name } } });
-  return list;
+  list.push({
+    name: "mokd-amortized (next-batch)",
+    spec: { strategy: { name: "mokd-amortized", famo: { observe: "next-batch" } } },
+  });
+  return selected(list);
+}
+
+/** The methods named by --methods, in its order; all when unset. */
+function selected(list: Method[]): Method[] {
+  if (args.methods === undefined) return list;
+  return args.methods.split(",").map((name) => {
+    const method = list.find((m) => m.name === name.trim());
+    if (!method) throw new Error(`unknown method "${name}"; known: ${list.map((m) => m.name).join(", ")}`);
+    return method;
+  });
 }
 
 function specFor(method: Method, seed: number): DistillationJobSpec {

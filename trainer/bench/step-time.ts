@@ -6,10 +6,11 @@
 //     [--optimizer fused|stock]
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
-import type { StrategyName } from "../../api/v1alpha1/index.ts";
+import type { FamoObserveMode, StrategyName } from "../../api/v1alpha1/index.ts";
 import { StrategySpec } from "../../api/v1alpha1/index.ts";
 import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
 import { createOptimizer } from "../src/engine/optimizer.ts";
+import { combineLosses, observesSameBatch } from "../src/engine/student-step.ts";
 import type { GradientStrategy, LossStrategy, StepContext } from "../src/contracts.ts";
 import {
   clipFactor,
@@ -38,11 +39,11 @@ interface Variant {
   /** Gradient strategies: share the forward pass (default) or re-run it per objective. */
   shareForward?: boolean;
   /**
-   * FAMO: measure the losses after the step with an extra forward on the same batch (the reference), or take
-   * the next step's losses (on a NEW batch, already computed by its forward) as the post-step losses: an
-   * approximation that costs nothing extra. The trainer implements only the reference.
+   * FAMO's spec.strategy.famo.observe: `same-batch` measures the losses after the step with an extra forward on
+   * the same batch (the reference); `next-batch` takes the next step's pre-step losses (a new batch, computed
+   * anyway). Both through the trainer's own code (combineLosses / observesSameBatch of the student step).
    */
-  famoObserve?: "extra-forward" | "next-step";
+  famoObserve?: FamoObserveMode;
 }
 
 const variants: Variant[] = [
@@ -50,14 +51,14 @@ const variants: Variant[] = [
   { label: "mokd", strategy: "mokd" },
   { label: "mokd (forward re-run per objective)", strategy: "mokd", shareForward: false },
   {
-    label: "mokd-amortized (extra forward for observe)",
+    label: "mokd-amortized (observe: same-batch, extra forward)",
     strategy: "mokd-amortized",
-    famoObserve: "extra-forward",
+    famoObserve: "same-batch",
   },
   {
-    label: "mokd-amortized (observe with next step's losses)",
+    label: "mokd-amortized (observe: next-batch)",
     strategy: "mokd-amortized",
-    famoObserve: "next-step",
+    famoObserve: "next-batch",
   },
   { label: "pcgrad", strategy: "pcgrad" },
   { label: "mgda", strategy: "mgda" },
@@ -67,15 +68,15 @@ const variants: Variant[] = [
 
 function makeStep(variant: Variant, model: tf.LayersModel, optimizer: tf.Optimizer) {
   const vars = trainableVariables(model);
-  const strategy = createStrategy(StrategySpec.parse({ name: variant.strategy }), ["task", "distillation"]);
+  const famo = { observe: variant.famoObserve };
+  const spec = StrategySpec.parse({ name: variant.strategy, famo });
+  const strategy = createStrategy(spec, ["task", "distillation"]);
   let step = 0;
   const context = (): StepContext => ({ step: step++, random: Math.random });
-  const pending: { before?: number[] } = {};
   return (batch: SyntheticBatch) =>
     tf.tidy(() => {
       const lossFn = () => taskAndKdLosses(model, batch);
-      if (strategy.kind === "loss")
-        return lossStep(strategy, variant, lossFn, vars, optimizer, context(), pending);
+      if (strategy.kind === "loss") return lossStep(strategy, lossFn, vars, optimizer, context());
       const { losses, grads } = objectiveGradients(lossFn, vars, {
         shareForward: variant.shareForward ?? true,
       });
@@ -91,25 +92,18 @@ function makeStep(variant: Variant, model: tf.LayersModel, optimizer: tf.Optimiz
     });
 }
 
+/** The single-backward step of StudentStep (without its teacher forward: the batches carry teacher logits). */
 function lossStep(
   strategy: LossStrategy,
-  variant: Variant,
   lossFn: () => tf.Scalar[],
   vars: tf.Variable[],
   optimizer: tf.Optimizer,
   context: StepContext,
-  pending: { before?: number[] },
 ): void {
-  const coefficients = (losses: number[]) => {
-    if (variant.famoObserve === "next-step") {
-      if (pending.before && strategy.observe) strategy.observe(pending.before, losses);
-      pending.before = losses;
-    }
-    return strategy.combine(losses, context).coefficients;
-  };
+  const coefficients = (losses: number[]) => combineLosses(strategy, losses, context).coefficients;
   const r = weightedLossGradients(lossFn, coefficients, vars);
   optimizer.applyGradients(toNamedGradients(vars, r.grads));
-  if (variant.famoObserve === "extra-forward" && strategy.observe) {
+  if (observesSameBatch(strategy)) {
     const before = Array.from(tf.stack(r.losses).dataSync());
     const after = Array.from(tf.stack(lossFn()).dataSync());
     strategy.observe(before, after);

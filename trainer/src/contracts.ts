@@ -1,7 +1,7 @@
 // Interfaces between the trainer's parts (data, models, objectives, strategies, engine). Each part lives in its
 // own folder and depends on the others only through these types.
 import type * as tf from "@tensorflow/tfjs";
-import type { StrategyName } from "../../api/v1alpha1/index.ts";
+import type { FamoObserveMode, StrategyName } from "../../api/v1alpha1/index.ts";
 
 // ---------------------------------------------------------------- data (trainer/src/data)
 
@@ -106,8 +106,17 @@ export interface LossStrategy {
   readonly name: StrategyName;
   /** Coefficients of the losses in the one loss that is differentiated. */
   combine(losses: number[], context: StepContext): Combination;
-  /** Told the losses observed after the step (FAMO updates its logits from the drop in log-loss). */
+  /**
+   * Which losses the strategy learns from after a step (FAMO updates its logits from the drop in log-loss);
+   * absent: none.
+   * - "same-batch": after the update the engine computes the losses on the same batch again (one extra forward
+   *   pass) and calls observe(lossesBefore, lossesAfter);
+   * - "next-batch": no extra forward; before each combine the engine calls observePreStep with the step's
+   *   pre-step losses, and the strategy observes (previous step's pre-step losses, these).
+   */
+  readonly observes?: FamoObserveMode;
   observe?(lossesBefore: number[], lossesAfter: number[]): void;
+  observePreStep?(losses: number[]): void;
   state(): unknown;
   loadState(state: unknown): void;
 }

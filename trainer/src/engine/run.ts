@@ -277,11 +277,21 @@ function readTeacherInfo(checkpointPath: string, fingerprint: string): TeacherIn
   }
 }
 
-/** Identifies what a checkpoint was trained for (every field but output, metrics, runtime and run policy). */
+/**
+ * Identifies what a checkpoint was trained for (every field but output, metrics, runtime and run policy).
+ * Fields added later are left out at the value that means the old behaviour, so checkpoints written before them
+ * keep their fingerprint (a changed one would discard them on an upgrade of the trainer mid-job).
+ */
 export function specFingerprint(spec: DistillationJobSpec): string {
-  const { teacher, student, data, objectives, strategy, training } = spec;
+  const { teacher, student, data, objectives, training } = spec;
+  const strategy = withoutDefaultFamoObserve(spec.strategy);
   const text = JSON.stringify({ teacher, student, data, objectives, strategy, training });
   return createHash("sha256").update(text).digest("hex").slice(0, 16);
+}
+
+function withoutDefaultFamoObserve(strategy: DistillationJobSpec["strategy"]) {
+  const { observe, ...famo } = strategy.famo;
+  return observe === "same-batch" ? { ...strategy, famo } : strategy;
 }
 
 /**

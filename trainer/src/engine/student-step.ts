@@ -2,11 +2,14 @@
 // - GradientStrategy: one gradient per objective -> Gram matrix -> strategy.combine -> combined gradient.
 // - LossStrategy (sum, FAMO): one backward of sum_i c_i L_i; every `measureEvery`-th step the per-objective
 //   gradients are computed instead (same update, k backwards) so telemetry still sees cosines and norm ratios.
+//   FAMO observes the losses after the step: on the same batch (one extra forward) or, with next-batch, the
+//   next step's pre-step losses (no extra forward), see combineLosses / observesSameBatch.
 // Everything runs in tf.tidy: no tensor outlives the step except the variables.
 import * as tf from "@tensorflow/tfjs";
 import type {
   Combination,
   Batch,
+  LossStrategy,
   Network,
   Objective,
   ObjectiveInputs,
@@ -93,8 +96,7 @@ export class StudentStep {
         : this.singleBackwardStep(batch, frozen, context);
     });
     if (!outcome) throw new Error("unreachable: step produced no outcome");
-    if (strategy.kind === "loss" && strategy.observe)
-      strategy.observe(outcome.losses, this.lossesAfter(batch));
+    if (observesSameBatch(strategy)) strategy.observe(outcome.losses, this.lossesAfter(batch));
     return outcome;
   }
 
@@ -123,7 +125,7 @@ export class StudentStep {
     const combination =
       strategy.kind === "gradient"
         ? strategy.combine(gram, losses, context)
-        : strategy.combine(losses, context);
+        : combineLosses(strategy, losses, context);
     // Clipping is a scalar factor on the coefficients: the combined norm follows from the Gram matrix.
     const factor = clipFactor(combinedNorm(gram, combination.coefficients), this.setup.gradClipNorm);
     const combined = combineGradients(
@@ -141,7 +143,7 @@ export class StudentStep {
     let combination: Combination = { coefficients: [], weights: [] };
     const result = weightedLossGradients(
       this.lossesOf(batch, frozen, (n) => (correct = n)),
-      (losses) => (combination = strategy.combine(losses, context)).coefficients,
+      (losses) => (combination = combineLosses(strategy, losses, context)).coefficients,
       this.variables,
     );
     const losses = Array.from(tf.stack(result.losses).dataSync());
@@ -162,6 +164,22 @@ export class StudentStep {
 }
 
 type FrozenInputs = Omit<ObjectiveInputs, "studentLogits" | "studentFeatures">;
+
+/**
+ * A loss strategy's combination of a step's pre-step losses; a next-batch observer first sees them (it pairs
+ * them with the previous step's). Exported for the step-time benchmark, so it times this code.
+ */
+export function combineLosses(strategy: LossStrategy, losses: number[], context: StepContext): Combination {
+  if (strategy.observes === "next-batch") strategy.observePreStep?.(losses);
+  return strategy.combine(losses, context);
+}
+
+/** Whether the strategy wants the losses on the same batch after the update (one extra forward). */
+export function observesSameBatch(
+  strategy: WeightingStrategy,
+): strategy is LossStrategy & Required<Pick<LossStrategy, "observe">> {
+  return strategy.kind === "loss" && strategy.observes === "same-batch" && strategy.observe !== undefined;
+}
 
 /**
  * Telemetry of one measured step. Norm ratios are larger / smaller (>= 1, the api/metrics.ts definition).

@@ -9,7 +9,15 @@
 //   step (PyTorch semantics: L2 weight decay added to the gradient, betas 0.9/0.999, eps 1e-8) along
 //   J_softmax(w)^T delta. An objective whose log-loss dropped less than the others gains weight.
 // The reference's min_losses are 0 (it never sets them), so they are left out here.
-import type { StrategySpec } from "../../../api/v1alpha1/index.ts";
+//
+// `observe: next-batch` (spec.strategy.famo.observe) drops the extra forward pass "after" needs: the pre-step
+// losses of step t+1 (computed anyway, on the next batch) stand in for the post-step losses of step t (the split
+// of LibMTL's FAMO: prev_losses kept in backward(), update_w(curr_losses) separately). The engine hands every step's
+// pre-step losses to observePreStep before combine; the previous ones are kept in the state (`pending`), so a
+// resumed run pairs them exactly as an uninterrupted one. The first step has nothing to pair with; epoch
+// boundaries are not special (the last batch of an epoch pairs with the first of the next, just another new
+// batch); a step with a non-finite loss is not observed and not kept, so the next step starts a new pair.
+import type { FamoObserveMode, StrategySpec } from "../../../api/v1alpha1/index.ts";
 import type { Combination, LossStrategy } from "../contracts.ts";
 
 const LOG_EPS = 1e-8;
@@ -22,20 +30,29 @@ export interface FamoState {
   m: number[];
   v: number[];
   t: number;
+  /** next-batch: the previous step's pre-step losses, not yet observed (null: none). */
+  pending: number[] | null;
 }
+
+/** The spec's FAMO settings; `observe` defaults to the reference's same-batch. */
+export type FamoSettings = Pick<StrategySpec["famo"], "learningRate" | "weightDecay"> & {
+  observe?: FamoObserveMode;
+};
 
 export class FamoStrategy implements LossStrategy {
   readonly kind = "loss";
   readonly name = "mokd-amortized";
   private readonly learningRate: number;
   private readonly weightDecay: number;
+  readonly observes: FamoObserveMode;
   private s: FamoState;
 
-  constructor(settings: StrategySpec["famo"], objectiveCount: number) {
+  constructor(settings: FamoSettings, objectiveCount: number) {
     this.learningRate = settings.learningRate;
     this.weightDecay = settings.weightDecay;
+    this.observes = settings.observe ?? "same-batch";
     const zeros = () => new Array<number>(objectiveCount).fill(0);
-    this.s = { logits: zeros(), m: zeros(), v: zeros(), t: 0 };
+    this.s = { logits: zeros(), m: zeros(), v: zeros(), t: 0, pending: null };
   }
 
   combine(losses: number[]): Combination {
@@ -52,6 +69,12 @@ export class FamoStrategy implements LossStrategy {
     const zDelta = z.reduce((acc, zi, i) => acc + zi * delta[i]!, 0);
     const gradient = z.map((zi, i) => zi * (delta[i]! - zDelta) + this.weightDecay * this.s.logits[i]!);
     this.adamStep(gradient);
+  }
+
+  /** next-batch: observes (previous step's pre-step losses, these) and keeps these for the next step. */
+  observePreStep(losses: number[]): void {
+    if (this.s.pending) this.observe(this.s.pending, losses);
+    this.s.pending = losses.every(Number.isFinite) ? [...losses] : null;
   }
 
   private adamStep(gradient: number[]): void {
@@ -80,10 +103,22 @@ export class FamoStrategy implements LossStrategy {
     const n = this.s.logits.length;
     const isVector = (x: unknown): x is number[] =>
       Array.isArray(x) && x.length === n && x.every((e) => typeof e === "number");
-    if (!s || !isVector(s.logits) || !isVector(s.m) || !isVector(s.v) || typeof s.t !== "number") {
-      throw new Error(`invalid mokd-amortized state: expected logits, m, v of length ${n} and t`);
+    const validPending = s?.pending === undefined || s.pending === null || isVector(s.pending);
+    if (
+      !s ||
+      !isVector(s.logits) ||
+      !isVector(s.m) ||
+      !isVector(s.v) ||
+      typeof s.t !== "number" ||
+      !validPending
+    ) {
+      throw new Error(
+        `invalid mokd-amortized state: expected logits, m, v of length ${n}, t and optional pending of length ${n}`,
+      );
     }
-    this.s = { logits: [...s.logits], m: [...s.m], v: [...s.v], t: s.t };
+    // Checkpoints from before next-batch have no pending: the first resumed step then observes nothing.
+    const pending = s.pending ? [...s.pending] : null;
+    this.s = { logits: [...s.logits], m: [...s.m], v: [...s.v], t: s.t, pending };
   }
 }
 
