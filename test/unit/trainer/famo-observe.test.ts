@@ -135,10 +135,12 @@ describe("FAMO observation through the engine's student step", () => {
     const run = (b: Batch, i: number) => step.run(b, { step: i, random: Math.random });
     run(batches[0]!, 0);
     const forwards = vi.spyOn(student.model, "apply");
+    const teacherForwards = vi.spyOn(teacher.model, "predict");
     const observed = vi.spyOn(strategy, "observe");
     const outcomes = batches.slice(1).map((b, i) => run(b, i + 1));
     const result = {
       forwardsPerStep: forwards.mock.calls.length / 4,
+      teacherForwardsPerStep: teacherForwards.mock.calls.length / 4,
       observed: observed.mock.calls,
       outcomes,
     };
@@ -148,15 +150,17 @@ describe("FAMO observation through the engine's student step", () => {
   }
 
   it("same-batch: one extra forward per step, observing the step's losses before and after on its batch", () => {
-    const { forwardsPerStep, observed, outcomes } = runSteps("same-batch");
+    const { forwardsPerStep, teacherForwardsPerStep, observed, outcomes } = runSteps("same-batch");
     expect(forwardsPerStep).toBe(2);
+    expect(teacherForwardsPerStep).toBe(1); // the frozen teacher's outputs serve both
     expect(observed).toHaveLength(4);
     observed.forEach(([before], i) => expect(before).toEqual(outcomes[i]!.losses));
   });
 
   it("next-batch: no extra forward; observes (previous step's pre-step losses, this step's)", () => {
-    const { forwardsPerStep, observed, outcomes } = runSteps("next-batch");
+    const { forwardsPerStep, teacherForwardsPerStep, observed, outcomes } = runSteps("next-batch");
     expect(forwardsPerStep).toBe(1);
+    expect(teacherForwardsPerStep).toBe(1);
     // Step 1 pairs with step 0 (not in outcomes); steps 2-4 with the outcomes before them.
     expect(observed).toHaveLength(4);
     expect(observed[0]![1]).toEqual(outcomes[0]!.losses);

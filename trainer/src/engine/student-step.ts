@@ -2,7 +2,8 @@
 // - GradientStrategy: one gradient per objective -> Gram matrix -> strategy.combine -> combined gradient.
 // - LossStrategy (sum, FAMO): one backward of sum_i c_i L_i; every `measureEvery`-th step the per-objective
 //   gradients are computed instead (same update, k backwards) so telemetry still sees cosines and norm ratios.
-//   FAMO observes the losses after the step: on the same batch (one extra forward) or, with next-batch, the
+//   FAMO observes the losses after the step: on the same batch (one extra student forward; the teacher's outputs
+//   are reused) or, with next-batch, the
 //   next step's pre-step losses (no extra forward), see combineLosses / observesSameBatch.
 // Everything runs in tf.tidy: no tensor outlives the step except the variables.
 import * as tf from "@tensorflow/tfjs";
@@ -86,18 +87,27 @@ export class StudentStep {
 
   run(batch: Batch, context: StepContext): StepOutcome {
     const { strategy } = this.setup;
-    let outcome: StepOutcome | undefined;
-    tf.tidy(() => {
+    // The teacher is frozen and runs in inference mode: one forward serves the step and FAMO's same-batch
+    // observation after it. Kept outside the step's tidy for that, disposed at the end.
+    const teacher = tf.tidy(() => {
       const [teacherLogits, teacherFeatures] = predict(this.setup.teacher, batch.xs);
-      const frozen = { teacherLogits, teacherFeatures, labels: batch.ys };
-      const measure = strategy.kind === "gradient" || context.step % this.measureEvery === 0;
-      outcome = measure
-        ? this.perObjectiveStep(batch, frozen, context)
-        : this.singleBackwardStep(batch, frozen, context);
+      return { teacherLogits, teacherFeatures };
     });
-    if (!outcome) throw new Error("unreachable: step produced no outcome");
-    if (observesSameBatch(strategy)) strategy.observe(outcome.losses, this.lossesAfter(batch));
-    return outcome;
+    try {
+      const frozen: FrozenInputs = { ...teacher, labels: batch.ys };
+      let outcome: StepOutcome | undefined;
+      tf.tidy(() => {
+        const measure = strategy.kind === "gradient" || context.step % this.measureEvery === 0;
+        outcome = measure
+          ? this.perObjectiveStep(batch, frozen, context)
+          : this.singleBackwardStep(batch, frozen, context);
+      });
+      if (!outcome) throw new Error("unreachable: step produced no outcome");
+      if (observesSameBatch(strategy)) strategy.observe(outcome.losses, this.lossesAfter(batch, frozen));
+      return outcome;
+    } finally {
+      tf.dispose([teacher.teacherLogits, teacher.teacherFeatures]);
+    }
   }
 
   private forward(xs: tf.Tensor4D, frozen: Omit<ObjectiveInputs, "studentLogits" | "studentFeatures">) {
@@ -153,11 +163,10 @@ export class StudentStep {
     return { losses, ...combination, correct };
   }
 
-  /** Losses on the same batch after the update (FAMO's observe), forward only. */
-  private lossesAfter(batch: Batch): number[] {
+  /** Losses on the same batch after the update (FAMO's observe): a student forward, the teacher's reused. */
+  private lossesAfter(batch: Batch, frozen: FrozenInputs): number[] {
     return tf.tidy(() => {
-      const [teacherLogits, teacherFeatures] = predict(this.setup.teacher, batch.xs);
-      const inputs = this.forward(batch.xs, { teacherLogits, teacherFeatures, labels: batch.ys });
+      const inputs = this.forward(batch.xs, frozen);
       return Array.from(tf.stack(this.setup.objectives.map((o) => o.loss(inputs))).dataSync());
     });
   }
