@@ -35,6 +35,12 @@ export const modelArchitectureShape = (d: { width: number; hiddenUnits: number }
 export const ModelArchitecture = z.object(modelArchitectureShape({ width: 16, hiddenUnits: 64 }));
 export type ModelArchitecture = z.infer<typeof ModelArchitecture>;
 
+/** Whether the student stage caches the frozen teacher's outputs per training sample (`teacher.outputCache`). */
+export const teacherOutputCacheModes = ["auto", "off"] as const;
+export type TeacherOutputCacheMode = (typeof teacherOutputCacheModes)[number];
+/** Largest teacher output cache `auto` builds: samples x (classes + cached feature size) x 4 bytes. */
+export const TEACHER_OUTPUT_CACHE_BUDGET_MIB = 256;
+
 export const TeacherSpec = section(
   {
     model: z
@@ -61,6 +67,12 @@ export const TeacherSpec = section(
       .max(10)
       .default(0.001)
       .describe("Adam learning rate of the teacher stage."),
+    outputCache: z
+      .enum(teacherOutputCacheModes)
+      .default("auto")
+      .describe(
+        `The student stage's use of the frozen teacher. \`auto\`: when training augmentation is off (the teacher then sees the same inputs every epoch) and the cache fits ${TEACHER_OUTPUT_CACHE_BUDGET_MIB} MiB (training samples x (classes + teacher feature size) x 4 bytes; the features only when the feature objective is enabled), one inference pass of the teacher over the training split before the first student epoch stores its logits (and features) per sample, and every step looks its batch up instead of running the teacher; otherwise the teacher runs on every batch. The trainer logs its decision. \`off\`: always run the teacher on every batch. Validation and test evaluation are unaffected.`,
+      ),
   },
   "The teacher: a model to load, or a built-in architecture (default: a wider cnn) to train first.",
 );

@@ -11,6 +11,8 @@ export interface Batch {
   xs: tf.Tensor4D;
   /** Integer class labels, [batch], int32. */
   ys: tf.Tensor1D;
+  /** Row i is sample indices[i] of its split (0 <= index < split.size): per-sample caches look rows up by it. */
+  indices: Int32Array;
 }
 
 export interface BatchOptions {
@@ -27,6 +29,11 @@ export interface BatchOptions {
 
 export interface Split {
   readonly size: number;
+  /**
+   * Whether batches({ augment: true }) transforms the images randomly (crop, flip): a sample's input then differs
+   * from epoch to epoch. False: every epoch feeds the same inputs (only their order changes).
+   */
+  readonly augments: boolean;
   /** Lazily produces batches; memory stays bounded by one batch of tensors. */
   batches(options: BatchOptions): Iterable<Batch>;
 }
@@ -60,7 +67,8 @@ export interface ObjectiveInputs {
   studentFeatures: tf.Tensor2D;
   /** Computed outside any gradient tape: the teacher is frozen. */
   teacherLogits: tf.Tensor2D;
-  teacherFeatures: tf.Tensor2D;
+  /** Absent when no enabled objective reads them (the teacher output cache then keeps logits only). */
+  teacherFeatures?: tf.Tensor2D;
   labels: tf.Tensor1D;
 }
 

@@ -128,7 +128,7 @@ describe("projector", () => {
 
 describe("buildObjectives", () => {
   const dims = { studentFeatureDim: 6, teacherFeatureDim: 6, numClasses: 3 };
-  const inputs = (): ObjectiveInputs => ({
+  const inputs = (): ObjectiveInputs & { teacherFeatures: tf.Tensor2D } => ({
     studentLogits: tf.tensor2d(LOGITS),
     teacherLogits: tf.tensor2d([
       [0, 1, 0],

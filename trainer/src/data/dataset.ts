@@ -55,36 +55,41 @@ class ArraySplit implements Split {
     return this.indices.length;
   }
 
+  get augments(): boolean {
+    return this.augmentation.randomCropPadding > 0 || this.augmentation.horizontalFlip;
+  }
+
   /** ceil(size / batchSize) batches; the last one may be smaller. */
   *batches(options: BatchOptions): Iterable<Batch> {
     const { batchSize } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new RangeError(`batchSize must be >= 1: ${batchSize}`);
-    const order = options.shuffle ? this.shuffled(options.seed, options.epoch) : this.indices;
+    // Positions in the split; the shuffle permutes them exactly as it permuted the raw indices before.
+    const order = options.shuffle ? this.shuffled(options.seed, options.epoch) : range(this.size);
     const count = Math.ceil(order.length / batchSize);
-    const augmenting =
-      options.augment && (this.augmentation.randomCropPadding > 0 || this.augmentation.horizontalFlip);
+    const augmenting = options.augment && this.augments;
     for (let b = options.skipBatches ?? 0; b < count; b++) {
       // One generator per batch: a resumed run (skipBatches) draws exactly the augmentation it would have.
       const random = augmenting
         ? new Random(deriveSeed(options.seed, options.epoch, b, AUGMENT_STREAM))
         : null;
-      yield this.assemble(order.subarray(b * batchSize, Math.min(order.length, (b + 1) * batchSize)), random);
+      yield this.assemble(order.slice(b * batchSize, Math.min(order.length, (b + 1) * batchSize)), random);
     }
   }
 
   private shuffled(seed: number, epoch: number): Int32Array {
-    return new Random(deriveSeed(seed, epoch, SHUFFLE_STREAM)).shuffle(Int32Array.from(this.indices));
+    return new Random(deriveSeed(seed, epoch, SHUFFLE_STREAM)).shuffle(range(this.size));
   }
 
-  private assemble(sources: Int32Array, random: Random | null): Batch {
+  /** The batch of the split's samples at `positions` (kept by the batch as its `indices`). */
+  private assemble(positions: Int32Array, random: Random | null): Batch {
     const { height, width, channels } = this.geometry;
     const pixels = height * width * channels;
-    const n = sources.length;
+    const n = positions.length;
     const xs = new Float32Array(n * pixels);
     const ys = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      const src = sources[i]!;
+      const src = this.indices[positions[i]!]!;
       ys[i] = this.labels[src]!;
       if (random) {
         copyAugmented(
@@ -101,7 +106,11 @@ class ArraySplit implements Split {
         copyImage(xs, i * pixels, this.images, src * pixels, pixels, this.lut, channels);
       }
     }
-    return { xs: tf.tensor4d(xs, [n, height, width, channels], "float32"), ys: tf.tensor1d(ys, "int32") };
+    return {
+      xs: tf.tensor4d(xs, [n, height, width, channels], "float32"),
+      ys: tf.tensor1d(ys, "int32"),
+      indices: positions,
+    };
   }
 }
 

@@ -281,9 +281,12 @@ function readTeacherInfo(checkpointPath: string, fingerprint: string): TeacherIn
  * Identifies what a checkpoint was trained for (every field but output, metrics, runtime and run policy).
  * Fields added later are left out at the value that means the old behaviour, so checkpoints written before them
  * keep their fingerprint (a changed one would discard them on an upgrade of the trainer mid-job).
+ * teacher.outputCache is left out at every value: it changes where the teacher's outputs come from, not what is
+ * trained, so a run may resume with the other setting.
  */
 export function specFingerprint(spec: DistillationJobSpec): string {
-  const { teacher, student, data, objectives, training } = spec;
+  const { teacher: withCache, student, data, objectives, training } = spec;
+  const { outputCache: _, ...teacher } = withCache;
   const strategy = withoutDefaultFamoObserve(spec.strategy);
   const text = JSON.stringify({ teacher, student, data, objectives, strategy, training });
   return createHash("sha256").update(text).digest("hex").slice(0, 16);
@@ -367,6 +370,7 @@ export async function trainStudent(
         seed: spec.training.seed,
         gradClipNorm: spec.strategy.gradClipNorm,
         measureEvery: opts.measureEvery,
+        teacherOutputCache: spec.teacher.outputCache,
         teacherInfo: teacher.info,
         fingerprint: opts.fingerprint,
         checkpoint: opts.checkpoint,

@@ -1,7 +1,9 @@
 // The student stage: epochs of StudentStep with evaluation, telemetry records, checkpoints every epoch and on a
 // stop request, and resume from a checkpoint (mid-epoch: the data order is seeded by (seed, epoch), so skipping
-// the batches already done continues the same sequence).
+// the batches already done continues the same sequence). Before the first step the frozen teacher's outputs are
+// cached per training sample when `teacher.outputCache` allows it (teacher-cache.ts); a resumed run rebuilds them.
 import * as tf from "@tensorflow/tfjs";
+import type { TeacherOutputCacheMode } from "../../../api/v1alpha1/index.ts";
 import type { ObjectiveName } from "../contracts.ts";
 import type { EpochRecord, Network, Objective, StepRecord, WeightingStrategy } from "../contracts.ts";
 import type { Dataset } from "../contracts.ts";
@@ -11,6 +13,7 @@ import { dropoutLayers, seedDropout } from "./dropout.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
 import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
 import { StudentStep, type StepOutcome } from "./student-step.ts";
+import { mib, planTeacherCache, TeacherOutputCache } from "./teacher-cache.ts";
 import type { StageHooks } from "./teacher-stage.ts";
 
 /** Where the teacher of a run lives (so a resumed run uses the same one). */
@@ -68,6 +71,8 @@ export interface StudentStageSetup {
   seed: number;
   gradClipNorm?: number;
   measureEvery?: number;
+  /** spec.teacher.outputCache; absent: "auto", the spec's default. */
+  teacherOutputCache?: TeacherOutputCacheMode;
   teacherInfo?: TeacherInfo;
   fingerprint?: string;
   checkpoint?: { dir: string; keep: number };
@@ -192,7 +197,7 @@ export async function runStudentStage(
 ): Promise<StudentStageResult> {
   const state = resume ? await restore(setup, resume) : initialState(setup);
   const random = new Random(state.rng);
-  const step = new StudentStep({ ...setup });
+  const step = new StudentStep({ ...setup, teacherOutputs: teacherOutputCache(setup) });
   const names = objectiveNames(setup);
   const stepsPerEpoch = Math.ceil(setup.dataset.train.size / setup.batchSize);
   const dropouts = dropoutLayers(setup.student.model);
@@ -255,6 +260,34 @@ export async function runStudentStage(
     conflictSteps: state.conflictSteps,
     elapsedSeconds: elapsed(),
   };
+}
+
+/** The teacher output cache when the plan allows it (the decision is logged); undefined: a forward per step. */
+function teacherOutputCache(setup: StudentStageSetup): TeacherOutputCache | undefined {
+  const plan = planTeacherCache({
+    mode: setup.teacherOutputCache ?? "auto",
+    samples: setup.dataset.train.size,
+    numClasses: setup.teacher.numClasses,
+    teacherFeatureDim: setup.teacher.featureDim,
+    needsFeatures: setup.objectives.some((o) => o.name === "feature"),
+    augmented: setup.dataset.train.augments,
+  });
+  if (!plan.use) {
+    setup.log?.(`teacher output cache: not used (${plan.reason}); the teacher runs on every batch`);
+    return undefined;
+  }
+  const t0 = performance.now();
+  const cache = TeacherOutputCache.fill(
+    setup.teacher,
+    setup.dataset.train,
+    plan.withFeatures,
+    setup.batchSize * 4,
+  );
+  const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+  setup.log?.(
+    `teacher output cache: ${plan.reason}, filled by one teacher pass in ${seconds} s (${mib(cache.bytes)})`,
+  );
+  return cache;
 }
 
 function finishEpoch(setup: StudentStageSetup, state: StudentState): void {

@@ -1,4 +1,5 @@
-// One optimiser step of the student. The teacher's outputs are computed outside any gradient tape (it is frozen).
+// One optimiser step of the student. The teacher's outputs are computed outside any gradient tape (it is frozen),
+// by a forward per batch or looked up in the teacher output cache (teacher-cache.ts).
 // - GradientStrategy: one gradient per objective -> Gram matrix -> strategy.combine -> combined gradient.
 // - LossStrategy (sum, FAMO): one backward of sum_i c_i L_i; every `measureEvery`-th step the per-objective
 //   gradients are computed instead (same update, k backwards) so telemetry still sees cosines and norm ratios.
@@ -17,7 +18,8 @@ import type {
   StepContext,
   WeightingStrategy,
 } from "../contracts.ts";
-import { countCorrect, predict } from "./evaluate.ts";
+import { countCorrect } from "./evaluate.ts";
+import { LiveTeacher, type TeacherOutputSource } from "./teacher-cache.ts";
 import {
   clipByGlobalNorm,
   clipFactor,
@@ -53,6 +55,8 @@ export interface StudentStepSetup {
   optimizer: tf.Optimizer;
   gradClipNorm?: number;
   measureEvery?: number;
+  /** Where the teacher's outputs of a batch come from; default: a teacher forward per batch. */
+  teacherOutputs?: TeacherOutputSource;
 }
 
 export interface StepOutcome {
@@ -77,9 +81,11 @@ export class StudentStep {
   private readonly variables: tf.Variable[];
   private readonly measureEvery: number;
   private readonly names: string[];
+  private readonly teacherOutputs: TeacherOutputSource;
 
   constructor(setup: StudentStepSetup) {
     this.setup = setup;
+    this.teacherOutputs = setup.teacherOutputs ?? new LiveTeacher(setup.teacher);
     this.variables = trainableVariables(setup);
     this.measureEvery = setup.measureEvery ?? DEFAULT_MEASURE_EVERY;
     this.names = setup.objectives.map((o) => o.name);
@@ -87,12 +93,9 @@ export class StudentStep {
 
   run(batch: Batch, context: StepContext): StepOutcome {
     const { strategy } = this.setup;
-    // The teacher is frozen and runs in inference mode: one forward serves the step and FAMO's same-batch
-    // observation after it. Kept outside the step's tidy for that, disposed at the end.
-    const teacher = tf.tidy(() => {
-      const [teacherLogits, teacherFeatures] = predict(this.setup.teacher, batch.xs);
-      return { teacherLogits, teacherFeatures };
-    });
+    // The teacher is frozen and runs in inference mode: its outputs (one forward, or a cache lookup) serve the
+    // step and FAMO's same-batch observation after it. Kept outside the step's tidy for that, disposed at the end.
+    const teacher = tf.tidy(() => this.teacherOutputs.outputs(batch));
     try {
       const frozen: FrozenInputs = { ...teacher, labels: batch.ys };
       let outcome: StepOutcome | undefined;
@@ -106,7 +109,7 @@ export class StudentStep {
       if (observesSameBatch(strategy)) strategy.observe(outcome.losses, this.lossesAfter(batch, frozen));
       return outcome;
     } finally {
-      tf.dispose([teacher.teacherLogits, teacher.teacherFeatures]);
+      tf.dispose(teacher);
     }
   }
 

@@ -49,6 +49,7 @@ export function featureObjective(
   return {
     name: "feature",
     loss: (i) => {
+      if (!i.teacherFeatures) throw new Error("feature objective: no teacher features in the step's inputs");
       const target = options.normalizeTeacher ? standardizeRows(i.teacherFeatures) : i.teacherFeatures;
       const mse = meanSquaredError(projector.project(i.studentFeatures), target);
       return options.orthogonalityWeight > 0
