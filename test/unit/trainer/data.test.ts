@@ -234,6 +234,29 @@ describe("splits and batches", () => {
     expect([...e0].sort()).toEqual([...labelsOf(ds.train)].sort());
   });
 
+  it("tags each row with its sample's position in the split (shuffled or not, augmented or not)", async () => {
+    const ds = await load({ augmentation: { horizontalFlip: true } });
+    const inOrder = collect(ds.train, { batchSize: 80 })[0]!;
+    const pixels = 16;
+    const seen: number[] = [];
+    for (const b of ds.train.batches({ batchSize: 8, shuffle: true, seed: 3, epoch: 1, augment: false })) {
+      const xs = b.xs.dataSync();
+      const ys = b.ys.dataSync();
+      b.indices.forEach((index, row) => {
+        expect(ys[row]).toBe(inOrder.ys[index]);
+        expect(Array.from(xs.subarray(row * pixels, (row + 1) * pixels))).toEqual(
+          Array.from(inOrder.xs.subarray(index * pixels, (index + 1) * pixels)),
+        );
+      });
+      seen.push(...b.indices);
+      dispose(b);
+    }
+    expect(seen.sort((x, y) => x - y)).toEqual(Array.from({ length: 80 }, (_, i) => i));
+    expect(ds.train.augments).toBe(true);
+    expect(ds.validation.augments).toBe(false);
+    expect((await load()).train.augments).toBe(false);
+  });
+
   it("yields a smaller last batch", async () => {
     const ds = await load();
     expect(collect(ds.validation, { batchSize: 8 }).map((b) => b.ys.length)).toEqual([8, 8, 4]);

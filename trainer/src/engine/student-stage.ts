@@ -13,7 +13,7 @@ import { dropoutLayers, seedDropout } from "./dropout.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
 import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
 import { StudentStep, type StepOutcome } from "./student-step.ts";
-import { mib, planTeacherCache, TeacherOutputCache } from "./teacher-cache.ts";
+import { planTeacherCache, TeacherOutputCache } from "./teacher-cache.ts";
 import type { StageHooks } from "./teacher-stage.ts";
 
 /** Where the teacher of a run lives (so a resumed run uses the same one). */
@@ -284,9 +284,7 @@ function teacherOutputCache(setup: StudentStageSetup): TeacherOutputCache | unde
     setup.batchSize * 4,
   );
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-  setup.log?.(
-    `teacher output cache: ${plan.reason}, filled by one teacher pass in ${seconds} s (${mib(cache.bytes)})`,
-  );
+  setup.log?.(`teacher output cache: ${plan.reason}, filled by one teacher pass in ${seconds} s`);
   return cache;
 }
 
