@@ -3,10 +3,10 @@
 // outputs for a training sample are the same in every epoch: computing them once saves (epochs - 1) / epochs of
 // the teacher's forwards (offline KD, as torchdistill's cached teacher outputs).
 //
-// The cache is filled up front, in one inference pass over the training split in large batches, rather than
-// lazily during the first epoch: the fill is then complete before the first step (no per-row "filled" state, no
-// half-filled cache to reason about when a run resumes mid-epoch), and its batches are larger than the training
-// ones, so the pass is cheaper than the first epoch's per-step forwards. A resumed run rebuilds it the same way.
+// The cache is filled up front, in one inference pass over the training split, rather than lazily during the
+// first epoch: it is then complete before the first step (no per-row "filled" state, no half-filled cache to
+// reason about when a run resumes mid-epoch; a resumed run rebuilds it the same way). The pass costs about what
+// the first epoch's teacher forwards would, which lazy filling pays too.
 // Rows live in plain Float32Arrays (JS heap, outside the backend's memory: no tensor to leak or dispose); each
 // step gathers its batch's rows into fresh tensors.
 import * as tf from "@tensorflow/tfjs";
