@@ -50,8 +50,16 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 describe("teacher output cache: contents", () => {
-  it("gives a shuffled batch the teacher's own logits and features, row by row", () => {
-    const cache = TeacherOutputCache.fill(teacher, dataset.train, true, 100);
+  it("gives up when a stop is requested during the fill, without leaking tensors", async () => {
+    const before = tf.memory().numTensors;
+    const stop = { requested: false };
+    setImmediate(() => (stop.requested = true)); // arrives while the fill yields between forwards
+    expect(await TeacherOutputCache.fill(teacher, dataset.train, true, 16, stop)).toBeUndefined();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("gives a shuffled batch the teacher's own logits and features, row by row", async () => {
+    const cache = (await TeacherOutputCache.fill(teacher, dataset.train, true, 100))!;
     let rows = 0;
     for (const batch of shuffled(1)) {
       const cached = cache.outputs(batch);
@@ -65,9 +73,9 @@ describe("teacher output cache: contents", () => {
     expect(rows).toBe(dataset.train.size);
   });
 
-  it("holds logits only unless asked for features: samples x (classes [+ features]) x 4 bytes", () => {
-    const logitsOnly = TeacherOutputCache.fill(teacher, dataset.train, false, 64);
-    const both = TeacherOutputCache.fill(teacher, dataset.train, true, 64);
+  it("holds logits only unless asked for features: samples x (classes [+ features]) x 4 bytes", async () => {
+    const logitsOnly = (await TeacherOutputCache.fill(teacher, dataset.train, false, 64))!;
+    const both = (await TeacherOutputCache.fill(teacher, dataset.train, true, 64))!;
     expect(logitsOnly.bytes).toBe(dataset.train.size * dataset.numClasses * 4);
     expect(both.bytes).toBe(dataset.train.size * (dataset.numClasses + teacher.featureDim) * 4);
     const [batch] = shuffled(0);
@@ -77,9 +85,9 @@ describe("teacher output cache: contents", () => {
     tf.dispose([outputs.teacherLogits, batch!.xs, batch!.ys]);
   });
 
-  it("leaks no tensors (fill, lookups)", () => {
+  it("leaks no tensors (fill, lookups)", async () => {
     const before = tf.memory().numTensors;
-    const cache = TeacherOutputCache.fill(teacher, dataset.train, true, 64);
+    const cache = (await TeacherOutputCache.fill(teacher, dataset.train, true, 64))!;
     for (const batch of shuffled(2)) {
       tf.dispose(cache.outputs(batch));
       disposeBatch(batch);
@@ -186,7 +194,7 @@ describe("teacher output cache: the student stage", () => {
     expect(log).toMatch(/the teacher runs on every batch/);
   });
 
-  it("a step with the cache leaks no tensors", () => {
+  it("a step with the cache leaks no tensors", async () => {
     const spec = specOf(tinyJob(data, "/tmp/unused"));
     spec.objectives.feature.enabled = true;
     const student = buildNetwork(spec.student, dataset.inputShape, dataset.numClasses, 2);
@@ -209,7 +217,7 @@ describe("teacher output cache: the student stage", () => {
       ]),
       optimizer,
       measureEvery: 2,
-      teacherOutputs: TeacherOutputCache.fill(teacher, dataset.train, true, 64),
+      teacherOutputs: (await TeacherOutputCache.fill(teacher, dataset.train, true, 64))!,
     });
     const batches = [...shuffled(0)];
     step.run(batches[0]!, { step: 0, random: Math.random }); // creates the optimiser's slots

@@ -197,7 +197,7 @@ export async function runStudentStage(
 ): Promise<StudentStageResult> {
   const state = resume ? await restore(setup, resume) : initialState(setup);
   const random = new Random(state.rng);
-  const step = new StudentStep({ ...setup, teacherOutputs: teacherOutputCache(setup) });
+  const step = new StudentStep({ ...setup, teacherOutputs: await teacherOutputCache(setup) });
   const names = objectiveNames(setup);
   const stepsPerEpoch = Math.ceil(setup.dataset.train.size / setup.batchSize);
   const dropouts = dropoutLayers(setup.student.model);
@@ -210,6 +210,7 @@ export async function runStudentStage(
     state.rng = random.state();
     return setup.checkpoint ? await writeCheckpoint(setup, state, elapsed()) : undefined;
   };
+  if (setup.stop?.requested) throw new StoppedError(await save()); // during the teacher output cache's fill
 
   while (state.epoch < setup.epochs) {
     const options = {
@@ -263,7 +264,7 @@ export async function runStudentStage(
 }
 
 /** The teacher output cache when the plan allows it (the decision is logged); undefined: a forward per step. */
-function teacherOutputCache(setup: StudentStageSetup): TeacherOutputCache | undefined {
+async function teacherOutputCache(setup: StudentStageSetup): Promise<TeacherOutputCache | undefined> {
   const plan = planTeacherCache({
     mode: setup.teacherOutputCache ?? "auto",
     samples: setup.dataset.train.size,
@@ -277,12 +278,14 @@ function teacherOutputCache(setup: StudentStageSetup): TeacherOutputCache | unde
     return undefined;
   }
   const t0 = performance.now();
-  const cache = TeacherOutputCache.fill(
+  const cache = await TeacherOutputCache.fill(
     setup.teacher,
     setup.dataset.train,
     plan.withFeatures,
     setup.batchSize * 4,
+    setup.stop,
   );
+  if (!cache) return undefined; // stopped during the fill
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   setup.log?.(`teacher output cache: ${plan.reason}, filled by one teacher pass in ${seconds} s`);
   return cache;

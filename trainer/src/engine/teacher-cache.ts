@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { TEACHER_OUTPUT_CACHE_BUDGET_MIB, type TeacherOutputCacheMode } from "../../../api/v1alpha1/index.ts";
 import type { Batch, Network, Split } from "../contracts.ts";
 import { predict } from "./evaluate.ts";
+import { yieldToEventLoop } from "./stop.ts";
 
 /** The teacher's outputs for one batch; the caller disposes them. (A type alias: tf.tidy and tf.dispose take it.) */
 export type TeacherOutputs = {
@@ -57,8 +58,18 @@ export class TeacherOutputCache implements TeacherOutputSource {
     this.features = featureDim > 0 ? new Float32Array(size * featureDim) : undefined;
   }
 
-  /** Runs the teacher over `split` in order (no augmentation), `batchSize` samples per forward. */
-  static fill(teacher: Network, split: Split, withFeatures: boolean, batchSize: number): TeacherOutputCache {
+  /**
+   * Runs the teacher over `split` in order (no augmentation), `batchSize` samples per forward. Yields to the event
+   * loop between forwards, so a large fill keeps /metrics answering and sees a stop request: then it gives up and
+   * returns undefined (the caller checkpoints and exits, as at a step boundary).
+   */
+  static async fill(
+    teacher: Network,
+    split: Split,
+    withFeatures: boolean,
+    batchSize: number,
+    stop?: { readonly requested: boolean },
+  ): Promise<TeacherOutputCache | undefined> {
     const cache = new TeacherOutputCache(
       split.size,
       teacher.numClasses,
@@ -71,6 +82,8 @@ export class TeacherOutputCache implements TeacherOutputSource {
         if (cache.features) scatter(batch.indices, features, cache.features);
       });
       tf.dispose([batch.xs, batch.ys]);
+      await yieldToEventLoop();
+      if (stop?.requested) return undefined;
     }
     return cache;
   }
