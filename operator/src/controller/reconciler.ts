@@ -14,8 +14,8 @@ import type { OwnerJob } from "../builders/common.ts";
 import { buildJob } from "../builders/job.ts";
 import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
-import { findCondition } from "../status/conditions.ts";
-import { deriveStatus, isTerminal, toIso, type Observed } from "../status/derive.ts";
+import { findCondition, setCondition } from "../status/conditions.ts";
+import { deriveStatus, isTerminal, toIso, truncateMessage, type Observed } from "../status/derive.ts";
 import { dataHashOf, OBSERVED_DATA_HASH } from "./cache-transforms.ts";
 import { hashOf, sameJson } from "./canonical.ts";
 import type { ClusterWriter } from "./kube.ts";
@@ -133,7 +133,7 @@ export class Reconciler {
       { metadata?: { deletionTimestamp?: unknown } } | undefined;
     if (!raw || raw.metadata?.deletionTimestamp) return this.forget(key);
     const dj = this.load(raw);
-    if (!dj) return this.forget(key);
+    if (typeof dj === "string") return this.rejectInvalid(key, raw, dj);
     dj.status = this.previousStatus(key, dj, raw);
     if (isTerminal(dj.status.phase)) {
       this.o.scraper?.untrack(key);
@@ -160,24 +160,52 @@ export class Reconciler {
     return held?.uid === dj.metadata.uid ? held.status : undefined;
   }
 
-  /** Parses and defaults the object; an invalid one (which the CRD should have refused) is reported, not retried. */
-  private load(raw: unknown): OwnerJob | undefined {
+  /** Parses and defaults the object; for one the schema refuses, the message naming each bad field. */
+  private load(raw: unknown): OwnerJob | string {
     const { status, ...manifest } = raw as Record<string, unknown>;
     try {
       const dj = parseDistillationJob({ ...manifest, apiVersion: API_VERSION, kind: KIND }) as OwnerJob;
       dj.status = (status ?? {}) as DistillationJobStatus;
       return dj;
     } catch (error) {
-      const meta = (raw as { metadata: OwnerJob["metadata"] }).metadata;
-      const message = error instanceof ConfigError ? error.message : String(error);
-      this.o.events.record(
-        { apiVersion: API_VERSION, kind: KIND, metadata: meta },
-        "Warning",
-        "InvalidSpec",
-        message,
-      );
-      return undefined;
+      return error instanceof ConfigError ? error.message : String(error);
     }
+  }
+
+  /**
+   * A spec the CRD let through but our schema refuses (a CRD older than the operator, or validation bypassed).
+   * Always a Warning event naming the fields. A job that never started is also marked Failed/InvalidSpec (its
+   * spec is immutable, so it cannot be fixed in place: recreate it). A job whose trainer Job already exists keeps
+   * its status and its running trainer: an operator upgrade must not fail work in flight. Not retried: nothing
+   * changes until the object does.
+   */
+  private async rejectInvalid(key: string, raw: unknown, message: string): Promise<ReconcileResult> {
+    const { metadata, status: current } = raw as {
+      metadata: OwnerJob["metadata"];
+      status?: DistillationJobStatus;
+    };
+    const { namespace, name, uid, generation } = metadata;
+    const ref = { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } };
+    this.o.events.record(ref, "Warning", "InvalidSpec", message);
+    this.forget(key);
+    const previous = current ?? {};
+    if (isTerminal(previous.phase) || this.o.reader.job(namespace, jobNameFor(name))) return {};
+    const now = this.now().toISOString();
+    const status: DistillationJobStatus = {
+      ...previous,
+      phase: "Failed",
+      conditions: setCondition(
+        previous.conditions,
+        { type: "Failed", status: "True", reason: "InvalidSpec", message: truncateMessage(message) },
+        now,
+        generation,
+      ),
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      completionTime: now,
+    };
+    await this.o.writer.applyStatus(namespace, name, status);
+    this.o.log?.("warn", "invalid spec", { namespace, name, message });
+    return {};
   }
 
   private previousStatus(key: string, dj: OwnerJob, raw: unknown): DistillationJobStatus {

@@ -45,7 +45,8 @@ export function toIso(time: Date | string | undefined): string | undefined {
   return typeof time === "string" ? time : time.toISOString();
 }
 
-const truncate = (s: string) => (s.length > MAX_MESSAGE ? s.slice(0, MAX_MESSAGE - 1) + "…" : s);
+export const truncateMessage = (s: string) =>
+  s.length > MAX_MESSAGE ? s.slice(0, MAX_MESSAGE - 1) + "…" : s;
 
 function trueJobCondition(job: V1Job, ...types: string[]): V1JobCondition | undefined {
   return job.status?.conditions?.find((c) => types.includes(c.type) && c.status === "True");
@@ -116,7 +117,7 @@ function failure(job: V1Job, condition: V1JobCondition, pods: V1Pod[]): Observat
   ]
     .filter(Boolean)
     .join("; ");
-  return { phase: "Failed", reason, message: truncate(message) };
+  return { phase: "Failed", reason, message: truncateMessage(message) };
 }
 
 function success(pods: V1Pod[]): Observation {
@@ -133,12 +134,12 @@ function podBlocker(pod: V1Pod): { reason: string; message: string } | undefined
   if (scheduled?.status === "False" && scheduled.reason === "Unschedulable") {
     return {
       reason: "Unschedulable",
-      message: truncate(scheduled.message ?? "no node fits the trainer pod"),
+      message: truncateMessage(scheduled.message ?? "no node fits the trainer pod"),
     };
   }
   const waiting = trainerStatus(pod)?.state?.waiting;
   if (waiting?.reason && (STUCK_WAITING_REASONS as readonly string[]).includes(waiting.reason)) {
-    return { reason: waiting.reason, message: truncate(waiting.message ?? waiting.reason) };
+    return { reason: waiting.reason, message: truncateMessage(waiting.message ?? waiting.reason) };
   }
   return undefined;
 }
@@ -162,7 +163,7 @@ function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean): Observati
     const trainer = trainerMessage(lastTermination(pods, "Failed")?.message);
     const message =
       `retrying after ${job.status?.failed} failed attempt(s)` + (trainer ? `; trainer: ${trainer}` : "");
-    return { phase: "Pending", reason: "Retrying", message: truncate(message) };
+    return { phase: "Pending", reason: "Retrying", message: truncateMessage(message) };
   }
   return { phase: "Pending", reason: "JobCreated", message: `Job ${job.metadata?.name} is creating its pod` };
 }

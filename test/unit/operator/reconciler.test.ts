@@ -129,6 +129,38 @@ describe("Reconciler", () => {
     expect(c.calls.delete).toBe(1);
   });
 
+  it("marks a job that never started Failed/InvalidSpec when the schema refuses its spec, naming the field", async () => {
+    // The CRD would refuse this; an older CRD or bypassed validation could let it through.
+    const c = fakeCluster({ training: { epochs: -1 } } as DistillationJobInput["spec"]);
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls).toEqual({ configMap: 0, job: 0, status: 1, delete: 0 });
+    const status = c.state.dj!.status as DistillationJobStatus;
+    expect(status.phase).toBe("Failed");
+    expect(status.observedGeneration).toBe(1);
+    expect(findCondition(status.conditions, "Failed")).toMatchObject({
+      status: "True",
+      reason: "InvalidSpec",
+    });
+    expect(findCondition(status.conditions, "Failed")!.message).toContain("spec.training.epochs");
+    expect(c.events).toEqual(["Warning/InvalidSpec"]);
+    await c.reconciler.reconcile("ns/mnist"); // final: no further status writes
+    expect(c.calls.status).toBe(1);
+  });
+
+  it("keeps the status and trainer of a running job whose spec the schema no longer accepts", async () => {
+    const c = fakeCluster();
+    await c.reconciler.reconcile("ns/mnist");
+    c.state.job!.status = { active: 1 };
+    c.state.pods = [pod("p", { phase: "Running" })];
+    await c.reconciler.reconcile("ns/mnist");
+    const running = c.state.dj!.status;
+    (c.state.dj!.spec as Record<string, unknown>) = { training: { epochs: -1 } }; // e.g. after an upgrade
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.state.dj!.status).toEqual(running);
+    expect(c.calls).toMatchObject({ job: 1, status: 2, delete: 0 });
+    expect(c.events.at(-1)).toBe("Warning/InvalidSpec");
+  });
+
   it("does nothing for a deleted object", async () => {
     const c = fakeCluster();
     c.state.dj = undefined;
