@@ -61,6 +61,24 @@ describe("pods on the fake nodes", () => {
     expect(terminated).toMatchObject({ exitCode: 3, reason: "Error", message: "CUDA out of memory" });
   });
 
+  it("keeps a pod with a waiting reason Pending, its container waiting as a kubelet reports it", async () => {
+    const annotations = {
+      "kwok.mokd.io/waiting-reason": "ImagePullBackOff",
+      "kwok.mokd.io/message": 'Back-off pulling image "trainer:nope"',
+    };
+    await core.createNamespacedPod({ namespace: ns, body: gpuPod("no-image", 1, annotations) });
+    const waiting = await waitFor("the container waiting", async () => {
+      const pod = await readPod("no-image");
+      return pod.status?.containerStatuses?.[0]?.state?.waiting;
+    });
+    expect(waiting).toEqual({ reason: "ImagePullBackOff", message: 'Back-off pulling image "trainer:nope"' });
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // it never moves on by itself
+    const pod = await readPod("no-image");
+    expect(pod.status?.phase).toBe("Pending");
+    expect(pod.status?.containerStatuses?.[0]?.state?.waiting?.reason).toBe("ImagePullBackOff");
+    expect(GPU_NODES).toContain(pod.spec?.nodeName);
+  });
+
   it("keeps a pod without an outcome annotation Running", async () => {
     await core.createNamespacedPod({ namespace: ns, body: gpuPod("forever", 1) });
     await podInPhase("forever", "Running");

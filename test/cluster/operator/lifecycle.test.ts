@@ -236,6 +236,37 @@ describe.concurrent("DistillationJob lifecycle", () => {
     expect(condition(pending.status, "Running")!.message).toContain("nvidia.com/gpu");
   });
 
+  it("shows an image that cannot be pulled as the ImagePullBackOff reason within 60 s", async () => {
+    const started = Date.now();
+    await jobs.create(
+      "pull",
+      { runtime: { gpus: 1 } },
+      {
+        "kwok.mokd.io/waiting-reason": "ImagePullBackOff",
+        "kwok.mokd.io/message": 'Back-off pulling image "ghcr.io/mokd/trainer:nope"',
+      },
+    );
+    const stuck = await jobs.waitStatus(
+      "pull",
+      "ImagePullBackOff",
+      (s) => condition(s, "Running")?.reason === "ImagePullBackOff",
+      60_000,
+    );
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(stuck.status!.phase).toBe("Pending");
+    expect(condition(stuck.status, "Running")!.message).toContain("trainer:nope");
+    const events = await kubectl([
+      "-n",
+      ns,
+      "get",
+      "events",
+      "--field-selector=involvedObject.name=pull,type=Warning",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    ]);
+    expect(events.stdout).toContain("ImagePullBackOff");
+  });
+
   it("lets the apiserver refuse malformed manifests with the field path", async () => {
     const bad = (spec: unknown) =>
       kubectl(["-n", ns, "apply", "-f", "-"], {
