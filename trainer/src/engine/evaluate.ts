@@ -1,6 +1,6 @@
 // Top-1 accuracy of a network on a split, batch by batch (memory bounded by one batch).
 import * as tf from "@tensorflow/tfjs";
-import type { Network, Split } from "../contracts.ts";
+import type { EpochRecord, Network, Split } from "../contracts.ts";
 
 /** Number of rows whose argmax(logits) equals the label. */
 export function countCorrect(logits: tf.Tensor2D, labels: tf.Tensor1D): number {
@@ -29,4 +29,28 @@ export function evaluateAccuracy(network: Network, split: Split, batchSize: numb
     batch.ys.dispose();
   }
   return seen === 0 ? 0 : correct / seen;
+}
+
+/** An epoch's running totals, as both stages keep them. */
+export interface EpochTotals {
+  seen: number;
+  correct: number;
+  /** Step time only. */
+  seconds: number;
+}
+
+/** The accuracy and throughput figures of an epoch record, computed alike by the teacher and student stages. */
+export function epochFigures(
+  totals: EpochTotals,
+  network: Network,
+  validation: Split,
+  batchSize: number,
+): Pick<EpochRecord, "trainAccuracy" | "validationAccuracy" | "samplesPerSecond" | "seconds"> {
+  return {
+    trainAccuracy: totals.seen ? totals.correct / totals.seen : 0,
+    validationAccuracy: evaluateAccuracy(network, validation, batchSize * 4),
+    // Step time only (evaluation excluded), so resumed epochs report the same kind of number.
+    samplesPerSecond: totals.seconds > 0 ? totals.seen / totals.seconds : 0,
+    seconds: totals.seconds,
+  };
 }

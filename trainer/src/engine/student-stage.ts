@@ -4,15 +4,13 @@
 // cached per training sample when `teacher.outputCache` allows it (teacher-cache.ts); a resumed run rebuilds them.
 import * as tf from "@tensorflow/tfjs";
 import type { TeacherOutputCacheMode } from "../../../api/v1alpha1/index.ts";
-import type { ObjectiveName } from "../contracts.ts";
-import type { EpochRecord, Network, Objective, StepRecord, WeightingStrategy } from "../contracts.ts";
-import type { Dataset } from "../contracts.ts";
+import type { Dataset, EpochRecord, ObjectiveName, StepRecord } from "../contracts.ts";
 import { disposeGroups, saveCheckpoint, type Checkpoint, type NamedTensor } from "../checkpoint/index.ts";
 import { Random } from "../data/random.ts";
 import { dropoutLayers, seedDropout } from "./dropout.ts";
-import { evaluateAccuracy } from "./evaluate.ts";
+import { epochFigures } from "./evaluate.ts";
 import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
-import { StudentStep, type StepOutcome } from "./student-step.ts";
+import { StudentStep, type StepOutcome, type StudentStepSetup } from "./student-step.ts";
 import { planTeacherCache, TeacherOutputCache } from "./teacher-cache.ts";
 import type { StageHooks } from "./teacher-stage.ts";
 
@@ -57,20 +55,12 @@ export interface StudentState {
   elapsedSeconds: number;
 }
 
-export interface StudentStageSetup {
-  student: Network;
-  teacher: Network;
-  /** The objectives, in the order of the strategy's weights; their names key every telemetry record. */
-  objectives: Objective[];
-  extraVariables: tf.Variable[];
-  strategy: WeightingStrategy;
-  optimizer: tf.Optimizer;
+/** A StudentStep's setup (the stage builds its teacher output source) plus what the stage loop needs. */
+export interface StudentStageSetup extends Omit<StudentStepSetup, "teacherOutputs"> {
   dataset: Dataset;
   epochs: number;
   batchSize: number;
   seed: number;
-  gradClipNorm?: number;
-  measureEvery?: number;
   /** spec.teacher.outputCache; absent: "auto", the spec's default. */
   teacherOutputCache?: TeacherOutputCacheMode;
   teacherInfo?: TeacherInfo;
@@ -299,17 +289,13 @@ function finishEpoch(setup: StudentStageSetup, state: StudentState): void {
     epoch: state.epoch + 1,
     epochs: setup.epochs,
     step: state.step,
-    trainAccuracy: p.seen ? p.correct / p.seen : 0,
-    validationAccuracy: evaluateAccuracy(setup.student, setup.dataset.validation, setup.batchSize * 4),
-    // Step time only (evaluation excluded), so resumed epochs report the same kind of number.
-    samplesPerSecond: p.seconds > 0 ? p.seen / p.seconds : 0,
+    ...epochFigures(p, setup.student, setup.dataset.validation, setup.batchSize),
     conflictRate: p.measured ? p.conflicts / p.measured : 0,
     losses: byName(
       objectiveNames(setup),
       p.lossSums.map((s) => (p.steps ? s / p.steps : 0)),
       "epoch losses",
     ),
-    seconds: p.seconds,
   };
   state.history.push(record);
   setup.hooks.onEpoch?.(record);

@@ -48,6 +48,7 @@ export const DEFAULT_MEASURE_EVERY = 10;
 export interface StudentStepSetup {
   student: Network;
   teacher: Network;
+  /** The objectives, in the order of the strategy's weights; their names key every telemetry record. */
   objectives: Objective[];
   /** Projector (adaptation module) variables, trained with the student. */
   extraVariables: tf.Variable[];
@@ -113,7 +114,7 @@ export class StudentStep {
     }
   }
 
-  private forward(xs: tf.Tensor4D, frozen: Omit<ObjectiveInputs, "studentLogits" | "studentFeatures">) {
+  private forward(xs: tf.Tensor4D, frozen: FrozenInputs) {
     const out = this.setup.student.model.apply(xs, { training: true }) as tf.Tensor[];
     return { ...frozen, studentLogits: out[0] as tf.Tensor2D, studentFeatures: out[1] as tf.Tensor2D };
   }

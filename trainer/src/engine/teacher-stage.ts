@@ -13,7 +13,7 @@ import {
 import type { Batch, Dataset, EpochRecord, Network, StepRecord } from "../contracts.ts";
 import { dropoutLayers, seedDropout } from "./dropout.ts";
 import { createOptimizer } from "./optimizer.ts";
-import { countCorrect, evaluateAccuracy } from "./evaluate.ts";
+import { countCorrect, epochFigures } from "./evaluate.ts";
 import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
 
 export interface StageHooks {
@@ -177,13 +177,9 @@ function finishEpoch(stage: Stage, state: TeacherState): EpochRecord {
     epoch: state.epoch + 1,
     epochs: settings.epochs,
     step: state.step,
-    trainAccuracy: p.seen ? p.correct / p.seen : 0,
-    validationAccuracy: evaluateAccuracy(stage.teacher, stage.dataset.validation, settings.batchSize * 4),
-    // Step time only (evaluation excluded), so resumed epochs report the same kind of number.
-    samplesPerSecond: p.seconds > 0 ? p.seen / p.seconds : 0,
+    ...epochFigures(p, stage.teacher, stage.dataset.validation, settings.batchSize),
     conflictRate: 0,
     losses: { task: p.steps ? p.lossSum / p.steps : 0 },
-    seconds: p.seconds,
   };
   state.history.push(record);
   state.epoch++;
