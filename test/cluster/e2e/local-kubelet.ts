@@ -25,6 +25,9 @@ import {
 import { ROOT } from "../../../api/generate.ts";
 import { parseDockerfile } from "../../unit/packaging/dockerfile.ts";
 
+/** The pod's addresses: the trainer runs on this machine, so its metrics port is on loopback. */
+const LOOPBACK_NETWORK = { podIP: "127.0.0.1", podIPs: [{ ip: "127.0.0.1" }], hostIP: "127.0.0.1" };
+
 /** The ENTRYPOINT of the trainer image: what the container runs before its args. */
 export function trainerEntrypoint(): string[] {
   const instructions = parseDockerfile(readFileSync(join(ROOT, "trainer", "Dockerfile"), "utf8"));
@@ -194,9 +197,7 @@ export class LocalKubelet {
     const startedAt = new Date();
     await this.setStatus(pod, {
       phase: "Running",
-      podIP: "127.0.0.1",
-      podIPs: [{ ip: "127.0.0.1" }],
-      hostIP: "127.0.0.1",
+      ...LOOPBACK_NETWORK,
       startTime: startedAt,
       conditions: [
         { type: "PodScheduled", status: "True" },
@@ -227,9 +228,7 @@ export class LocalKubelet {
         const finishedAt = new Date();
         void this.setStatus(pod, {
           phase: exitCode === 0 ? "Succeeded" : "Failed",
-          podIP: "127.0.0.1",
-          podIPs: [{ ip: "127.0.0.1" }],
-          hostIP: "127.0.0.1",
+          ...LOOPBACK_NETWORK,
           startTime: startedAt,
           conditions: [
             { type: "PodScheduled", status: "True" },
