@@ -1,8 +1,14 @@
-// Test fixtures of the engine/CLI tests: a tiny learnable IDX dataset written to a temp dir, and a tiny job.
+// Test fixtures of the engine/CLI tests: a tiny learnable IDX dataset written to a temp dir, a tiny job, and the
+// trainable parts of a student step.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
 import { stringify } from "yaml";
+import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
+import type { Dataset } from "../../../trainer/src/contracts.ts";
+import { buildNetwork } from "../../../trainer/src/models/index.ts";
+import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
 
 const SIDE = 8;
 const CLASSES = 4;
@@ -74,3 +80,18 @@ export function writeJob(dir: string, job: unknown, name = "job.yaml"): string {
 }
 
 export const TINY_TRAIN = 256;
+
+/**
+ * The trainable side of a student step for `spec`, as the engine builds it: the student (seed 2), its objectives
+ * with the projector's variables (seed 3), and an Adam optimiser. Whoever uses it disposes them.
+ */
+export function studentParts(
+  spec: Pick<TrainerSpec, "student" | "objectives">,
+  dataset: Pick<Dataset, "inputShape" | "numClasses">,
+  teacherFeatureDim: number,
+) {
+  const student = buildNetwork(spec.student, dataset.inputShape, dataset.numClasses, 2);
+  const dims = { studentFeatureDim: student.featureDim, teacherFeatureDim, numClasses: dataset.numClasses };
+  const built = buildObjectives(spec.objectives, dims, 3);
+  return { student, built, optimizer: tf.train.adam(0.01) };
+}

@@ -12,9 +12,8 @@ import { runJob, type RunOptions } from "../../../trainer/src/engine/run.ts";
 import { StopSignal, StoppedError } from "../../../trainer/src/engine/stop.ts";
 import { StudentStep } from "../../../trainer/src/engine/student-step.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
-import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
 import { createStrategy } from "../../../trainer/src/strategies/index.ts";
-import { TINY_TRAIN, tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
+import { studentParts, TINY_TRAIN, tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
 
 const quiet = { info: () => {}, warn: () => {} };
 let data: string;
@@ -136,10 +135,7 @@ describe("engine: student step", () => {
     const dataset = await loadDataset(spec.data, 1);
     const teacher = buildNetwork(spec.teacher, dataset.inputShape, dataset.numClasses, 1);
     teacher.model.trainable = false;
-    const student = buildNetwork(spec.student, dataset.inputShape, dataset.numClasses, 2);
-    const dims = { studentFeatureDim: 8, teacherFeatureDim: 16, numClasses: dataset.numClasses };
-    const built = buildObjectives(spec.objectives, dims, 3);
-    const optimizer = tf.train.adam(0.01);
+    const { student, built, optimizer } = studentParts(spec, dataset, teacher.featureDim);
     const step = new StudentStep({
       student,
       teacher,

@@ -14,9 +14,8 @@ import { runJob, specFingerprint } from "../../../trainer/src/engine/run.ts";
 import { StopSignal, StoppedError } from "../../../trainer/src/engine/stop.ts";
 import { StudentStep } from "../../../trainer/src/engine/student-step.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
-import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
 import { createStrategy, FamoStrategy } from "../../../trainer/src/strategies/index.ts";
-import { tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
+import { studentParts, tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
 
 const settings = (observe: FamoObserveMode) => ({ learningRate: 0.025, weightDecay: 0.01, observe });
 
@@ -115,11 +114,8 @@ describe("FAMO observation through the engine's student step", () => {
     ).spec;
     spec.strategy.famo.observe = observe;
     const teacher = buildNetwork(spec.teacher, dataset.inputShape, dataset.numClasses, 1);
-    const student = buildNetwork(spec.student, dataset.inputShape, dataset.numClasses, 2);
-    const dims = { studentFeatureDim: 8, teacherFeatureDim: 16, numClasses: dataset.numClasses };
-    const built = buildObjectives(spec.objectives, dims, 3);
+    const { student, built, optimizer } = studentParts(spec, dataset, teacher.featureDim);
     const strategy = createStrategy(spec.strategy, ["task", "distillation"]) as FamoStrategy;
-    const optimizer = tf.train.adam(0.01);
     const step = new StudentStep({
       student,
       teacher,

@@ -21,9 +21,8 @@ import {
   TeacherOutputCache,
 } from "../../../trainer/src/engine/teacher-cache.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
-import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
 import { createStrategy } from "../../../trainer/src/strategies/index.ts";
-import { tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
+import { studentParts, tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
 
 const BATCH = 32;
 let data: string;
@@ -132,14 +131,7 @@ describe("teacher output cache: the student stage", () => {
     spec.data.augmentation.horizontalFlip = over.augment ?? false;
     spec.objectives.feature.enabled = over.feature ?? false;
     const split = over.augment ? await loadDataset(spec.data, 1) : dataset;
-    const student = buildNetwork(spec.student, split.inputShape, split.numClasses, 2);
-    const dims = {
-      studentFeatureDim: 8,
-      teacherFeatureDim: teacher.featureDim,
-      numClasses: split.numClasses,
-    };
-    const built = buildObjectives(spec.objectives, dims, 3);
-    const optimizer = tf.train.adam(0.01);
+    const { student, built, optimizer } = studentParts(spec, split, teacher.featureDim);
     const forwards = vi.spyOn(teacher.model, "predict");
     const log: string[] = [];
     try {
@@ -197,14 +189,7 @@ describe("teacher output cache: the student stage", () => {
   it("a step with the cache leaks no tensors", async () => {
     const spec = specOf(tinyJob(data, "/tmp/unused"));
     spec.objectives.feature.enabled = true;
-    const student = buildNetwork(spec.student, dataset.inputShape, dataset.numClasses, 2);
-    const dims = {
-      studentFeatureDim: 8,
-      teacherFeatureDim: teacher.featureDim,
-      numClasses: dataset.numClasses,
-    };
-    const built = buildObjectives(spec.objectives, dims, 3);
-    const optimizer = tf.train.adam(0.01);
+    const { student, built, optimizer } = studentParts(spec, dataset, teacher.featureDim);
     const step = new StudentStep({
       student,
       teacher,
