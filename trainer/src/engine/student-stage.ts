@@ -187,11 +187,11 @@ export async function runStudentStage(
 ): Promise<StudentStageResult> {
   const state = resume ? await restore(setup, resume) : initialState(setup);
   const random = new Random(state.rng);
+  const processStart = performance.now(); // the run's wall time includes the cache fill
   const step = new StudentStep({ ...setup, teacherOutputs: await teacherOutputCache(setup) });
   const names = objectiveNames(setup);
   const stepsPerEpoch = Math.ceil(setup.dataset.train.size / setup.batchSize);
   const dropouts = dropoutLayers(setup.student.model);
-  const processStart = performance.now();
   const elapsed = () => state.elapsedSeconds + (performance.now() - processStart) / 1000;
   setup.hooks.onStageStart?.("student", setup.epochs, stepsPerEpoch);
   if (resume) setup.log?.(`resumed from ${resume.path} at epoch ${state.epoch + 1}, step ${state.step}`);
