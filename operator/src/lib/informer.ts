@@ -16,6 +16,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { IncomingMessage } from "node:http";
 import { KubeApiError, KubeHttp, type KubeConfigLike } from "./kube-http.ts";
+import { sleepUnlessAborted } from "./sleep.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -351,14 +352,6 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     const max = this.#opts.maxBackoffMs ?? 30_000;
     this.#backoffMs = Math.min(max, this.#backoffMs ? this.#backoffMs * 2 : min);
     const jittered = this.#backoffMs * (0.8 + Math.random() * 0.4);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, jittered);
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-      signal.addEventListener("abort", done, { once: true });
-    });
+    await sleepUnlessAborted(jittered, signal);
   }
 }

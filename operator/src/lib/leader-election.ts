@@ -11,6 +11,7 @@
 //   another replica takes over at its next retry instead of waiting out the lease.
 
 import { KubeHttp, isStatus, type KubeConfigLike } from "./kube-http.ts";
+import { sleepUnlessAborted } from "./sleep.ts";
 
 export interface LeaderElectorOptions {
   kubeConfig: KubeConfigLike;
@@ -201,16 +202,7 @@ export class LeaderElector {
   }
 
   #sleep(ms: number): Promise<void> {
-    const signal = this.#stop.signal;
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-      signal.addEventListener("abort", done, { once: true });
-    });
+    return sleepUnlessAborted(ms, this.#stop.signal);
   }
 }
 
