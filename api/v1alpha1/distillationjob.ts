@@ -54,11 +54,24 @@ const ResourceList = z
 
 const Toleration = z
   .object({
-    key: z.string().optional(),
-    operator: z.enum(["Exists", "Equal"]).optional(),
-    value: z.string().optional(),
-    effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
-    tolerationSeconds: z.number().int().optional(),
+    key: z
+      .string()
+      .optional()
+      .describe("Taint key the toleration applies to; empty with Exists: every taint."),
+    operator: z
+      .enum(["Exists", "Equal"])
+      .optional()
+      .describe("Exists (any value) or Equal (the value must match); Kubernetes' default is Equal."),
+    value: z.string().optional().describe("Taint value to match with operator Equal."),
+    effect: z
+      .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
+      .optional()
+      .describe("Taint effect to match; empty: every effect."),
+    tolerationSeconds: z
+      .number()
+      .int()
+      .optional()
+      .describe("With effect NoExecute: how long the pod stays bound after the taint appears."),
   })
   .describe("A core/v1 Toleration.");
 

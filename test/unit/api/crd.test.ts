@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { generatedFiles } from "../../../api/generate.ts";
 import { parseDistillationJob, ConfigError } from "../../../api/v1alpha1/index.ts";
 
@@ -8,6 +9,31 @@ describe("generated artefacts", () => {
     for (const [path, expected] of generatedFiles()) {
       expect(readFileSync(path, "utf8"), `${path} is stale`).toBe(expected);
     }
+  });
+});
+
+describe("the CRD's spec schema", () => {
+  interface Node {
+    description?: string;
+    properties?: Record<string, Node>;
+    items?: Node;
+  }
+  /** Named fields (object properties, also inside array items) without a description, as `kubectl explain` shows them. */
+  function undescribed(node: Node, path: string): string[] {
+    const own = node.properties ?? node.items?.properties ?? {};
+    return Object.entries(own).flatMap(([name, child]) => [
+      ...(child.description ? [] : [`${path}.${name}`]),
+      ...undescribed(child, `${path}.${name}`),
+    ]);
+  }
+
+  it("describes every field", () => {
+    const crd = parse(readFileSync("crds/distillation.mokd.io_distillationjobs.yaml", "utf8")) as {
+      spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: Node } } } }[] };
+    };
+    const spec = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec;
+    expect(spec.description).toBeTruthy();
+    expect(undescribed(spec, "spec")).toEqual([]);
   });
 });
 
