@@ -206,6 +206,8 @@ async function commandTrain(flags: Flags): Promise<number> {
       runJob({
         config,
         backend,
+        // A pod that asked for GPUs must train on a visible one; `trainer run` (local) does not check.
+        expectGpu: config.spec.runtime.gpus > 0,
         metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
         metricsLingerSeconds: intFlag(process.env.MOKD_METRICS_LINGER_SECONDS, "MOKD_METRICS_LINGER_SECONDS"),
         measureEvery: intFlag(flags["measure-every"], "measure-every"),
