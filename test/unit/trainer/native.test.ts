@@ -1,10 +1,11 @@
 // The native backend is really native: scripts/native-tf/install.ts (run by `npm test` first) put TensorFlow
 // 2.18.0 under @tensorflow/tfjs-node, and the trainer loads it, not a silent fallback. Also auto's rule, the
 // GPU check and what a run reports about its backend.
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import util from "node:util";
+import util, { promisify } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../api/v1alpha1/index.ts";
@@ -16,6 +17,7 @@ import {
   selectBackend,
   type SelectedBackend,
 } from "../../../trainer/src/backend/index.ts";
+import { placementCounts } from "../../../trainer/src/backend/gpu-check.ts";
 import { nativeUnavailableReason } from "../../../trainer/src/backend/native.ts";
 import {
   forwardMacsPerSample,
@@ -151,5 +153,47 @@ describe("a pod that asked for GPUs", () => {
       "warning: runtime.gpus is 1 but no NVIDIA GPU is visible in this container: " +
         "tensorflow-gpu (TensorFlow 2.18.0) runs its ops on the CPU",
     ]);
+  });
+});
+
+describe("trainer gpu-check", () => {
+  it("reads TensorFlow's placement log", () => {
+    const log =
+      "I execute.cc:1746] Executing op _MklBatchMatMulV2 in device /job:localhost/replica:0/task:0/device:CPU:0\n" +
+      "I execute.cc:1746] Executing op Relu in device /job:localhost/replica:0/task:0/device:GPU:0\n" +
+      "I execute.cc:1225] Placer place op [Conv2D] on device: /job:localhost/replica:0/task:0/device:CPU:0\n";
+    expect(placementCounts(log)).toEqual(
+      new Map([
+        ["/job:localhost/replica:0/task:0/device:CPU:0", 1],
+        ["/job:localhost/replica:0/task:0/device:GPU:0", 1],
+      ]),
+    );
+  });
+
+  it("prints the backend, where TensorFlow placed the ops and samples/s; --require-gpu fails on the CPU", async () => {
+    const run = (extra: string[]) =>
+      promisify(execFile)(
+        process.execPath,
+        [
+          "trainer/src/cli.ts",
+          "gpu-check",
+          "--backend",
+          "tensorflow",
+          "--seconds",
+          "0",
+          "--batch",
+          "4",
+          ...extra,
+        ],
+        { maxBuffer: 16 << 20 },
+      );
+    const { stdout } = await run([]);
+    expect(stdout).toContain("backend: tensorflow (TensorFlow 2.18.0; GPU device found by TensorFlow: no)");
+    expect(stdout).toMatch(
+      /as TensorFlow placed them: \d+ on \/job:localhost\/replica:0\/task:0\/device:CPU:0\n/,
+    );
+    expect(stdout).toMatch(/batch 4, Adam: [\d.]+ samples\/s \(3 steps in/);
+    expect(stdout).toContain("result: training on the CPU");
+    await expect(run(["--require-gpu"])).rejects.toMatchObject({ code: 1 });
   });
 });
