@@ -1,11 +1,20 @@
 // Shared pieces of the trainer benchmarks: a student like the built-in ones (defined inline: the models module
 // belongs to another part), synthetic Fashion-MNIST-shaped batches and task + KD losses.
 import * as tf from "@tensorflow/tfjs";
+import { buildResNetProbe, PROBE_INPUT } from "../src/backend/probe.ts";
 
-export type Architecture = "cnn" | "mlp";
+/** mlp and cnn: small Fashion-MNIST students (28x28x1); resnet: the compute-bound probe (32x32x3). */
+export type Architecture = "cnn" | "mlp" | "resnet";
 
-/** cnn: conv16-pool-conv32-pool-dense64-10 (ReLU, 3x3 same); mlp: 784-128-64-10. */
-export function buildStudent(architecture: Architecture, seed = 1): tf.Sequential {
+export const inputShapeOf = (architecture: Architecture): [number, number, number] =>
+  architecture === "resnet" ? PROBE_INPUT : [28, 28, 1];
+
+/**
+ * cnn: conv16-pool-conv32-pool-dense64-10 (ReLU, 3x3 same); mlp: 784-128-64-10; resnet: the ResNet-style probe
+ * of trainer/src/backend/probe.ts (what `trainer gpu-check` times).
+ */
+export function buildStudent(architecture: Architecture, seed = 1): tf.LayersModel {
+  if (architecture === "resnet") return buildResNetProbe(seed);
   const init = (n: number) => tf.initializers.glorotUniform({ seed: seed + n });
   const layers =
     architecture === "cnn"
@@ -50,9 +59,14 @@ export interface SyntheticBatch {
   teacherLogits: tf.Tensor2D;
 }
 
-export function syntheticBatches(count: number, batchSize: number, seed = 7): SyntheticBatch[] {
+export function syntheticBatches(
+  count: number,
+  batchSize: number,
+  seed = 7,
+  inputShape: [number, number, number] = [28, 28, 1],
+): SyntheticBatch[] {
   return Array.from({ length: count }, (_, i) => ({
-    xs: tf.randomUniform([batchSize, 28, 28, 1], 0, 1, "float32", seed + 3 * i) as tf.Tensor4D,
+    xs: tf.randomUniform([batchSize, ...inputShape], 0, 1, "float32", seed + 3 * i) as tf.Tensor4D,
     labels: tf.randomUniform([batchSize], 0, 10, "int32", seed + 3 * i + 1) as tf.Tensor1D,
     teacherLogits: tf.randomNormal([batchSize, 10], 0, 3, "float32", seed + 3 * i + 2) as tf.Tensor2D,
   }));

@@ -1,14 +1,14 @@
-// Per-step time of each weighting strategy relative to `sum`, on the same student, batches and backend, in one
-// run with the strategies interleaved (timings of identical work drift by up to 30% here). CPU ms/step (process
-// CPU time) is printed too: a shared machine distorts it less than wall-clock time. A step is the whole
-// student update: forward, gradient(s), strategy, combination, Adam. Prints a markdown table.
-//   node trainer/bench/step-time.ts [--backend wasm] [--model cnn|mlp|both] [--rounds 5] [--steps 10] [--batch 64]
-//     [--optimizer fused|stock]
+// Per-step time of each weighting strategy relative to `sum`, on the same student and batches, on native
+// TensorFlow and wasm side by side (one worker process per backend, workers.ts), in one run with the strategies
+// and the backends interleaved (timings of identical work drift by up to 30% here). CPU ms/step (process CPU
+// time) is printed too: a shared machine distorts it less than wall-clock time. A step is the whole student
+// update: forward, gradient(s), strategy, combination, Adam. Prints a markdown table per model.
+//   node trainer/bench/step-time.ts [--backends tensorflow,wasm] [--model mlp,cnn] [--rounds 5] [--steps 10]
+//     [--batch 64] [--optimizer fused|stock]
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import type { FamoObserveMode, StrategyName } from "../../api/v1alpha1/index.ts";
 import { StrategySpec } from "../../api/v1alpha1/index.ts";
-import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
 import { createOptimizer } from "../src/engine/optimizer.ts";
 import { combineLosses, observesSameBatch } from "../src/engine/student-step.ts";
 import type { GradientStrategy, LossStrategy, StepContext } from "../src/contracts.ts";
@@ -32,6 +32,7 @@ import {
   type Architecture,
   type SyntheticBatch,
 } from "./common.ts";
+import { backendsArg, isWorker, serveWorker, startWorker, type Worker } from "./workers.ts";
 
 interface Variant {
   label: string;
@@ -110,49 +111,98 @@ function lossStep(
   }
 }
 
-async function benchModel(architecture: Architecture, rounds: number, steps: number, batchSize: number) {
-  const batches = syntheticBatches(4, batchSize);
-  const runners = variants.map((v) => {
-    const model = buildStudent(architecture);
-    const optimizer = createOptimizer(adamSpec, fusedOptimizer);
-    return { variant: v, step: makeStep(v, model, optimizer), times: [] as number[], cpu: [] as number[] };
-  });
-  for (const r of runners) for (let i = 0; i < 2; i++) r.step(batches[i % batches.length]!); // warm-up
-  for (let round = 0; round < rounds; round++) {
-    for (const r of runners) {
+interface Request {
+  arch: Architecture;
+  steps: number;
+  batch: number;
+}
+interface Timing {
+  label: string;
+  wallMs: number;
+  cpuMs: number;
+}
+
+const fusedOptimizer = argValue("optimizer", "fused") !== "stock";
+const adamSpec = { optimizer: "adam", learningRate: 1e-3, momentum: 0.9 } as const;
+
+/** Worker side: per model, every variant's step (built and warmed up once), timed one round per request. */
+function worker(): Promise<void> {
+  const built = new Map<string, { runners: { variant: Variant; step: (b: SyntheticBatch) => void }[] }>();
+  const batchesFor = new Map<number, SyntheticBatch[]>();
+  return serveWorker<Request, Timing[]>((r) => {
+    if (!batchesFor.has(r.batch)) batchesFor.set(r.batch, syntheticBatches(4, r.batch));
+    const batches = batchesFor.get(r.batch)!;
+    const key = `${r.arch}/${r.batch}`;
+    if (!built.has(key)) {
+      const runners = variants.map((variant) => {
+        const model = buildStudent(r.arch);
+        return { variant, step: makeStep(variant, model, createOptimizer(adamSpec, fusedOptimizer)) };
+      });
+      for (const runner of runners) for (let i = 0; i < 2; i++) runner.step(batches[i % batches.length]!);
+      built.set(key, { runners });
+    }
+    return built.get(key)!.runners.map((runner) => {
       const [t0, c0] = [performance.now(), process.cpuUsage()];
-      for (let i = 0; i < steps; i++) r.step(batches[i % batches.length]!);
+      for (let i = 0; i < r.steps; i++) runner.step(batches[i % batches.length]!);
       const cpu = process.cpuUsage(c0);
-      r.times.push((performance.now() - t0) / steps);
-      r.cpu.push((cpu.user + cpu.system) / 1000 / steps);
+      const wallMs = (performance.now() - t0) / r.steps;
+      return { label: runner.variant.label, wallMs, cpuMs: (cpu.user + cpu.system) / 1000 / r.steps };
+    });
+  });
+}
+
+async function benchModel(
+  arch: Architecture,
+  workers: Worker<Request, Timing[]>[],
+  request: Omit<Request, "arch">,
+) {
+  const rounds = Number(argValue("rounds", "5"));
+  const results = workers.map(() => variants.map(() => ({ wall: [] as number[], cpu: [] as number[] })));
+  for (let round = 0; round < rounds; round++) {
+    for (const [w, worker] of workers.entries()) {
+      const timings = await worker.ask({ arch, ...request });
+      timings.forEach((t, v) => (results[w]![v]!.wall.push(t.wallMs), results[w]![v]!.cpu.push(t.cpuMs)));
     }
   }
-  const [base, cpuBase] = [median(runners[0]!.times), median(runners[0]!.cpu)];
+  const header = workers.map((w) => `${w.label} ms/step | vs sum | CPU vs sum`).join(" | ");
   const lines = [
-    `| strategy (${architecture}) | ms/step (median) | vs sum | CPU ms/step | CPU vs sum |`,
-    "|---|---:|---:|---:|---:|",
+    `| strategy (${arch}) | ${header} |`,
+    `|---|${workers.map(() => "---:|---:|---:|").join("")}`,
   ];
-  for (const r of runners) {
-    const [ms, cpu] = [median(r.times), median(r.cpu)];
-    lines.push(
-      `| ${r.variant.label} | ${ms.toFixed(1)} | ${(ms / base).toFixed(2)}x | ${cpu.toFixed(1)} | ` +
-        `${(cpu / cpuBase).toFixed(2)}x |`,
-    );
-  }
+  variants.forEach((variant, v) => {
+    const cells = results.map((byVariant) => {
+      const [ms, cpu] = [median(byVariant[v]!.wall), median(byVariant[v]!.cpu)];
+      const [base, cpuBase] = [median(byVariant[0]!.wall), median(byVariant[0]!.cpu)];
+      return `${ms.toFixed(1)} | ${(ms / base).toFixed(2)}x | ${(cpu / cpuBase).toFixed(2)}x`;
+    });
+    lines.push(`| ${variant.label} | ${cells.join(" | ")} |`);
+  });
   return lines.join("\n");
 }
 
-const backend = await selectBackend(argValue("backend", "auto") as BackendPreference);
-// The trainer's optimiser (fused Adam on cpu/wasm); `--optimizer stock` measures tf.train.adam instead.
-const fusedOptimizer = argValue("optimizer", "fused") !== "stock";
-const adamSpec = { optimizer: "adam", learningRate: 1e-3, momentum: 0.9 } as const;
-const rounds = Number(argValue("rounds", "5"));
-const steps = Number(argValue("steps", "10"));
-const batchSize = Number(argValue("batch", "64"));
-const modelArg = argValue("model", "both");
-const models: Architecture[] = modelArg === "both" ? ["mlp", "cnn"] : [modelArg as Architecture];
-console.log(
-  `backend ${backend.choice}, batch ${batchSize}, ${rounds} interleaved rounds x ${steps} steps, ` +
-    `${os.cpus().length} cores (${os.cpus()[0]?.model}), ${new Date().toISOString()}`,
-);
-for (const m of models) console.log(`\n${await benchModel(m, rounds, steps, batchSize)}`);
+async function parent(): Promise<void> {
+  const request = { steps: Number(argValue("steps", "10")), batch: Number(argValue("batch", "64")) };
+  const models = argValue("model", "mlp,cnn").split(",") as Architecture[];
+  const script = new URL(import.meta.url).pathname;
+  const workers: Worker<Request, Timing[]>[] = [];
+  for (const b of backendsArg())
+    workers.push(await startWorker<Request, Timing[]>(script, b, process.argv.slice(2)));
+  console.log(
+    `${workers.map((w) => w.info).join("; ")}; batch ${request.batch}, ${argValue("rounds", "5")} interleaved rounds x ` +
+      `${request.steps} steps, ${os.cpus().length} cores (${os.cpus()[0]?.model}), load avg ` +
+      `${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ")}, ${new Date().toISOString()}`,
+  );
+  for (const m of models) console.log(`\n${await benchModel(m, workers, request)}`);
+  workers.forEach((w) => w.close());
+  console.log(
+    `\nload avg at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
+}
+
+await (isWorker() ? worker() : parent());

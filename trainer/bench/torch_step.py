@@ -9,7 +9,29 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class Block(nn.Module):
+    """The residual block of trainer/src/backend/probe.ts: conv3x3-ReLU-conv3x3 + shortcut, ReLU (no BN)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.ReLU(), nn.Conv2d(cout, cout, 3, 1, 1))
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+def resnet():
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, 1, 1), nn.ReLU(),
+        Block(32, 32, 1), Block(32, 64, 2), Block(64, 128, 2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10),
+    )
+
+
 def student(arch):
+    if arch == "resnet":
+        return resnet()
     if arch == "cnn":
         return nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -28,7 +50,8 @@ def run(threads, arch, batch, steps):
     if key not in models:
         torch.manual_seed(0)
         model = student(arch)
-        data = [(torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,)), 3 * torch.randn(batch, 10)) for _ in range(4)]
+        shape = (3, 32, 32) if arch == "resnet" else (1, 28, 28)
+        data = [(torch.rand(batch, *shape), torch.randint(0, 10, (batch,)), 3 * torch.randn(batch, 10)) for _ in range(4)]
         models[key] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), data)
     model, opt, data = models[key]
     t = 4.0

@@ -54,6 +54,14 @@ describe("the native backend (tfjs-node with libtensorflow 2.18.0)", () => {
     expect(Array.from(product.dataSync())).toEqual([11]);
   });
 
+  it("its Step replacement (every ReLU gradient) gives tfjs' values: 1 above 0, else alpha, NaN for NaN", () => {
+    const x = tf.tensor1d([-2, -0, 0, 1e-30, 3, NaN]);
+    expect(Array.from(tf.step(x).dataSync())).toEqual([0, 0, 0, 1, 1, NaN]);
+    expect(Array.from(tf.step(x, 0.5).dataSync())).toEqual([0.5, 0.5, 0.5, 1, 1, NaN]); // stock kernel
+    const grad = tf.grad((v: tf.Tensor) => tf.relu(v).sum())(tf.tensor1d([-1, 2, 0]));
+    expect(Array.from(grad.dataSync())).toEqual([0, 1, 0]);
+  });
+
   it("auto takes it when no workload says otherwise; a second native library is refused", async () => {
     expect((await selectBackend("auto", () => {})).choice).toBe("tensorflow");
     const forced = selectBackend("tensorflow-gpu", () => {});

@@ -8,6 +8,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { backendNames, ConfigError } from "../../../api/v1alpha1/index.ts";
 import { registerTrainingKernels } from "./kernels.ts";
+import { registerNativeKernels } from "./native-kernels.ts";
 import { activateNative, nvidiaDeviceVisible, type NativeChoice } from "./native.ts";
 import { WASM_BELOW_FORWARD_MACS_PER_BATCH, type Workload } from "./workload.ts";
 
@@ -134,7 +135,9 @@ async function activate(choice: BackendChoice): Promise<SelectedBackend> {
 
 async function activateNativeChoice(choice: NativeChoice): Promise<SelectedBackend> {
   const info = await activateNative(choice);
-  // The project's gradient kernels are for cpu/wasm; TensorFlow has its own.
+  // The project's gradient kernels are for cpu/wasm; TensorFlow has its own (plus native-kernels.ts, not
+  // reported as `kernels`: those are the cpu/wasm replacements).
+  registerNativeKernels();
   return {
     choice,
     tfBackend: tf.getBackend(),

@@ -1,5 +1,8 @@
 // A compute-bound probe workload for backends: a small ResNet-style CNN on 32x32x3 inputs (CIFAR-sized), where
-// per-op overhead does not dominate (about 49 M multiply-adds per sample forward). `trainer gpu-check` times
+// per-op overhead does not dominate (about 49 M multiply-adds per sample forward, almost all in convolutions).
+// No batch normalisation: the trainer's built-in models have none, and its memory-bound elementwise passes
+// (tfjs composes BN's training gradient from ~20 ops per layer) would turn the probe into a measure of
+// elementwise overhead, not of compute. `trainer gpu-check` times
 // its training step; trainer/bench/vs-torch.ts compares the same network with PyTorch (torch_step.py "resnet").
 import * as tf from "@tensorflow/tfjs";
 import { createOptimizer } from "../engine/optimizer.ts";
@@ -11,38 +14,37 @@ const WIDTHS = [32, 64, 128];
 
 type Apply = (x: tf.SymbolicTensor) => tf.SymbolicTensor;
 
-function convBn(filters: number, kernel: number, stride: number, seed: number): Apply {
-  const conv = tf.layers.conv2d({
+/** A 3x3 or 1x1 "same" convolution with bias (no batch norm: see the file comment). */
+function conv(filters: number, kernel: number, stride: number, seed: number): Apply {
+  const layer = tf.layers.conv2d({
     filters,
     kernelSize: kernel,
     strides: stride,
     padding: "same",
-    useBias: false,
     kernelInitializer: tf.initializers.heNormal({ seed }),
   });
-  const bn = tf.layers.batchNormalization();
-  return (x) => bn.apply(conv.apply(x)) as tf.SymbolicTensor;
+  return (x) => layer.apply(x) as tf.SymbolicTensor;
 }
 
 const relu = (x: tf.SymbolicTensor) => tf.layers.reLU().apply(x) as tf.SymbolicTensor;
 
-/** conv3x3-BN-ReLU-conv3x3-BN plus the shortcut (1x1 conv-BN when the shape changes), then ReLU. */
+/** conv3x3-ReLU-conv3x3 plus the shortcut (a 1x1 conv when the shape changes), then ReLU. */
 function residualBlock(
   x: tf.SymbolicTensor,
   filters: number,
   stride: number,
   seed: number,
 ): tf.SymbolicTensor {
-  const y = convBn(filters, 3, 1, seed + 1)(relu(convBn(filters, 3, stride, seed)(x)));
+  const y = conv(filters, 3, 1, seed + 1)(relu(conv(filters, 3, stride, seed)(x)));
   const channels = x.shape[x.shape.length - 1];
-  const shortcut = stride !== 1 || channels !== filters ? convBn(filters, 1, stride, seed + 2)(x) : x;
+  const shortcut = stride !== 1 || channels !== filters ? conv(filters, 1, stride, seed + 2)(x) : x;
   return relu(tf.layers.add().apply([y, shortcut]) as tf.SymbolicTensor);
 }
 
-/** stem conv3x3(32)-BN-ReLU, a residual block per stage (strides 1, 2, 2), global average pool, dense(10). */
+/** stem conv3x3(32)-ReLU, a residual block per stage (strides 1, 2, 2), global average pool, dense(10). */
 export function buildResNetProbe(seed = 1): tf.LayersModel {
   const input = tf.input({ shape: PROBE_INPUT });
-  let x = relu(convBn(WIDTHS[0]!, 3, 1, seed)(input));
+  let x = relu(conv(WIDTHS[0]!, 3, 1, seed)(input));
   WIDTHS.forEach((w, i) => (x = residualBlock(x, w, i === 0 ? 1 : 2, seed + 10 * (i + 1))));
   x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
   const logits = tf.layers
