@@ -281,7 +281,11 @@ const compilerFlags = [
 async function compileBinding(pkg: Package, libDir: string): Promise<string> {
   const [tfHeaders, nodeHeaders] = [await obtainTfHeaders(), await step("node headers", obtainNodeHeaders)];
   const key = sha256(
-    [pkg.bindingDigest, path.basename(tfHeaders), await fs.readFile(path.join(nodeHeaders, "node_api.h"), "utf8")]
+    [
+      pkg.bindingDigest,
+      path.basename(tfHeaders),
+      await fs.readFile(path.join(nodeHeaders, "node_api.h"), "utf8"),
+    ]
       .concat(compilerFlags)
       .join("\n"),
   ).slice(0, 16);
