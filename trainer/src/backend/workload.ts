@@ -65,7 +65,8 @@ export function runWorkload(
 
 /**
  * Below this many forward multiply-adds per batch, `auto` prefers wasm to the native CPU backend (never to a
- * GPU). Measured crossover on 2 cores (docs/benchmarks.md): wasm ~2x faster at 3.4 M (the example's student),
- * even around 8-50 M, native 1.5-2x faster from ~70 M (the example's teacher) up.
+ * GPU). Measured on 2 quiet cores (docs/benchmarks.md "Backends: auto's rule", trainer/bench/crossover.ts): wasm
+ * 2.3x faster at 3.4-8 M (the example's student), even at 6.8 M (a tiny CNN), mixed at 32-51 M (1.27x native,
+ * 0.88x), native 1.9-3.7x faster from 71 M (the example's teacher) up.
  */
 export const WASM_BELOW_FORWARD_MACS_PER_BATCH = 20e6;
