@@ -147,6 +147,20 @@ export interface StepRecord {
   seconds: number;
 }
 
+/**
+ * A validation evaluation: at every epoch end and, with training.evaluationsPerEpoch > 1, between. The best one
+ * picks the reported model.
+ */
+export interface EvaluationRecord {
+  type: "evaluation";
+  stage: "teacher" | "student";
+  /** Epochs of training behind the evaluated weights; fractional between epoch ends. */
+  epoch: number;
+  /** Optimiser steps done. */
+  step: number;
+  validationAccuracy: number;
+}
+
 export interface EpochRecord {
   type: "epoch";
   stage: "teacher" | "student";

@@ -249,7 +249,14 @@ async function trainAndSaveTeacher(
   const progress = join(ctx.checkpointPath, TEACHER_PROGRESS_DIR);
   const log = ctx.options.log;
   const checkpoints = { dir: progress, fingerprint: ctx.fingerprint, log: (m: string) => log.info(m) };
-  const history = await trainTeacher(network, dataset, settings, ctx.hooks, ctx.options.stop, checkpoints);
+  const { history } = await trainTeacher(
+    network,
+    dataset,
+    settings,
+    ctx.hooks,
+    ctx.options.stop,
+    checkpoints,
+  );
   network.model.trainable = false;
   const outputCopy = join(ctx.outputPath, "teacher");
   await saveNetwork(network, outputCopy);
