@@ -153,6 +153,13 @@ export interface StepRecord {
  */
 export interface EvaluationRecord {
   type: "evaluation";
+  /**
+   * Share of the applied update each objective contributed, |c_i g_i| / sum_j |c_j g_j| (sums to 1), on measured
+   * steps. Not `weights`: mokd and mokd-amortized report weights on the log-loss gradients g_i / L_i.
+   */
+  stepShares?: Record<string, number>;
+  /** The step's losses or gradients were not finite: no update was applied (counted, see finiteStep). */
+  nonFinite?: true;
   stage: "teacher" | "student";
   /** Epochs of training behind the evaluated weights; fractional between epoch ends. */
   epoch: number;

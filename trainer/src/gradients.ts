@@ -245,6 +245,18 @@ export function normRatios(gram: number[][], names: readonly string[]): Record<s
   return out;
 }
 
+/**
+ * The share of the update sum_i c_i g_i each objective contributed: |c_i| |g_i| / sum_j |c_j| |g_j| (from the Gram
+ * diagonal; sums to 1; all 0 when the update is zero). A clip factor scales every c_i alike and cancels.
+ */
+export function stepShares(gram: number[][], coefficients: number[]): number[] {
+  const parts = coefficients.map((c, i) =>
+    c === 0 ? 0 : Math.abs(c) * Math.sqrt(Math.max(gram[i]![i]!, 0)),
+  );
+  const total = parts.reduce((a, b) => a + b, 0);
+  return parts.map((p) => (total > 0 ? p / total : 0));
+}
+
 /** True when some pair of objective gradients conflicts (negative inner product). */
 export function hasConflict(gram: number[][]): boolean {
   return gram.some((row, i) => row.some((g, j) => j > i && g < 0));

@@ -40,6 +40,8 @@ export interface EpochPartial {
   /** Steps whose per-objective gradients were measured, and those of them that conflicted. */
   measured: number;
   conflicts: number;
+  /** Steps skipped as not finite: their losses are left out of the epoch's mean losses. */
+  nonFinite?: number;
 }
 
 /** Everything besides tensors a resumed stage needs; programs extend it with their own fields. */
@@ -55,6 +57,8 @@ export interface StageState {
   partial: EpochPartial;
   measuredSteps: number;
   conflictSteps: number;
+  /** Steps skipped because their losses or gradients were not finite (absent in older checkpoints: 0). */
+  nonFiniteSteps?: number;
   /** Validation evaluations so far (every epoch end, and between as `evaluationsPerEpoch` asks). */
   evaluations?: EvaluationRecord[];
   /** The best evaluation so far; its weights are the checkpoint group "best". */
@@ -295,7 +299,12 @@ class StageLoop<S extends StageState> {
     p.seen += result.size;
     p.steps++;
     p.seconds += seconds;
-    result.losses.forEach((l, i) => (p.lossSums[i]! += l));
+    if (result.record.nonFinite) {
+      state.nonFiniteSteps = (state.nonFiniteSteps ?? 0) + 1;
+      p.nonFinite = (p.nonFinite ?? 0) + 1;
+    } else {
+      result.losses.forEach((l, i) => (p.lossSums[i]! += l));
+    }
     if (result.record.conflict !== undefined) {
       state.measuredSteps++;
       p.measured++;
@@ -344,6 +353,7 @@ class StageLoop<S extends StageState> {
   private finishEpoch(): void {
     const { program, state } = this;
     const p = state.partial;
+    const finiteSteps = p.steps - (p.nonFinite ?? 0);
     const figures = epochFigures(p, program.network, program.dataset.validation, program.batchSize);
     const record: EpochRecord = {
       type: "epoch",
@@ -354,7 +364,7 @@ class StageLoop<S extends StageState> {
       ...figures,
       conflictRate: p.measured ? p.conflicts / p.measured : 0,
       losses: Object.fromEntries(
-        program.lossNames.map((n, i) => [n, p.steps ? p.lossSums[i]! / p.steps : 0]),
+        program.lossNames.map((n, i) => [n, finiteSteps ? p.lossSums[i]! / finiteSteps : 0]),
       ),
     };
     state.epoch++;

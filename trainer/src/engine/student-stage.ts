@@ -69,6 +69,8 @@ export interface StudentStageResult {
   steps: number;
   measuredSteps: number;
   conflictSteps: number;
+  /** Steps skipped because their losses or gradients were not finite. */
+  nonFiniteSteps: number;
   elapsedSeconds: number;
 }
 
@@ -93,7 +95,9 @@ function stepRecord(names: ObjectiveName[], state: StudentState, outcome: StepOu
     record.cosines = outcome.pairs.cosines;
     record.normRatios = outcome.pairs.normRatios;
     record.conflict = outcome.pairs.conflict;
+    record.stepShares = byName(names, outcome.pairs.stepShares, "step shares");
   }
+  if (outcome.nonFinite) record.nonFinite = true;
   return record;
 }
 
@@ -214,6 +218,7 @@ export async function runStudentStage(
     steps: state.step,
     measuredSteps: state.measuredSteps,
     conflictSteps: state.conflictSteps,
+    nonFiniteSteps: state.nonFiniteSteps ?? 0,
     elapsedSeconds: result.elapsedSeconds,
   };
 }
