@@ -105,7 +105,16 @@ export const DataSpec = section(
       .min(0)
       .max(0.5)
       .default(0.1)
-      .describe("Fraction of the training set held out (seeded) for validation."),
+      .describe("Fraction of the training set held out (seeded by `splitSeed`) for validation."),
+    splitSeed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2147483647)
+      .default(42)
+      .describe(
+        "Seed of the train/validation split, separate from `training.seed`: runs with different training seeds (and the teacher they share) see the same validation images. 42 is the split every earlier release made with the default training seed.",
+      ),
     maxTrainSamples: positiveInt()
       .optional()
       .describe("Use at most this many training samples (after the validation split); unset: all."),
@@ -256,7 +265,21 @@ export const TrainingSpec = section(
       .min(0)
       .max(1)
       .optional()
-      .describe("Report the first epoch whose validation accuracy reaches this (no early stop)."),
+      .describe(
+        "Report the first evaluation (in epochs, fractional between epoch ends) whose validation accuracy reaches this (no early stop).",
+      ),
+    evaluationsPerEpoch: positiveInt()
+      .max(100)
+      .default(1)
+      .describe(
+        "Validation evaluations per epoch of the teacher and student stages, evenly spaced, the last at the epoch end.",
+      ),
+    reportedModel: z
+      .enum(["best-validation", "last"])
+      .default("best-validation")
+      .describe(
+        "Which weights a stage keeps, saves and is tested with: those of its best validation evaluation, or those after its last step.",
+      ),
   },
   "Optimisation of the student.",
 );
@@ -304,6 +327,73 @@ export const trainerSpecShape = {
   metrics: MetricsSpec,
 };
 
-export const TrainerSpec = z.object(trainerSpecShape);
+/**
+ * A cross-field rule stated once: the CEL expression goes into the CRD (`x-kubernetes-validations`, so the
+ * apiserver refuses bad objects) and the predicate into zod (so the trainer refuses the same config locally).
+ */
+export interface CrossFieldRule<T> {
+  cel: string;
+  message: string;
+  /** Dotted path, relative to the object the rule sits on, of the field the message is about. */
+  field: string;
+  holds: (value: T) => boolean;
+  /** A transition rule (uses oldSelf): checked by the apiserver only. */
+  transition?: boolean;
+}
+
+export function withRules<S extends z.ZodType>(schema: S, rules: CrossFieldRule<z.output<S>>[]): S {
+  const checked = schema.superRefine((value, ctx) => {
+    for (const r of rules) {
+      if (!r.transition && !r.holds(value)) {
+        ctx.addIssue({ code: "custom", message: r.message, path: r.field ? r.field.split(".") : [] });
+      }
+    }
+  });
+  return checked.meta({
+    "x-kubernetes-validations": rules.map((r) => ({
+      rule: r.cel,
+      message: r.message,
+      ...(r.field ? { fieldPath: `.${r.field}` } : {}),
+    })),
+  }) as unknown as S;
+}
+
+type TrainerFields = z.output<z.ZodObject<typeof trainerSpecShape>>;
+
+const enabledObjectives = (s: TrainerFields) =>
+  [s.objectives.task.enabled, s.objectives.distillation.enabled, s.objectives.feature.enabled].filter(Boolean)
+    .length;
+
+const multiObjectiveStrategies = strategyNames.filter((n) => n !== "sum");
+
+/** The rules of the trainer's own fields (the DistillationJob adds those of runtime and immutability). */
+export const trainerSpecRules: CrossFieldRule<TrainerFields>[] = [
+  {
+    cel: "self.objectives.task.enabled || self.objectives.distillation.enabled || self.objectives.feature.enabled",
+    message: "at least one objective must be enabled",
+    field: "objectives",
+    holds: (s) => enabledObjectives(s) >= 1,
+  },
+  {
+    cel:
+      `!(self.strategy.name in ${JSON.stringify(multiObjectiveStrategies)}) || ` +
+      "[self.objectives.task.enabled, self.objectives.distillation.enabled, self.objectives.feature.enabled]" +
+      ".filter(e, e).size() >= 2",
+    message: "strategies other than `sum` combine objectives: enable at least two",
+    field: "strategy.name",
+    holds: (s) => s.strategy.name === "sum" || enabledObjectives(s) >= 2,
+  },
+  {
+    cel: "!has(self.teacher.featureLayer) || has(self.teacher.model)",
+    message: "featureLayer applies to a loaded teacher: set teacher.model too",
+    field: "teacher.featureLayer",
+    holds: (s) => s.teacher.featureLayer === undefined || s.teacher.model !== undefined,
+  },
+];
+
+/** What the trainer parses: the trainer's fields of a DistillationJob spec, with their rules. */
+export const TrainerSpec = withRules(z.object(trainerSpecShape), trainerSpecRules);
 export type TrainerSpec = z.infer<typeof TrainerSpec>;
 export type TrainerSpecInput = z.input<typeof TrainerSpec>;
+/** The top-level fields of a TrainerSpec, in schema order. */
+export const TRAINER_SPEC_FIELDS = Object.keys(trainerSpecShape) as (keyof typeof trainerSpecShape)[];

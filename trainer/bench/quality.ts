@@ -11,12 +11,13 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseDistillationJobSpec, type DistillationJobSpec } from "../../api/v1alpha1/index.ts";
+import { parseTrainerSpec, type TrainerSpec } from "../../api/v1alpha1/index.ts";
 import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
 import type { Dataset, Network } from "../src/contracts.ts";
 import { loadDataset } from "../src/data/index.ts";
 import { evaluateAccuracy } from "../src/engine/evaluate.ts";
-import { epochsToTarget, trainStudent } from "../src/engine/run.ts";
+import { trainStudent } from "../src/engine/student.ts";
+import { epochsToTarget } from "../src/engine/summary.ts";
 import { trainTeacher } from "../src/engine/teacher-stage.ts";
 import { buildNetwork, loadTeacher, saveNetwork } from "../src/models/index.ts";
 
@@ -94,15 +95,15 @@ function selected(list: Method[]): Method[] {
   });
 }
 
-function specFor(method: Method, seed: number): DistillationJobSpec {
+function specFor(method: Method, seed: number): TrainerSpec {
   const spec = structuredClone({ ...baseSpec, ...method.spec }) as Record<string, Record<string, unknown>>;
   spec.training = { ...baseSpec.training, seed };
-  return parseDistillationJobSpec(spec, method.name);
+  return parseTrainerSpec(spec, method.name);
 }
 
 async function fixedTeacher(): Promise<{ network: Network; accuracy: number }> {
   const dir = args["teacher-dir"];
-  const teacherSpec = parseDistillationJobSpec({
+  const teacherSpec = parseTrainerSpec({
     ...baseSpec,
     data: { ...baseSpec.data, maxTrainSamples: Number(args["teacher-train"]) },
   });

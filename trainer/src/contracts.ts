@@ -50,12 +50,21 @@ export interface Dataset {
 
 // ---------------------------------------------------------------- models (trainer/src/models)
 
+/** Per-channel statistics inputs are normalised with, in [0, 1] pixel units: x = (pixel / 255 - mean) / std. */
+export interface InputNormalization {
+  kind: "standardize" | "unit";
+  mean: number[];
+  std: number[];
+}
+
 /** A classifier that also exposes the feature layer the projector reads. */
 export interface Network {
   /** A LayersModel with two outputs: [logits [batch, classes], features [batch, featureDim]]. */
   readonly model: tf.LayersModel;
   readonly featureDim: number;
   readonly numClasses: number;
+  /** The normalisation the network was trained with, when known (saved with the model by saveNetwork). */
+  readonly inputNormalization?: InputNormalization;
 }
 
 // ---------------------------------------------------------------- objectives (trainer/src/objectives)
@@ -144,6 +153,13 @@ export interface StepRecord {
   cosines?: Record<string, number>;
   normRatios?: Record<string, number>;
   conflict?: boolean;
+  /**
+   * Share of the applied update each objective contributed, |c_i g_i| / sum_j |c_j g_j| (sums to 1), on measured
+   * steps. Not `weights`: mokd and mokd-amortized report weights on the log-loss gradients g_i / L_i.
+   */
+  stepShares?: Record<string, number>;
+  /** The step's losses or gradients were not finite: no update was applied (counted, see finiteStep). */
+  nonFinite?: true;
   seconds: number;
 }
 
@@ -153,13 +169,6 @@ export interface StepRecord {
  */
 export interface EvaluationRecord {
   type: "evaluation";
-  /**
-   * Share of the applied update each objective contributed, |c_i g_i| / sum_j |c_j g_j| (sums to 1), on measured
-   * steps. Not `weights`: mokd and mokd-amortized report weights on the log-loss gradients g_i / L_i.
-   */
-  stepShares?: Record<string, number>;
-  /** The step's losses or gradients were not finite: no update was applied (counted, see finiteStep). */
-  nonFinite?: true;
   stage: "teacher" | "student";
   /** Epochs of training behind the evaluated weights; fractional between epoch ends. */
   epoch: number;

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { CHART_DIR, ROOT } from "../../../api/generate.ts";
+import { CHART_DIR, ROOT } from "../../../scripts/generate.ts";
 import { TRAINER_LABELS } from "../../../api/metrics.ts";
 import { alertRules } from "../../../dashboards/alerts.ts";
 import {

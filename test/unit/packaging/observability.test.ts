@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { OperatorMetric, TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
-import { CHART_DIR, ROOT } from "../../../api/generate.ts";
+import { CHART_DIR, ROOT } from "../../../scripts/generate.ts";
 import { alertRules } from "../../../dashboards/alerts.ts";
 import { buildDashboard } from "../../../dashboards/mokd.ts";
 import {

@@ -18,11 +18,12 @@ beforeAll(async () => {
   const spec = {
     format: "idx" as const,
     path: writeTinyIdx(),
+    splitSeed: 1,
     validationSplit: 0.125,
     normalization: "standardize" as const,
     augmentation: { randomCropPadding: 0, horizontalFlip: false },
   };
-  dataset = await loadDataset(spec, 1);
+  dataset = await loadDataset(spec);
 });
 
 /**

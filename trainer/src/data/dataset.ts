@@ -3,7 +3,7 @@
 import { basename } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import type { DataSpec } from "../../../api/v1alpha1/index.ts";
-import type { Batch, BatchOptions, Dataset, Split } from "../contracts.ts";
+import type { Batch, BatchOptions, Dataset, InputNormalization, Split } from "../contracts.ts";
 import {
   buildLookupTable,
   copyAugmented,
@@ -18,11 +18,7 @@ import { deriveSeed, permutation, Random } from "./random.ts";
 import { checkLabels, maxLabel, type RawSplit } from "./raw.ts";
 
 /** Per-channel statistics the batches are normalised with, in [0, 1] pixel units. */
-export interface Normalization {
-  kind: DataSpec["normalization"];
-  mean: number[];
-  std: number[];
-}
+export type Normalization = InputNormalization;
 
 export interface LoadedDataset extends Dataset {
   readonly normalization: Normalization;
@@ -167,13 +163,15 @@ function normalization(spec: DataSpec, raw: RawSplit, trainIndices: Int32Array):
 const range = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
 
 /**
- * Loads `spec.path` in `spec.format`. The validation split is a seeded random subset of the training files;
+ * Loads `spec.path` in `spec.format`. The validation split is a random subset of the training files (seeded by
+ * `spec.splitSeed`, or `splitSeed` when given);
  * maxTrainSamples applies after it, maxTestSamples takes the first test samples. Throws DataError (naming the
  * file) on missing, truncated or malformed files.
  */
-export async function loadDataset(spec: DataSpec, seed: number): Promise<LoadedDataset> {
+export async function loadDataset(spec: DataSpec, splitSeed = spec.splitSeed): Promise<LoadedDataset> {
   const { train, test, numClasses } = readRaw(spec);
-  const order = permutation(train.count, new Random(deriveSeed(seed, SPLIT_STREAM)));
+  // Seeded by data.splitSeed alone: every training seed (and the teacher) sees the same validation images.
+  const order = permutation(train.count, new Random(deriveSeed(splitSeed, SPLIT_STREAM)));
   const validationCount = Math.round(train.count * spec.validationSplit);
   const validationIndices = order.slice(0, validationCount);
   let trainIndices = order.slice(validationCount);

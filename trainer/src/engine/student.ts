@@ -1,0 +1,103 @@
+// One student trained against a teacher, as the spec says: network, objectives, strategy and optimiser built
+// from the spec, the student stage run, the kept weights tested.
+import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
+import type { Checkpoint } from "../checkpoint/index.ts";
+import type { Dataset, EpochRecord, EvaluationRecord, Network } from "../contracts.ts";
+import { buildNetwork, parameterCount } from "../models/index.ts";
+import { buildObjectives } from "../objectives/index.ts";
+import { createStrategy } from "../strategies/index.ts";
+import { evaluateAccuracy } from "./evaluate.ts";
+import { createOptimizer } from "./optimizer.ts";
+import type { StageHooks } from "./stage.ts";
+import type { StopSignal } from "./stop.ts";
+import { runStudentStage, type StudentState, type TeacherInfo } from "./student-stage.ts";
+import type { TeacherOutputSource } from "./teacher-cache.ts";
+import type { Logger } from "./telemetry.ts";
+
+export interface StudentRun {
+  network: Network;
+  /** Test accuracy of the kept weights (training.reportedModel). */
+  accuracy: number;
+  history: EpochRecord[];
+  evaluations: EvaluationRecord[];
+  best?: EvaluationRecord;
+  steps: number;
+  measuredSteps: number;
+  conflictSteps: number;
+  elapsedSeconds: number;
+  strategy: string;
+}
+
+export interface StudentRunOptions {
+  hooks: StageHooks;
+  stop?: StopSignal;
+  checkpoint?: { dir: string; keep: number };
+  resume?: Checkpoint<StudentState>;
+  fingerprint?: string;
+  measureEvery?: number;
+  /** The teacher's outputs from a source the caller filled (shared by runs with one teacher and dataset). */
+  teacherOutputs?: TeacherOutputSource;
+  log: Logger;
+}
+
+/** Trains one student against a teacher and evaluates it on the test split. */
+export async function trainStudent(
+  spec: TrainerSpec,
+  dataset: Dataset,
+  teacher: { network: Network; info?: TeacherInfo },
+  opts: StudentRunOptions,
+): Promise<StudentRun> {
+  const { seed } = spec.training;
+  const student = buildNetwork(spec.student, dataset.inputShape, dataset.numClasses, seed, {
+    name: "student",
+  });
+  const dims = {
+    studentFeatureDim: student.featureDim,
+    teacherFeatureDim: teacher.network.featureDim,
+    numClasses: dataset.numClasses,
+  };
+  const { objectives, variables, projector } = buildObjectives(spec.objectives, dims, seed);
+  // The names come from the built objectives, never from a second reading of the spec: a list that disagreed
+  // with the losses left a weight undefined and crashed prom-client ("Value is not a valid number: undefined").
+  const strategy = createStrategy(
+    spec.strategy,
+    objectives.map((o) => o.name),
+  );
+  const optimizer = createOptimizer(spec.training);
+  opts.log.info(
+    `student: ${spec.student.architecture} (${parameterCount(student)} parameters), strategy ${strategy.name}`,
+  );
+  try {
+    const setup = {
+      student,
+      teacher: teacher.network,
+      objectives,
+      extraVariables: variables,
+      strategy,
+      optimizer,
+      dataset,
+      epochs: spec.training.epochs,
+      batchSize: spec.training.batchSize,
+      seed,
+      gradClipNorm: spec.strategy.gradClipNorm,
+      measureEvery: opts.measureEvery,
+      teacherOutputCache: spec.teacher.outputCache,
+      teacherInfo: teacher.info,
+      fingerprint: opts.fingerprint,
+      checkpoint: opts.checkpoint,
+      stop: opts.stop,
+      hooks: opts.hooks,
+      log: (m: string) => opts.log.info(m),
+    };
+    const result = await runStudentStage(setup, opts.resume, {
+      evaluationsPerEpoch: spec.training.evaluationsPerEpoch,
+      keep: spec.training.reportedModel,
+      teacherOutputs: opts.teacherOutputs,
+    });
+    const accuracy = evaluateAccuracy(student, dataset.test, 256);
+    return { network: student, accuracy, ...result, strategy: strategy.name };
+  } finally {
+    optimizer.dispose();
+    projector?.dispose();
+  }
+}
