@@ -146,6 +146,10 @@ export const DataSpec = section(
 );
 export type DataSpec = z.infer<typeof DataSpec>;
 
+/** The logit-distillation losses (`objectives.distillation.loss`). */
+export const distillationLosses = ["kd", "lskd", "dkd", "dist"] as const;
+export type DistillationLossName = (typeof distillationLosses)[number];
+
 export const ObjectivesSpec = section(
   {
     task: section(
@@ -160,8 +164,61 @@ export const ObjectivesSpec = section(
         enabled: z
           .boolean()
           .default(true)
-          .describe("KL(teacher || student) on softened outputs, scaled by T^2."),
-        temperature: z.number().min(0.1).max(100).default(4).describe("Softmax temperature T."),
+          .describe("Distil the teacher's logits with the loss `loss` (one objective, whatever the loss)."),
+        loss: z
+          .enum(distillationLosses)
+          .default("kd")
+          .describe(
+            "`kd`: T^2 KL(teacher || student) on softened outputs at `temperature` (Hinton et al. 2015). `lskd`: the same on per-sample z-scored logits at a base temperature (logit standardization, Sun et al. CVPR 2024; settings in `lskd`). `dkd`: decoupled KD, alpha TCKD + beta NCKD with a linear warm-up (Zhao et al. CVPR 2022; `dkd`). `dist`: inter- and intra-class Pearson relations of the softened predictions (Huang et al. NeurIPS 2022; `dist`). Every weighting strategy combines whichever loss this is with the task (and feature) objective.",
+          ),
+        temperature: z.number().min(0.1).max(100).default(4).describe("Softmax temperature T of `kd`."),
+        lskd: section(
+          {
+            temperature: z
+              .number()
+              .min(0.1)
+              .max(100)
+              .default(2)
+              .describe("Base temperature applied to the z-scored logits (the authors' `--base-temp`, 2)."),
+          },
+          "Settings of `loss: lskd` (the authors' defaults).",
+        ),
+        dkd: section(
+          {
+            alpha: z.number().min(0).max(100).default(1).describe("Weight of TCKD (target vs non-target)."),
+            beta: z
+              .number()
+              .min(0)
+              .max(100)
+              .default(8)
+              .describe("Weight of NCKD (among the non-target classes)."),
+            temperature: z.number().min(0.1).max(100).default(4).describe("Softmax temperature T."),
+            warmupEpochs: z
+              .number()
+              .min(0)
+              .max(10000)
+              .default(20)
+              .describe(
+                "The loss is scaled by min(epoch / warmupEpochs, 1), epoch 1-based (mdistiller's 20 for 240-epoch CIFAR runs; a 5-epoch run then never leaves the warm-up); 0 disables. A constant scale does not change what `mokd` does (it weights log-loss gradients).",
+              ),
+          },
+          "Settings of `loss: dkd` (mdistiller's defaults).",
+        ),
+        dist: section(
+          {
+            beta: z.number().min(0).max(100).default(1).describe("Weight of the inter-class relation term."),
+            gamma: z.number().min(0).max(100).default(1).describe("Weight of the intra-class relation term."),
+            temperature: z
+              .number()
+              .min(0.1)
+              .max(100)
+              .default(1)
+              .describe(
+                "Softmax temperature tau (1 in the paper's ImageNet setting, 4 in its CIFAR-100 one).",
+              ),
+          },
+          "Settings of `loss: dist` (the authors' defaults).",
+        ),
       },
       "The logit-distillation objective.",
     ),

@@ -79,6 +79,8 @@ export interface ObjectiveInputs {
   /** Absent when no enabled objective reads them (the teacher output cache then keeps logits only). */
   teacherFeatures?: tf.Tensor2D;
   labels: tf.Tensor1D;
+  /** 1-based epoch of the step (DKD's warm-up); absent: 1. */
+  epoch?: number;
 }
 
 export interface Objective {
@@ -103,6 +105,8 @@ export interface Combination {
 export interface StepContext {
   /** Global step, from 0. */
   step: number;
+  /** 1-based epoch of the step (objectives with a warm-up read it); absent: 1. */
+  epoch?: number;
   /** Seeded uniform [0, 1) generator (PCGrad's random order). */
   random: () => number;
 }

@@ -1,6 +1,7 @@
 // What a checkpoint was trained for: a hash of the spec fields that change what is trained.
 import { createHash } from "node:crypto";
 import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
+import { fingerprintedObjectives } from "../objectives/index.ts";
 
 /**
  * Identifies what a checkpoint was trained for (every field but output, metrics and what only selects, evaluates
@@ -12,6 +13,8 @@ import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
  * - data.splitSeed when it equals training.seed (the split every earlier release made);
  * - training.evaluationsPerEpoch and training.reportedModel at every value: evaluation is inference only, and
  *   which evaluated weights are kept does not change the training.
+ * - objectives.distillation's choice of loss at `kd`, and the settings of losses not selected
+ *   (fingerprintedObjectives in objectives/index.ts).
  */
 export function specFingerprint(spec: TrainerSpec): string {
   const { teacher: withCache, student, data: withSplit, objectives, training: withEvaluation } = spec;
@@ -20,7 +23,14 @@ export function specFingerprint(spec: TrainerSpec): string {
   const { evaluationsPerEpoch: _every, reportedModel: _kept, ...training } = withEvaluation;
   const data = splitSeed === training.seed ? otherData : withSplit;
   const strategy = withoutDefaultFamoObserve(spec.strategy);
-  const text = JSON.stringify({ teacher, student, data, objectives, strategy, training });
+  const text = JSON.stringify({
+    teacher,
+    student,
+    data,
+    objectives: fingerprintedObjectives(objectives),
+    strategy,
+    training,
+  });
   return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }
 
