@@ -7,6 +7,7 @@ import { selectBackend } from "../../../trainer/src/backend/index.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
 import type { Batch, Objective, StepRecord } from "../../../trainer/src/contracts.ts";
 import { loadDataset } from "../../../trainer/src/data/index.ts";
+import { runStudentStage } from "../../../trainer/src/engine/student-stage.ts";
 import { StudentStep } from "../../../trainer/src/engine/student-step.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
 import { createStrategy } from "../../../trainer/src/strategies/index.ts";
@@ -45,7 +46,13 @@ async function setup(strategyName: string, measureEvery = 1) {
     ...dataset.train.batches({ batchSize: 32, shuffle: false, seed: 1, epoch: 0, augment: false }),
   ];
   const weights = () => student.model.trainableWeights.map((w) => Array.from(w.read().dataSync()));
-  return { step, batches, weights, setFactor: (f: number) => (factor = f) };
+  return {
+    step,
+    batches,
+    weights,
+    setFactor: (f: number) => (factor = f),
+    parts: { spec, dataset, teacher, student, built, objectives, optimizer },
+  };
 }
 
 describe("non-finite student steps", () => {
@@ -93,5 +100,43 @@ describe("the non-finite step counter", () => {
     const text = await m.registry.metrics();
     expect(text).toMatch(new RegExp(`^${TrainerMetric.nonFiniteSteps}\\{[^}]*\\} 2$`, "m"));
     expect(text).toMatch(new RegExp(`^${TrainerMetric.loss}\\{[^}]*objective="task"[^}]*\\} 0.7$`, "m"));
+  });
+});
+
+describe("the student stage", () => {
+  it("counts skipped steps, keeps their losses out of the epoch means and trains on", async () => {
+    const { parts, setFactor } = await setup("mokd");
+    const { spec, dataset, teacher, student, built, objectives, optimizer } = parts;
+    const records: StepRecord[] = [];
+    let calls = 0;
+    // Every third distillation loss is NaN.
+    const flaky = objectives.map((o, i) =>
+      i === 1
+        ? {
+            name: o.name,
+            loss: (x: Parameters<Objective["loss"]>[0]) => (setFactor(++calls % 3 ? 1 : NaN), o.loss(x)),
+          }
+        : o,
+    );
+    const result = await runStudentStage({
+      student,
+      teacher,
+      objectives: flaky,
+      extraVariables: built.variables,
+      strategy: createStrategy(spec.strategy, ["task", "distillation"]),
+      optimizer,
+      dataset,
+      epochs: 1,
+      batchSize: 32,
+      seed: 3,
+      hooks: { onStep: (r) => records.push(r) },
+    });
+    const flagged = records.filter((r) => r.nonFinite).length;
+    expect(flagged).toBe(Math.floor(records.length / 3));
+    expect(result.nonFiniteSteps).toBe(flagged);
+    expect(Object.values(result.history[0]!.losses).every(Number.isFinite)).toBe(true);
+    expect(
+      student.model.trainableWeights.every((w) => Array.from(w.read().dataSync()).every(Number.isFinite)),
+    ).toBe(true);
   });
 });

@@ -24,6 +24,8 @@ export interface StudentRun {
   steps: number;
   measuredSteps: number;
   conflictSteps: number;
+  /** Steps skipped because their losses or gradients were not finite. */
+  nonFiniteSteps: number;
   elapsedSeconds: number;
   strategy: string;
 }

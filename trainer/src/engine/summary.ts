@@ -72,6 +72,7 @@ export function buildSummary(inputs: SummaryInputs): RunSummary {
       : {}),
     conflictRate: student.measuredSteps ? student.conflictSteps / student.measuredSteps : 0,
     measuredSteps: student.measuredSteps,
+    nonFiniteSteps: student.nonFiniteSteps,
     steps: student.steps,
     // A resumed run counts the student time of earlier attempts too.
     durationSeconds: Math.max(processSeconds, student.elapsedSeconds),
