@@ -13,19 +13,26 @@ export function section<T extends z.ZodRawShape>(shape: T, description: string) 
 
 const positiveInt = () => z.number().int().min(1);
 
-export const architectureNames = ["cnn", "mlp"] as const;
+export const architectureNames = ["cnn", "mlp", "resnet"] as const;
 
 /** Fields of a built-in model, spread into the teacher and the student with their own default sizes. */
 export const modelArchitectureShape = (d: { width: number; hiddenUnits: number }) => ({
   architecture: z
     .enum(architectureNames)
     .default("cnn")
-    .describe("Built-in architecture: `cnn` (conv blocks + dense head) or `mlp` (dense layers)."),
+    .describe(
+      "Built-in architecture: `cnn` (conv blocks + dense head), `mlp` (dense layers) or `resnet` (a small CIFAR-style ResNet: a 3x3 stem, three stages of basic residual blocks with batch normalisation at `width`, 2 `width` and 4 `width` channels, the second and third downsampling by 2, global average pooling, dense head; for 32x32x3 images such as CIFAR-10/100).",
+    ),
   width: positiveInt()
     .max(1024)
     .default(d.width)
-    .describe("Channels of the first conv block (cnn; doubled per block) or units per hidden layer (mlp)."),
-  depth: positiveInt().max(8).default(2).describe("Number of conv blocks (cnn) or hidden layers (mlp)."),
+    .describe(
+      "Channels of the first conv block (cnn; doubled per block), units per hidden layer (mlp), or channels of the first stage (resnet; doubled per stage).",
+    ),
+  depth: positiveInt()
+    .max(8)
+    .default(2)
+    .describe("Number of conv blocks (cnn), hidden layers (mlp) or residual blocks per stage (resnet)."),
   hiddenUnits: positiveInt()
     .max(8192)
     .default(d.hiddenUnits)
@@ -80,12 +87,25 @@ export type TeacherSpec = z.infer<typeof TeacherSpec>;
 
 export const StudentSpec = section(
   {
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Path or http(s) URL of a tfjs LayersModel (model.json; its weight files are not read) whose topology the student takes, with fresh weights initialised from `training.seed`. When unset, the student is the built-in `architecture`. Its first output must be the logits (a softmax output is undone).",
+      ),
+    featureLayer: z
+      .string()
+      .optional()
+      .describe(
+        "Name of the student layer whose output the feature objective projects (with `model`); default: the layer before the last.",
+      ),
     ...modelArchitectureShape({ width: 8, hiddenUnits: 32 }),
   },
-  "The student to train.",
+  "The student to train: a built-in architecture, or the topology of a model of your own.",
 );
 
-export const dataFormats = ["idx", "cifar-10", "cifar-100"] as const;
+export const dataFormats = ["idx", "cifar-10", "cifar-100", "image-folder"] as const;
 
 export const DataSpec = section(
   {
@@ -93,7 +113,7 @@ export const DataSpec = section(
       .enum(dataFormats)
       .default("idx")
       .describe(
-        "`idx`: MNIST-style IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-...; raw or .gz). `cifar-10` / `cifar-100`: the binary batch format.",
+        "`idx`: MNIST-style IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-...; raw or .gz). `cifar-10` / `cifar-100`: the binary batch format. `image-folder`: `path`/train/<class>/*.png|jpg and `path`/test/<class>/*.png|jpg, one sub-folder per class (the same names in both, sorted by name: the class index), decoded when a batch needs them and resized to `imageSize`.",
       ),
     path: z
       .string()
@@ -121,6 +141,18 @@ export const DataSpec = section(
     maxTestSamples: positiveInt()
       .optional()
       .describe("Evaluate on at most this many test samples; unset: all."),
+    imageSize: z
+      .object({
+        height: positiveInt().max(1024).describe("Height in pixels."),
+        width: positiveInt().max(1024).describe("Width in pixels."),
+        channels: z
+          .union([z.literal(1), z.literal(3)])
+          .describe("1 (grey) or 3 (RGB); images are converted."),
+      })
+      .optional()
+      .describe(
+        "`image-folder` only: the size every image is resized to (bilinear). Unset: the input of `student.model`, else of `teacher.model`; a built-in student and teacher need it.",
+      ),
     normalization: z
       .enum(["standardize", "unit"])
       .default("standardize")
@@ -439,6 +471,22 @@ export const trainerSpecRules: CrossFieldRule<TrainerFields>[] = [
     message: "strategies other than `sum` combine objectives: enable at least two",
     field: "strategy.name",
     holds: (s) => s.strategy.name === "sum" || enabledObjectives(s) >= 2,
+  },
+  {
+    cel: "!has(self.student.featureLayer) || has(self.student.model)",
+    message: "featureLayer applies to a student model: set student.model too",
+    field: "student.featureLayer",
+    holds: (s) => s.student.featureLayer === undefined || s.student.model !== undefined,
+  },
+  {
+    cel: "self.data.format != 'image-folder' || has(self.data.imageSize) || has(self.student.model) || has(self.teacher.model)",
+    message: "image-folder data needs data.imageSize (or a student or teacher model whose input gives it)",
+    field: "data.imageSize",
+    holds: (s) =>
+      s.data.format !== "image-folder" ||
+      s.data.imageSize !== undefined ||
+      s.student.model !== undefined ||
+      s.teacher.model !== undefined,
   },
   {
     cel: "!has(self.teacher.featureLayer) || has(self.teacher.model)",

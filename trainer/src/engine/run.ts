@@ -3,9 +3,10 @@
 // termination message). Each step lives in its own module; this file is the script that orders them.
 import { join, resolve } from "node:path";
 import { selectBackend, type BackendPreference } from "../backend/index.ts";
+import type { DataSpec, TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import type { TrainerConfig } from "../config.ts";
 import { loadDataset } from "../data/index.ts";
-import { saveNetwork } from "../models/index.ts";
+import { modelInputShape, saveNetwork } from "../models/index.ts";
 import { JsonlWriter } from "../telemetry/jsonl.ts";
 import { TrainerMetrics } from "../telemetry/metrics.ts";
 import {
@@ -62,7 +63,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   const outputPath = resolve(options.outputPath ?? spec.output.path);
   const checkpointPath = resolve(options.checkpointPath ?? spec.output.checkpointPath);
   const backend = await selectBackend(options.backend ?? "auto", (m) => log.info(m));
-  const dataset = await loadDataset(spec.data);
+  const dataset = await loadDataset(await withImageSize(spec.data, spec));
   log.info(
     `data: ${dataset.name} train ${dataset.train.size}, validation ${dataset.validation.size}, test ${dataset.test.size}`,
   );
@@ -116,4 +117,13 @@ async function linger(serving: boolean, seconds: number | undefined, log: Logger
   if (!serving || !seconds) return;
   log.info(`serving final metrics for ${seconds} s`);
   await new Promise((done) => setTimeout(done, seconds * 1000));
+}
+
+/** An image folder without data.imageSize takes the input size of the student model, else the teacher's. */
+async function withImageSize(data: DataSpec, spec: TrainerSpec): Promise<DataSpec> {
+  if (data.format !== "image-folder" || data.imageSize) return data;
+  const model = spec.student.model ?? spec.teacher.model;
+  if (!model) return data; // the schema refuses this; loadDataset names the field
+  const [height, width, channels] = await modelInputShape(model);
+  return { ...data, imageSize: { height, width, channels: channels as 1 | 3 } };
 }

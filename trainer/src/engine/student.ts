@@ -3,7 +3,7 @@
 import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import type { Checkpoint } from "../checkpoint/index.ts";
 import type { Dataset, EpochRecord, EvaluationRecord, Network } from "../contracts.ts";
-import { buildNetwork, parameterCount } from "../models/index.ts";
+import { buildNetwork, loadStudentTopology, parameterCount } from "../models/index.ts";
 import { buildObjectives } from "../objectives/index.ts";
 import { createStrategy } from "../strategies/index.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
@@ -50,9 +50,7 @@ export async function trainStudent(
   opts: StudentRunOptions,
 ): Promise<StudentRun> {
   const { seed } = spec.training;
-  const student = buildNetwork(spec.student, dataset.inputShape, dataset.numClasses, seed, {
-    name: "student",
-  });
+  const student = await buildStudent(spec, dataset);
   const dims = {
     studentFeatureDim: student.featureDim,
     teacherFeatureDim: teacher.network.featureDim,
@@ -66,9 +64,8 @@ export async function trainStudent(
     objectives.map((o) => o.name),
   );
   const optimizer = createOptimizer(spec.training);
-  opts.log.info(
-    `student: ${spec.student.architecture} (${parameterCount(student)} parameters), strategy ${strategy.name}`,
-  );
+  const kind = spec.student.model ?? spec.student.architecture;
+  opts.log.info(`student: ${kind} (${parameterCount(student)} parameters), strategy ${strategy.name}`);
   try {
     const setup = {
       student,
@@ -102,4 +99,14 @@ export async function trainStudent(
     optimizer.dispose();
     projector?.dispose();
   }
+}
+
+/** The built-in architecture, or the topology of spec.student.model with fresh weights (seeded). */
+export async function buildStudent(spec: TrainerSpec, dataset: Dataset): Promise<Network> {
+  const { seed } = spec.training;
+  const { inputShape, numClasses } = dataset;
+  if (!spec.student.model)
+    return buildNetwork(spec.student, inputShape, numClasses, seed, { name: "student" });
+  const { model, featureLayer } = spec.student;
+  return loadStudentTopology(model, { featureLayer, seed, inputShape, numClasses });
 }

@@ -83,6 +83,11 @@ export async function loadTeacherAsData(
     if (error instanceof DataError) throw error;
     throw new DataError(path, `cannot load teacher: ${(error as Error).message}`);
   }
+  if (network.numClasses !== dataset.numClasses)
+    throw new DataError(
+      path,
+      `the teacher has ${network.numClasses} outputs, the data ${dataset.numClasses} classes`,
+    );
   const own = network.inputNormalization;
   if (!own || sameNormalization(own, dataset.normalization)) return network;
   log.info(

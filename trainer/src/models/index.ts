@@ -8,3 +8,4 @@ export {
 } from "./build.ts";
 export { saveNetwork, loadLayersModel, savedInputNormalization } from "./io.ts";
 export { loadTeacher, asNetwork, adaptInput, withInputNormalization } from "./teacher.ts";
+export { loadStudentTopology, modelInputShape, seedInitializers } from "./student.ts";

@@ -57,7 +57,12 @@ function flattened(t: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
  * Features: the layer named `featureLayer`; else the second output of a two-output model (what saveNetwork
  * writes); else the input of the logits layer ("the layer before the last"). Features of rank > 2 are flattened.
  */
-export function asNetwork(base: tf.LayersModel, featureLayer: string | undefined, source: string): Network {
+export function asNetwork(
+  base: tf.LayersModel,
+  featureLayer: string | undefined,
+  source: string,
+  options: { trainable?: boolean } = {},
+): Network {
   const { logits, layer } = logitsBehind(base.outputs[0]!, source);
   let features: tf.SymbolicTensor;
   if (featureLayer !== undefined) {
@@ -73,8 +78,9 @@ export function asNetwork(base: tf.LayersModel, featureLayer: string | undefined
     features = base.outputs.length >= 2 ? base.outputs[1]! : (layer.input as tf.SymbolicTensor);
   }
   features = flattened(features, base.name);
-  const model = tf.model({ inputs: base.inputs, outputs: [logits, features], name: `${base.name}_teacher` });
-  model.trainable = false;
+  const role = options.trainable ? "student" : "teacher";
+  const model = tf.model({ inputs: base.inputs, outputs: [logits, features], name: `${base.name}_${role}` });
+  model.trainable = options.trainable ?? false;
   const inputNormalization = savedInputNormalization(base);
   return {
     model,
@@ -88,7 +94,12 @@ export function asNetwork(base: tf.LayersModel, featureLayer: string | undefined
  * Feeds data of `inputShape` to a network that expects another shape with the same number of values (e.g. a
  * flattened [784] MLP on [28, 28, 1] images) through a reshape; a size mismatch is a DataError.
  */
-export function adaptInput(network: Network, inputShape: number[], source: string): Network {
+export function adaptInput(
+  network: Network,
+  inputShape: number[],
+  source: string,
+  options: { trainable?: boolean } = {},
+): Network {
   const expected = network.model.inputs[0]!.shape.slice(1);
   if (expected.join(",") === inputShape.join(",")) return network;
   const size = (dims: (number | null)[]) => dims.reduce<number>((a, b) => a * (b ?? Number.NaN), 1);
@@ -102,7 +113,7 @@ export function adaptInput(network: Network, inputShape: number[], source: strin
   const reshaped = tf.layers.reshape({ targetShape: expected as number[] }).apply(input) as tf.SymbolicTensor;
   const outputs = network.model.apply(reshaped) as tf.SymbolicTensor[];
   const model = tf.model({ inputs: input, outputs, name: `${network.model.name}_reshaped` });
-  model.trainable = false;
+  model.trainable = options.trainable ?? false;
   return { ...network, model };
 }
 
