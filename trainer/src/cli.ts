@@ -228,6 +228,8 @@ function commandValidate(file: string | undefined): number {
       throw new ConfigError([{ field: "", message: "validate needs a file: trainer validate <job.yaml>" }]);
     const config = loadConfig(file);
     const s = config.spec;
+    for (const field of config.unknownFields)
+      process.stderr.write(`warning: unknown field ${field} (ignored)\n`);
     process.stdout.write(
       `${file}: valid (job ${config.namespace}/${config.jobName}: ${s.student.architecture} student, ` +
         `strategy ${s.strategy.name}, ${s.training.epochs} epochs)\n`,

@@ -53,6 +53,15 @@ describe("trainer CLI exit codes", () => {
     expect(r.stderr).toContain("spec.strategy.name");
   });
 
+  it("validate: warns on fields this trainer does not know, and still passes", async () => {
+    const dir = tmp("mokd-cli-");
+    const job = tinyJob("/data", dir);
+    const newer = { ...job, spec: { ...job.spec, training: { ...job.spec.training, futureKnob: 3 } } };
+    const r = await cli(["validate", writeJob(dir, newer)]);
+    expect(r.code).toBe(ExitCode.Success);
+    expect(r.stderr).toContain("warning: unknown field spec.training.futureKnob (ignored)");
+  });
+
   it("run: 2 for a bad config, 3 for corrupt data", async () => {
     const dir = tmp("mokd-cli-");
     expect((await cli(["run", join(dir, "missing.yaml")])).code).toBe(ExitCode.BadConfig);
