@@ -145,9 +145,9 @@ export const DataSpec = section(
       .object({
         height: positiveInt().max(1024).describe("Height in pixels."),
         width: positiveInt().max(1024).describe("Width in pixels."),
-        channels: z
-          .union([z.literal(1), z.literal(3)])
-          .describe("1 (grey) or 3 (RGB); images are converted."),
+        // One literal with two values: `enum: [1, 3]` with a type in the CRD (a union of literals is an anyOf of
+        // typed schemas, which the apiserver refuses as not structural).
+        channels: z.literal([1, 3]).describe("1 (grey) or 3 (RGB); images are converted."),
       })
       .optional()
       .describe(
