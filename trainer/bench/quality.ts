@@ -6,7 +6,7 @@
 // of the test accuracy and differences paired by seed; writes JSON after every run (--resume continues a file).
 // A script, not a test: minutes to an hour depending on the study.
 //   node trainer/bench/quality.ts [--study trainer/bench/studies/small.yaml] [--out out/bench/quality.json]
-//     [--seeds N] [--resume] [--methods "kd,dkd mokd"] (substrings of method names) [--settings name,...]
+//     [--seeds N] [--resume] [--methods "kd,dkd mokd"] (substrings of method names) [--settings name,...] (exact)
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -153,10 +153,11 @@ class SharedTeacherOutputs {
   }
 }
 
-function selected<T extends { name: string }>(items: T[], filter: string | undefined): T[] {
+/** The items named in `filter` (comma-separated; exact names, or substrings with `exact` false); all if unset. */
+function selected<T extends { name: string }>(items: T[], filter: string | undefined, exact = false): T[] {
   if (!filter) return items;
   const parts = filter.split(",").map((p) => p.trim());
-  return items.filter((m) => parts.some((p) => m.name === p || m.name.includes(p)));
+  return items.filter((m) => parts.some((p) => m.name === p || (!exact && m.name.includes(p))));
 }
 
 interface Results {
@@ -217,7 +218,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const acquired = await obtainTeacher(study);
   const methods = selected(studyMethods(study), args.methods);
-  const settings = selected(study.settings, args.settings);
+  const settings = selected(study.settings, args.settings, true);
   const seeds = Array.from({ length: study.seeds.count }, (_, i) => study.seeds.first + i);
   const runs = previousRuns(out, studyHash);
   const done = new Set(runs.map((r) => `${r.setting}|${r.method}|${r.seed}`));
