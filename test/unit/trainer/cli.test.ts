@@ -91,8 +91,10 @@ describe("trainer CLI exit codes", () => {
     ).toBe(true);
     expect(JSON.parse(readFileSync(termination, "utf8")).strategy).toBe("mokd");
     const report = readFileSync(join(dir, "output", "report.html"), "utf8");
-    expect(report.match(/<svg /g)).toHaveLength(4);
+    // Six charts since the step shares and the norm ratios joined the weights, cosines, losses and accuracy.
+    expect(report.match(/<svg /g)).toHaveLength(6);
     expect(report).toContain("Gradient cosine");
+    expect(report).toContain("Step share");
   });
 
   it("train: a failure writes {error, reason} to the termination log (bad config, bad data, internal)", async () => {
