@@ -7,6 +7,7 @@
 // A script, not a test: minutes to an hour depending on the study.
 //   node trainer/bench/quality.ts [--study trainer/bench/studies/small.yaml] [--out out/bench/quality.json]
 //     [--seeds N] [--resume] [--methods "kd,dkd mokd"] (substrings of method names) [--settings name,...] (exact)
+//   node trainer/bench/quality.ts --report out/a.json,out/b.json   (the report of results files, no training)
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     resume: { type: "boolean", default: false },
     methods: { type: "string" },
     settings: { type: "string" },
+    report: { type: "string" },
   },
 });
 
@@ -209,7 +211,21 @@ async function runOne(
   };
 }
 
+/** --report a.json,b.json: the report of results files (e.g. one per setting, or a partial run), no training. */
+function reportOnly(files: string[]): void {
+  const all = files.map((f) => JSON.parse(readFileSync(f, "utf8")) as Results);
+  const runs = all.flatMap((r) => r.runs);
+  const settings = [...new Set(runs.map((r) => r.setting))];
+  const seeds = (s: string) => [...new Set(runs.filter((r) => r.setting === s).map((r) => r.seed))].join(",");
+  const lines = all.map((r, i) => `${files[i]}: ${r.header.split("\n").at(-1)}`);
+  lines.push(
+    ...settings.map((s) => `${s}: ${runs.filter((r) => r.setting === s).length} runs, seeds ${seeds(s)}`),
+  );
+  process.stdout.write(`${lines.join("\n")}\n\n${report(runs, settings, all[0]!.study.target)}\n`);
+}
+
 async function main(): Promise<void> {
+  if (args.report) return reportOnly(args.report.split(","));
   const study = loadStudy(args.study);
   if (args.seeds) study.seeds.count = Number(args.seeds);
   const out = args.out ?? `out/bench/quality-${study.name}.json`;
