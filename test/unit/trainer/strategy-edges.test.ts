@@ -3,11 +3,14 @@
 // written here, independently of the strategies' solvers.
 import { describe, expect, it } from "vitest";
 import type { GradientStrategy, StepContext } from "../../../trainer/src/contracts.ts";
+import { ObjectivesSpec, StrategySpec } from "../../../api/v1alpha1/index.ts";
 import {
   CagradStrategy,
+  createStrategy,
   ImtlStrategy,
   MgdaStrategy,
   MokdStrategy,
+  strategyWarnings,
 } from "../../../trainer/src/strategies/index.ts";
 import { minNormSolution } from "../../../trainer/src/strategies/min-norm.ts";
 
@@ -235,5 +238,50 @@ describe("minNormSolution", () => {
       [1, 2, 0],
     );
     x.forEach((v) => expect(v).toBeCloseTo(1 / 3, 12));
+  });
+});
+
+describe("mokd's minimum weight (strategy.mokdMinWeight) and the run-start warnings", () => {
+  const gs = [
+    [1, 1],
+    [2, 2],
+  ];
+
+  it("mixes the exact weights with uniform ones: a corner gets m, not 0", () => {
+    expect(combineWith(new MokdStrategy(), gramOf(gs), [1, 1]).weights).toEqual([1, 0]);
+    const mixed = combineWith(new MokdStrategy({ minWeight: 0.1 }), gramOf(gs), [1, 1]);
+    expect(mixed.weights[0]).toBeCloseTo(0.9, 12);
+    expect(mixed.weights[1]).toBeCloseTo(0.1, 12);
+    expect(mixed.coefficients[1]).toBeCloseTo(0.1, 12);
+  });
+
+  it("is built from the spec; unset is exact MoKD", () => {
+    const exact = createStrategy(StrategySpec.parse({ name: "mokd" }), [
+      "task",
+      "distillation",
+    ]) as GradientStrategy;
+    const floored = createStrategy(StrategySpec.parse({ name: "mokd", mokdMinWeight: 0.2 }), [
+      "task",
+      "distillation",
+    ]) as GradientStrategy;
+    expect(combineWith(exact, gramOf(gs), [1, 1]).weights).toEqual([1, 0]);
+    expect(combineWith(floored, gramOf(gs), [1, 1]).weights[1]).toBeCloseTo(0.2, 12);
+    expect(StrategySpec.parse({}).mokdMinWeight).toBeUndefined();
+  });
+
+  it("warns where exact MoKD's corner behaviours apply, and only there", () => {
+    const warnings = (strategy: unknown, objectives: unknown) =>
+      strategyWarnings({
+        strategy: StrategySpec.parse(strategy),
+        objectives: ObjectivesSpec.parse(objectives),
+      });
+    expect(warnings({ name: "mokd" }, {})).toHaveLength(1);
+    expect(warnings({ name: "mokd" }, {})[0]).toMatch(/all weight goes to distillation/);
+    const withFeature = warnings({ name: "mokd" }, { feature: { enabled: true } });
+    expect(withFeature).toHaveLength(2);
+    expect(withFeature[0]).toMatch(/feature loss/);
+    expect(warnings({ name: "sum" }, { feature: { enabled: true } })).toEqual([]);
+    expect(warnings({ name: "mokd-amortized" }, {})).toEqual([]);
+    expect(warnings({ name: "mokd" }, { task: { enabled: false } })).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@ import type { Checkpoint } from "../checkpoint/index.ts";
 import type { Dataset, EpochRecord, EvaluationRecord, Network } from "../contracts.ts";
 import { buildNetwork, loadStudentTopology, parameterCount } from "../models/index.ts";
 import { buildObjectives } from "../objectives/index.ts";
-import { createStrategy } from "../strategies/index.ts";
+import { createStrategy, strategyWarnings } from "../strategies/index.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
 import { createOptimizer } from "./optimizer.ts";
 import type { StageHooks } from "./stage.ts";
@@ -66,6 +66,7 @@ export async function trainStudent(
   const optimizer = createOptimizer(spec.training);
   const kind = spec.student.model ?? spec.student.architecture;
   opts.log.info(`student: ${kind} (${parameterCount(student)} parameters), strategy ${strategy.name}`);
+  for (const warning of strategyWarnings(spec)) opts.log.warn(warning);
   try {
     const setup = {
       student,

@@ -24,16 +24,36 @@ import { activeIndices, minNormSimplex, scaleGram, scatter, subGram } from "./mi
 
 export const LOSS_FLOOR = 1e-12;
 
+export interface MokdOptions {
+  /**
+   * Mixes the min-norm weights with uniform ones, pi' = m + (1 - K m) pi over the K usable objectives, so none
+   * gets less than m (0: exact MoKD). Not a constrained min-norm point: a floor measured as a remedy for exact
+   * MoKD's corner solutions (docs/trainer.md, docs/benchmarks.md).
+   */
+  minWeight?: number;
+}
+
 export class MokdStrategy implements GradientStrategy {
   readonly kind = "gradient";
   readonly name = "mokd";
+  private readonly minWeight: number;
+
+  constructor(options: MokdOptions = {}) {
+    this.minWeight = options.minWeight ?? 0;
+  }
 
   combine(gram: number[][], losses: number[]): Combination {
     const k = gram.length;
     const idx = activeIndices(gram).filter((i) => Number.isFinite(losses[i]) && losses[i]! > LOSS_FLOOR);
     if (idx.length === 0) return { coefficients: new Array<number>(k).fill(0), weights: uniform(k) };
     const active = idx.map((i) => losses[i]!);
-    const pi = scatter(k, idx, minNormSimplex(scaleGram(subGram(gram, idx), active)));
+    const exact = minNormSimplex(scaleGram(subGram(gram, idx), active));
+    const m = Math.min(this.minWeight, 1 / idx.length);
+    const pi = scatter(
+      k,
+      idx,
+      exact.map((p) => m + (1 - idx.length * m) * p),
+    );
     const coefficients = pi.map((p, i) => (p === 0 ? 0 : p / losses[i]!));
     return { coefficients, weights: pi };
   }
