@@ -1,7 +1,9 @@
 // Your own models and data (issue 11.8): the built-in ResNet, a student from a model's topology with fresh
 // seeded weights, image folders (PNG and JPEG, decoded lazily, resized), and the exit codes of their failures.
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import jpeg from "jpeg-js";
@@ -93,6 +95,13 @@ describe("student from a model's topology", () => {
     expect(weights(one)).toEqual(weights(two));
     expect(weights(one)).not.toEqual(weights(other));
     expect(weights(one)[0]).not.toEqual(weights(saved)[0]);
+
+    // The same topology over http(s): a URL of the model.json.
+    const server = createServer((_, res) => res.end(readFileSync(join(dir, "model.json"))));
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/model.json`;
+    const fromUrl = await loadStudentTopology(url, options).finally(() => server.close());
+    expect(weights(fromUrl)).toEqual(weights(one));
 
     const named = await loadStudentTopology(dir, { ...options, featureLayer: "mine_flatten" });
     expect(named.featureDim).toBe(4 * 4 * 2);
