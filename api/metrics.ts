@@ -10,12 +10,22 @@ export const TrainerLabel = { objective: "objective", pair: "pair", stage: "stag
 export const TrainerMetric = {
   /** gauge{objective}: latest loss of each objective (task, distillation, feature). */
   loss: "mokd_trainer_loss",
-  /** gauge{objective}: latest strategy weight of each objective. */
+  /**
+   * gauge{objective}: latest weight the strategy reports for each objective (sums to 1). For mokd and
+   * mokd-amortized these are weights on the log-loss gradients g_i / L_i, not shares of the step: see stepShare.
+   */
   weight: "mokd_trainer_objective_weight",
+  /**
+   * gauge{objective}: share of the latest measured step's update each objective contributed,
+   * |c_i g_i| / sum_j |c_j g_j| over the raw gradients g_i (sums to 1): what the step actually followed.
+   */
+  stepShare: "mokd_trainer_objective_step_share",
   /** gauge{pair}: cosine similarity of two objectives' gradients at the latest step. */
   gradientCosine: "mokd_trainer_gradient_cosine",
   /** gauge{pair}: ratio of the larger to the smaller gradient norm (dominance) at the latest step. */
   gradientNormRatio: "mokd_trainer_gradient_norm_ratio",
+  /** counter: student steps skipped (no update) because their losses or gradients were not finite. */
+  nonFiniteSteps: "mokd_trainer_nonfinite_steps_total",
   /** counter: steps whose objective gradients conflicted (some pairwise cosine < 0). */
   conflictSteps: "mokd_trainer_conflict_steps_total",
   /**

@@ -73,36 +73,58 @@ export function buildDashboard(): dashboard.Dashboard {
     .withVariable(queryVariable(Variable.job, "DistillationJob", variableQueries.job))
     .withRow(new dashboard.RowBuilder("Objectives"))
     .withPanel(
-      timeSeries("Losses (task, distillation, feature)", "none", [
-        { expr: q.losses, legend: `${perJob} {{objective}}` },
-      ]),
-    )
-    .withPanel(
-      timeSeries("Strategy weights", "none", [{ expr: q.weights, legend: `${perJob} {{objective}}` }]),
-    )
-    .withRow(new dashboard.RowBuilder("Gradient conflict"))
-    .withPanel(
-      timeSeries("Gradient cosine", "none", [{ expr: q.gradientCosine, legend: `${perJob} {{pair}}` }], 8)
-        .min(-1)
-        .max(1),
+      timeSeries(
+        "Losses (task, distillation, feature)",
+        "none",
+        [{ expr: q.losses, legend: `${perJob} {{objective}}` }],
+        8,
+      ),
     )
     .withPanel(
       timeSeries(
-        "Conflict rate (steps with cos < 0)",
+        "Step share |c_i g_i| / sum |c_j g_j| (what the update followed)",
         "percentunit",
-        [{ expr: q.conflictRate, legend: perJob }],
+        [{ expr: q.stepShare, legend: `${perJob} {{objective}}` }],
         8,
       )
+        .description(
+          "Share of the applied update each objective's raw gradient contributed, on measured steps (every step of mokd, pcgrad, mgda, cagrad, imtl; every 10th of sum and mokd-amortized).",
+        )
         .min(0)
         .max(1),
     )
     .withPanel(
       timeSeries(
-        "Gradient norm ratio (dominance)",
+        "Strategy weights (mokd, FAMO: on log-loss gradients)",
         "none",
-        [{ expr: q.normRatio, legend: `${perJob} {{pair}}` }],
+        [{ expr: q.weights, legend: `${perJob} {{objective}}` }],
         8,
+      ).description(
+        "The weights the strategy reports. For mokd and mokd-amortized they weight the log-loss gradients g_i / L_i, not the step: compare with the step share.",
       ),
+    )
+    .withRow(new dashboard.RowBuilder("Gradient conflict and dominance"))
+    .withPanel(
+      timeSeries("Gradient cosine (conflict < 0)", "none", [
+        { expr: q.gradientCosine, legend: `${perJob} {{pair}}` },
+      ])
+        .min(-1)
+        .max(1),
+    )
+    .withPanel(
+      timeSeries("Gradient norm ratio (dominance, larger / smaller)", "none", [
+        { expr: q.normRatio, legend: `${perJob} {{pair}}` },
+      ]).min(1),
+    )
+    .withPanel(
+      timeSeries("Conflict rate (measured steps with cos < 0)", "percentunit", [
+        { expr: q.conflictRate, legend: perJob },
+      ])
+        .min(0)
+        .max(1),
+    )
+    .withPanel(
+      timeSeries("Non-finite steps skipped", "none", [{ expr: q.nonFiniteSteps, legend: perJob }]).min(0),
     )
     .withRow(new dashboard.RowBuilder("Training"))
     .withPanel(

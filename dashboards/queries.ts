@@ -22,12 +22,25 @@ export function trainerSelector(filtered: boolean, extra = ""): string {
 /**
  * Fraction of gradient-measured student steps whose objective gradients conflicted, per job, over `window`.
  * Divided by the measured steps, not all steps: single-backward strategies measure only every 10th step.
+ * Guarded: where no step was measured in the window (teacher stage, suspended, finished) the denominator is 0
+ * and `> 0` drops the series, so the result is empty instead of 0/0 = NaN (an alert on NaN never resolves
+ * cleanly, a panel shows a gap instead of a made-up value).
  */
 export function conflictRate(window: string, filtered: boolean): string {
+  return guardedRatio(TrainerMetric.conflictSteps, TrainerMetric.measuredSteps, window, filtered);
+}
+
+/** rate(numerator) / rate(denominator) per job, empty (not NaN) where the denominator did not grow. */
+export function guardedRatio(
+  numerator: string,
+  denominator: string,
+  window: string,
+  filtered: boolean,
+): string {
   const sel = trainerSelector(filtered);
   return (
-    `sum by (${byJob}) (rate(${TrainerMetric.conflictSteps}${sel}[${window}]))` +
-    ` / sum by (${byJob}) (rate(${TrainerMetric.measuredSteps}${sel}[${window}]))`
+    `sum by (${byJob}) (rate(${numerator}${sel}[${window}]))` +
+    ` / (sum by (${byJob}) (rate(${denominator}${sel}[${window}])) > 0)`
   );
 }
 
@@ -51,6 +64,8 @@ export const dashboardQueries = {
   conflictRate: conflictRate(RATE, true),
   normRatio: `${TrainerMetric.gradientNormRatio}${f()}`,
   weights: `${TrainerMetric.weight}${f()}`,
+  stepShare: `${TrainerMetric.stepShare}${f()}`,
+  nonFiniteSteps: `sum by (${byJob}) (increase(${TrainerMetric.nonFiniteSteps}${f()}[${RATE}]))`,
   accuracy: `${TrainerMetric.accuracy}${f(`${TrainerLabel.split}=~"train|validation"`)}`,
   samplesPerSecond: `sum by (${byJob}, ${TrainerLabel.stage}) (rate(${TrainerMetric.samples}${f()}[${RATE}]))`,
   epochThroughput: `${TrainerMetric.samplesPerSecond}${f()}`,

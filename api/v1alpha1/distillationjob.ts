@@ -1,7 +1,13 @@
-// The DistillationJob API (distillation.mokd.io/v1alpha1). The zod schemas here generate the CRD (api/generate.ts),
+// The DistillationJob API (distillation.mokd.io/v1alpha1). The zod schemas here generate the CRD (scripts/generate.ts),
 // give the TypeScript types, and parse the trainer's config.
 import { z } from "zod";
-import { section, strategyNames, trainerSpecShape } from "./trainer-spec.ts";
+import {
+  section,
+  trainerSpecRules,
+  trainerSpecShape,
+  withRules,
+  type CrossFieldRule,
+} from "./trainer-spec.ts";
 
 export const GROUP = "distillation.mokd.io";
 export const VERSION = "v1alpha1";
@@ -11,37 +17,6 @@ export const PLURAL = "distillationjobs";
 export const SINGULAR = "distillationjob";
 export const SHORT_NAMES = ["dj", "distjob"];
 export const DEFAULT_TRAINER_IMAGE = "ghcr.io/mokd/trainer:0.1.0";
-
-/**
- * A cross-field rule stated once: the CEL expression goes into the CRD (`x-kubernetes-validations`, so the
- * apiserver refuses bad objects) and the predicate into zod (so the trainer refuses the same config locally).
- */
-export interface CrossFieldRule<T> {
-  cel: string;
-  message: string;
-  /** Dotted path, relative to the object the rule sits on, of the field the message is about. */
-  field: string;
-  holds: (value: T) => boolean;
-  /** A transition rule (uses oldSelf): checked by the apiserver only. */
-  transition?: boolean;
-}
-
-export function withRules<S extends z.ZodType>(schema: S, rules: CrossFieldRule<z.output<S>>[]): S {
-  const checked = schema.superRefine((value, ctx) => {
-    for (const r of rules) {
-      if (!r.transition && !r.holds(value)) {
-        ctx.addIssue({ code: "custom", message: r.message, path: r.field ? r.field.split(".") : [] });
-      }
-    }
-  });
-  return checked.meta({
-    "x-kubernetes-validations": rules.map((r) => ({
-      rule: r.cel,
-      message: r.message,
-      ...(r.field ? { fieldPath: `.${r.field}` } : {}),
-    })),
-  }) as unknown as S;
-}
 
 const Quantity = z
   .union([z.string(), z.number()])
@@ -209,34 +184,9 @@ export const IMMUTABLE_SPEC_FIELDS = [
 
 type Spec = z.output<z.ZodObject<SpecShape>>;
 
-const enabledObjectives = (s: Spec) =>
-  [s.objectives.task.enabled, s.objectives.distillation.enabled, s.objectives.feature.enabled].filter(Boolean)
-    .length;
-
-const multiObjectiveStrategies = strategyNames.filter((n) => n !== "sum");
-
 export const specRules: CrossFieldRule<Spec>[] = [
-  {
-    cel: "self.objectives.task.enabled || self.objectives.distillation.enabled || self.objectives.feature.enabled",
-    message: "at least one objective must be enabled",
-    field: "objectives",
-    holds: (s) => enabledObjectives(s) >= 1,
-  },
-  {
-    cel:
-      `!(self.strategy.name in ${JSON.stringify(multiObjectiveStrategies)}) || ` +
-      "[self.objectives.task.enabled, self.objectives.distillation.enabled, self.objectives.feature.enabled]" +
-      ".filter(e, e).size() >= 2",
-    message: "strategies other than `sum` combine objectives: enable at least two",
-    field: "strategy.name",
-    holds: (s) => s.strategy.name === "sum" || enabledObjectives(s) >= 2,
-  },
-  {
-    cel: "!has(self.teacher.featureLayer) || has(self.teacher.model)",
-    message: "featureLayer applies to a loaded teacher: set teacher.model too",
-    field: "teacher.featureLayer",
-    holds: (s) => s.teacher.featureLayer === undefined || s.teacher.model !== undefined,
-  },
+  // The trainer's own rules first (the CRD lists the rules in this order).
+  ...trainerSpecRules,
   {
     cel: "!has(self.runtime.volumes.teacher) || has(self.teacher.model)",
     message: "a teacher volume needs teacher.model (a path under /teacher)",

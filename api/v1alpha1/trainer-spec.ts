@@ -13,19 +13,26 @@ export function section<T extends z.ZodRawShape>(shape: T, description: string) 
 
 const positiveInt = () => z.number().int().min(1);
 
-export const architectureNames = ["cnn", "mlp"] as const;
+export const architectureNames = ["cnn", "mlp", "resnet"] as const;
 
 /** Fields of a built-in model, spread into the teacher and the student with their own default sizes. */
 export const modelArchitectureShape = (d: { width: number; hiddenUnits: number }) => ({
   architecture: z
     .enum(architectureNames)
     .default("cnn")
-    .describe("Built-in architecture: `cnn` (conv blocks + dense head) or `mlp` (dense layers)."),
+    .describe(
+      "Built-in architecture: `cnn` (conv blocks + dense head), `mlp` (dense layers) or `resnet` (a small CIFAR-style ResNet: a 3x3 stem, three stages of basic residual blocks with batch normalisation at `width`, 2 `width` and 4 `width` channels, the second and third downsampling by 2, global average pooling, dense head; for 32x32x3 images such as CIFAR-10/100).",
+    ),
   width: positiveInt()
     .max(1024)
     .default(d.width)
-    .describe("Channels of the first conv block (cnn; doubled per block) or units per hidden layer (mlp)."),
-  depth: positiveInt().max(8).default(2).describe("Number of conv blocks (cnn) or hidden layers (mlp)."),
+    .describe(
+      "Channels of the first conv block (cnn; doubled per block), units per hidden layer (mlp), or channels of the first stage (resnet; doubled per stage).",
+    ),
+  depth: positiveInt()
+    .max(8)
+    .default(2)
+    .describe("Number of conv blocks (cnn), hidden layers (mlp) or residual blocks per stage (resnet)."),
   hiddenUnits: positiveInt()
     .max(8192)
     .default(d.hiddenUnits)
@@ -80,12 +87,25 @@ export type TeacherSpec = z.infer<typeof TeacherSpec>;
 
 export const StudentSpec = section(
   {
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Path or http(s) URL of a tfjs LayersModel (model.json; its weight files are not read) whose topology the student takes, with fresh weights initialised from `training.seed`. When unset, the student is the built-in `architecture`. Its first output must be the logits (a softmax output is undone).",
+      ),
+    featureLayer: z
+      .string()
+      .optional()
+      .describe(
+        "Name of the student layer whose output the feature objective projects (with `model`); default: the layer before the last.",
+      ),
     ...modelArchitectureShape({ width: 8, hiddenUnits: 32 }),
   },
-  "The student to train.",
+  "The student to train: a built-in architecture, or the topology of a model of your own.",
 );
 
-export const dataFormats = ["idx", "cifar-10", "cifar-100"] as const;
+export const dataFormats = ["idx", "cifar-10", "cifar-100", "image-folder"] as const;
 
 export const DataSpec = section(
   {
@@ -93,7 +113,7 @@ export const DataSpec = section(
       .enum(dataFormats)
       .default("idx")
       .describe(
-        "`idx`: MNIST-style IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-...; raw or .gz). `cifar-10` / `cifar-100`: the binary batch format.",
+        "`idx`: MNIST-style IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-...; raw or .gz). `cifar-10` / `cifar-100`: the binary batch format. `image-folder`: `path`/train/<class>/*.png|jpg and `path`/test/<class>/*.png|jpg, one sub-folder per class (the same names in both, sorted by name: the class index), decoded when a batch needs them and resized to `imageSize`.",
       ),
     path: z
       .string()
@@ -105,13 +125,34 @@ export const DataSpec = section(
       .min(0)
       .max(0.5)
       .default(0.1)
-      .describe("Fraction of the training set held out (seeded) for validation."),
+      .describe("Fraction of the training set held out (seeded by `splitSeed`) for validation."),
+    splitSeed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2147483647)
+      .default(42)
+      .describe(
+        "Seed of the train/validation split, separate from `training.seed`: runs with different training seeds (and the teacher they share) see the same validation images. 42 is the split every earlier release made with the default training seed.",
+      ),
     maxTrainSamples: positiveInt()
       .optional()
       .describe("Use at most this many training samples (after the validation split); unset: all."),
     maxTestSamples: positiveInt()
       .optional()
       .describe("Evaluate on at most this many test samples; unset: all."),
+    imageSize: z
+      .object({
+        height: positiveInt().max(1024).describe("Height in pixels."),
+        width: positiveInt().max(1024).describe("Width in pixels."),
+        // One literal with two values: `enum: [1, 3]` with a type in the CRD (a union of literals is an anyOf of
+        // typed schemas, which the apiserver refuses as not structural).
+        channels: z.literal([1, 3]).describe("1 (grey) or 3 (RGB); images are converted."),
+      })
+      .optional()
+      .describe(
+        "`image-folder` only: the size every image is resized to (bilinear). Unset: the input of `student.model`, else of `teacher.model`; a built-in student and teacher need it.",
+      ),
     normalization: z
       .enum(["standardize", "unit"])
       .default("standardize")
@@ -137,6 +178,10 @@ export const DataSpec = section(
 );
 export type DataSpec = z.infer<typeof DataSpec>;
 
+/** The logit-distillation losses (`objectives.distillation.loss`). */
+export const distillationLosses = ["kd", "lskd", "dkd", "dist"] as const;
+export type DistillationLossName = (typeof distillationLosses)[number];
+
 export const ObjectivesSpec = section(
   {
     task: section(
@@ -151,8 +196,61 @@ export const ObjectivesSpec = section(
         enabled: z
           .boolean()
           .default(true)
-          .describe("KL(teacher || student) on softened outputs, scaled by T^2."),
-        temperature: z.number().min(0.1).max(100).default(4).describe("Softmax temperature T."),
+          .describe("Distil the teacher's logits with the loss `loss` (one objective, whatever the loss)."),
+        loss: z
+          .enum(distillationLosses)
+          .default("kd")
+          .describe(
+            "`kd`: T^2 KL(teacher || student) on softened outputs at `temperature` (Hinton et al. 2015). `lskd`: the same on per-sample z-scored logits at a base temperature (logit standardization, Sun et al. CVPR 2024; settings in `lskd`). `dkd`: decoupled KD, alpha TCKD + beta NCKD with a linear warm-up (Zhao et al. CVPR 2022; `dkd`). `dist`: inter- and intra-class Pearson relations of the softened predictions (Huang et al. NeurIPS 2022; `dist`). Every weighting strategy combines whichever loss this is with the task (and feature) objective.",
+          ),
+        temperature: z.number().min(0.1).max(100).default(4).describe("Softmax temperature T of `kd`."),
+        lskd: section(
+          {
+            temperature: z
+              .number()
+              .min(0.1)
+              .max(100)
+              .default(2)
+              .describe("Base temperature applied to the z-scored logits (the authors' `--base-temp`, 2)."),
+          },
+          "Settings of `loss: lskd` (the authors' defaults).",
+        ),
+        dkd: section(
+          {
+            alpha: z.number().min(0).max(100).default(1).describe("Weight of TCKD (target vs non-target)."),
+            beta: z
+              .number()
+              .min(0)
+              .max(100)
+              .default(8)
+              .describe("Weight of NCKD (among the non-target classes)."),
+            temperature: z.number().min(0.1).max(100).default(4).describe("Softmax temperature T."),
+            warmupEpochs: z
+              .number()
+              .min(0)
+              .max(10000)
+              .default(20)
+              .describe(
+                "The loss is scaled by min(epoch / warmupEpochs, 1), epoch 1-based (mdistiller's 20 for 240-epoch CIFAR runs; a 5-epoch run then never leaves the warm-up); 0 disables. A constant scale does not change what `mokd` does (it weights log-loss gradients).",
+              ),
+          },
+          "Settings of `loss: dkd` (mdistiller's defaults).",
+        ),
+        dist: section(
+          {
+            beta: z.number().min(0).max(100).default(1).describe("Weight of the inter-class relation term."),
+            gamma: z.number().min(0).max(100).default(1).describe("Weight of the intra-class relation term."),
+            temperature: z
+              .number()
+              .min(0.1)
+              .max(100)
+              .default(1)
+              .describe(
+                "Softmax temperature tau (1 in the paper's ImageNet setting, 4 in its CIFAR-100 one).",
+              ),
+          },
+          "Settings of `loss: dist` (the authors' defaults).",
+        ),
       },
       "The logit-distillation objective.",
     ),
@@ -221,6 +319,14 @@ export const StrategySpec = section(
       },
       "Settings of `mokd-amortized` (FAMO).",
     ),
+    mokdMinWeight: z
+      .number()
+      .min(0)
+      .max(0.3)
+      .optional()
+      .describe(
+        "`mokd` only: mix the min-norm weights with uniform ones, pi' = m + (1 - K m) pi, so no objective gets less than m. Unset: exact MoKD. Measured with the feature objective (docs/benchmarks.md, 'Exact MoKD remedies'): m = 0.1 gave +0.63 +- 0.31 points over exact MoKD (5 seeds); without it, no difference.",
+      ),
     cagradC: z
       .number()
       .min(0)
@@ -256,7 +362,21 @@ export const TrainingSpec = section(
       .min(0)
       .max(1)
       .optional()
-      .describe("Report the first epoch whose validation accuracy reaches this (no early stop)."),
+      .describe(
+        "Report the first evaluation (in epochs, fractional between epoch ends) whose validation accuracy reaches this (no early stop).",
+      ),
+    evaluationsPerEpoch: positiveInt()
+      .max(100)
+      .default(1)
+      .describe(
+        "Validation evaluations per epoch of the teacher and student stages, evenly spaced, the last at the epoch end.",
+      ),
+    reportedModel: z
+      .enum(["best-validation", "last"])
+      .default("best-validation")
+      .describe(
+        "Which weights a stage keeps, saves and is tested with: those of its best validation evaluation, or those after its last step.",
+      ),
   },
   "Optimisation of the student.",
 );
@@ -304,6 +424,89 @@ export const trainerSpecShape = {
   metrics: MetricsSpec,
 };
 
-export const TrainerSpec = z.object(trainerSpecShape);
+/**
+ * A cross-field rule stated once: the CEL expression goes into the CRD (`x-kubernetes-validations`, so the
+ * apiserver refuses bad objects) and the predicate into zod (so the trainer refuses the same config locally).
+ */
+export interface CrossFieldRule<T> {
+  cel: string;
+  message: string;
+  /** Dotted path, relative to the object the rule sits on, of the field the message is about. */
+  field: string;
+  holds: (value: T) => boolean;
+  /** A transition rule (uses oldSelf): checked by the apiserver only. */
+  transition?: boolean;
+}
+
+export function withRules<S extends z.ZodType>(schema: S, rules: CrossFieldRule<z.output<S>>[]): S {
+  const checked = schema.superRefine((value, ctx) => {
+    for (const r of rules) {
+      if (!r.transition && !r.holds(value)) {
+        ctx.addIssue({ code: "custom", message: r.message, path: r.field ? r.field.split(".") : [] });
+      }
+    }
+  });
+  return checked.meta({
+    "x-kubernetes-validations": rules.map((r) => ({
+      rule: r.cel,
+      message: r.message,
+      ...(r.field ? { fieldPath: `.${r.field}` } : {}),
+    })),
+  }) as unknown as S;
+}
+
+type TrainerFields = z.output<z.ZodObject<typeof trainerSpecShape>>;
+
+const enabledObjectives = (s: TrainerFields) =>
+  [s.objectives.task.enabled, s.objectives.distillation.enabled, s.objectives.feature.enabled].filter(Boolean)
+    .length;
+
+const multiObjectiveStrategies = strategyNames.filter((n) => n !== "sum");
+
+/** The rules of the trainer's own fields (the DistillationJob adds those of runtime and immutability). */
+export const trainerSpecRules: CrossFieldRule<TrainerFields>[] = [
+  {
+    cel: "self.objectives.task.enabled || self.objectives.distillation.enabled || self.objectives.feature.enabled",
+    message: "at least one objective must be enabled",
+    field: "objectives",
+    holds: (s) => enabledObjectives(s) >= 1,
+  },
+  {
+    cel:
+      `!(self.strategy.name in ${JSON.stringify(multiObjectiveStrategies)}) || ` +
+      "[self.objectives.task.enabled, self.objectives.distillation.enabled, self.objectives.feature.enabled]" +
+      ".filter(e, e).size() >= 2",
+    message: "strategies other than `sum` combine objectives: enable at least two",
+    field: "strategy.name",
+    holds: (s) => s.strategy.name === "sum" || enabledObjectives(s) >= 2,
+  },
+  {
+    cel: "!has(self.student.featureLayer) || has(self.student.model)",
+    message: "featureLayer applies to a student model: set student.model too",
+    field: "student.featureLayer",
+    holds: (s) => s.student.featureLayer === undefined || s.student.model !== undefined,
+  },
+  {
+    cel: "self.data.format != 'image-folder' || has(self.data.imageSize) || has(self.student.model) || has(self.teacher.model)",
+    message: "image-folder data needs data.imageSize (or a student or teacher model whose input gives it)",
+    field: "data.imageSize",
+    holds: (s) =>
+      s.data.format !== "image-folder" ||
+      s.data.imageSize !== undefined ||
+      s.student.model !== undefined ||
+      s.teacher.model !== undefined,
+  },
+  {
+    cel: "!has(self.teacher.featureLayer) || has(self.teacher.model)",
+    message: "featureLayer applies to a loaded teacher: set teacher.model too",
+    field: "teacher.featureLayer",
+    holds: (s) => s.teacher.featureLayer === undefined || s.teacher.model !== undefined,
+  },
+];
+
+/** What the trainer parses: the trainer's fields of a DistillationJob spec, with their rules. */
+export const TrainerSpec = withRules(z.object(trainerSpecShape), trainerSpecRules);
 export type TrainerSpec = z.infer<typeof TrainerSpec>;
 export type TrainerSpecInput = z.input<typeof TrainerSpec>;
+/** The top-level fields of a TrainerSpec, in schema order. */
+export const TRAINER_SPEC_FIELDS = Object.keys(trainerSpecShape) as (keyof typeof trainerSpecShape)[];

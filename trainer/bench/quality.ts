@@ -1,204 +1,296 @@
-// Distillation quality on Fashion-MNIST with ONE fixed teacher (trained once, saved, reused): the student alone,
-// `sum` over a 3x3 grid of (alpha, T), mokd, mokd-amortized (FAMO observing on the same batch and on the next
-// batch), pcgrad and mgda, over several seeds. Prints
-// mean +- std of final test accuracy and epochs to reach a target validation accuracy, and writes JSON.
-// A script, not a test: it takes minutes to hours depending on the size flags.
-//   node trainer/bench/quality.ts [--seeds 3] [--first-seed 1] [--epochs 3] [--max-train 5000] [--teacher-train 12000]
-//     [--teacher-epochs 2] [--target 0.8] [--backend wasm] [--data /usr/share/datasets/fashion-mnist]
-//     [--out docs/benchmarks/quality.json] [--teacher-dir .cache/bench-teacher]
-//     [--methods "mokd-amortized,mokd-amortized (next-batch)"]  (a comma-separated subset; default: all)
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+// Distillation quality, driven by a study file (trainer/bench/studies/*.yaml): ONE teacher (trained once per
+// fingerprint of its spec and data, saved under the study's cacheDir and reused), then for every student setting,
+// seed and method the student trained against it. Methods: the student alone, and every loss crossed with a
+// fixed-weight grid (`sum`) and the automatic weightings (mokd, mokd-amortized). The teacher's outputs are
+// computed once per setting and shared by its runs. Prints the study used, then per setting mean ± standard error
+// of the test accuracy and differences paired by seed; writes JSON after every run (--resume continues a file).
+// A script, not a test: minutes to an hour depending on the study.
+//   node trainer/bench/quality.ts [--study trainer/bench/studies/small.yaml] [--out out/bench/quality.json]
+//     [--seeds N] [--resume] [--methods "kd,dkd mokd"] (substrings of method names) [--settings name,...] (exact)
+//   node trainer/bench/quality.ts --report out/a.json,out/b.json   (the report of results files, no training)
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseDistillationJobSpec, type DistillationJobSpec } from "../../api/v1alpha1/index.ts";
+import { stringify } from "yaml";
+import { parseTrainerSpec, TrainerSpec, unknownFields } from "../../api/v1alpha1/index.ts";
 import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
-import type { Dataset, Network } from "../src/contracts.ts";
-import { loadDataset } from "../src/data/index.ts";
+import type { Network } from "../src/contracts.ts";
+import { loadDataset, type LoadedDataset } from "../src/data/index.ts";
 import { evaluateAccuracy } from "../src/engine/evaluate.ts";
-import { epochsToTarget, trainStudent } from "../src/engine/run.ts";
+import { trainStudent } from "../src/engine/student.ts";
+import { epochsToTarget } from "../src/engine/summary.ts";
+import { loadTeacherAsData } from "../src/engine/teacher.ts";
+import { planTeacherCache, TeacherOutputCache } from "../src/engine/teacher-cache.ts";
 import { trainTeacher } from "../src/engine/teacher-stage.ts";
-import { buildNetwork, loadTeacher, saveNetwork } from "../src/models/index.ts";
+import { buildNetwork, saveNetwork } from "../src/models/index.ts";
+import { loadStudy, merge, studyMethods, type Method, type Study } from "./study.ts";
+import { report, type Run } from "./quality-report.ts";
 
 const { values: args } = parseArgs({
   options: {
-    seeds: { type: "string", default: "3" },
-    "first-seed": { type: "string", default: "1" },
-    epochs: { type: "string", default: "3" },
-    "max-train": { type: "string", default: "5000" },
-    "teacher-train": { type: "string", default: "12000" },
-    "teacher-epochs": { type: "string", default: "2" },
-    target: { type: "string", default: "0.8" },
-    backend: { type: "string", default: "wasm" },
-    data: { type: "string", default: "/usr/share/datasets/fashion-mnist" },
-    out: { type: "string", default: "docs/benchmarks/quality.json" },
-    "teacher-dir": { type: "string", default: ".cache/bench-teacher" },
+    study: { type: "string", default: "trainer/bench/studies/small.yaml" },
+    out: { type: "string" },
+    seeds: { type: "string" },
+    resume: { type: "boolean", default: false },
     methods: { type: "string" },
+    settings: { type: "string" },
+    report: { type: "string" },
   },
 });
-const seeds = Array.from({ length: Number(args.seeds) }, (_, i) => Number(args["first-seed"]) + i);
-const target = Number(args.target);
-const DATA_SEED = 42;
 
-/** The student and its training, shared by every method; methods differ only in objectives and strategy. */
-const baseSpec = {
-  data: { path: args.data, maxTrainSamples: Number(args["max-train"]), validationSplit: 0.1 },
-  teacher: { architecture: "cnn", width: 16, hiddenUnits: 64, epochs: Number(args["teacher-epochs"]) },
-  student: { architecture: "mlp", width: 64, depth: 1, hiddenUnits: 32 },
-  training: { epochs: Number(args.epochs), batchSize: 64, learningRate: 0.002, targetAccuracy: target },
-  metrics: { port: 0 },
-};
+const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+const quiet = { info: () => {}, warn: (m: string) => log(`warn: ${m}`) };
 
-interface Method {
-  name: string;
-  spec: Record<string, unknown>;
+/** Parses a spec the bench built; a field the trainer does not know would silently change the study: refused. */
+function spec(value: Record<string, unknown>, what: string): TrainerSpec {
+  const unknown = unknownFields(TrainerSpec, value, ["spec"]);
+  if (unknown.length) throw new Error(`${what}: fields the trainer does not know: ${unknown.join(", ")}`);
+  return parseTrainerSpec(value, what);
 }
 
-function methods(): Method[] {
-  const list: Method[] = [
+const hash = (value: unknown) =>
+  createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 12);
+
+function teacherSpec(study: Study): TrainerSpec {
+  const t = study.teacher;
+  return spec(
     {
-      name: "student alone (CE)",
-      spec: {
-        objectives: { distillation: { enabled: false } },
-        strategy: { name: "sum", weights: { task: 1 } },
-      },
+      data: { ...study.data, maxTrainSamples: t.trainSamples },
+      teacher: t.spec,
+      training: { batchSize: t.batchSize, seed: t.seed, evaluationsPerEpoch: t.evaluationsPerEpoch },
+      metrics: { port: 0 },
     },
-  ];
-  for (const alpha of [0.3, 0.5, 0.7]) {
-    for (const temperature of [2, 4, 8]) {
-      list.push({
-        name: `sum alpha=${alpha} T=${temperature}`,
-        spec: {
-          objectives: { distillation: { temperature } },
-          strategy: { name: "sum", weights: { task: 1 - alpha, distillation: alpha } },
-        },
-      });
-    }
+    "teacher",
+  );
+}
+
+/** The study's teacher: loaded from its fingerprint's directory, else trained there first. */
+async function obtainTeacher(study: Study): Promise<{ dir: string; trainedNow: boolean; seconds: number }> {
+  const s = teacherSpec(study);
+  // The study's own teacher and data blocks, not the parsed spec: a field the schema gains later must not
+  // retrain (delete the directory after changing how the trainer trains teachers).
+  const fingerprint = hash({ teacher: study.teacher, data: study.data });
+  const dir = join(study.cacheDir, `teacher-${fingerprint}`);
+  if (existsSync(join(dir, "model.json"))) return { dir, trainedNow: false, seconds: 0 };
+  const data = await loadDataset(s.data);
+  const network = buildNetwork(s.teacher, data.inputShape, data.numClasses, s.training.seed, {
+    name: "teacher",
+  });
+  log(`teacher: training ${JSON.stringify(study.teacher.spec)} on ${data.train.size} images into ${dir}`);
+  const t0 = performance.now();
+  const hooks = {
+    onEpoch: (r: { epoch: number; validationAccuracy: number; seconds: number }) =>
+      log(
+        `teacher epoch ${r.epoch}: validation ${(r.validationAccuracy * 100).toFixed(2)}% (${r.seconds.toFixed(0)} s)`,
+      ),
+  };
+  const settings = {
+    epochs: s.teacher.epochs,
+    learningRate: s.teacher.learningRate,
+    batchSize: s.training.batchSize,
+    seed: s.training.seed,
+    evaluationsPerEpoch: s.training.evaluationsPerEpoch,
+    keep: s.training.reportedModel,
+  };
+  await trainTeacher(network, data, settings, hooks);
+  await saveNetwork({ ...network, inputNormalization: data.normalization }, dir);
+  network.model.dispose();
+  return { dir, trainedNow: true, seconds: (performance.now() - t0) / 1000 };
+}
+
+function studentSpec(
+  study: Study,
+  setting: Study["settings"][number],
+  method: Method,
+  seed: number,
+): TrainerSpec {
+  return spec(
+    {
+      data: { ...study.data, maxTrainSamples: setting.trainSamples },
+      student: setting.student,
+      training: merge(setting.training, { seed, targetAccuracy: study.target }),
+      objectives: method.objectives,
+      strategy: method.strategy,
+      metrics: { port: 0 },
+    },
+    method.name,
+  );
+}
+
+/** The teacher's outputs on a setting's training split, computed once and shared by every run of it. */
+class SharedTeacherOutputs {
+  private readonly caches = new Map<string, TeacherOutputCache | undefined>();
+  private readonly teacher: Network;
+
+  constructor(teacher: Network) {
+    this.teacher = teacher;
   }
-  for (const name of ["mokd", "mokd-amortized", "pcgrad", "mgda"])
-    list.push({ name, spec: { strategy: { name } } });
-  list.push({
-    name: "mokd-amortized (next-batch)",
-    spec: { strategy: { name: "mokd-amortized", famo: { observe: "next-batch" } } },
-  });
-  return selected(list);
-}
 
-/** The methods named by --methods, in its order; all when unset. */
-function selected(list: Method[]): Method[] {
-  if (args.methods === undefined) return list;
-  return args.methods.split(",").map((name) => {
-    const method = list.find((m) => m.name === name.trim());
-    if (!method) throw new Error(`unknown method "${name}"; known: ${list.map((m) => m.name).join(", ")}`);
-    return method;
-  });
-}
-
-function specFor(method: Method, seed: number): DistillationJobSpec {
-  const spec = structuredClone({ ...baseSpec, ...method.spec }) as Record<string, Record<string, unknown>>;
-  spec.training = { ...baseSpec.training, seed };
-  return parseDistillationJobSpec(spec, method.name);
-}
-
-async function fixedTeacher(): Promise<{ network: Network; accuracy: number }> {
-  const dir = args["teacher-dir"];
-  const teacherSpec = parseDistillationJobSpec({
-    ...baseSpec,
-    data: { ...baseSpec.data, maxTrainSamples: Number(args["teacher-train"]) },
-  });
-  const data = await loadDataset(teacherSpec.data, DATA_SEED);
-  if (!existsSync(join(dir, "model.json"))) {
-    const network = buildNetwork(teacherSpec.teacher, data.inputShape, data.numClasses, 1, {
-      name: "teacher",
+  async for(
+    setting: string,
+    s: TrainerSpec,
+    dataset: LoadedDataset,
+  ): Promise<TeacherOutputCache | undefined> {
+    const withFeatures = s.objectives.feature.enabled;
+    const key = `${setting}:${withFeatures}`;
+    if (this.caches.has(key)) return this.caches.get(key);
+    const plan = planTeacherCache({
+      mode: s.teacher.outputCache,
+      samples: dataset.train.size,
+      numClasses: this.teacher.numClasses,
+      teacherFeatureDim: this.teacher.featureDim,
+      needsFeatures: withFeatures,
+      augmented: dataset.train.augments,
     });
-    const settings = { epochs: teacherSpec.teacher.epochs, learningRate: 0.001, batchSize: 64, seed: 1 };
-    await trainTeacher(network, data, settings, {});
-    await saveNetwork(network, dir);
-    network.model.dispose();
+    const cache = plan.use
+      ? await TeacherOutputCache.fill(this.teacher, dataset.train, withFeatures, 256)
+      : undefined;
+    log(
+      `teacher outputs for ${key}: ${plan.use ? "cached once for all runs" : `not cached (${plan.reason})`}`,
+    );
+    this.caches.set(key, cache);
+    return cache;
   }
-  const network = await loadTeacher(dir);
-  return { network, accuracy: evaluateAccuracy(network, data.test, 256) };
 }
 
-interface Run {
-  method: string;
-  seed: number;
-  testAccuracy: number;
-  epochsToTarget: number | null;
-  secondsPerEpoch: number;
-  conflictRate: number;
+/** The items named in `filter` (comma-separated; exact names, or substrings with `exact` false); all if unset. */
+function selected<T extends { name: string }>(items: T[], filter: string | undefined, exact = false): T[] {
+  if (!filter) return items;
+  const parts = filter.split(",").map((p) => p.trim());
+  return items.filter((m) => parts.some((p) => m.name === p || (!exact && m.name.includes(p))));
 }
 
-async function runOne(method: Method, seed: number, dataset: Dataset, teacher: Network): Promise<Run> {
-  const spec = specFor(method, seed);
-  const quiet = { info: () => {}, warn: () => {} };
-  const run = await trainStudent(spec, dataset, { network: teacher }, { hooks: {}, log: quiet });
+interface Results {
+  study: Study;
+  studyHash: string;
+  header: string;
+  teacher: { dir: string; testAccuracy: number; trainSeconds: number };
+  runs: Run[];
+}
+
+function previousRuns(out: string, studyHash: string): Run[] {
+  if (!args.resume || !existsSync(out)) return [];
+  const previous = JSON.parse(readFileSync(out, "utf8")) as Results;
+  if (previous.studyHash !== studyHash) throw new Error(`${out} holds another study (${previous.studyHash})`);
+  return previous.runs;
+}
+
+async function runOne(
+  study: Study,
+  setting: Study["settings"][number],
+  method: Method,
+  seed: number,
+  context: { dataset: LoadedDataset; teacher: Network; shared: SharedTeacherOutputs },
+): Promise<Run> {
+  const s = studentSpec(study, setting, method, seed);
+  const teacherOutputs = await context.shared.for(setting.name, s, context.dataset);
+  const run = await trainStudent(
+    s,
+    context.dataset,
+    { network: context.teacher },
+    {
+      hooks: {},
+      log: quiet,
+      teacherOutputs,
+    },
+  );
   run.network.model.dispose();
   return {
+    setting: setting.name,
     method: method.name,
+    loss: method.loss,
+    kind: method.kind,
     seed,
     testAccuracy: run.accuracy,
-    epochsToTarget: epochsToTarget(run.history, target),
-    secondsPerEpoch: run.history.reduce((a, r) => a + r.seconds, 0) / run.history.length,
+    bestValidationAccuracy: run.best?.validationAccuracy ?? run.history.at(-1)?.validationAccuracy ?? 0,
+    epochsToTarget: epochsToTarget(run.evaluations, study.target),
+    secondsPerEpoch: run.history.reduce((a, r) => a + r.seconds, 0) / Math.max(1, run.history.length),
     conflictRate: run.measuredSteps ? run.conflictSteps / run.measuredSteps : 0,
   };
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]) =>
-  Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)) * (xs.length / Math.max(1, xs.length - 1)));
-
-function table(runs: Run[], names: string[]): string {
-  const lines = [
-    `| method | test accuracy (mean ± std) | epochs to ${target} val. acc. (mean of runs reaching it) | reached | s/epoch | conflict rate |`,
-    "|---|---|---|---|---|---|",
-  ];
-  for (const name of names) {
-    const r = runs.filter((x) => x.method === name);
-    const acc = r.map((x) => x.testAccuracy * 100);
-    const reached = r.flatMap((x) => (x.epochsToTarget === null ? [] : [x.epochsToTarget]));
-    const epochs = reached.length ? mean(reached).toFixed(2) : "—";
-    lines.push(
-      `| ${name} | ${mean(acc).toFixed(2)} ± ${std(acc).toFixed(2)} % | ${epochs} | ${reached.length}/${r.length} | ` +
-        `${mean(r.map((x) => x.secondsPerEpoch)).toFixed(1)} | ${(mean(r.map((x) => x.conflictRate)) * 100).toFixed(1)}% |`,
-    );
-  }
-  return lines.join("\n");
+/** --report a.json,b.json: the report of results files (e.g. one per setting, or a partial run), no training. */
+function reportOnly(files: string[]): void {
+  const all = files.map((f) => JSON.parse(readFileSync(f, "utf8")) as Results);
+  const runs = all.flatMap((r) => r.runs);
+  const settings = [...new Set(runs.map((r) => r.setting))];
+  const seeds = (s: string) => [...new Set(runs.filter((r) => r.setting === s).map((r) => r.seed))].join(",");
+  const lines = all.map((r, i) => `${files[i]}: ${r.header.split("\n").at(-1)}`);
+  lines.push(
+    ...settings.map((s) => `${s}: ${runs.filter((r) => r.setting === s).length} runs, seeds ${seeds(s)}`),
+  );
+  process.stdout.write(`${lines.join("\n")}\n\n${report(runs, settings, all[0]!.study.target)}\n`);
 }
 
 async function main(): Promise<void> {
-  const backend = await selectBackend(args.backend as BackendPreference, () => {});
+  if (args.report) return reportOnly(args.report.split(","));
+  const study = loadStudy(args.study);
+  if (args.seeds) study.seeds.count = Number(args.seeds);
+  const out = args.out ?? `out/bench/quality-${study.name}.json`;
+  const studyHash = hash(study);
+  const backend = await selectBackend(study.backend as BackendPreference, () => {});
   const started = Date.now();
-  const teacher = await fixedTeacher();
-  process.stderr.write(
-    `teacher test accuracy ${(teacher.accuracy * 100).toFixed(2)}% (${args["teacher-dir"]})\n`,
-  );
-  const dataset = await loadDataset(specFor(methods()[0]!, 1).data, DATA_SEED);
-  const runs: Run[] = [];
-  const list = methods();
-  // Seeds in the outer loop: a partial run still covers every method.
-  for (const seed of seeds) {
-    for (const method of list) {
-      const run = await runOne(method, seed, dataset, teacher.network);
-      runs.push(run);
-      process.stderr.write(`${method.name} seed ${seed}: ${(run.testAccuracy * 100).toFixed(2)}%\n`);
+  const acquired = await obtainTeacher(study);
+  const methods = selected(studyMethods(study), args.methods);
+  const settings = selected(study.settings, args.settings, true);
+  const seeds = Array.from({ length: study.seeds.count }, (_, i) => study.seeds.first + i);
+  const runs = previousRuns(out, studyHash);
+  const done = new Set(runs.map((r) => `${r.setting}|${r.method}|${r.seed}`));
+  let teacherAccuracy = 0;
+  const header = () =>
+    [
+      `study ${args.study} (${study.name}, ${studyHash}):`,
+      stringify(study).trimEnd(),
+      `teacher: ${acquired.dir} (${acquired.trainedNow ? `trained now in ${(acquired.seconds / 60).toFixed(1)} min` : "reused"}), ` +
+        `test accuracy ${(teacherAccuracy * 100).toFixed(2)}%`,
+      `methods: ${methods.length}, settings: ${settings.map((s) => s.name).join(", ")}, seeds ${seeds.join(",")}; ` +
+        `backend ${backend.choice}; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}); ` +
+        `load average ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(" ")}; ${new Date().toISOString()}; ` +
+        `${((Date.now() - started) / 60000).toFixed(1)} min`,
+    ].join("\n");
+  mkdirSync(dirname(out), { recursive: true });
+  const save = () => {
+    const results: Results = {
+      study,
+      studyHash,
+      header: header(),
+      teacher: { dir: acquired.dir, testAccuracy: teacherAccuracy, trainSeconds: acquired.seconds },
+      runs,
+    };
+    writeFileSync(out, JSON.stringify(results, null, 2) + "\n");
+  };
+  for (const setting of settings) {
+    const dataset = await loadDataset(studentSpec(study, setting, methods[0]!, seeds[0]!).data);
+    const teacher = await loadTeacherAsData(acquired.dir, undefined, dataset, { info: log, warn: log });
+    teacherAccuracy = evaluateAccuracy(teacher, dataset.test, 256);
+    log(
+      `setting ${setting.name}: ${dataset.train.size} training images; teacher test ${(teacherAccuracy * 100).toFixed(2)}%`,
+    );
+    const context = { dataset, teacher, shared: new SharedTeacherOutputs(teacher) };
+    // Seeds in the outer loop: a partial run still covers every method.
+    for (const seed of seeds) {
+      for (const method of methods) {
+        if (done.has(`${setting.name}|${method.name}|${seed}`)) continue;
+        const run = await runOne(study, setting, method, seed, context);
+        runs.push(run);
+        save();
+        log(`${setting.name} ${method.name} seed ${seed}: ${(run.testAccuracy * 100).toFixed(2)}%`);
+      }
     }
+    teacher.model.dispose();
   }
-  const text = table(
-    runs,
-    list.map((m) => m.name),
-  );
-  const header =
-    `teacher: cnn width 16 trained once on ${args["teacher-train"]} images for ${args["teacher-epochs"]} epochs, ` +
-    `test accuracy ${(teacher.accuracy * 100).toFixed(2)}%; student: mlp 784-64-32-10 on ${args["max-train"]} ` +
-    `images, ${args.epochs} epochs, Adam lr 0.002, batch 64; seeds ${seeds.join(",")}; backend ${backend.choice}; ` +
-    `${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}); ${new Date().toISOString()}; ` +
-    `${((Date.now() - started) / 60000).toFixed(1)} min`;
-  process.stdout.write(`${header}\n\n${text}\n`);
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(
-    args.out,
-    JSON.stringify({ header, args, teacherAccuracy: teacher.accuracy, runs }, null, 2) + "\n",
+  save();
+  process.stdout.write(
+    `${header()}\n\n${report(
+      runs,
+      settings.map((s) => s.name),
+      study.target,
+    )}\n`,
   );
 }
 

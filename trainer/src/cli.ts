@@ -29,7 +29,7 @@ const USAGE = `usage:
   trainer run <job.yaml> [--output DIR] [--checkpoints DIR] [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu]
                          [--baselines] [--no-progress] [--metrics-port N]
   trainer train [--config FILE]        (default: $MOKD_CONFIG; also $MOKD_JOB_NAME, $MOKD_JOB_NAMESPACE,
-                                        $MOKD_BACKEND, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
+                                        $MOKD_BACKEND, $MOKD_GPUS, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
   trainer validate <job.yaml>
   trainer gpu-check [--backend B] [--seconds 10] [--batch 128] [--require-gpu]
                                        (backend, TensorFlow's op placement, samples/s; docs/gpu.md)
@@ -209,8 +209,9 @@ async function commandTrain(flags: Flags): Promise<number> {
       runJob({
         config,
         backend,
-        // A pod that asked for GPUs must train on a visible one; `trainer run` (local) does not check.
-        expectGpu: config.spec.runtime.gpus > 0,
+        // A pod that asked for GPUs ($MOKD_GPUS, set by the operator from spec.runtime.gpus) must train on a
+        // visible one; `trainer run` (local) does not check.
+        expectGpus: intFlag(process.env.MOKD_GPUS, "MOKD_GPUS"),
         metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
         metricsLingerSeconds: intFlag(process.env.MOKD_METRICS_LINGER_SECONDS, "MOKD_METRICS_LINGER_SECONDS"),
         measureEvery: intFlag(flags["measure-every"], "measure-every"),
@@ -233,6 +234,8 @@ function commandValidate(file: string | undefined): number {
       throw new ConfigError([{ field: "", message: "validate needs a file: trainer validate <job.yaml>" }]);
     const config = loadConfig(file);
     const s = config.spec;
+    for (const field of config.unknownFields)
+      process.stderr.write(`warning: unknown field ${field} (ignored)\n`);
     process.stdout.write(
       `${file}: valid (job ${config.namespace}/${config.jobName}: ${s.student.architecture} student, ` +
         `strategy ${s.strategy.name}, ${s.training.epochs} epochs)\n`,

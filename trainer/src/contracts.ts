@@ -50,12 +50,21 @@ export interface Dataset {
 
 // ---------------------------------------------------------------- models (trainer/src/models)
 
+/** Per-channel statistics inputs are normalised with, in [0, 1] pixel units: x = (pixel / 255 - mean) / std. */
+export interface InputNormalization {
+  kind: "standardize" | "unit";
+  mean: number[];
+  std: number[];
+}
+
 /** A classifier that also exposes the feature layer the projector reads. */
 export interface Network {
   /** A LayersModel with two outputs: [logits [batch, classes], features [batch, featureDim]]. */
   readonly model: tf.LayersModel;
   readonly featureDim: number;
   readonly numClasses: number;
+  /** The normalisation the network was trained with, when known (saved with the model by saveNetwork). */
+  readonly inputNormalization?: InputNormalization;
 }
 
 // ---------------------------------------------------------------- objectives (trainer/src/objectives)
@@ -70,6 +79,8 @@ export interface ObjectiveInputs {
   /** Absent when no enabled objective reads them (the teacher output cache then keeps logits only). */
   teacherFeatures?: tf.Tensor2D;
   labels: tf.Tensor1D;
+  /** 1-based epoch of the step (DKD's warm-up); absent: 1. */
+  epoch?: number;
 }
 
 export interface Objective {
@@ -94,6 +105,8 @@ export interface Combination {
 export interface StepContext {
   /** Global step, from 0. */
   step: number;
+  /** 1-based epoch of the step (objectives with a warm-up read it); absent: 1. */
+  epoch?: number;
   /** Seeded uniform [0, 1) generator (PCGrad's random order). */
   random: () => number;
 }
@@ -144,7 +157,28 @@ export interface StepRecord {
   cosines?: Record<string, number>;
   normRatios?: Record<string, number>;
   conflict?: boolean;
+  /**
+   * Share of the applied update each objective contributed, |c_i g_i| / sum_j |c_j g_j| (sums to 1), on measured
+   * steps. Not `weights`: mokd and mokd-amortized report weights on the log-loss gradients g_i / L_i.
+   */
+  stepShares?: Record<string, number>;
+  /** The step's losses or gradients were not finite: no update was applied (counted, see finiteStep). */
+  nonFinite?: true;
   seconds: number;
+}
+
+/**
+ * A validation evaluation: at every epoch end and, with training.evaluationsPerEpoch > 1, between. The best one
+ * picks the reported model.
+ */
+export interface EvaluationRecord {
+  type: "evaluation";
+  stage: "teacher" | "student";
+  /** Epochs of training behind the evaluated weights; fractional between epoch ends. */
+  epoch: number;
+  /** Optimiser steps done. */
+  step: number;
+  validationAccuracy: number;
 }
 
 export interface EpochRecord {

@@ -155,9 +155,11 @@ function gramByTensorOps(grads: tf.Tensor[][]): number[][] {
 /** sum_i coefficients[i] * grads[i], per variable (on cpu/wasm written in place: SIMD axpy / JS loop). */
 export function combineGradients(grads: tf.Tensor[][], coefficients: number[]): tf.Tensor[] {
   if (hostViews(grads)) return combineInPlace(grads, coefficients);
+  // Zero coefficients are left out, as in combineInPlace: 0 * NaN would still be NaN.
   return tf.tidy(() =>
     grads[0]!.map((_, v) => {
-      const terms = grads.map((g, i) => tf.mul(g[v]!, coefficients[i]!));
+      const terms = grads.flatMap((g, i) => (coefficients[i] === 0 ? [] : [tf.mul(g[v]!, coefficients[i]!)]));
+      if (terms.length === 0) return tf.zerosLike(grads[0]![v]!);
       return terms.length === 1 ? terms[0]! : tf.addN(terms);
     }),
   );
@@ -186,6 +188,21 @@ export function combinedNorm(gram: number[][], coefficients: number[]): number {
   let s = 0;
   coefficients.forEach((ci, i) => coefficients.forEach((cj, j) => (s += ci * cj * gram[i]![j]!)));
   return Math.sqrt(Math.max(s, 0));
+}
+
+/**
+ * Whether a step may be applied: every loss and every objective gradient (the Gram diagonal) is finite, and so
+ * are the coefficients and the norm of the update sum_i c_i g_i. A step that fails is skipped (no update) and
+ * counted: one NaN in the update would make every weight NaN from then on. A single-backward step passes the 1 x 1
+ * Gram of its combined gradient and coefficients [1].
+ */
+export function finiteStep(losses: number[], gram: number[][], coefficients: number[]): boolean {
+  return (
+    losses.every(Number.isFinite) &&
+    gram.every((row, i) => Number.isFinite(row[i])) &&
+    coefficients.every(Number.isFinite) &&
+    Number.isFinite(combinedNorm(gram, coefficients))
+  );
 }
 
 /** The factor (<= 1) that brings a gradient of global norm `norm` down to `maxNorm`; 1 when unset. */
@@ -226,6 +243,18 @@ export function normRatios(gram: number[][], names: readonly string[]): Record<s
     out[pairKey(names[i]!, names[j]!)] = b > 0 ? a / b : a > 0 ? Infinity : 1;
   });
   return out;
+}
+
+/**
+ * The share of the update sum_i c_i g_i each objective contributed: |c_i| |g_i| / sum_j |c_j| |g_j| (from the Gram
+ * diagonal; sums to 1; all 0 when the update is zero). A clip factor scales every c_i alike and cancels.
+ */
+export function stepShares(gram: number[][], coefficients: number[]): number[] {
+  const parts = coefficients.map((c, i) =>
+    c === 0 ? 0 : Math.abs(c) * Math.sqrt(Math.max(gram[i]![i]!, 0)),
+  );
+  const total = parts.reduce((a, b) => a + b, 0);
+  return parts.map((p) => (total > 0 ? p / total : 0));
 }
 
 /** True when some pair of objective gradients conflicts (negative inner product). */

@@ -1,17 +1,20 @@
-// The ConfigMap holding the trainer's config: the whole defaulted DistillationJob (the trainer parses it with the
-// same schema), so the trainer never needs API access to learn what to do.
+// The ConfigMap holding the trainer's config: the trainer's part of the defaulted spec (TrainerSpec: teacher,
+// student, data, objectives, strategy, training, output, metrics) plus the job's identity, so the trainer never
+// needs API access to learn what to do and parses only its own contract (runtime, runPolicy and queueName are
+// the operator's).
 import type { V1ConfigMap } from "@kubernetes/client-node";
-import { API_VERSION, KIND } from "../../../api/v1alpha1/index.ts";
+import { API_VERSION, KIND, TRAINER_SPEC_FIELDS } from "../../../api/v1alpha1/index.ts";
 import { CONFIG_FILE, configMapNameFor } from "../names.ts";
 import { childMetadata, type OwnerJob } from "./common.ts";
 
 export function trainerConfig(dj: OwnerJob): string {
   const { name, namespace, uid, generation } = dj.metadata;
+  const spec = Object.fromEntries(TRAINER_SPEC_FIELDS.map((field) => [field, dj.spec[field]]));
   const manifest = {
     apiVersion: API_VERSION,
     kind: KIND,
     metadata: { name, namespace, uid, generation },
-    spec: dj.spec,
+    spec,
   };
   return JSON.stringify(manifest, null, 2) + "\n";
 }

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHART_DIR, ROOT } from "../../../api/generate.ts";
+import { CHART_DIR, ROOT } from "../../../scripts/generate.ts";
 import { TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { LOCAL_NODE } from "../../bed/config.ts";

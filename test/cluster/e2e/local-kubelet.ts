@@ -22,7 +22,7 @@ import {
   type V1Container,
   type V1Pod,
 } from "@kubernetes/client-node";
-import { ROOT } from "../../../api/generate.ts";
+import { ROOT } from "../../../scripts/generate.ts";
 import { parseDockerfile } from "../../unit/packaging/dockerfile.ts";
 
 /** The pod's addresses: the trainer runs on this machine, so its metrics port is on loopback. */

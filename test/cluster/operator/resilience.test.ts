@@ -104,7 +104,14 @@ describe.concurrent("operator resilience", () => {
     const { ns, jobs, start, batch } = await setup("op-leader");
     const replicas = [start(), start()];
     await waitFor("a leader", async () => replicas.some(leading), 30_000);
-    await new Promise((r) => setTimeout(r, 2000));
+    // Not a sleep: once the other replica has read the Lease (it logs the holder it saw), it stays a standby.
+    const sawLeader = (o: OperatorProcess) => /"message":"leader"/.test(o.logs());
+    await waitFor(
+      "the standby sees the lease held",
+      async () => replicas.every((r) => leading(r) || sawLeader(r)),
+      30_000,
+      100,
+    );
     expect(replicas.filter(leading)).toHaveLength(1);
     const leader = replicas.find(leading)!;
     const standby = replicas.find((r) => r !== leader)!;
@@ -136,7 +143,14 @@ describe.concurrent("operator resilience", () => {
 
     // Graceful: SIGTERM releases the Lease, so a fresh replica leads well before the 15 s lease would expire.
     const third = start();
-    await new Promise((r) => setTimeout(r, 1500));
+    // Not a sleep: once the third replica has read the Lease (it logs the holder it saw), a held, unexpired Lease
+    // keeps it from leading until the standby lets go.
+    await waitFor(
+      "third replica sees the lease held",
+      async () => /"message":"leader"/.test(third.logs()),
+      15_000,
+      100,
+    );
     expect(leading(third)).toBe(false);
     const stoppedAt = Date.now();
     expect(await standby.kill("SIGTERM")).toBe(0);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { CHART_DIR, CRD_PATH } from "../../../api/generate.ts";
+import { CHART_DIR, CRD_PATH } from "../../../scripts/generate.ts";
 import { parseDistillationJob } from "../../../api/v1alpha1/index.ts";
 import { buildJob } from "../../../operator/src/builders/job.ts";
 import { loadConfig } from "../../../operator/src/config.ts";

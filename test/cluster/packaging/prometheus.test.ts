@@ -3,13 +3,13 @@
 import { tinyTrainerJob } from "../tiny-job.ts";
 import { spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { CHART_DIR, ROOT } from "../../../api/generate.ts";
-import { TRAINER_LABELS } from "../../../api/metrics.ts";
+import { CHART_DIR, ROOT } from "../../../scripts/generate.ts";
+import { TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
 import { alertRules } from "../../../dashboards/alerts.ts";
 import {
   conflictRate,
@@ -17,6 +17,7 @@ import {
   expandGrafanaVariables,
   secondsSinceLastStep,
 } from "../../../dashboards/queries.ts";
+import type { RunSummary } from "../../../trainer/src/telemetry/summary.ts";
 import { createTestNamespace, deleteNamespace, kubeconfigPath, kubectl, waitFor } from "../../bed/env.ts";
 import { stopGroups, tail } from "../../bed/processes.ts";
 import { freePort, Prometheus, prometheusBinDir } from "./prometheus.ts";
@@ -34,6 +35,7 @@ const CORE_TRAINER = [
   "conflictRate",
   "normRatio",
   "weights",
+  "stepShare",
   "accuracy",
   "samplesPerSecond",
   "epochThroughput",
@@ -115,8 +117,9 @@ beforeAll(async () => {
   writeFileSync(config, stringify(manifest));
   trainer = startProcess(
     ["trainer/src/cli.ts", "train", "--config", config],
-    // Linger: a short run can end between two scrapes; the final values must still be scraped.
-    { MOKD_TERMINATION_LOG: join(dir, "termination-log"), MOKD_METRICS_LINGER_SECONDS: "3" },
+    // Linger: the final values must be scraped, and several scrapes after the last step give a window in which
+    // no step was measured (the conflict rate's 0/0 case, see below).
+    { MOKD_TERMINATION_LOG: join(dir, "termination-log"), MOKD_METRICS_LINGER_SECONDS: "4" },
     dir,
     "trainer",
   );
@@ -135,6 +138,29 @@ afterAll(async () => {
   if (namespace) await deleteNamespace(namespace);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/** The summary.json the trainer wrote for this run. */
+function runSummary(): RunSummary {
+  return JSON.parse(readFileSync(join(dir, "output", "summary.json"), "utf8")) as RunSummary;
+}
+
+/** Whether each gradient-measured student step conflicted, in step order, from the run's metrics.jsonl. */
+function measuredConflictFlags(): boolean[] {
+  const records = readFileSync(join(dir, "output", "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as { type: string; stage?: string; step?: number; conflict?: boolean });
+  return records
+    .filter((r) => r.type === "step" && r.stage === "student" && r.conflict !== undefined)
+    .sort((a, b) => a.step! - b.step!)
+    .map((r) => r.conflict!);
+}
+
+/** The raw samples [unix seconds, value] of a trainer series in the `window` before `time`. */
+async function rawSamples(metric: string, window: string, time: number): Promise<[number, number][]> {
+  const [series] = await prom!.query(`${metric}[${window}]`, time);
+  return (series?.values ?? []).map(([t, v]) => [t, Number(v)]);
+}
 
 describe("Prometheus with a real trainer and operator", () => {
   it("accepts every dashboard query, and the core ones return data", async () => {
@@ -177,14 +203,62 @@ describe("Prometheus with a real trainer and operator", () => {
     for (const rule of alertRules) await prom!.query(rule.expr, evalTime);
   });
 
-  it("computes the alerts' signals from real series", async () => {
-    const conflicts = await prom!.query(conflictRate("1m", false), evalTime);
-    expect(conflicts.length).toBe(1);
-    const rate = Number(conflicts[0]!.value![1]);
-    expect(rate).toBeGreaterThanOrEqual(0);
-    expect(rate).toBeLessThanOrEqual(1);
-    const sinceStep = await prom!.query(secondsSinceLastStep(false), evalTime);
-    expect(Number(sinceStep[0]!.value![1])).toBeLessThan(30);
+  it("the conflict counters at the last scrape are exactly the run's summary", async () => {
+    const summary = runSummary();
+    const [measured] = await prom!.query(TrainerMetric.measuredSteps, evalTime);
+    const [conflicts] = await prom!.query(TrainerMetric.conflictSteps, evalTime);
+    expect(Number(measured!.value![1])).toBe(summary.measuredSteps);
+    expect(summary.measuredSteps).toBeGreaterThan(0);
+    expect(Number(conflicts!.value![1]) / summary.measuredSteps).toBeCloseTo(summary.conflictRate, 12);
+  });
+
+  it("computes the alert's and dashboard's conflict rate as the run's own step records do", async () => {
+    const [rate, ...others] = await prom!.query(conflictRate("1h", false), evalTime);
+    expect(others).toEqual([]);
+    // Prometheus sees the counters from their first scrape on, which may come after the first student steps:
+    // the run's records say which steps those were. The counters' first samples must be exactly the counts of
+    // the first records, and the rate over the scraped span is the records' conflict share after them.
+    const measured = await rawSamples(TrainerMetric.measuredSteps, "1h", evalTime);
+    const conflicts = await rawSamples(TrainerMetric.conflictSteps, "1h", evalTime);
+    const flags = measuredConflictFlags();
+    expect(flags.length).toBe(runSummary().measuredSteps);
+    const [m0, c0] = [measured[0]![1], conflicts[0]![1]];
+    expect(flags.slice(0, m0).filter(Boolean).length).toBe(c0);
+    const later = flags.slice(m0);
+    const expected = later.filter(Boolean).length / later.length;
+    // rate() extrapolates each counter from its first and last sample. Both come from the same scrapes, so the
+    // two extrapolations differ only at the start, by at most half the average scrape interval (the window
+    // reaches back before the run) out of the sampled interval: the ratio is the records' within that fraction.
+    const sampled = measured.at(-1)![0] - measured[0]![0];
+    const halfInterval = sampled / (measured.length - 1) / 2;
+    const debug = JSON.stringify({ rate: rate!.value, expected, measured, conflicts });
+    expect(Math.abs(Number(rate!.value![1]) - expected), debug).toBeLessThanOrEqual(
+      (expected * halfInterval) / sampled + 1e-12,
+    );
+  });
+
+  it("gives no series, not NaN, over a window in which no step was measured", async () => {
+    // The scrapes after the last step (the trainer lingers 4 s): the measured counter is flat there.
+    const samples = await rawSamples(TrainerMetric.measuredSteps, "1h", evalTime);
+    const final = samples.at(-1)![1];
+    const flat = samples.slice(samples.findIndex(([, v]) => v === final));
+    expect(flat.length, "scrapes after the last step").toBeGreaterThanOrEqual(2);
+    const at = flat.at(-1)![0];
+    const window = `${Math.round((at - flat[0]![0]) * 1000) + 1}ms`;
+    expect(await prom!.query(conflictRate(window, false), at)).toEqual([]);
+    // The unguarded ratio of the same window is 0/0: what the dashboard and the alert showed before the guard.
+    const sel = `[${window}]`;
+    const unguarded = await prom!.query(
+      `sum(rate(${TrainerMetric.conflictSteps}${sel})) / sum(rate(${TrainerMetric.measuredSteps}${sel}))`,
+      at,
+    );
+    expect(unguarded.map((r) => r.value![1])).toEqual(["NaN"]);
+  });
+
+  it("computes the seconds since the last step from the trainer's own timestamp", async () => {
+    const [last] = await prom!.query(TrainerMetric.lastStepTime, evalTime);
+    const [since] = await prom!.query(secondsSinceLastStep(false), evalTime);
+    expect(Number(since!.value![1])).toBeCloseTo(evalTime - Number(last!.value![1]), 6);
   });
 
   it("exposes the operator's own metrics", async () => {

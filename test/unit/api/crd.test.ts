@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { generatedFiles } from "../../../api/generate.ts";
+import { generatedFiles } from "../../../scripts/generate.ts";
 import { parseDistillationJob, ConfigError } from "../../../api/v1alpha1/index.ts";
 
 describe("generated artefacts", () => {

@@ -3,11 +3,12 @@ import { NON_RETRYABLE_EXIT_CODES } from "../../../api/v1alpha1/index.ts";
 import { buildConfigMap } from "../../../operator/src/builders/configmap.ts";
 import { buildJob, desiredSuspend } from "../../../operator/src/builders/job.ts";
 import { boundedName } from "../../../operator/src/names.ts";
+import { parseConfig } from "../../../trainer/src/config.ts";
 import { distillationJob } from "./fixtures.ts";
 
 describe("buildConfigMap", () => {
-  it("holds the whole defaulted spec and identity as job.json, owned by the DistillationJob", () => {
-    const cm = buildConfigMap(distillationJob({ training: { epochs: 7 } }));
+  it("holds the trainer's part of the defaulted spec and identity as job.json, owned by the DistillationJob", () => {
+    const cm = buildConfigMap(distillationJob({ training: { epochs: 7 }, runPolicy: { backoffLimit: 2 } }));
     expect(cm.metadata?.name).toBe("mnist-config");
     expect(cm.metadata?.ownerReferences).toEqual([
       expect.objectContaining({ kind: "DistillationJob", name: "mnist", uid: "uid-1", controller: true }),
@@ -16,6 +17,21 @@ describe("buildConfigMap", () => {
     expect(config.metadata).toMatchObject({ name: "mnist", namespace: "team-a" });
     expect(config.spec.training.epochs).toBe(7);
     expect(config.spec.strategy.name).toBe("mokd"); // a default filled in
+    // Only the trainer's contract: the operator's fields stay with the operator.
+    expect(Object.keys(config.spec)).toEqual([
+      "teacher",
+      "student",
+      "data",
+      "objectives",
+      "strategy",
+      "training",
+      "output",
+      "metrics",
+    ]);
+    const parsed = parseConfig(config, "job.json", {});
+    expect(parsed.unknownFields).toEqual([]);
+    expect(parsed.spec.training.epochs).toBe(7);
+    expect([parsed.jobName, parsed.namespace]).toEqual(["mnist", "team-a"]);
   });
 });
 

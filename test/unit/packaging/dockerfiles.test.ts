@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "../../../api/generate.ts";
+import { ROOT } from "../../../scripts/generate.ts";
 import { parseDockerfile, type Instruction } from "./dockerfile.ts";
 
 /** Sources of COPY instructions that read the build context (not another stage). */

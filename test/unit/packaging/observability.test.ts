@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { OperatorMetric, TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
-import { CHART_DIR, ROOT } from "../../../api/generate.ts";
+import { CHART_DIR, ROOT } from "../../../scripts/generate.ts";
 import { alertRules } from "../../../dashboards/alerts.ts";
 import { buildDashboard } from "../../../dashboards/mokd.ts";
 import {
@@ -155,8 +155,19 @@ describe("dashboard", () => {
     }
     const rule = ruleFile.groups.flatMap((g) => g.rules).find((r) => r.alert === "MokdGradientConflictHigh");
     expect(rule?.expr).toContain(
-      `/ sum by (mokd_namespace, mokd_job) (rate(${TrainerMetric.measuredSteps}[30m]))`,
+      `/ (sum by (mokd_namespace, mokd_job) (rate(${TrainerMetric.measuredSteps}[30m])) > 0)`,
     );
+  });
+
+  it("guards every ratio of rates against 0/0 (no step measured in the window: empty, not NaN)", () => {
+    const exprs = [
+      ...Object.values(dashboardQueries),
+      ...ruleFile.groups.flatMap((g) => g.rules.map((r) => r.expr)),
+    ];
+    for (const expr of exprs.filter((e) => /\)\)\s*\/\s*\(?sum/.test(e))) {
+      expect(expr, expr).toMatch(/\/ \(sum by \([^)]*\) \(rate\([^)]*\)\) > 0\)/);
+    }
+    expect(exprs.filter((e) => e.includes("/ (sum")).length).toBeGreaterThanOrEqual(2);
   });
 
   it("expands Grafana variables into plain PromQL for testing", () => {

@@ -53,6 +53,15 @@ describe("trainer CLI exit codes", () => {
     expect(r.stderr).toContain("spec.strategy.name");
   });
 
+  it("validate: warns on fields this trainer does not know, and still passes", async () => {
+    const dir = tmp("mokd-cli-");
+    const job = tinyJob("/data", dir);
+    const newer = { ...job, spec: { ...job.spec, training: { ...job.spec.training, futureKnob: 3 } } };
+    const r = await cli(["validate", writeJob(dir, newer)]);
+    expect(r.code).toBe(ExitCode.Success);
+    expect(r.stderr).toContain("warning: unknown field spec.training.futureKnob (ignored)");
+  });
+
   it("run: 2 for a bad config, 3 for corrupt data", async () => {
     const dir = tmp("mokd-cli-");
     expect((await cli(["run", join(dir, "missing.yaml")])).code).toBe(ExitCode.BadConfig);
@@ -82,8 +91,10 @@ describe("trainer CLI exit codes", () => {
     ).toBe(true);
     expect(JSON.parse(readFileSync(termination, "utf8")).strategy).toBe("mokd");
     const report = readFileSync(join(dir, "output", "report.html"), "utf8");
-    expect(report.match(/<svg /g)).toHaveLength(4);
+    // Six charts since the step shares and the norm ratios joined the weights, cosines, losses and accuracy.
+    expect(report.match(/<svg /g)).toHaveLength(6);
     expect(report).toContain("Gradient cosine");
+    expect(report).toContain("Step share");
   });
 
   it("train: a failure writes {error, reason} to the termination log (bad config, bad data, internal)", async () => {

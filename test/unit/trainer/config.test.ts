@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../api/v1alpha1/index.ts";
-import { configPath, loadConfig } from "../../../trainer/src/config.ts";
+import { configPath, loadConfig, parseConfig } from "../../../trainer/src/config.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mokd-config-"));
 const file = (name: string, text: string) => {
@@ -57,5 +57,56 @@ describe("trainer config", () => {
     expect(() => configPath(undefined, {})).toThrow(/MOKD_CONFIG/);
     expect(configPath(undefined, { MOKD_CONFIG: "/etc/x.yaml" })).toBe("/etc/x.yaml");
     expect(configPath("/a.yaml", { MOKD_CONFIG: "/etc/x.yaml" })).toBe("/a.yaml");
+  });
+
+  it("parses the trainer's contract only: operator fields are set aside, their rules not applied", () => {
+    const job = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationJob",
+      metadata: { name: "x" },
+      // A teacher volume without teacher.model breaks an operator rule (runtime.volumes.teacher): not the
+      // trainer's business. An invalid runtime field is not parsed either.
+      spec: { runtime: { gpus: -3, volumes: { teacher: { claimName: "t" } } }, runPolicy: { suspend: true } },
+    };
+    const c = parseConfig(job, "t", {});
+    expect(c.unknownFields).toEqual([]);
+    expect(c.spec).not.toHaveProperty("runtime");
+    expect(c.spec.training.epochs).toBe(5);
+  });
+
+  it("keeps the trainer's own cross-field rules", () => {
+    const oneObjective = { objectives: { distillation: { enabled: false } }, strategy: { name: "mokd" } };
+    expect(() => parseConfig(oneObjective, "t", {})).toThrow(/spec\.strategy\.name: strategies other than/);
+  });
+
+  it("lists every field it does not know, nested and at the root", () => {
+    const job = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationJob",
+      extra: 1,
+      spec: {
+        training: { epochs: 2, warmupEpochs: 1 },
+        objectives: { distillation: { temperature: 2, flavour: "x" } },
+        futureSection: {},
+      },
+    };
+    const c = parseConfig(job, "t", {});
+    expect(c.unknownFields).toEqual([
+      "extra",
+      "spec.training.warmupEpochs",
+      "spec.objectives.distillation.flavour",
+      "spec.futureSection",
+    ]);
+    expect(c.spec.training.epochs).toBe(2);
+  });
+
+  it("ships no generator in api/: nothing under api/ imports the dashboards (every image copies api/)", () => {
+    const root = join(import.meta.dirname, "../../../api");
+    const files = readdirSync(root, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
+    expect(files.length).toBeGreaterThan(3);
+    const importing = files.filter((f) =>
+      /from "[./]*dashboards\//.test(readFileSync(join(root, f), "utf8")),
+    );
+    expect(importing).toEqual([]);
   });
 });

@@ -258,13 +258,12 @@ describe("imtl", () => {
     expect(p[0]).toBeCloseTo(p[2]!, 10);
   });
 
-  it("parallel gradients (singular system): uniform; zero gradient: weight 0", () => {
-    expect(
-      run(new ImtlStrategy(), [
-        [1, 1],
-        [2, 2],
-      ]).coefficients,
-    ).toEqual([0.5, 0.5]);
+  it("parallel gradients (singular system): the minimum-norm solution, uniform; zero gradient: weight 0", () => {
+    const parallel = run(new ImtlStrategy(), [
+      [1, 1],
+      [2, 2],
+    ]).coefficients;
+    parallel.forEach((x) => expect(x).toBeCloseTo(0.5, 15));
     expect(
       run(new ImtlStrategy(), [
         [0, 0],

@@ -12,7 +12,8 @@ import { parseConfig } from "../../../trainer/src/config.ts";
 import type { Batch, Dataset, Network } from "../../../trainer/src/contracts.ts";
 import { loadDataset } from "../../../trainer/src/data/index.ts";
 import { predict } from "../../../trainer/src/engine/evaluate.ts";
-import { runJob, specFingerprint } from "../../../trainer/src/engine/run.ts";
+import { specFingerprint } from "../../../trainer/src/engine/fingerprint.ts";
+import { runJob } from "../../../trainer/src/engine/run.ts";
 import { runStudentStage } from "../../../trainer/src/engine/student-stage.ts";
 import { StudentStep } from "../../../trainer/src/engine/student-step.ts";
 import {

@@ -136,6 +136,7 @@ const summary: RunSummary = {
   bestValidationAccuracy: 0.86,
   conflictRate: 0.125,
   measuredSteps: 8,
+  nonFiniteSteps: 0,
   steps: 8,
   durationSeconds: 12.345,
   samplesPerSecond: 100,

@@ -2,8 +2,8 @@
 // Images stay uint8 in memory; each batch's float tensor is built on demand, so memory is bounded by one batch.
 import { basename } from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import type { DataSpec } from "../../../api/v1alpha1/index.ts";
-import type { Batch, BatchOptions, Dataset, Split } from "../contracts.ts";
+import { ConfigError, type DataSpec } from "../../../api/v1alpha1/index.ts";
+import type { Batch, BatchOptions, Dataset, InputNormalization, Split } from "../contracts.ts";
 import {
   buildLookupTable,
   copyAugmented,
@@ -13,16 +13,13 @@ import {
 } from "./batches.ts";
 import { CIFAR10, CIFAR100, loadCifar } from "./cifar.ts";
 import { DataError } from "./errors.ts";
+import { loadImageFolder } from "./folder.ts";
 import { loadIdxPair } from "./idx.ts";
 import { deriveSeed, permutation, Random } from "./random.ts";
 import { checkLabels, maxLabel, type RawSplit } from "./raw.ts";
 
 /** Per-channel statistics the batches are normalised with, in [0, 1] pixel units. */
-export interface Normalization {
-  kind: DataSpec["normalization"];
-  mean: number[];
-  std: number[];
-}
+export type Normalization = InputNormalization;
 
 export interface LoadedDataset extends Dataset {
   readonly normalization: Normalization;
@@ -35,6 +32,7 @@ const AUGMENT_STREAM = 0xa06;
 
 class ArraySplit implements Split {
   private readonly images: Uint8Array;
+  private readonly decode: RawSplit["decode"];
   private readonly labels: Uint8Array;
   private readonly indices: Int32Array;
   private readonly geometry: ImageGeometry;
@@ -43,6 +41,7 @@ class ArraySplit implements Split {
 
   constructor(raw: RawSplit, indices: Int32Array, lut: Float32Array, augmentation: Augmentation) {
     this.images = raw.images;
+    this.decode = raw.decode;
     this.labels = raw.labels;
     this.indices = indices;
     const [height, width, channels] = raw.shape;
@@ -91,19 +90,12 @@ class ArraySplit implements Split {
     for (let i = 0; i < n; i++) {
       const src = this.indices[positions[i]!]!;
       ys[i] = this.labels[src]!;
+      // A lazily read split decodes the image now (one image in memory at a time besides the batch).
+      const [images, at] = this.decode ? [this.decode(src), 0] : [this.images, src * pixels];
       if (random) {
-        copyAugmented(
-          xs,
-          i * pixels,
-          this.images,
-          src * pixels,
-          this.geometry,
-          this.lut,
-          this.augmentation,
-          random,
-        );
+        copyAugmented(xs, i * pixels, images, at, this.geometry, this.lut, this.augmentation, random);
       } else {
-        copyImage(xs, i * pixels, this.images, src * pixels, pixels, this.lut, channels);
+        copyImage(xs, i * pixels, images, at, pixels, this.lut, channels);
       }
     }
     return {
@@ -130,30 +122,53 @@ function readRaw(spec: DataSpec): { train: RawSplit; test: RawSplit; numClasses:
     checkLabels(test, numClasses);
     return { train, test, numClasses };
   }
+  if (spec.format === "image-folder") return loadImageFolder(spec.path, imageSize(spec));
   const layout = spec.format === "cifar-10" ? CIFAR10 : CIFAR100;
   return { ...loadCifar(spec.path, layout), numClasses: layout.numClasses };
 }
 
-/** Per-channel mean and std (in [0, 1] units) over the given samples. */
+/** Images of a lazily read split the standardisation statistics are estimated from (evenly spaced). */
+export const LAZY_STATISTICS_SAMPLES = 2000;
+
+/**
+ * Per-channel mean and std (in [0, 1] units) over the given samples; a lazily read split estimates them from
+ * LAZY_STATISTICS_SAMPLES of them (decoding every image of a large folder at start would defeat lazy reading).
+ */
 export function channelStatistics(raw: RawSplit, indices: Int32Array): { mean: number[]; std: number[] } {
   const channels = raw.shape[2];
   const pixels = raw.shape[0] * raw.shape[1] * channels;
   const sum = new Float64Array(channels);
   const sumSq = new Float64Array(channels);
-  for (const index of indices) {
-    const base = index * pixels;
+  const sampled = raw.decode ? evenlySpaced(indices, LAZY_STATISTICS_SAMPLES) : indices;
+  for (const index of sampled) {
+    const [images, base] = raw.decode ? [raw.decode(index), 0] : [raw.images, index * pixels];
     for (let p = 0; p < pixels; p += channels) {
       for (let c = 0; c < channels; c++) {
-        const v = raw.images[base + p + c]!;
+        const v = images[base + p + c]!;
         sum[c]! += v;
         sumSq[c]! += v * v;
       }
     }
   }
-  const n = Math.max(1, (indices.length * pixels) / channels);
+  const n = Math.max(1, (sampled.length * pixels) / channels);
   const mean = Array.from(sum, (s) => s / n);
   const std = mean.map((m, c) => Math.sqrt(Math.max(0, sumSq[c]! / n - m * m)));
   return { mean: mean.map((m) => m / 255), std: std.map((s) => (s > 0 ? s / 255 : 1)) };
+}
+
+function evenlySpaced(indices: Int32Array, max: number): Int32Array {
+  if (indices.length <= max) return indices;
+  return Int32Array.from({ length: max }, (_, i) => indices[Math.floor((i * indices.length) / max)]!);
+}
+
+/** data.imageSize of an image folder (the schema requires it or a model to take it from; see resolveImageSize). */
+function imageSize(spec: DataSpec): [number, number, number] {
+  const size = spec.imageSize;
+  if (!size)
+    throw new ConfigError([
+      { field: "spec.data.imageSize", message: "image-folder data needs an image size" },
+    ]);
+  return [size.height, size.width, size.channels];
 }
 
 function normalization(spec: DataSpec, raw: RawSplit, trainIndices: Int32Array): Normalization {
@@ -167,13 +182,15 @@ function normalization(spec: DataSpec, raw: RawSplit, trainIndices: Int32Array):
 const range = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
 
 /**
- * Loads `spec.path` in `spec.format`. The validation split is a seeded random subset of the training files;
+ * Loads `spec.path` in `spec.format`. The validation split is a random subset of the training files (seeded by
+ * `spec.splitSeed`, or `splitSeed` when given);
  * maxTrainSamples applies after it, maxTestSamples takes the first test samples. Throws DataError (naming the
  * file) on missing, truncated or malformed files.
  */
-export async function loadDataset(spec: DataSpec, seed: number): Promise<LoadedDataset> {
+export async function loadDataset(spec: DataSpec, splitSeed = spec.splitSeed): Promise<LoadedDataset> {
   const { train, test, numClasses } = readRaw(spec);
-  const order = permutation(train.count, new Random(deriveSeed(seed, SPLIT_STREAM)));
+  // Seeded by data.splitSeed alone: every training seed (and the teacher) sees the same validation images.
+  const order = permutation(train.count, new Random(deriveSeed(splitSeed, SPLIT_STREAM)));
   const validationCount = Math.round(train.count * spec.validationSplit);
   const validationIndices = order.slice(0, validationCount);
   let trainIndices = order.slice(validationCount);

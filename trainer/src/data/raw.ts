@@ -1,4 +1,5 @@
-// Decoded split before normalisation: uint8 NHWC pixels and uint8 labels, as read from disk.
+// Decoded split before normalisation: uint8 NHWC pixels and uint8 labels, as read from disk (or decoded per
+// image when a batch needs it).
 
 export interface RawSplit {
   /** count * h * w * c bytes, NHWC. */
@@ -9,6 +10,11 @@ export interface RawSplit {
   shape: [number, number, number];
   /** For error messages about labels. */
   labelsFile: string;
+  /**
+   * Lazily read splits (image folders): `images` is empty and each image is decoded when a batch needs it, as
+   * h * w * c bytes, NHWC.
+   */
+  decode?: (index: number) => Uint8Array;
 }
 
 /** The largest label of the split. */

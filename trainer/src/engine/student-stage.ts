@@ -1,18 +1,31 @@
-// The student stage: epochs of StudentStep with evaluation, telemetry records, checkpoints every epoch and on a
-// stop request, and resume from a checkpoint (mid-epoch: the data order is seeded by (seed, epoch), so skipping
-// the batches already done continues the same sequence). Before the first step the frozen teacher's outputs are
-// cached per training sample when `teacher.outputCache` allows it (teacher-cache.ts); a resumed run rebuilds them.
+// The student stage: StudentStep as a program of the stage runner (stage.ts: loop, evaluation, checkpoints every
+// epoch and on a stop request, resume). Before the first step the frozen teacher's outputs are cached per
+// training sample when `teacher.outputCache` allows it (teacher-cache.ts), or come from a cache the caller
+// already filled (the quality benchmark shares one across runs); a resumed run rebuilds them.
 import * as tf from "@tensorflow/tfjs";
 import type { TeacherOutputCacheMode } from "../../../api/v1alpha1/index.ts";
-import type { Dataset, EpochRecord, ObjectiveName, StepRecord } from "../contracts.ts";
-import { disposeGroups, saveCheckpoint, type Checkpoint, type NamedTensor } from "../checkpoint/index.ts";
+import type {
+  Batch,
+  Dataset,
+  EpochRecord,
+  EvaluationRecord,
+  ObjectiveName,
+  StepRecord,
+} from "../contracts.ts";
+import type { Checkpoint, NamedTensor } from "../checkpoint/index.ts";
 import { Random } from "../data/random.ts";
-import { dropoutLayers, seedDropout } from "./dropout.ts";
-import { epochFigures } from "./evaluate.ts";
-import { StoppedError, yieldToEventLoop, type StopSignal } from "./stop.ts";
+import {
+  initialStageState,
+  runStage,
+  type StageHooks,
+  type StageOptions,
+  type StageProgram,
+  type StageState,
+  type StepResult,
+} from "./stage.ts";
+import type { StopSignal } from "./stop.ts";
 import { StudentStep, type StepOutcome, type StudentStepSetup } from "./student-step.ts";
-import { planTeacherCache, TeacherOutputCache } from "./teacher-cache.ts";
-import type { StageHooks } from "./teacher-stage.ts";
+import { planTeacherCache, TeacherOutputCache, type TeacherOutputSource } from "./teacher-cache.ts";
 
 /** Where the teacher of a run lives (so a resumed run uses the same one). */
 export interface TeacherInfo {
@@ -24,35 +37,13 @@ export interface TeacherInfo {
   fingerprint?: string;
 }
 
-/** Everything besides tensors that a resumed run needs. */
-export interface StudentState {
+/** Everything besides tensors that a resumed run needs: the runner's fields plus the student's own. */
+export interface StudentState extends StageState {
   stage: "student";
-  /** specFingerprint of the run: a checkpoint of another spec is not resumed. */
-  fingerprint?: string;
-  /** 0-based epoch in progress. */
-  epoch: number;
-  /** Batches of `epoch` already done. */
-  batchIndex: number;
-  /** Global student step (optimiser steps done). */
-  step: number;
+  /** The step generator (PCGrad's order) and the strategy's state. */
   rng: number;
   strategy: unknown;
   teacher?: TeacherInfo;
-  history: EpochRecord[];
-  measuredSteps: number;
-  conflictSteps: number;
-  /** Accumulators of the epoch in progress. */
-  partial: {
-    correct: number;
-    seen: number;
-    lossSums: number[];
-    steps: number;
-    seconds: number;
-    measured: number;
-    conflicts: number;
-  };
-  /** Wall time of the run before this process (resumed runs add up). */
-  elapsedSeconds: number;
 }
 
 /** A StudentStep's setup (the stage builds its teacher output source) plus what the stage loop needs. */
@@ -73,83 +64,15 @@ export interface StudentStageSetup extends Omit<StudentStepSetup, "teacherOutput
 
 export interface StudentStageResult {
   history: EpochRecord[];
+  evaluations: EvaluationRecord[];
+  best?: EvaluationRecord;
   steps: number;
   measuredSteps: number;
   conflictSteps: number;
+  /** Steps skipped because their losses or gradients were not finite. */
+  nonFiniteSteps: number;
   elapsedSeconds: number;
 }
-
-function initialState(setup: StudentStageSetup): StudentState {
-  return {
-    stage: "student",
-    fingerprint: setup.fingerprint,
-    epoch: 0,
-    batchIndex: 0,
-    step: 0,
-    rng: new Random(setup.seed ^ 0x5eed).state(),
-    strategy: setup.strategy.state(),
-    teacher: setup.teacherInfo,
-    history: [],
-    measuredSteps: 0,
-    conflictSteps: 0,
-    partial: emptyPartial(setup.objectives.length),
-    elapsedSeconds: 0,
-  };
-}
-
-const emptyPartial = (n: number): StudentState["partial"] => ({
-  correct: 0,
-  seen: 0,
-  lossSums: new Array<number>(n).fill(0),
-  steps: 0,
-  seconds: 0,
-  measured: 0,
-  conflicts: 0,
-});
-
-/** Restores weights, optimiser slots and strategy state from a checkpoint (its tensors are disposed here). */
-async function restore(
-  setup: StudentStageSetup,
-  checkpoint: Checkpoint<StudentState>,
-): Promise<StudentState> {
-  const { groups, state } = checkpoint;
-  const saved = [...(groups.student ?? []), ...(groups.projector ?? [])];
-  const all = [...setup.student.model.weights.map((w) => w.read() as tf.Variable), ...setup.extraVariables];
-  if (saved.length !== all.length) {
-    disposeGroups(groups);
-    throw new Error(
-      `checkpoint has ${saved.length} weight tensors, the model ${all.length}: different model?`,
-    );
-  }
-  all.forEach((v, i) => v.assign(saved[i]!.tensor));
-  // Optimiser slots are created lazily on the first applyGradients; setWeights recreates them by position.
-  if (groups.optimizer && groups.optimizer.length > 0) await setup.optimizer.setWeights(groups.optimizer);
-  setup.strategy.loadState(state.strategy);
-  disposeGroups({ student: groups.student ?? [], projector: groups.projector ?? [] });
-  return state;
-}
-
-async function writeCheckpoint(
-  setup: StudentStageSetup,
-  state: StudentState,
-  elapsed: number,
-): Promise<string> {
-  const { dir, keep } = setup.checkpoint!;
-  const named = (vars: tf.Variable[]): NamedTensor[] => vars.map((v) => ({ name: v.name, tensor: v }));
-  const groups = {
-    student: named(setup.student.model.weights.map((w) => w.read() as tf.Variable)),
-    projector: named(setup.extraVariables),
-    optimizer: await setup.optimizer.getWeights(),
-  };
-  const toSave: StudentState = { ...state, strategy: setup.strategy.state(), elapsedSeconds: elapsed };
-  const path = saveCheckpoint(dir, state.step, toSave, groups, keep);
-  // getWeights returns fresh scalars for the iteration counter: free them.
-  const iterations = groups.optimizer.filter((w) => w.name === "iter");
-  for (const { tensor } of iterations) tensor.dispose();
-  return path;
-}
-
-const objectiveNames = (setup: StudentStageSetup) => setup.objectives.map((o) => o.name);
 
 /** Values keyed by objective; one value per objective, or the step's telemetry would carry undefined. */
 export function byName(names: readonly ObjectiveName[], values: readonly number[], what: string) {
@@ -158,12 +81,7 @@ export function byName(names: readonly ObjectiveName[], values: readonly number[
   return Object.fromEntries(names.map((n, i) => [n, values[i]!])) as Record<string, number>;
 }
 
-function stepRecord(
-  names: ObjectiveName[],
-  state: StudentState,
-  outcome: StepOutcome,
-  seconds: number,
-): StepRecord {
+function stepRecord(names: ObjectiveName[], state: StudentState, outcome: StepOutcome): StepRecord {
   const record: StepRecord = {
     type: "step",
     stage: "student",
@@ -171,90 +89,148 @@ function stepRecord(
     step: state.step,
     losses: byName(names, outcome.losses, "losses"),
     weights: byName(names, outcome.weights, "strategy weights"),
-    seconds,
+    seconds: 0,
   };
   if (outcome.pairs) {
     record.cosines = outcome.pairs.cosines;
     record.normRatios = outcome.pairs.normRatios;
     record.conflict = outcome.pairs.conflict;
+    record.stepShares = byName(names, outcome.pairs.stepShares, "step shares");
   }
+  if (outcome.nonFinite) record.nonFinite = true;
   return record;
+}
+
+class StudentProgram implements StageProgram<StudentState> {
+  readonly stage = "student";
+  readonly network: StudentStageSetup["student"];
+  readonly dataset: Dataset;
+  readonly lossNames: ObjectiveName[];
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly seed: number;
+  private readonly setup: StudentStageSetup;
+  private readonly step_: StudentStep;
+  private random: Random;
+
+  constructor(setup: StudentStageSetup, teacherOutputs: TeacherOutputSource | undefined) {
+    this.setup = setup;
+    this.network = setup.student;
+    this.dataset = setup.dataset;
+    this.lossNames = setup.objectives.map((o) => o.name);
+    this.epochs = setup.epochs;
+    this.batchSize = setup.batchSize;
+    this.seed = setup.seed;
+    this.step_ = new StudentStep({ ...setup, teacherOutputs });
+    this.random = new Random(setup.seed ^ 0x5eed);
+  }
+
+  initialState(): StudentState {
+    const base = initialStageState("student", this.lossNames.length, this.setup.fingerprint);
+    return {
+      ...base,
+      stage: "student",
+      rng: this.random.state(),
+      strategy: this.setup.strategy.state(),
+      teacher: this.setup.teacherInfo,
+    };
+  }
+
+  step(batch: Batch, state: StudentState): StepResult {
+    const context = { step: state.step, epoch: state.epoch + 1, random: () => this.random.next() };
+    const outcome = this.step_.run(batch, context);
+    const record = stepRecord(this.lossNames, state, outcome);
+    return { record, size: batch.ys.shape[0], correct: outcome.correct, losses: outcome.losses };
+  }
+
+  capture(state: StudentState): void {
+    state.rng = this.random.state();
+    state.strategy = this.setup.strategy.state();
+  }
+
+  async checkpointGroups(): Promise<Record<string, NamedTensor[]>> {
+    const named = (vars: tf.Variable[]): NamedTensor[] => vars.map((v) => ({ name: v.name, tensor: v }));
+    return {
+      student: named(this.setup.student.model.weights.map((w) => w.read() as tf.Variable)),
+      projector: named(this.setup.extraVariables),
+      optimizer: await this.setup.optimizer.getWeights(),
+    };
+  }
+
+  releaseGroups(groups: Record<string, NamedTensor[]>): void {
+    // getWeights returns fresh scalars for the iteration counter: free them.
+    for (const { name, tensor } of groups.optimizer ?? []) if (name === "iter") tensor.dispose();
+  }
+
+  /** Restores weights, optimiser slots, strategy state and the step generator. */
+  async restore(checkpoint: Checkpoint<StudentState>): Promise<void> {
+    const { groups, state } = checkpoint;
+    const setup = this.setup;
+    const saved = [...(groups.student ?? []), ...(groups.projector ?? [])];
+    const all = [...setup.student.model.weights.map((w) => w.read() as tf.Variable), ...setup.extraVariables];
+    if (saved.length !== all.length) {
+      throw new Error(
+        `checkpoint has ${saved.length} weight tensors, the model ${all.length}: different model?`,
+      );
+    }
+    all.forEach((v, i) => v.assign(saved[i]!.tensor));
+    // Optimiser slots are created lazily on the first applyGradients; setWeights recreates them by position.
+    if (groups.optimizer && groups.optimizer.length > 0) await setup.optimizer.setWeights(groups.optimizer);
+    setup.strategy.loadState(state.strategy);
+    this.random = new Random(state.rng);
+  }
+}
+
+export interface StudentStageOptions {
+  /** Validation evaluations per epoch (default 1). */
+  evaluationsPerEpoch?: number;
+  /** Which weights the student keeps: the best validation's (default) or the last epoch's. */
+  keep?: StageOptions["keep"];
+  /** A teacher output source the caller built (e.g. a cache shared by runs with the same teacher and data). */
+  teacherOutputs?: TeacherOutputSource;
 }
 
 export async function runStudentStage(
   setup: StudentStageSetup,
   resume?: Checkpoint<StudentState>,
+  options: StudentStageOptions = {},
 ): Promise<StudentStageResult> {
-  const state = resume ? await restore(setup, resume) : initialState(setup);
-  const random = new Random(state.rng);
-  const processStart = performance.now(); // the run's wall time includes the cache fill
-  const step = new StudentStep({ ...setup, teacherOutputs: await teacherOutputCache(setup) });
-  const names = objectiveNames(setup);
-  const stepsPerEpoch = Math.ceil(setup.dataset.train.size / setup.batchSize);
-  const dropouts = dropoutLayers(setup.student.model);
-  const elapsed = () => state.elapsedSeconds + (performance.now() - processStart) / 1000;
-  setup.hooks.onStageStart?.("student", setup.epochs, stepsPerEpoch);
-  if (resume) setup.log?.(`resumed from ${resume.path} at epoch ${state.epoch + 1}, step ${state.step}`);
-
-  const save = async () => {
-    state.rng = random.state();
-    return setup.checkpoint ? await writeCheckpoint(setup, state, elapsed()) : undefined;
-  };
-  if (setup.stop?.requested) throw new StoppedError(await save()); // during the teacher output cache's fill
-
-  while (state.epoch < setup.epochs) {
-    const options = {
-      batchSize: setup.batchSize,
-      shuffle: true,
-      seed: setup.seed,
-      epoch: state.epoch,
-      augment: true,
-      skipBatches: state.batchIndex,
-    };
-    for (const batch of setup.dataset.train.batches(options)) {
-      const t0 = performance.now();
-      // Seeded by the global step, so a resumed run draws the masks the uninterrupted one would have.
-      seedDropout(dropouts, setup.seed, state.step);
-      const outcome = step.run(batch, { step: state.step, random: () => random.next() });
-      const size = batch.ys.shape[0];
-      batch.xs.dispose();
-      batch.ys.dispose();
-      const seconds = (performance.now() - t0) / 1000;
-      const record = stepRecord(names, state, outcome, seconds);
-      const p = state.partial;
-      p.correct += outcome.correct;
-      p.seen += size;
-      p.steps++;
-      p.seconds += seconds;
-      outcome.losses.forEach((l, i) => (p.lossSums[i]! += l));
-      if (record.conflict !== undefined) {
-        state.measuredSteps++;
-        p.measured++;
-        if (record.conflict) {
-          state.conflictSteps++;
-          p.conflicts++;
-        }
-      }
-      state.step++;
-      state.batchIndex++;
-      setup.hooks.onStep?.(record, size, state.batchIndex);
-      await yieldToEventLoop();
-      if (setup.stop?.requested) throw new StoppedError(await save());
-    }
-    finishEpoch(setup, state);
-    await save();
-  }
+  const startedAt = performance.now(); // the run's wall time includes the cache fill
+  const outputs = options.teacherOutputs ?? (await teacherOutputCache(setup));
+  const program = new StudentProgram(setup, outputs);
+  const result = await runStage(
+    program,
+    {
+      checkpoint: setup.checkpoint,
+      evaluationsPerEpoch: options.evaluationsPerEpoch,
+      keep: options.keep,
+      startedAt,
+      stop: setup.stop,
+      hooks: setup.hooks,
+      log: setup.log,
+    },
+    resume,
+  );
+  const { state } = result;
   return {
-    history: state.history,
+    history: result.history,
+    evaluations: result.evaluations,
+    best: result.best,
     steps: state.step,
     measuredSteps: state.measuredSteps,
     conflictSteps: state.conflictSteps,
-    elapsedSeconds: elapsed(),
+    nonFiniteSteps: state.nonFiniteSteps ?? 0,
+    elapsedSeconds: result.elapsedSeconds,
   };
 }
 
 /** The teacher output cache when the plan allows it (the decision is logged); undefined: a forward per step. */
-async function teacherOutputCache(setup: StudentStageSetup): Promise<TeacherOutputCache | undefined> {
+export async function teacherOutputCache(
+  setup: Pick<
+    StudentStageSetup,
+    "teacherOutputCache" | "dataset" | "teacher" | "objectives" | "batchSize" | "stop" | "log"
+  >,
+): Promise<TeacherOutputCache | undefined> {
   const plan = planTeacherCache({
     mode: setup.teacherOutputCache ?? "auto",
     samples: setup.dataset.train.size,
@@ -279,27 +255,4 @@ async function teacherOutputCache(setup: StudentStageSetup): Promise<TeacherOutp
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   setup.log?.(`teacher output cache: ${plan.reason}, filled by one teacher pass in ${seconds} s`);
   return cache;
-}
-
-function finishEpoch(setup: StudentStageSetup, state: StudentState): void {
-  const p = state.partial;
-  const record: EpochRecord = {
-    type: "epoch",
-    stage: "student",
-    epoch: state.epoch + 1,
-    epochs: setup.epochs,
-    step: state.step,
-    ...epochFigures(p, setup.student, setup.dataset.validation, setup.batchSize),
-    conflictRate: p.measured ? p.conflicts / p.measured : 0,
-    losses: byName(
-      objectiveNames(setup),
-      p.lossSums.map((s) => (p.steps ? s / p.steps : 0)),
-      "epoch losses",
-    ),
-  };
-  state.history.push(record);
-  setup.hooks.onEpoch?.(record);
-  state.epoch++;
-  state.batchIndex = 0;
-  state.partial = emptyPartial(setup.objectives.length);
 }

@@ -6,6 +6,8 @@
 //   FAMO observes the losses after the step: on the same batch (one extra student forward; the teacher's outputs
 //   are reused) or, with next-batch, the
 //   next step's pre-step losses (no extra forward), see combineLosses / observesSameBatch.
+// A step whose losses, objective gradients or combined update are not finite is skipped (no update, FAMO does
+// not observe it) and reported as nonFinite: one NaN applied would make every weight NaN from then on.
 // Everything runs in tf.tidy: no tensor outlives the step except the variables.
 import * as tf from "@tensorflow/tfjs";
 import type {
@@ -21,15 +23,16 @@ import type {
 import { countCorrect } from "./evaluate.ts";
 import { LiveTeacher, type TeacherOutputSource } from "./teacher-cache.ts";
 import {
-  clipByGlobalNorm,
   clipFactor,
   combinedNorm,
   combineGradients,
+  finiteStep,
   gramMatrix,
   hasConflict,
   normRatios,
   objectiveGradients,
   pairwiseCosines,
+  stepShares,
   toNamedGradients,
   weightedLossGradients,
 } from "../gradients.ts";
@@ -40,6 +43,8 @@ export interface PairStatistics {
   /** Larger over smaller gradient norm (>= 1), keyed like cosines. */
   normRatios: Record<string, number>;
   conflict: boolean;
+  /** Per objective: its share of the applied update (gradients.ts stepShares). */
+  stepShares: number[];
 }
 
 /** Default: per-objective gradients of single-backward strategies are measured every 10th step. */
@@ -67,6 +72,8 @@ export interface StepOutcome {
   /** Present on steps whose per-objective gradients were computed. */
   pairs?: PairStatistics;
   correct: number;
+  /** Losses, gradients or the update were not finite: nothing was applied. */
+  nonFinite?: boolean;
 }
 
 /** The trainable variables the strategy's Gram matrix spans, in a fixed order (optimiser slots follow it). */
@@ -98,7 +105,7 @@ export class StudentStep {
     // step and FAMO's same-batch observation after it. Kept outside the step's tidy for that, disposed at the end.
     const teacher = tf.tidy(() => this.teacherOutputs.outputs(batch));
     try {
-      const frozen: FrozenInputs = { ...teacher, labels: batch.ys };
+      const frozen: FrozenInputs = { ...teacher, labels: batch.ys, epoch: context.epoch };
       let outcome: StepOutcome | undefined;
       tf.tidy(() => {
         const measure = strategy.kind === "gradient" || context.step % this.measureEvery === 0;
@@ -107,7 +114,8 @@ export class StudentStep {
           : this.singleBackwardStep(batch, frozen, context);
       });
       if (!outcome) throw new Error("unreachable: step produced no outcome");
-      if (observesSameBatch(strategy)) strategy.observe(outcome.losses, this.lossesAfter(batch, frozen));
+      if (observesSameBatch(strategy) && !outcome.nonFinite)
+        strategy.observe(outcome.losses, this.lossesAfter(batch, frozen));
       return outcome;
     } finally {
       tf.dispose(teacher);
@@ -140,6 +148,8 @@ export class StudentStep {
       strategy.kind === "gradient"
         ? strategy.combine(gram, losses, context)
         : combineLosses(strategy, losses, context);
+    if (!finiteStep(losses, gram, combination.coefficients))
+      return { losses, ...combination, correct, nonFinite: true };
     // Clipping is a scalar factor on the coefficients: the combined norm follows from the Gram matrix.
     const factor = clipFactor(combinedNorm(gram, combination.coefficients), this.setup.gradClipNorm);
     const combined = combineGradients(
@@ -147,7 +157,11 @@ export class StudentStep {
       combination.coefficients.map((c) => c * factor),
     );
     this.setup.optimizer.applyGradients(toNamedGradients(this.variables, combined));
-    return { losses, ...combination, pairs: pairStatistics(gram, this.names), correct };
+    const pairs = {
+      ...pairStatistics(gram, this.names),
+      stepShares: stepShares(gram, combination.coefficients),
+    };
+    return { losses, ...combination, pairs, correct };
   }
 
   private singleBackwardStep(batch: Batch, frozen: FrozenInputs, context: StepContext): StepOutcome {
@@ -161,8 +175,12 @@ export class StudentStep {
       this.variables,
     );
     const losses = Array.from(tf.stack(result.losses).dataSync());
-    const max = this.setup.gradClipNorm;
-    const grads = max === undefined ? result.grads : clipByGlobalNorm(result.grads, max).grads;
+    // The squared norm of the one gradient (a 1 x 1 Gram: a dot product on the heap on cpu/wasm) serves both the
+    // finiteness check and clipping.
+    const squaredNorm = gramMatrix([result.grads]);
+    if (!finiteStep(losses, squaredNorm, [1])) return { losses, ...combination, correct, nonFinite: true };
+    const factor = clipFactor(Math.sqrt(squaredNorm[0]![0]!), this.setup.gradClipNorm);
+    const grads = factor === 1 ? result.grads : result.grads.map((g) => tf.mul(g, factor));
     this.setup.optimizer.applyGradients(toNamedGradients(this.variables, grads));
     return { losses, ...combination, correct };
   }
@@ -199,7 +217,7 @@ export function observesSameBatch(
  * Values that are not finite (a zero or NaN gradient norm) are left out: JSON cannot carry them, and the
  * exported gauges follow the record, so the JSONL and /metrics agree on every pair.
  */
-export function pairStatistics(gram: number[][], names: string[]): PairStatistics {
+export function pairStatistics(gram: number[][], names: string[]): Omit<PairStatistics, "stepShares"> {
   const ratios = mapFinite(normRatios(gram, names), (r) => Math.max(r, 1 / r));
   return {
     cosines: mapFinite(pairwiseCosines(gram, names), (c) => c),

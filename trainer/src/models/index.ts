@@ -6,5 +6,6 @@ export {
   LOGITS_LAYER,
   type ArchitectureFields,
 } from "./build.ts";
-export { saveNetwork, loadLayersModel } from "./io.ts";
-export { loadTeacher, asNetwork, adaptInput } from "./teacher.ts";
+export { saveNetwork, loadLayersModel, savedInputNormalization } from "./io.ts";
+export { loadTeacher, asNetwork, adaptInput, withInputNormalization } from "./teacher.ts";
+export { loadStudentTopology, modelInputShape, seedInitializers } from "./student.ts";

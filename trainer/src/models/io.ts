@@ -13,10 +13,12 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import type { Network } from "../contracts.ts";
+import type { InputNormalization, Network } from "../contracts.ts";
 import { DataError } from "../data/errors.ts";
 
 const MODEL_JSON = "model.json";
+/** Key of the trainer's entry in model.json's userDefinedMetadata. */
+const METADATA_KEY = "mokd";
 const WEIGHTS_BIN = "weights.bin";
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
@@ -41,6 +43,9 @@ function writeAtomic(file: string, data: Uint8Array | string): void {
  */
 export async function saveNetwork(network: Network, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
+  const metadata = network.inputNormalization
+    ? { [METADATA_KEY]: { inputNormalization: network.inputNormalization } }
+    : undefined;
   await network.model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const weights = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
@@ -51,6 +56,7 @@ export async function saveNetwork(network: Network, dir: string): Promise<void> 
         convertedBy: artifacts.convertedBy ?? null,
         weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
         ...(artifacts.trainingConfig ? { trainingConfig: artifacts.trainingConfig } : {}),
+        ...(metadata ? { userDefinedMetadata: metadata } : {}),
       };
       writeAtomic(join(dir, WEIGHTS_BIN), new Uint8Array(weights));
       writeAtomic(join(dir, MODEL_JSON), JSON.stringify(modelJson));
@@ -118,4 +124,13 @@ async function loadUrl(url: string): Promise<tf.LayersModel> {
 /** A tfjs LayersModel from a directory, a model.json path, or an http(s) URL of a model.json. */
 export async function loadLayersModel(pathOrUrl: string): Promise<tf.LayersModel> {
   return isUrl(pathOrUrl) ? loadUrl(pathOrUrl) : loadLocal(pathOrUrl);
+}
+
+/** The input normalisation saveNetwork recorded in a loaded model, if any. */
+export function savedInputNormalization(model: tf.LayersModel): InputNormalization | undefined {
+  const metadata = model.getUserDefinedMetadata() as
+    Record<string, { inputNormalization?: InputNormalization } | undefined> | undefined;
+  const n = metadata?.[METADATA_KEY]?.inputNormalization;
+  const numbers = (xs: unknown) => Array.isArray(xs) && xs.every((x) => typeof x === "number");
+  return n && numbers(n.mean) && numbers(n.std) && n.mean.length === n.std.length ? n : undefined;
 }

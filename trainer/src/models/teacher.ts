@@ -2,7 +2,8 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Network } from "../contracts.ts";
 import { DataError } from "../data/errors.ts";
-import { loadLayersModel } from "./io.ts";
+import type { InputNormalization } from "../contracts.ts";
+import { loadLayersModel, savedInputNormalization } from "./io.ts";
 
 /** A layer's activation name from its config ("softmax", "linear", ...), if any. */
 function activationOf(layer: tf.layers.Layer): string | undefined {
@@ -56,7 +57,12 @@ function flattened(t: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
  * Features: the layer named `featureLayer`; else the second output of a two-output model (what saveNetwork
  * writes); else the input of the logits layer ("the layer before the last"). Features of rank > 2 are flattened.
  */
-export function asNetwork(base: tf.LayersModel, featureLayer: string | undefined, source: string): Network {
+export function asNetwork(
+  base: tf.LayersModel,
+  featureLayer: string | undefined,
+  source: string,
+  options: { trainable?: boolean } = {},
+): Network {
   const { logits, layer } = logitsBehind(base.outputs[0]!, source);
   let features: tf.SymbolicTensor;
   if (featureLayer !== undefined) {
@@ -72,16 +78,28 @@ export function asNetwork(base: tf.LayersModel, featureLayer: string | undefined
     features = base.outputs.length >= 2 ? base.outputs[1]! : (layer.input as tf.SymbolicTensor);
   }
   features = flattened(features, base.name);
-  const model = tf.model({ inputs: base.inputs, outputs: [logits, features], name: `${base.name}_teacher` });
-  model.trainable = false;
-  return { model, featureDim: features.shape[1] as number, numClasses: logits.shape[1] as number };
+  const role = options.trainable ? "student" : "teacher";
+  const model = tf.model({ inputs: base.inputs, outputs: [logits, features], name: `${base.name}_${role}` });
+  model.trainable = options.trainable ?? false;
+  const inputNormalization = savedInputNormalization(base);
+  return {
+    model,
+    featureDim: features.shape[1] as number,
+    numClasses: logits.shape[1] as number,
+    ...(inputNormalization ? { inputNormalization } : {}),
+  };
 }
 
 /**
  * Feeds data of `inputShape` to a network that expects another shape with the same number of values (e.g. a
  * flattened [784] MLP on [28, 28, 1] images) through a reshape; a size mismatch is a DataError.
  */
-export function adaptInput(network: Network, inputShape: number[], source: string): Network {
+export function adaptInput(
+  network: Network,
+  inputShape: number[],
+  source: string,
+  options: { trainable?: boolean } = {},
+): Network {
   const expected = network.model.inputs[0]!.shape.slice(1);
   if (expected.join(",") === inputShape.join(",")) return network;
   const size = (dims: (number | null)[]) => dims.reduce<number>((a, b) => a * (b ?? Number.NaN), 1);
@@ -95,7 +113,7 @@ export function adaptInput(network: Network, inputShape: number[], source: strin
   const reshaped = tf.layers.reshape({ targetShape: expected as number[] }).apply(input) as tf.SymbolicTensor;
   const outputs = network.model.apply(reshaped) as tf.SymbolicTensor[];
   const model = tf.model({ inputs: input, outputs, name: `${network.model.name}_reshaped` });
-  model.trainable = false;
+  model.trainable = options.trainable ?? false;
   return { ...network, model };
 }
 
@@ -110,4 +128,41 @@ export async function loadTeacher(
 ): Promise<Network> {
   const network = asNetwork(await loadLayersModel(pathOrUrl), featureLayer, pathOrUrl);
   return inputShape ? adaptInput(network, inputShape, pathOrUrl) : network;
+}
+
+/**
+ * Feeds a network trained on inputs normalised with `to` data normalised with `from`: per channel,
+ * x_to = (x_from * std_from + mean_from - mean_to) / std_to, as a frozen 1x1 depthwise convolution in front.
+ */
+export function withInputNormalization(
+  network: Network,
+  from: InputNormalization,
+  to: InputNormalization,
+): Network {
+  const shape = network.model.inputs[0]!.shape.slice(1) as number[];
+  const channels = shape.at(-1)!;
+  if (from.mean.length !== channels || to.mean.length !== channels) {
+    throw new DataError(
+      "teacher",
+      `normalisation has ${to.mean.length} channels, the data ${from.mean.length}, the model ${channels}`,
+    );
+  }
+  const scale = to.std.map((s, c) => from.std[c]! / s);
+  const shift = to.std.map((s, c) => (from.mean[c]! - to.mean[c]!) / s);
+  const input = tf.input({ shape });
+  const affine = tf.layers.depthwiseConv2d({
+    kernelSize: 1,
+    depthMultiplier: 1,
+    useBias: true,
+    trainable: false,
+    name: `${network.model.name}_input_normalization`,
+  });
+  const converted = affine.apply(input) as tf.SymbolicTensor;
+  const weights = [tf.tensor4d(scale, [1, 1, channels, 1]), tf.tensor1d(shift)];
+  affine.setWeights(weights);
+  tf.dispose(weights);
+  const outputs = network.model.apply(converted) as tf.SymbolicTensor[];
+  const model = tf.model({ inputs: input, outputs, name: `${network.model.name}_normalized` });
+  model.trainable = false;
+  return { ...network, model, inputNormalization: from };
 }

@@ -3,11 +3,17 @@ import type * as tf from "@tensorflow/tfjs";
 import type { ObjectivesSpec } from "../../../api/v1alpha1/index.ts";
 import type { Objective, ObjectiveInputs } from "../contracts.ts";
 import { deriveSeed } from "../data/random.ts";
+import { dkdLoss } from "./dkd.ts";
+import { distLoss } from "./dist.ts";
 import { crossEntropy, distillationLoss, meanSquaredError, standardizeRows } from "./losses.ts";
+import { lskdLoss } from "./lskd.ts";
 import { Projector } from "./projector.ts";
 
 export { crossEntropy, distillationLoss, meanSquaredError, standardizeRows } from "./losses.ts";
 export { Projector, orthonormalMatrix } from "./projector.ts";
+export { DKD_DEFAULTS, dkdLoss, dkdParts, dkdWarmup } from "./dkd.ts";
+export { DIST_DEFAULTS, distLoss, distParts, pearsonRows } from "./dist.ts";
+export { LSKD_DEFAULTS, lskdLoss, zScoreRows } from "./lskd.ts";
 
 export interface ObjectiveDims {
   studentFeatureDim: number;
@@ -31,11 +37,35 @@ export function taskObjective(labelSmoothing: number): Objective {
   };
 }
 
-export function distillationObjective(temperature: number): Objective {
-  return {
-    name: "distillation",
-    loss: (i) => distillationLoss(i.studentLogits, i.teacherLogits, temperature),
-  };
+/** The distillation objective with the loss the spec selects, at that loss's settings. */
+export function distillationObjective(spec: ObjectivesSpec["distillation"]): Objective {
+  const loss = distillationLossFunction(spec);
+  return { name: "distillation", loss };
+}
+
+function distillationLossFunction(spec: ObjectivesSpec["distillation"]): (i: ObjectiveInputs) => tf.Scalar {
+  switch (spec.loss) {
+    case "kd":
+      return (i) => distillationLoss(i.studentLogits, i.teacherLogits, spec.temperature);
+    case "lskd":
+      return (i) => lskdLoss(i.studentLogits, i.teacherLogits, spec.lskd.temperature);
+    case "dkd":
+      return (i) => dkdLoss(i.studentLogits, i.teacherLogits, i.labels, i.epoch ?? 1, spec.dkd);
+    case "dist":
+      return (i) => distLoss(i.studentLogits, i.teacherLogits, spec.dist);
+  }
+}
+
+/**
+ * The objectives as the spec fingerprint (engine/fingerprint.ts) should see them: the settings of losses other
+ * than the selected one are left out, and with `loss: kd` so is `loss`, so a spec written before the choice of
+ * loss existed keeps its fingerprint (and its checkpoints).
+ */
+export function fingerprintedObjectives(spec: ObjectivesSpec): unknown {
+  const { loss, lskd, dkd, dist, ...kd } = spec.distillation;
+  const selected = { lskd, dkd, dist } as Record<string, unknown>;
+  const distillation = loss === "kd" ? kd : { ...kd, loss, [loss]: selected[loss] };
+  return { ...spec, distillation };
 }
 
 /**
@@ -62,7 +92,7 @@ export function featureObjective(
 export function buildObjectives(spec: ObjectivesSpec, dims: ObjectiveDims, seed: number): BuiltObjectives {
   const objectives: Objective[] = [];
   if (spec.task.enabled) objectives.push(taskObjective(spec.task.labelSmoothing));
-  if (spec.distillation.enabled) objectives.push(distillationObjective(spec.distillation.temperature));
+  if (spec.distillation.enabled) objectives.push(distillationObjective(spec.distillation));
   if (!spec.feature.enabled) return { objectives, variables: [] };
   const projector = new Projector(dims.studentFeatureDim, dims.teacherFeatureDim, deriveSeed(seed, 0x9e0));
   objectives.push(featureObjective(projector, spec.feature));

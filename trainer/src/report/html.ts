@@ -1,9 +1,11 @@
-// The self-contained HTML report (<output>/report.html): result table and inline SVG plots of losses, gradient
-// cosine, strategy weights and accuracy, drawn from the run's JSONL records.
+// The self-contained HTML report (<output>/report.html): result table, per-objective weights beside step shares,
+// per-pair conflict beside dominance, and inline SVG plots of losses, gradient cosine, gradient norm ratio,
+// strategy weights, step shares and accuracy, drawn from the run's JSONL records.
 import { existsSync, readFileSync } from "node:fs";
 import type { TrainerConfig } from "../config.ts";
 import type { EpochRecord, StepRecord } from "../contracts.ts";
 import type { RunResult } from "../engine/run.ts";
+import { objectiveFigures, pairFigures } from "./figures.ts";
 import { downsample, escapeHtml, lineChart, type Series } from "./svg.ts";
 import { resultRows } from "./table.ts";
 
@@ -67,6 +69,7 @@ export function renderReport(result: RunResult, config: TrainerConfig, jsonlPath
         `ops on ${summary.device}`,
     ],
     ["student steps", String(summary.steps)],
+    ["non-finite steps (skipped)", String(summary.nonFiniteSteps)],
     [
       "conflict rate",
       `${(summary.conflictRate * 100).toFixed(1)}% of ${summary.measuredSteps} measured steps`,
@@ -91,6 +94,8 @@ td:first-child,th:first-child{text-align:left}.plots{display:flex;flex-wrap:wrap
 ${rows}
 </table>
 <table>${facts.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`).join("")}</table>
+${objectivesTable(student)}
+${pairsTable(student)}
 <div class="plots">
 ${lineChart(
   keyedSeries(student, (r) => r.losses),
@@ -108,6 +113,10 @@ ${lineChart(
   },
 )}
 ${lineChart(
+  keyedSeries(student, (r) => r.normRatios),
+  { title: "Gradient norm ratio (dominance)", xLabel: "step", yLabel: "larger / smaller norm", yMin: 1 },
+)}
+${lineChart(
   keyedSeries(student, (r) => r.weights),
   {
     title: "Strategy weights",
@@ -117,10 +126,42 @@ ${lineChart(
     yMax: 1,
   },
 )}
+${lineChart(
+  keyedSeries(student, (r) => r.stepShares),
+  { title: "Step share |c_i g_i| / sum |c_j g_j|", xLabel: "step", yLabel: "share", yMin: 0, yMax: 1 },
+)}
 ${lineChart(accuracy, { title: "Accuracy", xLabel: "epoch", yLabel: "top-1 accuracy" })}
 </div>
-<p>Step curves are averaged over windows when a run has more than 300 steps. Gradient cosines of single-backward
-strategies (sum, mokd-amortized) are measured every few steps only.</p>
+<p>Step curves are averaged over windows when a run has more than 300 steps. Gradient cosines, norm ratios and
+step shares of single-backward strategies (sum, mokd-amortized) are measured every few steps only. The strategy
+weights of mokd and mokd-amortized are weights on the log-loss gradients g_i / L_i; the step share is the part of
+the applied update each objective's raw gradient contributed, |c_i g_i| / sum_j |c_j g_j|.</p>
 </body></html>
 `;
+}
+
+const pct = (x: number | undefined) => (x === undefined ? "not measured" : `${(x * 100).toFixed(1)}%`);
+
+function objectivesTable(steps: StepRecord[]): string {
+  const rows = objectiveFigures(steps)
+    .map(
+      (f) =>
+        `<tr><td>${escapeHtml(f.objective)}</td><td>${pct(f.meanWeight)}</td><td>${pct(f.meanStepShare)}</td></tr>`,
+    )
+    .join("");
+  return `<table><tr><th>objective</th><th>mean strategy weight</th><th>mean step share</th></tr>${rows}</table>`;
+}
+
+function pairsTable(steps: StepRecord[]): string {
+  const rows = pairFigures(steps)
+    .map(
+      (f) =>
+        `<tr><td>${escapeHtml(f.pair)}</td><td>${f.medianCosine.toFixed(3)}</td><td>${pct(f.conflictShare)}</td>` +
+        `<td>${f.medianNormRatio.toFixed(2)}</td></tr>`,
+    )
+    .join("");
+  const head =
+    "<tr><th>pair</th><th>median cosine</th><th>conflicting steps (cos &lt; 0)</th>" +
+    "<th>median norm ratio (dominance)</th></tr>";
+  return rows ? `<table>${head}${rows}</table>` : "";
 }

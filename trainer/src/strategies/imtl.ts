@@ -3,10 +3,13 @@
 // gradient u_i = g_i / |g_i|. The paper's closed form a_{2..K} = g_1 U^T (D U^T)^{-1} is the solution of the
 // K x K linear system  <d, u_1> - <d, u_i> = 0 (i = 2..K), sum_i a_i = 1, written here with the Gram matrix:
 //   sum_j a_j (G_j1 / |g_1| - G_ji / |g_i|) = 0.
-// Zero gradients get weight 0 and are left out; a singular system (all gradients pointing the same way: any
-// weights give equal projections) falls back to uniform weights.
+// Zero (or non-finite) gradients get weight 0 and are left out. When some gradients are collinear the system is
+// singular: two gradients with the same direction share their unit vector, so their equal-projection row is zero
+// and the conditions leave a family of solutions. We take the minimum-norm solution of the system (every
+// solution satisfies the condition; the shortest one spreads the weight over a collinear group). The earlier
+// fallback, uniform weights, does not satisfy the condition for K = 3 when only two of them are collinear.
 import type { Combination, GradientStrategy } from "../contracts.ts";
-import { activeIndices, normalise, scatter, solveLinear, subGram } from "./min-norm.ts";
+import { activeIndices, minNormSolution, normalise, scatter, solveLinear, subGram } from "./min-norm.ts";
 
 export class ImtlStrategy implements GradientStrategy {
   readonly kind = "gradient";
@@ -34,11 +37,9 @@ function equalProjectionWeights(gram: number[][]): number[] {
     const i = r + 1;
     return gram.map((row) => row[0]! / norms[0]! - row[i]! / norms[i]!);
   });
-  const solution = solveLinear(
-    [...rows, new Array<number>(k).fill(1)],
-    [...new Array<number>(k - 1).fill(0), 1],
-  );
-  return solution ?? new Array<number>(k).fill(1 / k);
+  const system = [...rows, new Array<number>(k).fill(1)];
+  const rhs = [...new Array<number>(k - 1).fill(0), 1];
+  return solveLinear(system, rhs) ?? minNormSolution(system, rhs);
 }
 
 function uniform(k: number): Combination {

@@ -96,10 +96,15 @@ export function argmin(xs: number[]): number {
   return best;
 }
 
-/** Indices whose squared norm is non-zero relative to the largest one. */
+/**
+ * Indices whose squared norm is finite and non-zero relative to the largest finite one. A non-finite gradient
+ * is never active: it must not take part in the step, nor turn the relative threshold into NaN (which made every
+ * objective inactive, and the caller's uniform fallback then gave the NaN gradient half the weight).
+ */
 export function activeIndices(gram: number[][]): number[] {
   const norms = gram.map((row, i) => row[i]!);
-  const largest = Math.max(...norms);
+  const finite = norms.filter(Number.isFinite);
+  const largest = finite.length ? Math.max(...finite) : 0;
   return norms.flatMap((n, i) => (Number.isFinite(n) && n > EPS * largest && n > 0 ? [i] : []));
 }
 
@@ -144,6 +149,33 @@ export function solveLinear(a: number[][], b: number[]): number[] | null {
     }
   }
   return m.map((row, i) => row[n]! / row[i]!);
+}
+
+/**
+ * The minimum-norm x with A x = b for a consistent but possibly rank-deficient system (rows that depend on
+ * earlier ones are dropped): modified Gram-Schmidt on the rows, x = sum_k c_k q_k over the orthonormal rows q_k
+ * with q_k . x = c_k. A dependent row whose right-hand side disagrees (an inconsistent system) is dropped too, so
+ * the result then satisfies the independent rows only.
+ */
+export function minNormSolution(a: number[][], b: number[]): number[] {
+  const n = a[0]!.length;
+  const basis: { q: number[]; c: number }[] = [];
+  a.forEach((row, r) => {
+    const v = [...row];
+    let rhs = b[r]!;
+    for (const { q, c } of basis) {
+      const p = v.reduce((s, x, i) => s + x * q[i]!, 0);
+      v.forEach((_, i) => (v[i]! -= p * q[i]!));
+      rhs -= p * c;
+    }
+    const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    const scale = Math.sqrt(row.reduce((s, x) => s + x * x, 0));
+    if (!(norm > 1e-10 * scale)) return;
+    basis.push({ q: v.map((x) => x / norm), c: rhs / norm });
+  });
+  const x = new Array<number>(n).fill(0);
+  for (const { q, c } of basis) q.forEach((qi, i) => (x[i]! += c * qi));
+  return x;
 }
 
 /** Weights scaled to sum to 1 (uniform when the sum is not positive): what telemetry reports. */

@@ -10,24 +10,52 @@
 //   the min-norm point) and g12 >= g22 (pi1 = 0), which includes parallel gradients of different norms: the
 //   step follows the smaller log-loss gradient, which does not increase either loss to first order.
 // - g11 + g22 - 2 g12 = |g1 - g2|^2 ~ 0 (equal log-loss gradients): every pi gives the same d: 0.5 / 0.5.
-// - A zero gradient (|g_i|^2 <= 1e-12 max_j |g_j|^2, or not finite): that objective is stationary. Plain min-norm
-//   would return d = 0 and stall training, so it gets weight 0 and the others are solved without it (two
-//   objectives: all weight to the other). All zero: 0.5 / 0.5 (the step is zero anyway).
-// - Losses are floored at 1e-12 before dividing (a loss of 0 would make g_i infinite).
-// More than two objectives: the same min-norm problem on the simplex, solved by Frank-Wolfe.
+// - A zero gradient: that objective is stationary. Plain min-norm would return d = 0 and stall training, so it
+//   gets weight 0 and the others are solved without it (two objectives: all weight to the other). "Zero" is
+//   judged on the RAW gradients (|g_i|^2 <= 1e-12 max_j |g_j|^2): on the log-scaled ones a converged objective's
+//   float noise divided by a tiny loss looks like a real gradient, wins the min-norm point, and its coefficient
+//   pi / L (~1e12 at the loss floor) turns that noise into the step.
+// - A loss at or below the floor 1e-12 (0, or a float32 KL that came out negative) has no log-gradient: weight 0.
+// - A non-finite loss or gradient: weight 0 and coefficient 0 (the engine skips such a step anyway, see
+//   finiteStep in gradients.ts). No usable objective at all: weights 0.5 / 0.5, coefficients 0 (no step).
+// More than two objectives: the same min-norm problem on the simplex (min-norm.ts: exact on the faces for K <= 4).
 import type { Combination, GradientStrategy } from "../contracts.ts";
-import { minNormIgnoringZeros, scaleGram } from "./min-norm.ts";
+import { activeIndices, minNormSimplex, scaleGram, scatter, subGram } from "./min-norm.ts";
 
 export const LOSS_FLOOR = 1e-12;
+
+export interface MokdOptions {
+  /**
+   * Mixes the min-norm weights with uniform ones, pi' = m + (1 - K m) pi over the K usable objectives, so none
+   * gets less than m (0: exact MoKD). Not a constrained min-norm point: a floor measured as a remedy for exact
+   * MoKD's corner solutions (docs/trainer.md, docs/benchmarks.md).
+   */
+  minWeight?: number;
+}
 
 export class MokdStrategy implements GradientStrategy {
   readonly kind = "gradient";
   readonly name = "mokd";
+  private readonly minWeight: number;
+
+  constructor(options: MokdOptions = {}) {
+    this.minWeight = options.minWeight ?? 0;
+  }
 
   combine(gram: number[][], losses: number[]): Combination {
-    const safe = losses.map((l) => Math.max(l, LOSS_FLOOR));
-    const pi = minNormIgnoringZeros(scaleGram(gram, safe));
-    return { coefficients: pi.map((p, i) => p / safe[i]!), weights: pi };
+    const k = gram.length;
+    const idx = activeIndices(gram).filter((i) => Number.isFinite(losses[i]) && losses[i]! > LOSS_FLOOR);
+    if (idx.length === 0) return { coefficients: new Array<number>(k).fill(0), weights: uniform(k) };
+    const active = idx.map((i) => losses[i]!);
+    const exact = minNormSimplex(scaleGram(subGram(gram, idx), active));
+    const m = Math.min(this.minWeight, 1 / idx.length);
+    const pi = scatter(
+      k,
+      idx,
+      exact.map((p) => m + (1 - idx.length * m) * p),
+    );
+    const coefficients = pi.map((p, i) => (p === 0 ? 0 : p / losses[i]!));
+    return { coefficients, weights: pi };
   }
 
   state(): unknown {
@@ -36,3 +64,5 @@ export class MokdStrategy implements GradientStrategy {
 
   loadState(): void {}
 }
+
+const uniform = (k: number) => new Array<number>(k).fill(1 / k);

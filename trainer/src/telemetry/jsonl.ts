@@ -1,8 +1,8 @@
-// The JSONL log of step and epoch records (<output>/metrics.jsonl): one JSON object per line, appended, so a
+// The JSONL log of step, epoch and evaluation records (<output>/metrics.jsonl): one JSON object per line, appended, so a
 // resumed run continues the same file.
 import { appendFileSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { EpochRecord, StepRecord } from "../contracts.ts";
+import type { EpochRecord, EvaluationRecord, StepRecord } from "../contracts.ts";
 
 export class JsonlWriter {
   readonly path: string;
@@ -11,7 +11,7 @@ export class JsonlWriter {
     mkdirSync(dirname(path), { recursive: true });
   }
 
-  write(record: StepRecord | EpochRecord | Record<string, unknown>): void {
+  write(record: StepRecord | EpochRecord | EvaluationRecord | Record<string, unknown>): void {
     appendFileSync(this.path, JSON.stringify(record) + "\n");
   }
 }

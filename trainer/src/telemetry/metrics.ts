@@ -12,6 +12,8 @@ export class TrainerMetrics {
   readonly registry = new Registry();
   private readonly loss: Gauge<"objective">;
   private readonly weight: Gauge<"objective">;
+  private readonly stepShare: Gauge<"objective">;
+  private readonly nonFinite: Counter;
   private readonly cosine: Gauge<"pair">;
   private readonly normRatio: Gauge<"pair">;
   private readonly conflicts: Counter;
@@ -34,7 +36,21 @@ export class TrainerMetrics {
     const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
       new Counter<L>({ name, help, labelNames, registers });
     this.loss = gauge(TrainerMetric.loss, "Latest loss of each objective.", ["objective"]);
-    this.weight = gauge(TrainerMetric.weight, "Latest strategy weight of each objective.", ["objective"]);
+    this.weight = gauge(
+      TrainerMetric.weight,
+      "Latest weight the strategy reports per objective (mokd, mokd-amortized: on log-loss gradients).",
+      ["objective"],
+    );
+    this.stepShare = gauge(
+      TrainerMetric.stepShare,
+      "Share of the latest measured update per objective: |c_i g_i| / sum_j |c_j g_j|.",
+      ["objective"],
+    );
+    this.nonFinite = counter(
+      TrainerMetric.nonFiniteSteps,
+      "Student steps skipped because their losses or gradients were not finite.",
+      [],
+    );
     this.cosine = gauge(TrainerMetric.gradientCosine, "Cosine of two objectives' gradients.", ["pair"]);
     this.normRatio = gauge(TrainerMetric.gradientNormRatio, "Larger over smaller gradient norm.", ["pair"]);
     this.conflicts = counter(TrainerMetric.conflictSteps, "Measured steps with a pairwise cosine < 0.", []);
@@ -84,8 +100,15 @@ export class TrainerMetrics {
     this.stepDuration.observe({ stage }, record.seconds);
     this.lastStepTime.set(Date.now() / 1000);
     this.epoch.set({ stage }, record.epoch);
+    if (record.nonFinite) {
+      // Nothing was applied: the gauges keep the last finite step's values, the counter says what happened.
+      this.nonFinite.inc();
+      return;
+    }
     for (const [objective, v] of Object.entries(record.losses)) this.loss.set({ objective }, v);
     for (const [objective, v] of Object.entries(record.weights)) this.weight.set({ objective }, v);
+    for (const [objective, v] of Object.entries(record.stepShares ?? {}))
+      this.stepShare.set({ objective }, v);
     if (record.cosines && record.normRatios) {
       // Exactly the measured step's pairs: one the record leaves out (not finite) has no stale series either.
       this.cosine.reset();

@@ -40,6 +40,8 @@ export interface RunSummary {
   /** Fraction of gradient-measured student steps with a pairwise cosine < 0. */
   conflictRate: number;
   measuredSteps: number;
+  /** Student steps skipped (no update applied) because their losses or gradients were not finite. */
+  nonFiniteSteps: number;
   steps: number;
   durationSeconds: number;
   /** Mean student training throughput. */

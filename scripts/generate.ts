@@ -1,9 +1,10 @@
-// Writes generated artefacts from the zod schemas. `npm run generate`; a test fails when they are stale.
+// Writes generated artefacts from the zod schemas and the dashboard code. `npm run generate`; a test fails when
+// they are stale. Lives outside api/ (which every image ships) because it imports the dashboards.
 import { writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { buildCrd } from "./crd.ts";
+import { buildCrd } from "../api/crd.ts";
 import { renderDashboard } from "../dashboards/mokd.ts";
 import { renderAlertRules } from "../dashboards/alerts.ts";
 

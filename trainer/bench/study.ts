@@ -1,0 +1,130 @@
+// The quality benchmark's study file: one teacher, student settings, losses crossed with a fixed-weight grid and
+// automatic weightings, seeds. The same script runs the small default (studies/small.yaml) and a large study.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+const Overrides = z.record(z.string(), z.unknown()).default({});
+
+const GridCell = z.object({
+  /** Weight of the distillation loss; the task gets 1 - alpha (classic KD's convention). */
+  alpha: z.number().min(0).max(1),
+  /** Objective overrides of this cell only (e.g. another temperature). */
+  objectives: Overrides,
+  label: z.string().optional(),
+});
+
+const Loss = z.object({
+  name: z.string().min(1),
+  /** spec.objectives overrides selecting and configuring the loss. */
+  objectives: Overrides,
+  grid: z.array(GridCell).min(1),
+});
+
+const Setting = z.object({
+  name: z.string().min(1),
+  /** Training images of the student (first of the split's training part). */
+  trainSamples: z.number().int().min(1),
+  student: Overrides,
+  training: Overrides,
+});
+
+export const Study = z.object({
+  name: z.string().min(1),
+  data: z.object({
+    path: z.string().min(1).default("/usr/share/datasets/fashion-mnist"),
+    format: z.string().default("idx"),
+    splitSeed: z.number().int().min(0).default(42),
+    validationSplit: z.number().min(0).max(0.5).default(0.1),
+    maxTestSamples: z.number().int().min(1).optional(),
+  }),
+  backend: z.string().default("wasm"),
+  /** Where trained teachers are kept, one directory per teacher fingerprint. */
+  cacheDir: z.string().default(".cache/bench"),
+  teacher: z.object({
+    trainSamples: z.number().int().min(1).optional(),
+    /** spec.teacher fields (architecture, width, depth, hiddenUnits, dropout, epochs, learningRate). */
+    spec: Overrides,
+    batchSize: z.number().int().min(1).default(64),
+    seed: z.number().int().min(0).default(1),
+    evaluationsPerEpoch: z.number().int().min(1).default(1),
+  }),
+  settings: z.array(Setting).min(1),
+  seeds: z.object({ first: z.number().int().min(0).default(1), count: z.number().int().min(1) }),
+  /** Validation accuracy whose first reaching is reported (in epochs). */
+  target: z.number().min(0).max(1).default(0.8),
+  /** The student trained alone (cross-entropy only) as a baseline. */
+  alone: z.boolean().default(true),
+  losses: z.array(Loss).min(1),
+  /** Automatic weightings run with every loss (strategy names). */
+  strategies: z.array(z.string().min(1)).default(["mokd", "mokd-amortized"]),
+});
+export type Study = z.infer<typeof Study>;
+
+export function loadStudy(path: string): Study {
+  const parsed = Study.safeParse(parseYaml(readFileSync(path, "utf8")));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n");
+    throw new Error(`invalid study ${path}:\n${problems}`);
+  }
+  return parsed.data;
+}
+
+/** One method of a study: spec overrides of objectives and strategy, and how it is grouped in the report. */
+export interface Method {
+  name: string;
+  /** The loss it distils with; undefined: the student alone. */
+  loss?: string;
+  kind: "alone" | "fixed" | "auto";
+  objectives: Record<string, unknown>;
+  strategy: Record<string, unknown>;
+}
+
+/** Deep merge of plain objects (b wins). */
+export function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    const bothObjects = isObject(prev) && isObject(v);
+    out[k] = bothObjects ? merge(prev, v) : v;
+  }
+  return out;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Every method of the study, in report order: alone, then per loss its grid and the automatic weightings. */
+export function studyMethods(study: Study): Method[] {
+  const methods: Method[] = [];
+  if (study.alone) {
+    methods.push({
+      name: "student alone (CE)",
+      kind: "alone",
+      objectives: { distillation: { enabled: false } },
+      strategy: { name: "sum", weights: { task: 1 } },
+    });
+  }
+  for (const loss of study.losses) {
+    for (const cell of loss.grid) {
+      const label = cell.label ?? `alpha=${cell.alpha}`;
+      methods.push({
+        name: `${loss.name} sum ${label}`,
+        loss: loss.name,
+        kind: "fixed",
+        objectives: merge(loss.objectives, cell.objectives),
+        strategy: { name: "sum", weights: { task: 1 - cell.alpha, distillation: cell.alpha } },
+      });
+    }
+    for (const strategy of study.strategies) {
+      methods.push({
+        name: `${loss.name} ${strategy}`,
+        loss: loss.name,
+        kind: "auto",
+        objectives: loss.objectives,
+        strategy: { name: strategy },
+      });
+    }
+  }
+  return methods;
+}

@@ -1,0 +1,65 @@
+// Decoupled KD (Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022): KD split into the target-class part
+// (TCKD: KL of the binary target / non-target distributions) and the non-target part (NCKD: KL among the
+// non-target classes, the target left out), weighted alpha TCKD + beta NCKD, both T^2-scaled and averaged over
+// the batch, times a linear warm-up min(epoch / warmup, 1) with the 1-based epoch. Defaults are mdistiller's
+// (github.com/megvii-research/mdistiller, mdistiller/distillers/DKD.py, engine/cfg.py): alpha 1, beta 8, T 4,
+// warm-up 20 epochs. As there, the target is masked out of NCKD by subtracting 1000 from its T-scaled logit.
+// The binary probabilities are taken in log space (log p_target = z_t - logsumexp z, log p_other = logsumexp of
+// the others - logsumexp z) instead of the reference's log of summed softmax probabilities: the same values,
+// without log(0) when a probability underflows.
+import * as tf from "@tensorflow/tfjs";
+
+export const DKD_DEFAULTS = { alpha: 1, beta: 8, temperature: 4, warmupEpochs: 20 } as const;
+const MASK_OFFSET = 1000;
+
+export interface DkdOptions {
+  alpha: number;
+  beta: number;
+  temperature: number;
+  /** Epochs of the linear warm-up of the whole loss; 0: none. */
+  warmupEpochs: number;
+}
+
+/** min(epoch / warmupEpochs, 1) for the 1-based epoch (mdistiller's `min(kwargs["epoch"] / self.warmup, 1.0)`). */
+export function dkdWarmup(epoch: number, warmupEpochs: number): number {
+  return warmupEpochs > 0 ? Math.min(epoch / warmupEpochs, 1) : 1;
+}
+
+/** The TCKD and NCKD terms (each T^2-scaled, batch-averaged), for tests and telemetry. */
+export function dkdParts(
+  studentLogits: tf.Tensor2D,
+  teacherLogits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  temperature: number,
+): { tckd: tf.Scalar; nckd: tf.Scalar } {
+  const batch = studentLogits.shape[0];
+  const mask = tf.oneHot(tf.cast(labels, "int32"), studentLogits.shape[1]).toFloat();
+  const scale = (temperature * temperature) / batch;
+  const binary = (logits: tf.Tensor2D) => {
+    const z = tf.div(logits, temperature);
+    const all = tf.logSumExp(z, 1, true);
+    const target = tf.sub(tf.sum(tf.mul(z, mask), 1, true), all);
+    const other = tf.sub(tf.logSumExp(tf.sub(z, tf.mul(mask, MASK_OFFSET)), 1, true), all);
+    return tf.concat([target, other], 1);
+  };
+  const nonTarget = (logits: tf.Tensor2D) =>
+    tf.logSoftmax(tf.sub(tf.div(logits, temperature), tf.mul(mask, MASK_OFFSET)));
+  const kl = (logP: tf.Tensor, logQ: tf.Tensor) =>
+    tf.mul(tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ))), scale);
+  return {
+    tckd: kl(binary(teacherLogits), binary(studentLogits)) as tf.Scalar,
+    nckd: kl(nonTarget(teacherLogits), nonTarget(studentLogits)) as tf.Scalar,
+  };
+}
+
+export function dkdLoss(
+  studentLogits: tf.Tensor2D,
+  teacherLogits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  epoch: number,
+  options: DkdOptions = DKD_DEFAULTS,
+): tf.Scalar {
+  const { tckd, nckd } = dkdParts(studentLogits, teacherLogits, labels, options.temperature);
+  const loss = tf.add(tf.mul(tckd, options.alpha), tf.mul(nckd, options.beta));
+  return tf.mul(loss, dkdWarmup(epoch, options.warmupEpochs));
+}
