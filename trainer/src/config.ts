@@ -108,7 +108,8 @@ export function parseConfig(value: unknown, source: string, env: Env = process.e
 
 /** The one operator-section field a local run honours: spec.runtime.backend, checked against its enum. */
 function manifestBackend(spec: unknown, source: string): TrainerConfig["runtimeBackend"] {
-  const runtime = typeof spec === "object" && spec !== null ? (spec as Record<string, unknown>).runtime : undefined;
+  const runtime =
+    typeof spec === "object" && spec !== null ? (spec as Record<string, unknown>).runtime : undefined;
   const value = stringAt(runtime, "backend");
   if (value === undefined) return undefined;
   if (!(backendNames as readonly string[]).includes(value))

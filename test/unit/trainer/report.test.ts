@@ -77,6 +77,7 @@ describe("HTML report: weights beside step shares, conflict beside dominance", (
       job: { name: "j", namespace: "n" },
       strategy: "mokd-amortized",
       backend: "cpu",
+      device: "cpu" as const,
       teacher: { accuracy: 0.9, parameters: 10, path: "/t", source: "trained" as const },
       student: { accuracy: 0.8, parameters: 5, path: "/s" },
       bestEpoch: 1,
