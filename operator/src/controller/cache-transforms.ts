@@ -4,6 +4,7 @@
 // the whole trainer config. Reading a new field of a cached child means keeping it here.
 import type { V1ConfigMap, V1Job, V1ObjectMeta, V1Pod } from "@kubernetes/client-node";
 import { hashOf } from "./canonical.ts";
+import { mutableSpecOf } from "./job-update.ts";
 
 /** Metadata without the (potentially large) last-applied-configuration copy of kubectl's client-side apply. */
 function slimMeta(meta: V1ObjectMeta | undefined): V1ObjectMeta | undefined {
@@ -36,11 +37,14 @@ export function slimPod(pod: V1Pod): V1Pod {
   };
 }
 
-/** Jobs: metadata, spec.suspend (Kueue) and the whole (small) status; not the pod template. */
+/**
+ * Jobs: metadata, the spec fields the reconciler may patch (suspend, also for Kueue; backoffLimit;
+ * activeDeadlineSeconds: job-update.ts) and the whole (small) status; not the pod template.
+ */
 export function slimJob(job: V1Job): V1Job {
   return {
     metadata: slimMeta(job.metadata),
-    ...(job.spec ? { spec: { suspend: job.spec.suspend } as V1Job["spec"] } : {}),
+    ...(job.spec ? { spec: mutableSpecOf(job) as V1Job["spec"] } : {}),
     ...(job.status ? { status: job.status } : {}),
   };
 }

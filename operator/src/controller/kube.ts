@@ -13,10 +13,14 @@ import {
 } from "../../../api/v1alpha1/index.ts";
 import { KubeHttp, isStatus, type KubeConfigLike } from "../lib/kube-http.ts";
 import { FIELD_MANAGER } from "../names.ts";
+import type { JobSpecUpdate } from "./job-update.ts";
 
 export interface ClusterWriter {
   applyConfigMap(configMap: V1ConfigMap): Promise<V1ConfigMap>;
+  /** Creates the Job, or (server-side) applies the whole desired Job; only for a Job that does not exist yet. */
   applyJob(job: V1Job): Promise<V1Job>;
+  /** Changes only mutable fields of an existing Job (its pod template is immutable: job-update.ts). */
+  patchJob(namespace: string, name: string, spec: JobSpecUpdate): Promise<V1Job>;
   /** Applies the whole status; returns the new resourceVersion. */
   applyStatus(namespace: string, name: string, status: DistillationJobStatus): Promise<string | undefined>;
   /** Deletes the DistillationJob (TTL); its children follow through the garbage collector. */
@@ -54,6 +58,19 @@ export class KubeClusterWriter implements ClusterWriter {
   applyJob(body: V1Job): Promise<V1Job> {
     const { name, namespace } = nameOf(body);
     return this.http.apply(`/apis/batch/v1/namespaces/${namespace}/jobs/${name}`, body, FIELD_MANAGER);
+  }
+
+  /**
+   * A JSON merge patch, not an apply: an apply that leaves the template out would ask the apiserver to drop the
+   * template fields we own, which is itself a (refused) template change.
+   */
+  patchJob(namespace: string, name: string, spec: JobSpecUpdate): Promise<V1Job> {
+    return this.http.request(`/apis/batch/v1/namespaces/${namespace}/jobs/${name}`, {
+      method: "PATCH",
+      body: { spec },
+      contentType: "application/merge-patch+json",
+      query: { fieldManager: FIELD_MANAGER },
+    });
   }
 
   async applyStatus(

@@ -18,6 +18,7 @@ import { findCondition, setCondition } from "../status/conditions.ts";
 import { deriveStatus, isTerminal, toIso, truncateMessage, type Observed } from "../status/derive.ts";
 import { dataHashOf, OBSERVED_DATA_HASH } from "./cache-transforms.ts";
 import { hashOf, sameJson } from "./canonical.ts";
+import { jobSpecUpdate } from "./job-update.ts";
 import type { ClusterWriter } from "./kube.ts";
 
 /** Annotation on each child: hash of what we last applied, so an unchanged child is not re-applied. */
@@ -85,6 +86,38 @@ export function isTransient(status: DistillationJobStatus): boolean {
   return status.phase === "Pending" && TRANSIENT_REASONS.has(runningReason(status) ?? "");
 }
 
+/**
+ * Condition type of the last apply of the children (Crossplane's `Synced`): False with reason ApplyFailed and
+ * the apiserver's message while an apply fails, True once one succeeds again. Absent while nothing ever failed.
+ */
+export const SYNCED = "Synced";
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The derived status with the Synced condition of this reconcile's apply (pure). */
+export function withSynced(
+  status: DistillationJobStatus,
+  applyError: unknown,
+  now: string,
+  generation?: number,
+): DistillationJobStatus {
+  const failed = applyError !== undefined;
+  if (!failed && !findCondition(status.conditions, SYNCED)) return status;
+  const update = failed
+    ? {
+        type: SYNCED,
+        status: "False" as const,
+        reason: "ApplyFailed",
+        message: truncateMessage(
+          `applying the trainer's ConfigMap or Job failed: ${errorMessage(applyError)}`,
+        ),
+      }
+    : { type: SYNCED, status: "True" as const, reason: "Applied", message: "the children are applied" };
+  return { ...status, conditions: setCondition(status.conditions, update, now, generation) };
+}
+
 function rvNewer(a: string | undefined, b: string | undefined): boolean {
   if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
   return BigInt(a) > BigInt(b);
@@ -139,12 +172,23 @@ export class Reconciler {
       this.o.scraper?.untrack(key);
       return this.expire(dj);
     }
-    const observed = await this.applyChildren(dj);
+    // Always-patch (as Cluster API's reconcilers do): a failed apply still ends in a derived status, with a
+    // Synced condition that says what failed; the error is then returned, so the key is retried with backoff.
+    let applyError: unknown;
+    const observed = await this.applyChildren(dj).catch((error: unknown) => {
+      applyError = error;
+      return this.cachedChildren(dj);
+    });
+    const now = this.now().toISOString();
     // Derive from a held status when there is one, so its conditions keep their first transition times.
     const base = { ...dj, status: this.heldStatus(key, dj) ?? dj.status };
-    const status = deriveStatus(base, observed, this.now().toISOString(), this.o.scraper?.latest(key));
+    const derived = deriveStatus(base, observed, now, this.o.scraper?.latest(key));
+    // A job that has finished needs no children any more: an apply failing then is no failure of the job.
+    if (isTerminal(derived.phase)) applyError = undefined;
+    const status = withSynced(derived, applyError, now, dj.metadata.generation);
     this.trackProgress(key, dj, status, observed);
-    const held = await this.patchStatus(key, dj, status);
+    const held = await this.patchStatus(key, dj, status, applyError !== undefined);
+    if (applyError !== undefined) throw applyError;
     return isTerminal(status.phase) ? this.expire({ ...dj, status }) : held;
   }
 
@@ -231,8 +275,25 @@ export class Reconciler {
     const desired = withHash(
       buildJob(dj, { trainerImage: this.o.trainerImage, observedSuspend: cachedJob?.spec?.suspend }),
     );
-    const job = hashMatches(desired, cachedJob) ? cachedJob : await this.o.writer.applyJob(desired);
-    return { job, pods: this.o.reader.pods(namespace, name) };
+    return { job: await this.applyJob(desired, cachedJob), pods: this.o.reader.pods(namespace, name) };
+  }
+
+  /**
+   * A new Job is applied whole; an existing one gets only its mutable fields (job-update.ts): it keeps the pod
+   * template it was created with, also when this operator would build another one (a new trainer image).
+   */
+  private async applyJob(desired: V1Job, cached: V1Job | undefined): Promise<V1Job> {
+    if (!cached) return this.o.writer.applyJob(desired);
+    const update = jobSpecUpdate(desired, cached);
+    if (!update) return cached;
+    const { namespace, name } = desired.metadata as { namespace: string; name: string };
+    return this.o.writer.patchJob(namespace, name, update);
+  }
+
+  /** What the caches show of the children, for a status derived after a failed apply. */
+  private cachedChildren(dj: OwnerJob): Observed {
+    const { namespace, name } = dj.metadata;
+    return { job: this.o.reader.job(namespace, jobNameFor(name)), pods: this.o.reader.pods(namespace, name) };
   }
 
   /** Scrape progress only while a trainer pod runs with a metrics port. */
@@ -254,19 +315,21 @@ export class Reconciler {
     key: string,
     dj: OwnerJob,
     status: DistillationJobStatus,
+    urgent = false,
   ): Promise<ReconcileResult> {
     const previous = dj.status ?? {};
     if (sameJson(previous, status)) {
       this.held.delete(key);
       return {};
     }
-    const waitMs = this.holdTime(key, dj.metadata.uid, status);
+    const waitMs = urgent ? 0 : this.holdTime(key, dj.metadata.uid, status);
     if (waitMs > 0) return { requeueAfterMs: waitMs };
     this.held.delete(key);
     const { namespace, name, uid } = dj.metadata;
     const resourceVersion = await this.o.writer.applyStatus(namespace, name, status);
     if (resourceVersion) this.written.set(key, { uid, resourceVersion, status });
     this.announce(dj, previous, status);
+    this.announceSynced(dj, previous, status);
     return {};
   }
 
@@ -309,6 +372,22 @@ export class Reconciler {
       const seconds = (Date.parse(status.completionTime) - Date.parse(status.startTime)) / 1000;
       this.o.onFinished?.(status.phase!, Math.max(0, seconds));
     }
+  }
+
+  /** A Warning event when an apply starts failing or fails differently; a Normal one when it recovers. */
+  private announceSynced(dj: OwnerJob, previous: DistillationJobStatus, status: DistillationJobStatus): void {
+    const before = findCondition(previous.conditions, SYNCED);
+    const after = findCondition(status.conditions, SYNCED);
+    if (!after || (before?.status === after.status && before.message === after.message)) return;
+    const { name, namespace, uid } = dj.metadata;
+    const failing = after.status === "False";
+    this.o.events.record(
+      { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } },
+      failing ? "Warning" : "Normal",
+      after.reason,
+      after.message,
+    );
+    if (failing) this.o.log?.("warn", "apply failed", { namespace, name, message: after.message });
   }
 
   /** ttlSecondsAfterFinished: delete the finished DistillationJob (children follow by GC), or come back when due. */

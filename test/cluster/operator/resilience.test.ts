@@ -100,6 +100,33 @@ describe.concurrent("operator resilience", () => {
     ).toHaveLength(N);
   });
 
+  it("finishes in-flight jobs after an upgrade to another trainer image, and uses it for new jobs", async () => {
+    const { jobs, start, batch, ns } = await setup("op-upgrade");
+    const image = (tag: string) => `registry.invalid/mokd/trainer:${tag}`;
+    const jobImage = async (name: string) =>
+      (await batch.readNamespacedJob({ name, namespace: ns })).spec!.template.spec!.containers[0]!.image;
+    const old = start(["--no-leader-elect", `--trainer-image=${image("old")}`]);
+    const run = (outcome: string, extra: Record<string, string> = {}) => ({
+      "kwok.mokd.io/outcome": outcome,
+      "kwok.mokd.io/duration": "15s",
+      ...extra,
+    });
+    await jobs.create("ok", { runtime: { gpus: 0 } }, run("succeed"));
+    await jobs.create("bad", { runtime: { gpus: 0 } }, run("fail", { "kwok.mokd.io/exit-code": "2" }));
+    await Promise.all([jobs.waitPhase("ok", "Running"), jobs.waitPhase("bad", "Running")]);
+    expect(await old.kill("SIGTERM")).toBe(0);
+    const upgraded = start(["--no-leader-elect", `--trainer-image=${image("new")}`]);
+    // The new operator builds another pod template, which the running Jobs cannot take (it is immutable).
+    await jobs.waitPhase("ok", "Succeeded", 90_000);
+    const bad = await jobs.waitPhase("bad", "Failed", 90_000);
+    expect(bad.status!.conditions!.find((c) => c.type === "Failed")!.reason).toBe("BadConfig");
+    expect(await jobImage("ok")).toBe(image("old"));
+    await jobs.create("next", { runtime: { gpus: 0 } }, run("succeed", { "kwok.mokd.io/duration": "1s" }));
+    await jobs.waitPhase("next", "Succeeded", 90_000);
+    expect(await jobImage("next")).toBe(image("new"));
+    expect(upgraded.logs()).not.toContain("reconcile failed");
+  });
+
   it("runs one leader of two replicas, fails over when it dies, and never creates twice", async () => {
     const { ns, jobs, start, batch } = await setup("op-leader");
     const replicas = [start(), start()];

@@ -124,7 +124,7 @@ describe("cache transforms", () => {
     expect(JSON.stringify(slim).length).toBeLessThan(JSON.stringify(pod).length / 2);
     const job = slimJob(scenarios[0]![1]);
     expect(job.metadata).toEqual(scenarios[0]![1].metadata);
-    expect(job.spec).toEqual({ suspend: false });
+    expect(job.spec).toEqual({ suspend: false, backoffLimit: 3 }); // what job-update.ts may patch
   });
 
   it("drop a ConfigMap's data and kubectl's last-applied copy of a DistillationJob", () => {
