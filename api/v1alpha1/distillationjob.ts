@@ -1,6 +1,19 @@
 // The DistillationJob API (distillation.mokd.io/v1alpha1). The zod schemas here generate the CRD (api/generate.ts),
 // give the TypeScript types, and parse the trainer's config.
 import { z } from "zod";
+import {
+  celChecked,
+  Dns1123Subdomain,
+  ENV_NAME_PATTERN,
+  isLabelValue,
+  isLocalDescendingPath,
+  labelMap,
+  LabelValue,
+  MAX_MAP_ENTRIES,
+  isQualifiedName,
+  QUALIFIED_NAME_MAX,
+  Quantity,
+} from "./k8s-formats.ts";
 import { section, strategyNames, trainerSpecShape } from "./trainer-spec.ts";
 
 export const GROUP = "distillation.mokd.io";
@@ -17,7 +30,8 @@ export const DEFAULT_TRAINER_IMAGE = "ghcr.io/mokd/trainer:0.1.0";
  * apiserver refuses bad objects) and the predicate into zod (so the trainer refuses the same config locally).
  */
 export interface CrossFieldRule<T> {
-  cel: string;
+  /** Omitted when the CRD states the rule by other means (e.g. list-map keys refuse duplicates). */
+  cel?: string;
   message: string;
   /** Dotted path, relative to the object the rule sits on, of the field the message is about. */
   field: string;
@@ -35,34 +49,64 @@ export function withRules<S extends z.ZodType>(schema: S, rules: CrossFieldRule<
     }
   });
   return checked.meta({
-    "x-kubernetes-validations": rules.map((r) => ({
-      rule: r.cel,
-      message: r.message,
-      ...(r.field ? { fieldPath: `.${r.field}` } : {}),
-    })),
+    "x-kubernetes-validations": rules.flatMap((r) =>
+      r.cel === undefined
+        ? []
+        : [{ rule: r.cel, message: r.message, ...(r.field ? { fieldPath: `.${r.field}` } : {}) }],
+    ),
   }) as unknown as S;
 }
-
-const Quantity = z
-  .union([z.string(), z.number()])
-  .meta({ "x-kubernetes-int-or-string": true })
-  .describe("A Kubernetes resource quantity such as `2`, `500m`, `8Gi`.");
 
 const ResourceList = z
   .object({ cpu: Quantity.optional(), memory: Quantity.optional() })
   .describe("CPU and memory (GPUs are set by `gpus`).");
 
-const Toleration = z
-  .object({
-    key: z
-      .string()
-      .optional()
-      .describe("Taint key the toleration applies to; empty with Exists: every taint."),
+type TolerationValue = {
+  key?: string;
+  operator?: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  tolerationSeconds?: number;
+};
+
+/** What the apiserver checks of a toleration (core/v1 validateTolerations), as CEL and zod. */
+const tolerationRules: CrossFieldRule<TolerationValue>[] = [
+  {
+    cel: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+    message: "value must be empty when operator is Exists",
+    field: "value",
+    holds: (t) => t.operator !== "Exists" || !t.value,
+  },
+  {
+    cel: "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+    message: "operator must be Exists when key is empty",
+    field: "operator",
+    holds: (t) => Boolean(t.key) || t.operator === "Exists",
+  },
+  {
+    cel: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+    message: "effect must be NoExecute when tolerationSeconds is set",
+    field: "effect",
+    holds: (t) => t.tolerationSeconds === undefined || t.effect === "NoExecute",
+  },
+];
+
+/** A taint key, or empty (with operator Exists: every taint). */
+const TaintKey = celChecked(z.string().max(QUALIFIED_NAME_MAX), {
+  cel: "self == '' || !format.qualifiedName().validate(self).hasValue()",
+  message:
+    "must be empty or a qualified name ([prefix/]name: name at most 63 alphanumerics, '-', '_' or '.')",
+  holds: (k) => k === "" || isQualifiedName(k),
+});
+
+const Toleration = withRules(
+  z.object({
+    key: TaintKey.optional().describe("Taint key the toleration applies to; empty with Exists: every taint."),
     operator: z
       .enum(["Exists", "Equal"])
       .optional()
       .describe("Exists (any value) or Equal (the value must match); Kubernetes' default is Equal."),
-    value: z.string().optional().describe("Taint value to match with operator Equal."),
+    value: LabelValue.optional().describe("Taint value to match with operator Equal."),
     effect: z
       .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
       .optional()
@@ -72,28 +116,73 @@ const Toleration = z
       .int()
       .optional()
       .describe("With effect NoExecute: how long the pod stays bound after the taint appears."),
-  })
-  .describe("A core/v1 Toleration.");
+  }),
+  tolerationRules,
+).describe("A core/v1 Toleration.");
+
+/** Variables the operator sets on the trainer container; a user's env may not shadow them. */
+export const RESERVED_ENV_NAMES = ["MOKD_CONFIG", "MOKD_JOB_NAME", "MOKD_JOB_NAMESPACE"] as const;
 
 const EnvVar = z
   .object({
-    name: z.string().min(1).describe("Variable name."),
+    name: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(new RegExp(ENV_NAME_PATTERN), "must be printable ASCII characters other than '='")
+      .describe("Variable name (printable ASCII, no `=`)."),
     value: z.string().default("").describe("Variable value."),
   })
   .describe("An environment variable of the trainer container.");
 
+const envRules: CrossFieldRule<{ name: string }[]>[] = [
+  {
+    cel: `self.all(e, !(e.name in ${JSON.stringify(RESERVED_ENV_NAMES)}))`,
+    message: `${RESERVED_ENV_NAMES.join(", ")} are set by the operator`,
+    field: "",
+    holds: (env) => env.every((e) => !(RESERVED_ENV_NAMES as readonly string[]).includes(e.name)),
+  },
+  {
+    // The CRD refuses duplicates through the list-map keys (the apiserver's "Duplicate value"); zod here.
+    message: "names must be unique",
+    field: "",
+    holds: (env) => new Set(env.map((e) => e.name)).size === env.length,
+  },
+];
+
+const EnvList = withRules(z.array(EnvVar).max(MAX_MAP_ENTRIES), envRules).meta({
+  "x-kubernetes-list-type": "map",
+  "x-kubernetes-list-map-keys": ["name"],
+});
+
+const SubPath = celChecked(z.string().max(4096), {
+  cel: "!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)')",
+  message: "must be a relative path without '..' (it must stay inside the volume)",
+  holds: isLocalDescendingPath,
+});
+
 const VolumeSource = z
   .object({
-    claimName: z.string().min(1).describe("Name of a PersistentVolumeClaim in the job's namespace."),
-    subPath: z.string().optional().describe("Sub-path inside the volume."),
+    claimName: Dns1123Subdomain.describe("Name of a PersistentVolumeClaim in the job's namespace."),
+    subPath: SubPath.optional().describe("Sub-path inside the volume (relative, without `..`)."),
   })
   .describe("A PersistentVolumeClaim to mount.");
 
 export const RuntimeSpec = section(
   {
-    image: z.string().min(1).default(DEFAULT_TRAINER_IMAGE).describe("Trainer container image."),
+    image: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^\S(.*\S)?$/, "must not start or end with whitespace")
+      .default(DEFAULT_TRAINER_IMAGE)
+      .describe("Trainer container image."),
     imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional().describe("Image pull policy."),
-    imagePullSecrets: z.array(z.string().min(1)).optional().describe("Names of image pull secrets."),
+    imagePullSecrets: z
+      .array(Dns1123Subdomain)
+      .max(MAX_MAP_ENTRIES)
+      .optional()
+      .describe("Names of image pull secrets."),
     gpus: z
       .number()
       .int()
@@ -105,20 +194,25 @@ export const RuntimeSpec = section(
       .object({ requests: ResourceList.optional(), limits: ResourceList.optional() })
       .optional()
       .describe("CPU and memory requests and limits of the trainer container."),
-    nodeSelector: z.record(z.string(), z.string()).optional().describe("Node selector of the trainer pod."),
-    tolerations: z.array(Toleration).optional().describe("Tolerations of the trainer pod."),
+    nodeSelector: labelMap(LabelValue).optional().describe("Node selector of the trainer pod (node labels)."),
+    tolerations: z
+      .array(Toleration)
+      .max(MAX_MAP_ENTRIES)
+      .optional()
+      .describe("Tolerations of the trainer pod."),
     affinity: z
       .looseObject({})
       .optional()
       .meta({ "x-kubernetes-preserve-unknown-fields": true })
       .describe("A core/v1 Affinity for the trainer pod, passed through unchanged."),
-    priorityClassName: z.string().optional().describe("PriorityClass of the trainer pod."),
-    podLabels: z.record(z.string(), z.string()).optional().describe("Extra labels of the trainer pod."),
-    podAnnotations: z
-      .record(z.string(), z.string())
+    priorityClassName: Dns1123Subdomain.optional().describe("PriorityClass of the trainer pod."),
+    podLabels: labelMap(LabelValue).optional().describe("Extra labels of the trainer pod."),
+    podAnnotations: labelMap(z.string(), true)
       .optional()
-      .describe("Extra annotations of the trainer pod."),
-    env: z.array(EnvVar).optional().describe("Extra environment variables of the trainer container."),
+      .describe("Extra annotations of the trainer pod (keys are qualified names)."),
+    env: EnvList.optional().describe(
+      "Extra environment variables of the trainer container (unique names; not the operator's MOKD_* ones).",
+    ),
     volumes: section(
       {
         data: VolumeSource.optional().describe("Mounted read-only at /data."),
@@ -175,9 +269,11 @@ const specShape: SpecShape = {
   ...trainerSpecShape,
   runtime: RuntimeSpec,
   runPolicy: RunPolicy,
-  queueName: z
-    .string()
-    .min(1)
+  queueName: celChecked(z.string().min(1).max(63), {
+    cel: "!format.labelValue().validate(self).hasValue()",
+    message: "must be a label value (a Kueue LocalQueue name): at most 63 alphanumerics, '-', '_' or '.'",
+    holds: isLabelValue,
+  })
     .optional()
     .describe(
       "Kueue LocalQueue: set as the child Job's `kueue.x-k8s.io/queue-name` label so Kueue admits it.",
@@ -206,7 +302,21 @@ const enabledObjectives = (s: Spec) =>
 
 const multiObjectiveStrategies = strategyNames.filter((n) => n !== "sum");
 
+/**
+ * The trainer's config (the defaulted spec, pretty-printed) travels in a ConfigMap, whose data the apiserver
+ * limits to 1 MiB. A spec is refused when its config alone would come near (operator/src/builders/configmap.ts
+ * checks the exact size); only a spec with very large env values, annotations or affinity gets there.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024 - 4096;
+const configBytes = (s: Spec) => Buffer.byteLength(JSON.stringify(s, null, 2));
+
 export const specRules: CrossFieldRule<Spec>[] = [
+  {
+    // No CEL: the apiserver cannot measure it. The operator fails such a job with reason InvalidSpec.
+    message: `the spec is too large for the trainer's ConfigMap (at most ${MAX_CONFIG_BYTES} bytes of JSON)`,
+    field: "runtime",
+    holds: (s) => configBytes(s) <= MAX_CONFIG_BYTES,
+  },
   {
     cel: "self.objectives.task.enabled || self.objectives.distillation.enabled || self.objectives.feature.enabled",
     message: "at least one objective must be enabled",

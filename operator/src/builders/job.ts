@@ -11,6 +11,7 @@ import type {
 import {
   DEFAULT_TRAINER_IMAGE,
   NON_RETRYABLE_EXIT_CODES,
+  RESERVED_ENV_NAMES,
   type RuntimeSpec,
 } from "../../../api/v1alpha1/index.ts";
 import {
@@ -98,6 +99,15 @@ function resources(runtime: RuntimeSpec): V1ResourceRequirements {
   };
 }
 
+/** The operator's own variables; the schema refuses user env with these names (RESERVED_ENV_NAMES). */
+function operatorEnv(dj: OwnerJob): { name: (typeof RESERVED_ENV_NAMES)[number]; value: string }[] {
+  return [
+    { name: "MOKD_CONFIG", value: `${CONFIG_MOUNT_DIR}/${CONFIG_FILE}` },
+    { name: "MOKD_JOB_NAME", value: dj.metadata.name },
+    { name: "MOKD_JOB_NAMESPACE", value: dj.metadata.namespace },
+  ];
+}
+
 function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1VolumeMount[]): V1Container {
   const { runtime, metrics } = dj.spec;
   const image =
@@ -106,12 +116,7 @@ function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1Volu
     name: TRAINER_CONTAINER,
     image,
     ...(runtime.imagePullPolicy ? { imagePullPolicy: runtime.imagePullPolicy } : {}),
-    env: [
-      { name: "MOKD_CONFIG", value: `${CONFIG_MOUNT_DIR}/${CONFIG_FILE}` },
-      { name: "MOKD_JOB_NAME", value: dj.metadata.name },
-      { name: "MOKD_JOB_NAMESPACE", value: dj.metadata.namespace },
-      ...(runtime.env ?? []).map((e) => ({ name: e.name, value: e.value })),
-    ],
+    env: [...operatorEnv(dj), ...(runtime.env ?? []).map((e) => ({ name: e.name, value: e.value }))],
     ...(metrics.port > 0
       ? { ports: [{ name: "metrics", containerPort: metrics.port, protocol: "TCP" }] }
       : {}),
