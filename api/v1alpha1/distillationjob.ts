@@ -15,6 +15,7 @@ import {
   Quantity,
 } from "./k8s-formats.ts";
 import { section, strategyNames, trainerSpecShape } from "./trainer-spec.ts";
+import { Progress, TrainerStatus } from "./progress.ts";
 
 export const GROUP = "distillation.mokd.io";
 export const VERSION = "v1alpha1";
@@ -378,33 +379,6 @@ export const Condition = z
   .describe("A metav1.Condition.");
 export type Condition = z.infer<typeof Condition>;
 
-const NumberMap = z.record(z.string(), z.number());
-
-export const Progress = z
-  .object({
-    epoch: z.number().int().optional().describe("Current epoch (1-based)."),
-    totalEpochs: z.number().int().optional().describe("Epochs of the run."),
-    step: z.number().int().optional().describe("Global optimiser step."),
-    stage: z.string().optional().describe("teacher or student."),
-    losses: NumberMap.optional().describe("Latest loss per objective."),
-    weights: NumberMap.optional().describe("Latest strategy weight per objective."),
-    trainAccuracy: z.number().optional().describe("Train top-1 accuracy of the last epoch."),
-    validationAccuracy: z.number().optional().describe("Validation top-1 accuracy of the last epoch."),
-    studentAccuracy: z
-      .number()
-      .optional()
-      .describe("Latest student accuracy (validation; test when finished)."),
-    conflictRate: z
-      .number()
-      .optional()
-      .describe("Fraction of steps whose objective gradients conflict (cos < 0)."),
-    samplesPerSecond: z.number().optional().describe("Training throughput."),
-    etaSeconds: z.number().optional().describe("Estimated seconds to completion."),
-    lastUpdateTime: z.string().optional().describe("When progress was last read from the trainer."),
-  })
-  .describe("Live progress read from the trainer while it runs.");
-export type Progress = z.infer<typeof Progress>;
-
 export const Result = z
   .object({
     teacherAccuracy: z.number().optional().describe("Test top-1 accuracy of the teacher."),
@@ -432,6 +406,7 @@ export const DistillationJobStatus = z
     attempts: z.number().int().optional().describe("Trainer pods started so far."),
     jobName: z.string().optional().describe("Name of the child batch/v1 Job."),
     progress: Progress.optional(),
+    trainerStatus: TrainerStatus.optional(),
     result: Result.optional(),
   })
   .describe("Observed state of the DistillationJob.");

@@ -10,7 +10,7 @@ import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, boundedName, keyOf } from "../names.ts";
 import type { OperatorConfig } from "../config.ts";
-import { ProgressScraper } from "../progress/scraper.ts";
+import { ProgressDocumentError, ProgressScraper } from "../progress/scraper.ts";
 import { slimConfigMap, slimDistillationJob, slimJob, slimPod } from "./cache-transforms.ts";
 import { KubeClusterWriter } from "./kube.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -97,7 +97,11 @@ export class Manager {
     this.scraper = new ProgressScraper({
       intervalMs: config.progressInterval * 1000,
       onProgress: (key) => this.queue.add(key),
-      onError: (key, error) => log.debug("progress scrape failed", { key, error: String(error) }),
+      // A document the api schema refuses is a trainer/operator contract breach: worth a warning.
+      onError: (key, error) =>
+        error instanceof ProgressDocumentError
+          ? log.warn("trainer progress refused", { key, error: error.message })
+          : log.debug("progress read failed", { key, error: String(error) }),
     });
     this.reconciler = new Reconciler({
       reader: {

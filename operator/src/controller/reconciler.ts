@@ -13,6 +13,7 @@ import { buildConfigMap } from "../builders/configmap.ts";
 import type { OwnerJob } from "../builders/common.ts";
 import { buildJob } from "../builders/job.ts";
 import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
+import { trainerStatusFor } from "../progress/document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
 import { findCondition, setCondition } from "../status/conditions.ts";
 import { deriveStatus, isTerminal, toIso, truncateMessage, type Observed } from "../status/derive.ts";
@@ -54,7 +55,7 @@ export interface ReconcilerOptions {
   reader: ClusterReader;
   writer: ClusterWriter;
   events: EventSink;
-  scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest">;
+  scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest" | "trainerStatus">;
   trainerImage?: string;
   now?: () => Date;
   onFinished?: (phase: Phase, seconds: number) => void;
@@ -185,7 +186,12 @@ export class Reconciler {
     const derived = deriveStatus(base, observed, now, this.o.scraper?.latest(key));
     // A job that has finished needs no children any more: an apply failing then is no failure of the job.
     if (isTerminal(derived.phase)) applyError = undefined;
-    const status = withSynced(derived, applyError, now, dj.metadata.generation);
+    const status = this.withTrainerStatus(
+      key,
+      withSynced(derived, applyError, now, dj.metadata.generation),
+      base.status,
+      now,
+    );
     this.trackProgress(key, dj, status, observed);
     const held = await this.patchStatus(key, dj, status, applyError !== undefined);
     if (applyError !== undefined) throw applyError;
@@ -294,6 +300,18 @@ export class Reconciler {
   private cachedChildren(dj: OwnerJob): Observed {
     const { namespace, name } = dj.metadata;
     return { job: this.o.reader.job(namespace, jobNameFor(name)), pods: this.o.reader.pods(namespace, name) };
+  }
+
+  /** status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/document.ts). */
+  private withTrainerStatus(
+    key: string,
+    status: DistillationJobStatus,
+    previous: DistillationJobStatus,
+    now: string,
+  ): DistillationJobStatus {
+    const latest = this.o.scraper?.trainerStatus(key);
+    const trainerStatus = trainerStatusFor(status, previous.trainerStatus, latest, now);
+    return trainerStatus ? { ...status, trainerStatus } : status;
   }
 
   /** Scrape progress only while a trainer pod runs with a metrics port. */

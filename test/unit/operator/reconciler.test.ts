@@ -200,11 +200,12 @@ describe("Reconciler", () => {
 
   it("shows a failing first apply on a new job at once, without the transient hold", async () => {
     const c = fakeCluster({}, undefined, 2000);
-    c.failures.configMap = new KubeApiError(422, "ConfigMap is invalid: data: Too long");
-    await expect(c.reconciler.reconcile("ns/mnist")).rejects.toThrow(/Too long/);
+    // Retryable (not an invalid child, which ends the job Failed/InvalidSpec): e.g. a full ResourceQuota.
+    c.failures.configMap = new KubeApiError(403, 'configmaps "mnist-config" is forbidden: exceeded quota');
+    await expect(c.reconciler.reconcile("ns/mnist")).rejects.toThrow(/exceeded quota/);
     const status = c.state.dj!.status as DistillationJobStatus;
     expect(status.phase).toBe("Pending");
-    expect(findCondition(status.conditions, "Synced")!.message).toContain("Too long");
+    expect(findCondition(status.conditions, "Synced")!.message).toContain("exceeded quota");
   });
 
   it("does not touch children of a finished job and deletes it after ttlSecondsAfterFinished", async () => {

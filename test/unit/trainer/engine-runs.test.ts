@@ -15,6 +15,8 @@ import { runStudentStage } from "../../../trainer/src/engine/student-stage.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
 import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
 import { TrainerMetrics } from "../../../trainer/src/telemetry/metrics.ts";
+import { ProgressDocument } from "../../../trainer/src/telemetry/progress.ts";
+import { TrainerProgress } from "../../../api/v1alpha1/index.ts";
 import { tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
 
 const quiet = { info: () => {}, warn: () => {} };
@@ -154,8 +156,19 @@ describe("engine: SIGTERM during the teacher stage", () => {
 
     const logs: string[] = [];
     const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m) };
-    const resumed = await runJob({ config, backend: "cpu", log });
+    let document: ProgressDocument | undefined;
+    const seen: TrainerProgress[] = [];
+    const resumed = await runJob({
+      config,
+      backend: "cpu",
+      log,
+      progress: (plan) => (document = new ProgressDocument(plan)),
+      hooks: { onStep: () => seen.push(TrainerProgress.parse(document!.document())) },
+    });
     expect(logs.join("\n")).toMatch(/teacher: resumed from .* at epoch 2, step 10/);
+    // The progress document continues the global step after the resume: 11 of 14 teacher steps, not 1.
+    expect(seen[0]).toMatchObject({ stage: "teacher", step: 11, epoch: 2, stepsPerEpoch: 7, totalSteps: 14 });
+    expect(seen.at(-1)).toMatchObject({ stage: "student", progressPercentage: 100 });
     expect(resumed.summary.teacher.accuracy).toBe(uninterrupted.summary.teacher.accuracy);
     expect(resumed.summary.student.accuracy).toBe(uninterrupted.summary.student.accuracy);
     const teacherLosses = (dir: string) =>

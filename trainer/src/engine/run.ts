@@ -21,6 +21,8 @@ import { buildObjectives } from "../objectives/index.ts";
 import { createStrategy } from "../strategies/index.ts";
 import { JsonlWriter } from "../telemetry/jsonl.ts";
 import { TrainerMetrics } from "../telemetry/metrics.ts";
+import { ProgressDocument, type RunPlan } from "../telemetry/progress.ts";
+import { PROGRESS_PATH } from "../../../api/v1alpha1/index.ts";
 import {
   terminationResult,
   writeSummary,
@@ -56,6 +58,8 @@ export interface RunOptions {
   log: Logger;
   hooks?: StageHooks;
   stop?: StopSignal;
+  /** Makes the progress document served at /progress (default: from the spec and the data). */
+  progress?: (plan: RunPlan) => ProgressDocument;
 }
 
 export interface BaselineResult {
@@ -90,10 +94,13 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   );
   mkdirSync(outputPath, { recursive: true });
   const metrics = new TrainerMetrics(options.config.jobName, options.config.namespace);
-  const server = await serveMetrics(metrics, options.metricsPort ?? spec.metrics.port, log);
-  if (server) log.info(`metrics on :${(server.address() as { port: number }).port}/metrics`);
+  const plan = runPlan(spec, dataset);
+  const progress = options.progress?.(plan) ?? new ProgressDocument(plan);
+  const server = await serveMetrics(metrics, progress, options.metricsPort ?? spec.metrics.port, log);
+  if (server)
+    log.info(`metrics on :${(server.address() as { port: number }).port}/metrics and ${PROGRESS_PATH}`);
   const jsonl = new JsonlWriter(join(outputPath, "metrics.jsonl"));
-  const hooks = telemetryHooks(metrics, jsonl, options.hooks);
+  const hooks = telemetryHooks(metrics, progress, jsonl, options.hooks);
   try {
     const fingerprint = specFingerprint(spec);
     const resume = resumable(checkpointPath, fingerprint, log);
@@ -118,6 +125,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
       log,
     });
     metrics.testAccuracy("student", main.accuracy);
+    progress.testAccuracy("student", main.accuracy);
     const modelPath = join(outputPath, "student");
     await saveNetwork(main.network, modelPath);
     const baselines = options.baselines
@@ -139,19 +147,36 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   }
 }
 
-function telemetryHooks(metrics: TrainerMetrics, jsonl: JsonlWriter, user: StageHooks = {}): StageHooks {
+/** The stages this run will train and their sizes (a configured teacher model is loaded, not trained). */
+function runPlan(spec: DistillationJobSpec, dataset: Dataset): RunPlan {
+  const stepsPerEpoch = Math.ceil(dataset.train.size / spec.training.batchSize);
+  return {
+    ...(spec.teacher.model ? {} : { teacher: { epochs: spec.teacher.epochs, stepsPerEpoch } }),
+    student: { epochs: spec.training.epochs, stepsPerEpoch },
+  };
+}
+
+function telemetryHooks(
+  metrics: TrainerMetrics,
+  progress: ProgressDocument,
+  jsonl: JsonlWriter,
+  user: StageHooks = {},
+): StageHooks {
   return {
     onStageStart(stage, epochs, stepsPerEpoch) {
       metrics.startStage(stage, epochs);
+      progress.startStage(stage, epochs, stepsPerEpoch);
       user.onStageStart?.(stage, epochs, stepsPerEpoch);
     },
     onStep(record: StepRecord, batchSize, stepInEpoch) {
       metrics.step(record, batchSize);
+      progress.step(record);
       jsonl.write(record);
       user.onStep?.(record, batchSize, stepInEpoch);
     },
     onEpoch(record: EpochRecord) {
       metrics.epochEnd(record);
+      progress.epochEnd(record);
       jsonl.write(record);
       user.onEpoch?.(record);
     },
@@ -159,9 +184,14 @@ function telemetryHooks(metrics: TrainerMetrics, jsonl: JsonlWriter, user: Stage
 }
 
 /** Metrics are an observer: a busy port is logged, never fatal to training. */
-async function serveMetrics(metrics: TrainerMetrics, port: number, log: Logger): Promise<Server | undefined> {
+async function serveMetrics(
+  metrics: TrainerMetrics,
+  progress: ProgressDocument,
+  port: number,
+  log: Logger,
+): Promise<Server | undefined> {
   try {
-    return await metrics.serve(port);
+    return await metrics.serve(port, undefined, { [PROGRESS_PATH]: progress.handler });
   } catch (error) {
     log.warn(`metrics endpoint disabled: cannot listen on :${port}: ${(error as Error).message}`);
     return undefined;
