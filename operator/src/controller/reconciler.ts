@@ -16,7 +16,16 @@ import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
 import { trainerStatusFor } from "../progress/document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
 import { findCondition, setCondition } from "../status/conditions.ts";
-import { deriveStatus, isTerminal, toIso, truncateMessage, type Observed } from "../status/derive.ts";
+import {
+  contradictedByCluster,
+  deriveStatus,
+  invalidSpecStatus,
+  isTerminal,
+  toIso,
+  truncateMessage,
+  type Observed,
+} from "../status/derive.ts";
+import { refusalMessage } from "../status/refusal.ts";
 import { dataHashOf, OBSERVED_DATA_HASH } from "./cache-transforms.ts";
 import { hashOf, sameJson } from "./canonical.ts";
 import { jobSpecUpdate } from "./job-update.ts";
@@ -33,6 +42,8 @@ export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
 export const TRANSIENT_REASONS: ReadonlySet<string> = new Set(["Creating", "JobCreated", "PodPending"]);
 /** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
 export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
+/** The longest delay a Node timer takes (setTimeout overflows above it). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ClusterReader {
   distillationJob(namespace: string, name: string): unknown;
@@ -169,14 +180,18 @@ export class Reconciler {
     const dj = this.load(raw);
     if (typeof dj === "string") return this.rejectInvalid(key, raw, dj);
     dj.status = this.previousStatus(key, dj, raw);
-    if (isTerminal(dj.status.phase)) {
+    const cachedJob = this.o.reader.job(namespace, jobNameFor(name));
+    if (isTerminal(dj.status.phase) && !contradictedByCluster(dj.status, cachedJob)) {
       this.o.scraper?.untrack(key);
       return this.expire(dj);
     }
     // Always-patch (as Cluster API's reconcilers do): a failed apply still ends in a derived status, with a
     // Synced condition that says what failed; the error is then returned, so the key is retried with backoff.
     let applyError: unknown;
-    const observed = await this.applyChildren(dj).catch((error: unknown) => {
+    const observed = await this.applyChildren(dj).catch((error: unknown): Observed => {
+      // Refused as invalid before the trainer Job exists: final (Failed/InvalidSpec), not retried.
+      const refused = refusalMessage(error);
+      if (refused !== undefined && !cachedJob) return { ...this.cachedChildren(dj), refused };
       applyError = error;
       return this.cachedChildren(dj);
     });
@@ -240,19 +255,7 @@ export class Reconciler {
     this.forget(key);
     const previous = current ?? {};
     if (isTerminal(previous.phase) || this.o.reader.job(namespace, jobNameFor(name))) return {};
-    const now = this.now().toISOString();
-    const status: DistillationJobStatus = {
-      ...previous,
-      phase: "Failed",
-      conditions: setCondition(
-        previous.conditions,
-        { type: "Failed", status: "True", reason: "InvalidSpec", message: truncateMessage(message) },
-        now,
-        generation,
-      ),
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      completionTime: now,
-    };
+    const status = invalidSpecStatus(previous, message, this.now().toISOString(), generation);
     await this.o.writer.applyStatus(namespace, name, status);
     this.o.log?.("warn", "invalid spec", { namespace, name, message });
     return {};
@@ -414,7 +417,8 @@ export class Reconciler {
     const finished = toIso(dj.status?.completionTime);
     if (ttl === undefined || !finished) return {};
     const dueMs = Date.parse(finished) + ttl * 1000 - this.now().getTime();
-    if (dueMs > 0) return { requeueAfterMs: dueMs };
+    // Node's timers overflow past 2^31-1 ms (~24.8 days) and fire at once: wait at most that, then look again.
+    if (dueMs > 0) return { requeueAfterMs: Math.min(dueMs, MAX_TIMER_MS) };
     const { namespace, name, uid } = dj.metadata;
     await this.o.writer.deleteDistillationJob(namespace, name, uid);
     this.o.log?.("info", "deleted after ttlSecondsAfterFinished", { namespace, name, ttl });

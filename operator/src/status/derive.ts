@@ -15,6 +15,8 @@ import { ConditionType, findCondition, setCondition } from "./conditions.ts";
 export interface Observed {
   job?: V1Job;
   pods: V1Pod[];
+  /** The apiserver's message when it refused to create a child as invalid (status/refusal.ts). */
+  refused?: string;
 }
 
 /** What the child Job and its pods say right now. */
@@ -170,6 +172,10 @@ function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean): Observati
 
 export function observe(dj: OwnerJob, observed: Observed): Observation {
   const { job, pods } = observed;
+  if (!job && observed.refused !== undefined) {
+    const message = `the apiserver refused the trainer's children: ${observed.refused}`;
+    return { phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };
+  }
   if (!job) return { phase: "Pending", reason: "Creating", message: "creating the trainer Job" };
   const failed = trueJobCondition(job, "Failed", "FailureTarget");
   if (failed) return failure(job, failed, pods);
@@ -177,9 +183,38 @@ export function observe(dj: OwnerJob, observed: Observed): Observation {
   return active(job, pods, dj.spec.runPolicy.suspend);
 }
 
-function attempts(job: V1Job | undefined, pods: V1Pod[]): number {
+/** Pods started so far; never less than reported before (a suspend deletes pods and resets `active`). */
+function attempts(previous: number | undefined, job: V1Job | undefined, pods: V1Pod[]): number {
   const s = job?.status;
-  return Math.max((s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0), pods.length);
+  return Math.max(previous ?? 0, (s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0), pods.length);
+}
+
+const jobFinished = (job: V1Job) =>
+  trueJobCondition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") !== undefined;
+
+/**
+ * A terminal status the cluster contradicts: the trainer Job is there and has not finished. The operator writes
+ * a final status only from a finished Job, or before any Job exists, so this one was written by someone else
+ * (`kubectl edit --subresource=status`); it is derived again from the cluster instead of being kept.
+ */
+export function contradictedByCluster(status: DistillationJobStatus, job: V1Job | undefined): boolean {
+  return isTerminal(status.phase) && job !== undefined && !jobFinished(job);
+}
+
+/** What of a contradicted status is kept: only the timeline fields nobody can fake into meaning. */
+function withoutClaims(status: DistillationJobStatus): DistillationJobStatus {
+  const { phase: _phase, result: _result, completionTime: _done, progress: _progress, ...rest } = status;
+  return rest;
+}
+
+/** The test accuracy of a finished run, shown where the running one was (printer column Student-Acc). */
+function finalProgress(progress: Progress | undefined, result: Result | undefined): Progress | undefined {
+  if (result?.studentAccuracy === undefined && result?.conflictRate === undefined) return progress;
+  return {
+    ...progress,
+    ...(result.studentAccuracy !== undefined ? { studentAccuracy: result.studentAccuracy } : {}),
+    ...(result.conflictRate !== undefined ? { conflictRate: result.conflictRate } : {}),
+  };
 }
 
 function completionTime(job: V1Job | undefined, now: string): string {
@@ -223,6 +258,26 @@ function conditionsFor(
 }
 
 /**
+ * Failed with reason InvalidSpec: the spec cannot run (the schema or the apiserver refused it) and, being
+ * immutable, cannot be fixed in place. Same conditions as any other failure, so every column and tool reads it.
+ */
+export function invalidSpecStatus(
+  previous: DistillationJobStatus,
+  message: string,
+  now: string,
+  generation?: number,
+): DistillationJobStatus {
+  const o: Observation = { phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };
+  return {
+    ...previous,
+    phase: "Failed",
+    conditions: conditionsFor(previous, o, false, now, generation),
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    completionTime: now,
+  };
+}
+
+/**
  * The new status. Terminal statuses are final: the child Job may be deleted later (TTL, by hand) without turning a
  * Succeeded job back into Pending.
  */
@@ -232,20 +287,22 @@ export function deriveStatus(
   now: string,
   progress?: Progress,
 ): DistillationJobStatus {
-  const previous: DistillationJobStatus = dj.status ?? {};
+  const stored: DistillationJobStatus = dj.status ?? {};
   const generation = dj.metadata.generation;
-  if (isTerminal(previous.phase)) return previous;
-  const o = observe(dj, observed);
   const { job } = observed;
+  if (isTerminal(stored.phase) && !contradictedByCluster(stored, job)) return stored;
+  const previous = isTerminal(stored.phase) ? withoutClaims(stored) : stored;
+  const o = observe(dj, observed);
   const startTime = previous.startTime ?? toIso(job?.metadata?.creationTimestamp);
-  const latestProgress = (o.phase === "Running" && progress) || previous.progress;
+  const running = (o.phase === "Running" && progress) || previous.progress;
+  const latestProgress = o.phase === "Succeeded" ? finalProgress(running, o.result) : running;
   const status: DistillationJobStatus = {
     phase: o.phase,
     conditions: conditionsFor(previous, o, job !== undefined, now, generation),
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     ...(startTime ? { startTime } : {}),
     ...(isTerminal(o.phase) ? { completionTime: completionTime(job, now) } : {}),
-    attempts: attempts(job, observed.pods),
+    attempts: attempts(previous.attempts, job, observed.pods),
     ...(job?.metadata?.name
       ? { jobName: job.metadata.name }
       : previous.jobName

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { NON_RETRYABLE_EXIT_CODES } from "../../../api/v1alpha1/index.ts";
-import { buildConfigMap } from "../../../operator/src/builders/configmap.ts";
+import { buildConfigMap, CONFIGMAP_MAX_BYTES } from "../../../operator/src/builders/configmap.ts";
+import { SpecRefusal } from "../../../operator/src/status/refusal.ts";
 import { buildJob, desiredSuspend } from "../../../operator/src/builders/job.ts";
 import { boundedName } from "../../../operator/src/names.ts";
 import { distillationJob } from "./fixtures.ts";
@@ -16,6 +17,16 @@ describe("buildConfigMap", () => {
     expect(config.metadata).toMatchObject({ name: "mnist", namespace: "team-a" });
     expect(config.spec.training.epochs).toBe(7);
     expect(config.spec.strategy.name).toBe("mokd"); // a default filled in
+  });
+});
+
+describe("buildConfigMap of a spec too large for a ConfigMap", () => {
+  it("refuses it before the apiserver does, saying why (the job then fails with reason InvalidSpec)", () => {
+    const dj = distillationJob();
+    // As a spec that got past the schema (an older CRD) would be: the builder is the last line.
+    dj.spec.runtime.env = [{ name: "BIG", value: "x".repeat(CONFIGMAP_MAX_BYTES) }];
+    expect(() => buildConfigMap(dj)).toThrow(SpecRefusal);
+    expect(() => buildConfigMap(dj)).toThrow(/over the ConfigMap limit of 1048576/);
   });
 });
 

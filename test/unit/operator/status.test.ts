@@ -135,6 +135,30 @@ describe("deriveStatus", () => {
     expect(findCondition(s.conditions, "Running")?.status).toBe("False");
   });
 
+  it("shows the final test accuracy where the printer column reads it, and the reason of the end", () => {
+    const p = pod("p1", {
+      phase: "Succeeded",
+      containerStatuses: [terminated(0, '{"studentAccuracy":0.87,"conflictRate":0.2}')],
+    });
+    const j = job({ succeeded: 1, conditions: [jobCondition("Complete", "CompletionsReached")] });
+    const running = {
+      ...dj,
+      status: { phase: "Running" as const, progress: { epoch: 5, studentAccuracy: 0.8 } },
+    };
+    const s = deriveStatus(running, { job: j, pods: [p] }, T1);
+    // additionalPrinterColumns Student-Acc = .status.progress.studentAccuracy, Reason = the Running condition's.
+    expect(s.progress).toMatchObject({ epoch: 5, studentAccuracy: 0.87, conflictRate: 0.2 });
+    expect(findCondition(s.conditions, "Running")?.reason).toBe("Completed");
+  });
+
+  it("never lowers attempts: a suspend deletes the pods but not the attempts made", () => {
+    const before = { ...dj, status: { phase: "Running" as const, attempts: 2 } };
+    const suspended = distillationJob({ runPolicy: { suspend: true } });
+    const s = deriveStatus({ ...suspended, status: before.status }, { job: job({}, true), pods: [] }, T1);
+    expect(s.phase).toBe("Suspended");
+    expect(s.attempts).toBe(2);
+  });
+
   it("names a bad-config failure by the trainer's exit code, with its message", () => {
     const p = pod("p1", {
       phase: "Failed",
