@@ -230,6 +230,9 @@ export const RuntimeSpec = section(
 );
 export type RuntimeSpec = z.infer<typeof RuntimeSpec>;
 
+/** Like KubeRay's pre-running deadline: long enough for a large image pull, short of a stuck job. */
+export const DEFAULT_PENDING_DEADLINE_SECONDS = 600;
+
 export const RunPolicy = section(
   {
     backoffLimit: z
@@ -245,6 +248,14 @@ export const RunPolicy = section(
       .min(1)
       .optional()
       .describe("Wall-clock limit of the run; the job fails with reason DeadlineExceeded after it."),
+    pendingDeadlineSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(DEFAULT_PENDING_DEADLINE_SECONDS)
+      .describe(
+        "Longest a trainer pod may stay unstarted (unschedulable, image pulls, a quota or missing PriorityClass refusing it) before the job fails with that reason; suspension and Kueue admission do not count; 0: wait forever.",
+      ),
     ttlSecondsAfterFinished: z
       .number()
       .int()

@@ -44,6 +44,35 @@ export function isQuantity(value: string | number): boolean {
   return QUANTITY_RE.test(value) && !value.startsWith("-");
 }
 
+const SUFFIX: Record<string, number> = {
+  "": 1,
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** The value of a quantity in base units (cores, bytes), for comparisons; NaN for one that is invalid. */
+export function quantityValue(value: string | number): number {
+  if (typeof value === "number") return value;
+  if (!isQuantity(value)) return Number.NaN;
+  const m = /^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(.*)$/.exec(value)!;
+  const suffix = m[2]!;
+  const scale = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX[suffix]!;
+  return Number(m[1]) * scale;
+}
+
 /** A relative path that stays inside its volume (Kubernetes' validateLocalDescendingPath). */
 export function isLocalDescendingPath(value: string): boolean {
   return !value.startsWith("/") && !value.split("/").includes("..");

@@ -23,6 +23,11 @@ export interface ClusterWriter {
   patchJob(namespace: string, name: string, spec: JobSpecUpdate): Promise<V1Job>;
   /** Applies the whole status; returns the new resourceVersion. */
   applyStatus(namespace: string, name: string, status: DistillationJobStatus): Promise<string | undefined>;
+  /**
+   * Removes status fields someone else wrote (a merge patch: server-side apply leaves fields of other field
+   * managers in place, so a user-written result would outlive the operator's corrected status).
+   */
+  clearStatus?(namespace: string, name: string, fields: string[]): Promise<void>;
   /** Deletes the DistillationJob (TTL); its children follow through the garbage collector. */
   deleteDistillationJob(namespace: string, name: string, uid: string): Promise<void>;
 }
@@ -85,6 +90,15 @@ export class KubeClusterWriter implements ClusterWriter {
       FIELD_MANAGER,
     );
     return updated.metadata?.resourceVersion;
+  }
+
+  async clearStatus(namespace: string, name: string, fields: string[]): Promise<void> {
+    await this.http.request(`${djPath(namespace, name)}/status`, {
+      method: "PATCH",
+      body: { status: Object.fromEntries(fields.map((f) => [f, null])) },
+      contentType: "application/merge-patch+json",
+      query: { fieldManager: FIELD_MANAGER },
+    });
   }
 
   deleteDistillationJob(namespace: string, name: string, uid: string): Promise<void> {

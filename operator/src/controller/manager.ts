@@ -1,6 +1,6 @@
 // Wires informers -> work queue -> reconciler, like controller-runtime's manager for one controller: watch the
 // DistillationJobs and the children we own (label-selected), map every event to the owner's key.
-import type { KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import { GROUP, KIND, PLURAL, VERSION } from "../../../api/v1alpha1/index.ts";
 import { EventRecorder } from "../lib/events.ts";
 import { watchResource, type ResourceWatch } from "../lib/informer.ts";
@@ -9,9 +9,9 @@ import { runWorkers, WorkQueue } from "../lib/workqueue.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, boundedName, keyOf } from "../names.ts";
-import type { OperatorConfig } from "../config.ts";
+import { resourceDefaultsOf, type OperatorConfig } from "../config.ts";
 import { ProgressDocumentError, ProgressScraper } from "../progress/scraper.ts";
-import { slimConfigMap, slimDistillationJob, slimJob, slimPod } from "./cache-transforms.ts";
+import { slimConfigMap, slimDistillationJob, slimEvent, slimJob, slimPod } from "./cache-transforms.ts";
 import { KubeClusterWriter } from "./kube.ts";
 import { Reconciler } from "./reconciler.ts";
 
@@ -27,6 +27,7 @@ export class Manager {
     jobs: ResourceWatch<V1Job>;
     configMaps: ResourceWatch<V1ConfigMap>;
     pods: ResourceWatch<V1Pod>;
+    events: ResourceWatch<CoreV1Event>;
   };
   private readonly scraper: ProgressScraper;
   readonly events: EventRecorder;
@@ -82,6 +83,21 @@ export class Manager {
         const label = p.metadata?.labels?.[LABEL_JOB_NAME];
         return label ? keyOf(p.metadata!.namespace!, label) : undefined;
       }),
+      // The Job controller's FailedCreate events (a ResourceQuota or a missing PriorityClass refusing the pod):
+      // the only place those show. Field-selected server-side; indexed by the Job they are about.
+      events: watchResource<CoreV1Event>({
+        kubeConfig,
+        path: collection("/api/v1", "events", ns),
+        fieldSelector: "involvedObject.kind=Job,reason=FailedCreate",
+        onEvent: (_t, e) => {
+          const { namespace, name } = e.involvedObject ?? {};
+          const job = namespace && name ? this.informers.jobs.get(namespace, name) : undefined;
+          if (job) enqueueOwner(job);
+        },
+        onError: onError("Event"),
+        transform: slimEvent,
+        indexBy: (e) => keyOf(e.involvedObject.namespace ?? "", e.involvedObject.name ?? ""),
+      }),
     };
     metrics.setPhaseSource({
       phases: () =>
@@ -109,11 +125,13 @@ export class Manager {
         job: (n, name) => this.informers.jobs.get(n, name),
         configMap: (n, name) => this.informers.configMaps.get(n, name),
         pods: (n, djName) => this.informers.pods.byIndex(keyOf(n, boundedName(djName))),
+        jobEvents: (n, jobName) => this.informers.events.byIndex(keyOf(n, jobName)),
       },
       writer: new KubeClusterWriter(kubeConfig),
       events: this.events,
       scraper: this.scraper,
       trainerImage: config.trainerImage,
+      resourceDefaults: resourceDefaultsOf(config),
       onFinished: (phase, seconds) => metrics.jobDuration.observe({ phase }, seconds),
       log: (level, message, meta) => log.log(level, message, meta),
     });

@@ -1,6 +1,6 @@
 // The reconciler, in phases like Cluster API's: load -> compute desired children -> apply children -> derive
 // status -> patch status (only when it changed). Reads come from informer caches, writes go through ClusterWriter.
-import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import {
   API_VERSION,
   ConfigError,
@@ -11,7 +11,7 @@ import {
 } from "../../../api/v1alpha1/index.ts";
 import { buildConfigMap } from "../builders/configmap.ts";
 import type { OwnerJob } from "../builders/common.ts";
-import { buildJob } from "../builders/job.ts";
+import { buildJob, type ResourceDefaults } from "../builders/job.ts";
 import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
 import { trainerStatusFor } from "../progress/document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
@@ -21,6 +21,8 @@ import {
   deriveStatus,
   invalidSpecStatus,
   isTerminal,
+  jobFinished,
+  pendingDeadlineIn,
   toIso,
   truncateMessage,
   type Observed,
@@ -42,6 +44,8 @@ export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
 export const TRANSIENT_REASONS: ReadonlySet<string> = new Set(["Creating", "JobCreated", "PodPending"]);
 /** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
 export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
+/** What a status written by someone else may claim that the operator's own status would not correct. */
+const CLAIMED_STATUS_FIELDS = ["result", "completionTime", "progress"];
 /** The longest delay a Node timer takes (setTimeout overflows above it). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -51,6 +55,8 @@ export interface ClusterReader {
   configMap(namespace: string, name: string): V1ConfigMap | undefined;
   /** Pods of the child Job (label mokd.io/job-name). */
   pods(namespace: string, djName: string): V1Pod[];
+  /** FailedCreate events of the child Job (quota, PriorityClass admission refusing its pod). */
+  jobEvents?(namespace: string, jobName: string): CoreV1Event[];
 }
 
 export interface EventSink {
@@ -68,6 +74,8 @@ export interface ReconcilerOptions {
   events: EventSink;
   scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest" | "trainerStatus">;
   trainerImage?: string;
+  /** CPU/memory for trainer containers whose spec leaves them out (builders/job.ts DEFAULT_RESOURCES). */
+  resourceDefaults?: ResourceDefaults;
   now?: () => Date;
   onFinished?: (phase: Phase, seconds: number) => void;
   log?: (level: "info" | "warn" | "debug", message: string, meta: Record<string, unknown>) => void;
@@ -130,6 +138,13 @@ export function withSynced(
   return { ...status, conditions: setCondition(status.conditions, update, now, generation) };
 }
 
+/** Comes back by the pending deadline too (never later than a Node timer allows). */
+function withDeadline(result: ReconcileResult, deadlineMs: number | undefined): ReconcileResult {
+  if (deadlineMs === undefined) return result;
+  const ms = Math.min(Math.max(deadlineMs, 0) + 1, MAX_TIMER_MS);
+  return { requeueAfterMs: Math.min(result.requeueAfterMs ?? ms, ms) };
+}
+
 function rvNewer(a: string | undefined, b: string | undefined): boolean {
   if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
   return BigInt(a) > BigInt(b);
@@ -185,6 +200,10 @@ export class Reconciler {
       this.o.scraper?.untrack(key);
       return this.expire(dj);
     }
+    if (contradictedByCluster(dj.status, cachedJob)) {
+      // Someone else's final status on a running job: remove its claims; the derived status replaces the rest.
+      await this.o.writer.clearStatus?.(namespace, name, CLAIMED_STATUS_FIELDS);
+    }
     // Always-patch (as Cluster API's reconcilers do): a failed apply still ends in a derived status, with a
     // Synced condition that says what failed; the error is then returned, so the key is retried with backoff.
     let applyError: unknown;
@@ -195,10 +214,12 @@ export class Reconciler {
       applyError = error;
       return this.cachedChildren(dj);
     });
+    observed.events = this.jobEvents(observed.job);
     const now = this.now().toISOString();
     // Derive from a held status when there is one, so its conditions keep their first transition times.
     const base = { ...dj, status: this.heldStatus(key, dj) ?? dj.status };
     const derived = deriveStatus(base, observed, now, this.o.scraper?.latest(key));
+    if (isTerminal(derived.phase)) await this.stopUnfinished(observed.job);
     // A job that has finished needs no children any more: an apply failing then is no failure of the job.
     if (isTerminal(derived.phase)) applyError = undefined;
     const status = this.withTrainerStatus(
@@ -210,7 +231,22 @@ export class Reconciler {
     this.trackProgress(key, dj, status, observed);
     const held = await this.patchStatus(key, dj, status, applyError !== undefined);
     if (applyError !== undefined) throw applyError;
-    return isTerminal(status.phase) ? this.expire({ ...dj, status }) : held;
+    if (isTerminal(status.phase)) return this.expire({ ...dj, status });
+    return withDeadline(held, pendingDeadlineIn(dj, status, now));
+  }
+
+  /** The child Job's FailedCreate events (this Job's, by uid: not those of an earlier one of the same name). */
+  private jobEvents(job: V1Job | undefined): CoreV1Event[] {
+    const { namespace, name, uid } = job?.metadata ?? {};
+    if (!this.o.reader.jobEvents || !namespace || !name) return [];
+    return this.o.reader.jobEvents(namespace, name).filter((e) => !uid || e.involvedObject.uid === uid);
+  }
+
+  /** A job that failed without its Job (pendingDeadlineSeconds) suspends it: the Job controller removes its pod. */
+  private async stopUnfinished(job: V1Job | undefined): Promise<void> {
+    const { namespace, name } = job?.metadata ?? {};
+    if (!job || !namespace || !name || jobFinished(job) || job.spec?.suspend) return;
+    await this.o.writer.patchJob(namespace, name, { suspend: true });
   }
 
   private forget(key: string): ReconcileResult {
@@ -282,7 +318,11 @@ export class Reconciler {
     }
     const cachedJob = this.o.reader.job(namespace, jobNameFor(name));
     const desired = withHash(
-      buildJob(dj, { trainerImage: this.o.trainerImage, observedSuspend: cachedJob?.spec?.suspend }),
+      buildJob(dj, {
+        trainerImage: this.o.trainerImage,
+        observedSuspend: cachedJob?.spec?.suspend,
+        ...(this.o.resourceDefaults ? { resourceDefaults: this.o.resourceDefaults } : {}),
+      }),
     );
     return { job: await this.applyJob(desired, cachedJob), pods: this.o.reader.pods(namespace, name) };
   }

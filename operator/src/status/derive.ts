@@ -1,6 +1,6 @@
 // Status derivation: a pure function from (the DistillationJob's last status, the child Job, its pods, the latest
 // progress) to the new status. No I/O, so every case is unit-tested.
-import type { V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
 import {
   ExitCode,
   Result,
@@ -17,6 +17,8 @@ export interface Observed {
   pods: V1Pod[];
   /** The apiserver's message when it refused to create a child as invalid (status/refusal.ts). */
   refused?: string;
+  /** FailedCreate events of the child Job (the Job controller could not create its pod: quota, PriorityClass). */
+  events?: CoreV1Event[];
 }
 
 /** What the child Job and its pods say right now. */
@@ -146,7 +148,29 @@ function podBlocker(pod: V1Pod): { reason: string; message: string } | undefined
   return undefined;
 }
 
-function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean): Observation {
+const eventTime = (e: CoreV1Event) =>
+  toIso(e.lastTimestamp) ?? toIso(e.eventTime as Date | string | undefined) ?? toIso(e.firstTimestamp) ?? "";
+
+/** Reasons for the Job controller's FailedCreate messages (pod creation refused by admission). */
+function failedCreateReason(message: string): string {
+  if (/exceeded quota|forbidden: failed quota/i.test(message)) return "ExceededQuota";
+  if (/no PriorityClass with name/i.test(message)) return "PriorityClassNotFound";
+  return "FailedCreate";
+}
+
+/** The Job controller's latest refusal to create a pod, if newer than every pod it did create. */
+function podCreationFailure(pods: V1Pod[], events: CoreV1Event[] | undefined): Observation | undefined {
+  const newestPod = newestFirst(pods)[0];
+  const since = newestPod ? created(newestPod) : "";
+  const latest = (events ?? [])
+    .filter((e) => e.reason === "FailedCreate" && eventTime(e) >= since)
+    .sort((a, b) => eventTime(b).localeCompare(eventTime(a)))[0];
+  if (!latest) return undefined;
+  const message = latest.message ?? "the Job controller could not create the trainer pod";
+  return { phase: "Pending", reason: failedCreateReason(message), message: truncateMessage(message) };
+}
+
+function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean, events?: CoreV1Event[]): Observation {
   const live = newestFirst(pods).filter((p) => !p.metadata?.deletionTimestamp);
   const pod = live.find((p) => p.status?.phase === "Running" || p.status?.phase === "Pending");
   if (pod) {
@@ -161,6 +185,8 @@ function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean): Observati
     const message = suspendRequested ? "runPolicy.suspend is set" : "the Job waits for Kueue to admit it";
     return { phase: "Suspended", reason, message };
   }
+  const refused = podCreationFailure(pods, events);
+  if (refused) return refused;
   if ((job.status?.failed ?? 0) > 0) {
     const trainer = trainerMessage(lastTermination(pods, "Failed")?.message);
     const message =
@@ -180,7 +206,7 @@ export function observe(dj: OwnerJob, observed: Observed): Observation {
   const failed = trueJobCondition(job, "Failed", "FailureTarget");
   if (failed) return failure(job, failed, pods);
   if (trueJobCondition(job, "Complete", "SuccessCriteriaMet")) return success(pods);
-  return active(job, pods, dj.spec.runPolicy.suspend);
+  return active(job, pods, dj.spec.runPolicy.suspend, observed.events);
 }
 
 /** Pods started so far; never less than reported before (a suspend deletes pods and resets `active`). */
@@ -189,7 +215,7 @@ function attempts(previous: number | undefined, job: V1Job | undefined, pods: V1
   return Math.max(previous ?? 0, (s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0), pods.length);
 }
 
-const jobFinished = (job: V1Job) =>
+export const jobFinished = (job: V1Job) =>
   trueJobCondition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") !== undefined;
 
 /**
@@ -198,7 +224,54 @@ const jobFinished = (job: V1Job) =>
  * (`kubectl edit --subresource=status`); it is derived again from the cluster instead of being kept.
  */
 export function contradictedByCluster(status: DistillationJobStatus, job: V1Job | undefined): boolean {
-  return isTerminal(status.phase) && job !== undefined && !jobFinished(job);
+  // A suspended Job is one the operator stopped when the job failed without it (pendingDeadlineSeconds).
+  return isTerminal(status.phase) && job !== undefined && !jobFinished(job) && job.spec?.suspend !== true;
+}
+
+/** Pending reasons that do not count against pendingDeadlineSeconds: the trainer has run and waits to retry. */
+const NOT_STUCK = new Set(["Retrying"]);
+
+/**
+ * Since when the job has been waiting for its trainer to start: the later of the Running condition turning
+ * False and the Suspended condition turning False (a resume, or Kueue's admission); `now` on the first look.
+ */
+function pendingSince(previous: DistillationJobStatus, now: string): string {
+  const running = findCondition(previous.conditions, ConditionType.Running);
+  if (!running || running.status === "True") return now;
+  const suspended = findCondition(previous.conditions, ConditionType.Suspended);
+  if (suspended?.status === "True") return now;
+  const resumed = suspended?.lastTransitionTime ?? "";
+  return resumed > running.lastTransitionTime ? resumed : running.lastTransitionTime;
+}
+
+/**
+ * Milliseconds until the pending deadline of a job that waits for its trainer (undefined: no deadline runs);
+ * zero or less once it has passed.
+ */
+export function pendingDeadlineIn(
+  dj: OwnerJob,
+  status: DistillationJobStatus,
+  now: string,
+): number | undefined {
+  const seconds = dj.spec.runPolicy.pendingDeadlineSeconds;
+  const reason = findCondition(status.conditions, ConditionType.Running)?.reason ?? "";
+  if (!seconds || status.phase !== "Pending" || NOT_STUCK.has(reason)) return undefined;
+  return Date.parse(pendingSince(status, now)) + seconds * 1000 - Date.parse(now);
+}
+
+/** A pending observation past runPolicy.pendingDeadlineSeconds becomes a failure with the same reason. */
+function withPendingDeadline(
+  dj: OwnerJob,
+  previous: DistillationJobStatus,
+  o: Observation,
+  now: string,
+): Observation {
+  const seconds = dj.spec.runPolicy.pendingDeadlineSeconds;
+  if (!seconds || o.phase !== "Pending" || NOT_STUCK.has(o.reason)) return o;
+  const since = pendingSince(previous, now);
+  if (Date.parse(now) - Date.parse(since) < seconds * 1000) return o;
+  const message = `the trainer did not start within runPolicy.pendingDeadlineSeconds (${seconds} s): ${o.message}`;
+  return { phase: "Failed", reason: o.reason, message: truncateMessage(message) };
 }
 
 /** What of a contradicted status is kept: only the timeline fields nobody can fake into meaning. */
@@ -292,7 +365,7 @@ export function deriveStatus(
   const { job } = observed;
   if (isTerminal(stored.phase) && !contradictedByCluster(stored, job)) return stored;
   const previous = isTerminal(stored.phase) ? withoutClaims(stored) : stored;
-  const o = observe(dj, observed);
+  const o = withPendingDeadline(dj, previous, observe(dj, observed), now);
   const startTime = previous.startTime ?? toIso(job?.metadata?.creationTimestamp);
   const running = (o.phase === "Running" && progress) || previous.progress;
   const latestProgress = o.phase === "Succeeded" ? finalProgress(running, o.result) : running;

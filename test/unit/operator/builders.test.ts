@@ -149,3 +149,57 @@ describe("buildJob", () => {
     expect(buildJob(distillationJob({}, long)).metadata?.name).toBe(boundedName(long));
   });
 });
+
+describe("a safe default trainer pod (issue 10 point 8)", () => {
+  const containerOf = (spec: Parameters<typeof distillationJob>[0], options = {}) =>
+    buildJob(distillationJob(spec), options).spec!.template.spec!.containers[0]!;
+
+  it("has a read-only root filesystem with a writable /tmp, /output and /checkpoints", () => {
+    const job = buildJob(distillationJob());
+    const c = job.spec!.template.spec!.containers[0]!;
+    expect(c.securityContext?.readOnlyRootFilesystem).toBe(true);
+    const writable = c.volumeMounts!.filter((m) => !m.readOnly).map((m) => m.mountPath);
+    expect(writable.sort()).toEqual(["/checkpoints", "/output", "/tmp"]);
+    const tmp = job.spec!.template.spec!.volumes!.find((v) => v.name === "tmp");
+    expect(tmp?.emptyDir).toBeDefined();
+  });
+
+  it("requests and limits CPU and memory by default, so a quota'd namespace admits it", () => {
+    expect(containerOf({}).resources).toMatchObject({
+      requests: { cpu: "1", memory: "2Gi" },
+      limits: { cpu: "4", memory: "8Gi" },
+    });
+  });
+
+  it.each<[string, Parameters<typeof distillationJob>[0], object]>([
+    [
+      "a request above the default limit raises the limit",
+      { runtime: { resources: { requests: { memory: "16Gi" } } } },
+      { requests: { memory: "16Gi" }, limits: { memory: "16Gi" } },
+    ],
+    [
+      "a request below it keeps the default limit",
+      { runtime: { resources: { requests: { cpu: 0.5 } } } },
+      { requests: { cpu: "0.5" }, limits: { cpu: "4" } },
+    ],
+    [
+      "a limit alone stays alone (Kubernetes takes it as the request)",
+      { runtime: { resources: { limits: { cpu: "500m" } } } },
+      { limits: { cpu: "500m" } },
+    ],
+  ])("keeps request <= limit: %s", (_what, spec, expected) => {
+    const r = containerOf(spec).resources!;
+    expect(r).toMatchObject(expected);
+    if ("limits" in expected && !("requests" in expected)) expect(r.requests?.cpu).toBeUndefined();
+  });
+
+  it("takes other defaults from the operator, or none", () => {
+    const none = { requests: {}, limits: {} };
+    expect(containerOf({ runtime: { gpus: 0 } }, { resourceDefaults: none }).resources).toEqual({});
+    const small = { requests: { cpu: "100m" }, limits: { memory: "1Gi" } };
+    expect(containerOf({ runtime: { gpus: 0 } }, { resourceDefaults: small }).resources).toEqual({
+      requests: { cpu: "100m" },
+      limits: { memory: "1Gi" },
+    });
+  });
+});

@@ -5,7 +5,7 @@ import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import type { ClusterWriter } from "../../../operator/src/controller/kube.ts";
-import { MAX_TIMER_MS, Reconciler } from "../../../operator/src/controller/reconciler.ts";
+import { MAX_TIMER_MS, Reconciler, type ClusterReader } from "../../../operator/src/controller/reconciler.ts";
 import { KubeApiError } from "../../../operator/src/lib/kube-http.ts";
 import { findCondition } from "../../../operator/src/status/conditions.ts";
 import { INVALID_SPECS } from "../api/invalid-specs.ts";
@@ -26,6 +26,7 @@ function cluster(spec: unknown, initial?: DistillationJobStatus, refuseJob?: Kub
     pods: [] as V1Pod[],
   };
   const writes: string[] = [];
+  const patches: unknown[] = [];
   let rv = 10;
   const writer: ClusterWriter = {
     applyConfigMap: async (cm) => (writes.push("configMap"), (state.cm = cm)),
@@ -34,9 +35,11 @@ function cluster(spec: unknown, initial?: DistillationJobStatus, refuseJob?: Kub
       writes.push("job");
       return (state.job = { ...job, status: {} });
     },
-    patchJob: async () => {
+    patchJob: async (_ns, _name, spec) => {
       writes.push("patchJob");
-      return state.job!;
+      patches.push(spec);
+      state.job = { ...state.job!, spec: { ...state.job!.spec!, ...spec } as V1Job["spec"] };
+      return state.job;
     },
     applyStatus: async (_ns, _name, s) => {
       writes.push("status");
@@ -48,22 +51,32 @@ function cluster(spec: unknown, initial?: DistillationJobStatus, refuseJob?: Kub
       };
       return `${rv}`;
     },
+    clearStatus: async (_ns, _name, fields) => {
+      writes.push(`clear:${fields.join(",")}`);
+      const status = Object.entries(state.dj.status as Record<string, unknown>).filter(
+        ([k]) => !fields.includes(k),
+      );
+      state.dj = { ...state.dj, status: Object.fromEntries(status) };
+    },
     deleteDistillationJob: async () => void writes.push("delete"),
   };
+  let now = new Date("2025-01-01T00:00:10Z");
+  const reader: ClusterReader = {
+    distillationJob: () => state.dj,
+    job: () => state.job,
+    configMap: () => state.cm,
+    pods: () => state.pods,
+  };
   const reconciler = new Reconciler({
-    reader: {
-      distillationJob: () => state.dj,
-      job: () => state.job,
-      configMap: () => state.cm,
-      pods: () => state.pods,
-    },
+    reader,
     writer,
     events: { record: () => {} },
-    now: () => new Date("2025-01-01T00:00:10Z"),
+    now: () => now,
     transientHoldMs: 0,
   });
   const status = () => state.dj.status as DistillationJobStatus | undefined;
-  return { state, writes, reconciler, status };
+  const setNow = (iso: string) => (now = new Date(iso));
+  return { state, writes, patches, reader, reconciler, status, setNow };
 }
 
 const failedCondition = (s: DistillationJobStatus | undefined) => findCondition(s?.conditions, "Failed");
@@ -151,6 +164,8 @@ describe("a status the cluster contradicts", () => {
     expect(s.completionTime).toBeUndefined();
     expect(s.progress?.studentAccuracy).toBeUndefined();
     expect(findCondition(s.conditions, "Succeeded")?.status).toBe("False");
+    // Server-side apply keeps fields of other managers: the made-up ones are removed explicitly.
+    expect(c.writes[0]).toBe("clear:result,completionTime,progress");
   });
 
   it("is kept when the Job has finished or is gone (TTL, deleted by hand)", async () => {
@@ -167,5 +182,46 @@ describe("ttlSecondsAfterFinished", () => {
     const c = cluster({ runPolicy: { ttlSecondsAfterFinished: 30 * 24 * 3600 } }, done);
     expect(await c.reconciler.reconcile("ns/j")).toEqual({ requeueAfterMs: MAX_TIMER_MS });
     expect(c.writes).toEqual([]);
+  });
+});
+
+describe("runPolicy.pendingDeadlineSeconds", () => {
+  it("comes back at the deadline, then fails the job with the stuck reason and suspends its Job", async () => {
+    const c = cluster({ runPolicy: { pendingDeadlineSeconds: 60 } });
+    await c.reconciler.reconcile("ns/j"); // creates the Job
+    c.state.pods = [
+      pod("p", {
+        phase: "Pending",
+        conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no gpu" }],
+      }),
+    ];
+    expect(await c.reconciler.reconcile("ns/j")).toEqual({ requeueAfterMs: 60_001 });
+    expect(c.status()?.phase).toBe("Pending");
+    c.setNow("2025-01-01T00:01:10Z");
+    await c.reconciler.reconcile("ns/j");
+    expect(c.status()?.phase).toBe("Failed");
+    expect(findCondition(c.status()?.conditions, "Failed")?.reason).toBe("Unschedulable");
+    expect(c.patches).toEqual([{ suspend: true }]); // the Job controller deletes the pending pod
+    await c.reconciler.reconcile("ns/j"); // final: the suspended Job does not reopen it
+    expect(c.status()?.phase).toBe("Failed");
+    expect(c.patches).toHaveLength(1);
+  });
+
+  it("shows a quota refusing the pod (the Job's FailedCreate event) at once", async () => {
+    const c = cluster({});
+    await c.reconciler.reconcile("ns/j");
+    const event = {
+      metadata: { name: "e1" },
+      involvedObject: { kind: "Job", name: "j", namespace: "ns" },
+      reason: "FailedCreate",
+      message: 'pods "j-abc" is forbidden: exceeded quota: compute, requested: limits.cpu=2',
+      lastTimestamp: new Date("2025-01-01T00:00:09Z"),
+    };
+    c.reader.jobEvents = () => [event];
+    await c.reconciler.reconcile("ns/j");
+    expect(findCondition(c.status()?.conditions, "Running")).toMatchObject({
+      reason: "ExceededQuota",
+      message: event.message,
+    });
   });
 });

@@ -300,7 +300,7 @@ describe("Reconciler", () => {
       const c = fakeCluster({}, undefined, 2000);
       await c.reconciler.reconcile("ns/mnist");
       c.setNow("2025-01-01T00:00:12Z"); // the requeue after 2 s
-      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 598_001 }); // by the pending deadline (600 s)
       expect(c.calls.status).toBe(1);
       expect(status(c)?.phase).toBe("Pending");
       expect(c.events).toEqual(["Normal/JobCreated"]);
@@ -323,7 +323,7 @@ describe("Reconciler", () => {
           conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no gpu" }],
         }),
       ];
-      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 600_001 }); // written now; back by the pending deadline
       expect(c.calls.status).toBe(1);
       expect(c.events).toEqual(["Warning/Unschedulable"]);
     });
