@@ -535,3 +535,53 @@ describe.concurrent(
     });
   },
 );
+
+describe("a safe default trainer pod (issue 10 point 8)", () => {
+  it("runs in a namespace whose ResourceQuota requires requests and limits, with a read-only root", async () => {
+    // Scoped to one PriorityClass so the quota's rule (every pod must set cpu/memory) binds only this job.
+    const pc = `mokd-limits-${ns}`;
+    const created = await kubectl(["apply", "-f", "-"], {
+      input: [
+        {
+          apiVersion: "scheduling.k8s.io/v1",
+          kind: "PriorityClass",
+          metadata: { name: pc, labels: { "mokd-test": "true" } },
+          value: 10,
+        },
+        {
+          apiVersion: "v1",
+          kind: "ResourceQuota",
+          metadata: { name: "needs-limits", namespace: ns },
+          spec: {
+            hard: {
+              "requests.cpu": "100",
+              "requests.memory": "1Ti",
+              "limits.cpu": "100",
+              "limits.memory": "1Ti",
+            },
+            scopeSelector: {
+              matchExpressions: [{ scopeName: "PriorityClass", operator: "In", values: [pc] }],
+            },
+          },
+        },
+      ]
+        .map((d) => JSON.stringify(d))
+        .join("\n"),
+    });
+    expect(created.code, created.stderr).toBe(0);
+    try {
+      await jobs.create("quotad", { runtime: { priorityClassName: pc } });
+      await jobs.waitPhase("quotad", "Running");
+      const [pod] = await podsOf("quotad");
+      const container = pod!.spec!.containers[0]!;
+      expect(container.resources).toMatchObject({
+        requests: { cpu: "1", memory: "2Gi" },
+        limits: { cpu: "4", memory: "8Gi" },
+      });
+      expect(container.securityContext?.readOnlyRootFilesystem).toBe(true);
+      expect(container.volumeMounts!.find((m) => m.mountPath === "/tmp")).toBeDefined();
+    } finally {
+      await kubectl(["delete", "priorityclass", pc, "--ignore-not-found"]);
+    }
+  });
+});

@@ -5,6 +5,7 @@ import {
   OBSERVED_DATA_HASH,
   slimConfigMap,
   slimDistillationJob,
+  slimEvent,
   slimJob,
   slimPod,
 } from "../../../operator/src/controller/cache-transforms.ts";
@@ -114,6 +115,27 @@ describe("cache transforms", () => {
       expect(slim).toEqual(full);
     },
   );
+
+  it("derive the same status from a slim FailedCreate event as from the full one", () => {
+    const event = {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: "x.1", namespace: "team-a", uid: "e1", resourceVersion: "9", managedFields: [] },
+      involvedObject: { apiVersion: "batch/v1", kind: "Job", name: "mnist", namespace: "team-a", uid: "j1" },
+      reason: "FailedCreate",
+      message: 'Error creating: pods "mnist-a" is forbidden: exceeded quota: q',
+      type: "Warning",
+      source: { component: "job-controller" },
+      count: 3,
+      firstTimestamp: new Date("2025-01-01T00:00:01Z"),
+      lastTimestamp: new Date("2025-01-01T00:00:09Z"),
+    };
+    const job = fullJob({});
+    const full = deriveStatus(dj, { job, pods: [], events: [event] }, NOW);
+    const slim = deriveStatus(dj, { job: slimJob(job), pods: [], events: [slimEvent(event)] }, NOW);
+    expect(slim).toEqual(full);
+    expect(slimEvent(event).involvedObject.uid).toBe("j1"); // the reconciler matches events by the Job's uid
+  });
 
   it("keep what owner mapping, the pod index and progress read, and drop most of the bytes", () => {
     const pod = scenarios[3]![2][0]!;
