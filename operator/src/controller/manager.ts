@@ -159,6 +159,15 @@ export class Manager {
     return Object.values(this.informers).every((i) => i.hasSynced());
   }
 
+  /** Informers that have been failing to list or watch for at least `ms`, with their last error. */
+  failingInformers(ms: number): { resource: string; seconds: number; error: string }[] {
+    return Object.entries(this.informers).flatMap(([resource, informer]) => {
+      const failing = informer.failingForMs();
+      if (failing === 0 || failing < ms) return [];
+      return [{ resource, seconds: Math.round(failing / 1000), error: String(informer.lastError()) }];
+    });
+  }
+
   /** Starts the watches; workers begin once every cache is filled, so no reconcile sees a half-listed world. */
   async start(): Promise<void> {
     const { djs, jobs, configMaps, pods } = this.informers;
