@@ -275,22 +275,41 @@ describe("chart", () => {
       ]);
     expect((await bind("alice", "edit")).code).toBe(0);
     expect((await bind("bob", "view")).code).toBe(0);
-    const can = async (user: string, verb: string, resource: string) =>
-      (await kubectl(["auth", "can-i", "-n", namespace, `--as=${user}`, verb, resource])).stdout.trim();
+    /** A SubjectAccessReview (needs no CRD installed, unlike `kubectl auth can-i`'s resource lookup). */
+    const can = async (user: string, verb: string, resource: string) => {
+      const [plural, subresource] = resource.split("/");
+      const review = {
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SubjectAccessReview",
+        spec: {
+          user,
+          resourceAttributes: {
+            namespace,
+            verb,
+            group: "distillation.mokd.io",
+            resource: plural,
+            ...(subresource ? { subresource } : {}),
+          },
+        },
+      };
+      const r = await kubectl(["create", "-o", "json", "-f", "-"], { input: JSON.stringify(review) });
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { status: { allowed?: boolean } }).status.allowed ? "yes" : "no";
+    };
     try {
       // The clusterrole-aggregation controller folds our rules into edit/view within moments.
       await waitFor(
         "aggregated into edit",
-        async () => (await can("alice", "create", "distillationjobs.distillation.mokd.io")) === "yes",
+        async () => (await can("alice", "create", "distillationjobs")) === "yes",
       );
-      expect(await can("alice", "delete", "distillationjobs.distillation.mokd.io")).toBe("yes");
-      expect(await can("alice", "patch", "distillationjobs.distillation.mokd.io/status")).toBe("no");
-      expect(await can("alice", "update", "distillationjobs.distillation.mokd.io/status")).toBe("no");
+      expect(await can("alice", "delete", "distillationjobs")).toBe("yes");
+      expect(await can("alice", "patch", "distillationjobs/status")).toBe("no");
+      expect(await can("alice", "update", "distillationjobs/status")).toBe("no");
       await waitFor(
         "aggregated into view",
-        async () => (await can("bob", "list", "distillationjobs.distillation.mokd.io")) === "yes",
+        async () => (await can("bob", "list", "distillationjobs")) === "yes",
       );
-      expect(await can("bob", "create", "distillationjobs.distillation.mokd.io")).toBe("no");
+      expect(await can("bob", "create", "distillationjobs")).toBe("no");
     } finally {
       await kubectl([
         "delete",
@@ -306,6 +325,7 @@ describe("chart", () => {
     // prettier-ignore
     const manifest = await render("mokd-system", [
       "watchNamespace=team-a", "trainerImage=mirror/trainer:1", "logLevel=debug", "concurrency=3", "metrics.port=9090",
+      "trainerResources.requests.cpu=250m", "trainerResources.limits.cpu=",
     ]);
     const deployment = objects(manifest).find((d) => d.kind === "Deployment")!.spec as {
       template: {
@@ -328,6 +348,10 @@ describe("chart", () => {
       port: 9090,
       leaderElect: true,
       leaseNamespace: "mokd-system",
+      trainerCpuRequest: "250m",
+      trainerMemoryRequest: "2Gi",
+      trainerCpuLimit: "",
+      trainerMemoryLimit: "8Gi",
     });
     expect(container.ports[0]!.containerPort).toBe(config.port);
   });
@@ -415,7 +439,7 @@ describe("release", () => {
       "-o",
       "jsonpath={.metadata.annotations.helm\\.sh/resource-policy}",
     ]);
-    expect(keep.stdout).toBe("keep");
+    expect(keep.stdout, keep.stderr + install.stdout).toBe("keep");
     const deploy = await kubectl([
       "get",
       "deploy",
