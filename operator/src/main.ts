@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { loadConfig, OperatorConfigError, type OperatorConfig } from "./config.ts";
 import { Manager } from "./controller/manager.ts";
-import { LightKubeConfig } from "./lib/kubeconfig.ts";
+import { loadKubeConfig } from "./lib/kubeconfig.ts";
 import { LeaderElector } from "./lib/leader-election.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -65,8 +65,9 @@ function healthChecks(
 }
 
 async function run(config: OperatorConfig, log: Logger): Promise<void> {
-  // Not client-node's KubeConfig: importing client-node at run time costs ~80 MiB of RSS (lib/kubeconfig.ts).
-  const kubeConfig = LightKubeConfig.fromDefault();
+  // The light loader (client-node's KubeConfig costs ~80 MiB of RSS), unless the user needs an exec or
+  // auth-provider plugin: lib/kubeconfig.ts.
+  const { kubeConfig } = await loadKubeConfig();
   const metrics = createMetrics();
   const manager = new Manager(kubeConfig, config, log, metrics);
   let leading = false;
