@@ -44,6 +44,19 @@ export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
 export const TRANSIENT_REASONS: ReadonlySet<string> = new Set(["Creating", "JobCreated", "PodPending"]);
 /** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
 export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
+/** Pending reasons that need someone to act: announced as Warning events. */
+const WARNING_REASONS: ReadonlySet<string> = new Set([
+  "Unschedulable",
+  "ImagePullBackOff",
+  "ErrImagePull",
+  "InvalidImageName",
+  "CrashLoopBackOff",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "ExceededQuota",
+  "PriorityClassNotFound",
+  "FailedCreate",
+]);
 /** What a status written by someone else may claim that the operator's own status would not correct. */
 const CLAIMED_STATUS_FIELDS = ["result", "completionTime", "progress"];
 /** The longest delay a Node timer takes (setTimeout overflows above it). */
@@ -417,9 +430,7 @@ export class Reconciler {
     const newReason = before?.reason !== after?.reason && !TRANSIENT_REASONS.has(after?.reason ?? "");
     if (!phaseChanged && !newReason) return;
     const reason = status.phase === "Succeeded" ? "Succeeded" : (after?.reason ?? status.phase ?? "Pending");
-    const failing =
-      status.phase === "Failed" ||
-      ["Unschedulable", "ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff"].includes(reason);
+    const failing = status.phase === "Failed" || WARNING_REASONS.has(reason);
     const message = `${previous.phase ?? "New"} -> ${status.phase}: ${after?.message ?? ""}`.trim();
     const { name, namespace, uid } = dj.metadata;
     this.o.events.record(

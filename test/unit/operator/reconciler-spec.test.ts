@@ -27,6 +27,7 @@ function cluster(spec: unknown, initial?: DistillationJobStatus, refuseJob?: Kub
   };
   const writes: string[] = [];
   const patches: unknown[] = [];
+  const events: string[] = [];
   let rv = 10;
   const writer: ClusterWriter = {
     applyConfigMap: async (cm) => (writes.push("configMap"), (state.cm = cm)),
@@ -70,13 +71,13 @@ function cluster(spec: unknown, initial?: DistillationJobStatus, refuseJob?: Kub
   const reconciler = new Reconciler({
     reader,
     writer,
-    events: { record: () => {} },
+    events: { record: (_o, type, reason) => void events.push(`${type}/${reason}`) },
     now: () => now,
     transientHoldMs: 0,
   });
   const status = () => state.dj.status as DistillationJobStatus | undefined;
   const setNow = (iso: string) => (now = new Date(iso));
-  return { state, writes, patches, reader, reconciler, status, setNow };
+  return { state, writes, patches, events, reader, reconciler, status, setNow };
 }
 
 const failedCondition = (s: DistillationJobStatus | undefined) => findCondition(s?.conditions, "Failed");
@@ -219,6 +220,7 @@ describe("runPolicy.pendingDeadlineSeconds", () => {
     };
     c.reader.jobEvents = () => [event];
     await c.reconciler.reconcile("ns/j");
+    expect(c.events.at(-1)).toBe("Warning/ExceededQuota");
     expect(findCondition(c.status()?.conditions, "Running")).toMatchObject({
       reason: "ExceededQuota",
       message: event.message,
