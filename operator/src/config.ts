@@ -36,6 +36,9 @@ export const OperatorConfig = z.object({
    * Seconds an informer may fail to list or watch before /readyz fails (a few reconnects are normal), and
    * before /healthz fails, so the kubelet restarts an operator whose caches have gone stale.
    */
+  /** Client-side rate limit of all API requests (0: unlimited), as client-go's QPS and Burst. */
+  kubeApiQps: z.coerce.number().min(0).max(10_000).default(100),
+  kubeApiBurst: int(1, 20_000).default(200),
   unreadyAfterSeconds: int(1, 3600).default(10),
   unhealthyAfterSeconds: int(10, 86_400).default(120),
   /** CPU/memory of trainer containers whose spec leaves them out ("" for none): quota'd namespaces need them. */

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { loadConfig, OperatorConfigError, type OperatorConfig } from "./config.ts";
 import { Manager } from "./controller/manager.ts";
+import { KubeHttp } from "./lib/kube-http.ts";
 import { loadKubeConfig } from "./lib/kubeconfig.ts";
 import { LeaderElector } from "./lib/leader-election.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -68,6 +69,7 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
   // The light loader (client-node's KubeConfig costs ~80 MiB of RSS), unless the user needs an exec or
   // auth-provider plugin: lib/kubeconfig.ts.
   const { kubeConfig } = await loadKubeConfig();
+  KubeHttp.for(kubeConfig).setRateLimit({ qps: config.kubeApiQps, burst: config.kubeApiBurst });
   const metrics = createMetrics();
   const manager = new Manager(kubeConfig, config, log, metrics);
   let leading = false;

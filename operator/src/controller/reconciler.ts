@@ -102,7 +102,8 @@ export interface ReconcileResult {
 
 interface Written {
   uid: string;
-  resourceVersion: string;
+  /** The resourceVersion of the object our status was written onto (what the cache showed then). */
+  basedOn: string | undefined;
   status: DistillationJobStatus;
 }
 
@@ -156,11 +157,6 @@ function withDeadline(result: ReconcileResult, deadlineMs: number | undefined): 
   if (deadlineMs === undefined) return result;
   const ms = Math.min(Math.max(deadlineMs, 0) + 1, MAX_TIMER_MS);
   return { requeueAfterMs: Math.min(result.requeueAfterMs ?? ms, ms) };
-}
-
-function rvNewer(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
-  return BigInt(a) > BigInt(b);
 }
 
 function withHash<T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T {
@@ -313,14 +309,13 @@ export class Reconciler {
   private previousStatus(key: string, dj: OwnerJob, raw: unknown): DistillationJobStatus {
     const cached = (raw as { status?: DistillationJobStatus }).status ?? {};
     const written = this.written.get(key);
-    if (
-      written &&
-      written.uid === dj.metadata.uid &&
-      rvNewer(written.resourceVersion, dj.metadata.resourceVersion)
-    ) {
-      return written.status;
-    }
-    return cached;
+    // resourceVersions are opaque (never compared as numbers, as the API conventions require): while the cache
+    // still shows the very version our write replaced, it has not caught up, and our status is the newer one.
+    const behind =
+      written?.uid === dj.metadata.uid &&
+      written.basedOn !== undefined &&
+      written.basedOn === dj.metadata.resourceVersion;
+    return behind && written ? written.status : cached;
   }
 
   private async applyChildren(dj: OwnerJob): Promise<Observed> {
@@ -401,7 +396,7 @@ export class Reconciler {
     this.held.delete(key);
     const { namespace, name, uid } = dj.metadata;
     const resourceVersion = await this.o.writer.applyStatus(namespace, name, status);
-    if (resourceVersion) this.written.set(key, { uid, resourceVersion, status });
+    if (resourceVersion) this.written.set(key, { uid, basedOn: dj.metadata.resourceVersion, status });
     this.announce(dj, previous, status);
     this.announceSynced(dj, previous, status);
     return {};

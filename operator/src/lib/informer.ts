@@ -226,7 +226,9 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
         }
         this.#failed(error);
         this.#report(error);
-        await this.#sleepBackoff(signal);
+        // A 429 says when to come back (Retry-After): never sooner than that.
+        const retryAfterMs = error instanceof KubeApiError ? (error.retryAfterSeconds ?? 0) * 1000 : 0;
+        await this.#sleepBackoff(signal, retryAfterMs);
       }
     }
   }
@@ -402,11 +404,11 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     this.#syncWaiters.splice(0).forEach((resolve) => resolve());
   }
 
-  async #sleepBackoff(signal: AbortSignal): Promise<void> {
+  async #sleepBackoff(signal: AbortSignal, atLeastMs = 0): Promise<void> {
     const min = this.#opts.minBackoffMs ?? 500;
     const max = this.#opts.maxBackoffMs ?? 4000;
     this.#backoffMs = Math.min(max, this.#backoffMs ? this.#backoffMs * 2 : min);
     const jittered = this.#backoffMs * (0.8 + Math.random() * 0.4);
-    await sleepUnlessAborted(jittered, signal);
+    await sleepUnlessAborted(Math.max(jittered, Math.min(atLeastMs, 30_000)), signal);
   }
 }

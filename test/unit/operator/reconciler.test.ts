@@ -272,6 +272,22 @@ describe("Reconciler", () => {
     expect(written).toBeDefined();
   });
 
+  it("treats resourceVersions as opaque strings: a lagging cache is recognised without comparing them", async () => {
+    const c = fakeCluster();
+    const meta = () => c.state.dj!.metadata as Record<string, unknown>;
+    meta().resourceVersion = "etcd3-opaque-a"; // not a number: any apiserver may hand out such versions
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.status).toBe(1);
+    // The informer has not delivered the write yet: it still shows the version the write replaced.
+    c.state.dj = {
+      ...c.state.dj,
+      status: undefined,
+      metadata: { ...meta(), resourceVersion: "etcd3-opaque-a" },
+    };
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.status).toBe(1);
+  });
+
   describe("holding transient statuses back (burst coalescing)", () => {
     const status = (c: ReturnType<typeof fakeCluster>) =>
       c.state.dj!.status as DistillationJobStatus | undefined;
