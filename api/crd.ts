@@ -31,7 +31,14 @@ export function toStructural(node: unknown): unknown {
   if (s["x-kubernetes-preserve-unknown-fields"]) {
     delete s.properties;
     delete s.additionalProperties;
+    // A scalar of several JSON types (a quantity: string or number) is declared without a type.
+    if (s.anyOf) {
+      delete s.anyOf;
+      delete s.type;
+    }
   }
+  // Map keys are checked by CEL rules: structural schemas have no propertyNames.
+  delete s.propertyNames;
   // Structural schemas forbid additionalProperties beside properties; unknown fields are pruned anyway.
   if (s.additionalProperties === false) delete s.additionalProperties;
   if (s.properties && typeof s.additionalProperties === "object") delete s.additionalProperties;
@@ -92,6 +99,13 @@ export function buildCrd(): Record<string, unknown> {
               type: "number",
               jsonPath: ".status.progress.conflictRate",
               description: "Fraction of steps with conflicting objective gradients",
+            },
+            {
+              name: "Reason",
+              type: "string",
+              // The Running condition carries the current reason: why it waits, or how it ended.
+              jsonPath: '.status.conditions[?(@.type=="Running")].reason',
+              description: "Why the job is in its phase (e.g. Unschedulable, Completed, InvalidSpec)",
             },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],

@@ -2,12 +2,26 @@
 // give the TypeScript types, and parse the trainer's config.
 import { z } from "zod";
 import {
+  celChecked,
+  Dns1123Subdomain,
+  ENV_NAME_PATTERN,
+  isLabelValue,
+  isLocalDescendingPath,
+  labelMap,
+  LabelValue,
+  MAX_MAP_ENTRIES,
+  isQualifiedName,
+  QUALIFIED_NAME_MAX,
+  Quantity,
+} from "./k8s-formats.ts";
+import {
   section,
   trainerSpecRules,
   trainerSpecShape,
   withRules,
   type CrossFieldRule,
 } from "./trainer-spec.ts";
+import { Progress, TrainerStatus } from "./progress.ts";
 
 export const GROUP = "distillation.mokd.io";
 export const VERSION = "v1alpha1";
@@ -18,26 +32,56 @@ export const SINGULAR = "distillationjob";
 export const SHORT_NAMES = ["dj", "distjob"];
 export const DEFAULT_TRAINER_IMAGE = "ghcr.io/mokd/trainer:0.1.0";
 
-const Quantity = z
-  .union([z.string(), z.number()])
-  .meta({ "x-kubernetes-int-or-string": true })
-  .describe("A Kubernetes resource quantity such as `2`, `500m`, `8Gi`.");
-
 const ResourceList = z
   .object({ cpu: Quantity.optional(), memory: Quantity.optional() })
   .describe("CPU and memory (GPUs are set by `gpus`).");
 
-const Toleration = z
-  .object({
-    key: z
-      .string()
-      .optional()
-      .describe("Taint key the toleration applies to; empty with Exists: every taint."),
+type TolerationValue = {
+  key?: string;
+  operator?: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  tolerationSeconds?: number;
+};
+
+/** What the apiserver checks of a toleration (core/v1 validateTolerations), as CEL and zod. */
+const tolerationRules: CrossFieldRule<TolerationValue>[] = [
+  {
+    cel: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+    message: "value must be empty when operator is Exists",
+    field: "value",
+    holds: (t) => t.operator !== "Exists" || !t.value,
+  },
+  {
+    cel: "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+    message: "operator must be Exists when key is empty",
+    field: "operator",
+    holds: (t) => Boolean(t.key) || t.operator === "Exists",
+  },
+  {
+    cel: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+    message: "effect must be NoExecute when tolerationSeconds is set",
+    field: "effect",
+    holds: (t) => t.tolerationSeconds === undefined || t.effect === "NoExecute",
+  },
+];
+
+/** A taint key, or empty (with operator Exists: every taint). */
+const TaintKey = celChecked(z.string().max(QUALIFIED_NAME_MAX), {
+  cel: "self == '' || !format.qualifiedName().validate(self).hasValue()",
+  message:
+    "must be empty or a qualified name ([prefix/]name: name at most 63 alphanumerics, '-', '_' or '.')",
+  holds: (k) => k === "" || isQualifiedName(k),
+});
+
+const Toleration = withRules(
+  z.object({
+    key: TaintKey.optional().describe("Taint key the toleration applies to; empty with Exists: every taint."),
     operator: z
       .enum(["Exists", "Equal"])
       .optional()
       .describe("Exists (any value) or Equal (the value must match); Kubernetes' default is Equal."),
-    value: z.string().optional().describe("Taint value to match with operator Equal."),
+    value: LabelValue.optional().describe("Taint value to match with operator Equal."),
     effect: z
       .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
       .optional()
@@ -47,20 +91,61 @@ const Toleration = z
       .int()
       .optional()
       .describe("With effect NoExecute: how long the pod stays bound after the taint appears."),
-  })
-  .describe("A core/v1 Toleration.");
+  }),
+  tolerationRules,
+).describe("A core/v1 Toleration.");
+
+/** Variables the operator sets on the trainer container; a user's env may not shadow them. */
+export const RESERVED_ENV_NAMES = [
+  "MOKD_CONFIG",
+  "MOKD_JOB_NAME",
+  "MOKD_JOB_NAMESPACE",
+  "MOKD_BACKEND",
+  "MOKD_GPUS",
+] as const;
 
 const EnvVar = z
   .object({
-    name: z.string().min(1).describe("Variable name."),
+    name: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(new RegExp(ENV_NAME_PATTERN), "must be printable ASCII characters other than '='")
+      .describe("Variable name (printable ASCII, no `=`)."),
     value: z.string().default("").describe("Variable value."),
   })
   .describe("An environment variable of the trainer container.");
 
+const envRules: CrossFieldRule<{ name: string }[]>[] = [
+  {
+    cel: `self.all(e, !(e.name in ${JSON.stringify(RESERVED_ENV_NAMES)}))`,
+    message: `${RESERVED_ENV_NAMES.join(", ")} are set by the operator`,
+    field: "",
+    holds: (env) => env.every((e) => !(RESERVED_ENV_NAMES as readonly string[]).includes(e.name)),
+  },
+  {
+    // The CRD refuses duplicates through the list-map keys (the apiserver's "Duplicate value"); zod here.
+    message: "names must be unique",
+    field: "",
+    holds: (env) => new Set(env.map((e) => e.name)).size === env.length,
+  },
+];
+
+const EnvList = withRules(z.array(EnvVar).max(MAX_MAP_ENTRIES), envRules).meta({
+  "x-kubernetes-list-type": "map",
+  "x-kubernetes-list-map-keys": ["name"],
+});
+
+const SubPath = celChecked(z.string().max(4096), {
+  cel: "!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)')",
+  message: "must be a relative path without '..' (it must stay inside the volume)",
+  holds: isLocalDescendingPath,
+});
+
 const VolumeSource = z
   .object({
-    claimName: z.string().min(1).describe("Name of a PersistentVolumeClaim in the job's namespace."),
-    subPath: z.string().optional().describe("Sub-path inside the volume."),
+    claimName: Dns1123Subdomain.describe("Name of a PersistentVolumeClaim in the job's namespace."),
+    subPath: SubPath.optional().describe("Sub-path inside the volume (relative, without `..`)."),
   })
   .describe("A PersistentVolumeClaim to mount.");
 
@@ -73,11 +158,21 @@ export const RuntimeSpec = section(
       .enum(backendNames)
       .default("auto")
       .describe(
-        "tfjs backend of the trainer. `auto`: native TensorFlow when it loads (tensorflow-gpu first when an NVIDIA GPU is visible), wasm first for runs too small for TensorFlow's per-op cost (docs/trainer.md), then cpu. A named backend is forced: when it cannot load the run fails at once (BadConfig) naming the cause. With `gpus` > 0 the trainer pod fails when an NVIDIA GPU is visible but TensorFlow did not place its ops on it. The trainer's `--backend` flag and $MOKD_BACKEND override this field.",
+        "tfjs backend of the trainer. `auto`: native TensorFlow when it loads (tensorflow-gpu first when an NVIDIA GPU is visible), wasm first for runs too small for TensorFlow's per-op cost (docs/trainer.md), then cpu. A named backend is forced: when it cannot load the run fails at once (BadConfig) naming the cause. With `gpus` > 0 the trainer pod fails when an NVIDIA GPU is visible but TensorFlow did not place its ops on it. The operator passes it to the trainer as $MOKD_BACKEND; the trainer's `--backend` flag overrides it.",
       ),
-    image: z.string().min(1).default(DEFAULT_TRAINER_IMAGE).describe("Trainer container image."),
+    image: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^\S(.*\S)?$/, "must not start or end with whitespace")
+      .default(DEFAULT_TRAINER_IMAGE)
+      .describe("Trainer container image."),
     imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional().describe("Image pull policy."),
-    imagePullSecrets: z.array(z.string().min(1)).optional().describe("Names of image pull secrets."),
+    imagePullSecrets: z
+      .array(Dns1123Subdomain)
+      .max(MAX_MAP_ENTRIES)
+      .optional()
+      .describe("Names of image pull secrets."),
     gpus: z
       .number()
       .int()
@@ -89,20 +184,25 @@ export const RuntimeSpec = section(
       .object({ requests: ResourceList.optional(), limits: ResourceList.optional() })
       .optional()
       .describe("CPU and memory requests and limits of the trainer container."),
-    nodeSelector: z.record(z.string(), z.string()).optional().describe("Node selector of the trainer pod."),
-    tolerations: z.array(Toleration).optional().describe("Tolerations of the trainer pod."),
+    nodeSelector: labelMap(LabelValue).optional().describe("Node selector of the trainer pod (node labels)."),
+    tolerations: z
+      .array(Toleration)
+      .max(MAX_MAP_ENTRIES)
+      .optional()
+      .describe("Tolerations of the trainer pod."),
     affinity: z
       .looseObject({})
       .optional()
       .meta({ "x-kubernetes-preserve-unknown-fields": true })
       .describe("A core/v1 Affinity for the trainer pod, passed through unchanged."),
-    priorityClassName: z.string().optional().describe("PriorityClass of the trainer pod."),
-    podLabels: z.record(z.string(), z.string()).optional().describe("Extra labels of the trainer pod."),
-    podAnnotations: z
-      .record(z.string(), z.string())
+    priorityClassName: Dns1123Subdomain.optional().describe("PriorityClass of the trainer pod."),
+    podLabels: labelMap(LabelValue).optional().describe("Extra labels of the trainer pod."),
+    podAnnotations: labelMap(z.string(), true)
       .optional()
-      .describe("Extra annotations of the trainer pod."),
-    env: z.array(EnvVar).optional().describe("Extra environment variables of the trainer container."),
+      .describe("Extra annotations of the trainer pod (keys are qualified names)."),
+    env: EnvList.optional().describe(
+      "Extra environment variables of the trainer container (unique names; not the operator's MOKD_* ones).",
+    ),
     volumes: section(
       {
         data: VolumeSource.optional().describe("Mounted read-only at /data."),
@@ -119,6 +219,9 @@ export const RuntimeSpec = section(
 );
 export type RuntimeSpec = z.infer<typeof RuntimeSpec>;
 
+/** Like KubeRay's pre-running deadline: long enough for a large image pull, short of a stuck job. */
+export const DEFAULT_PENDING_DEADLINE_SECONDS = 600;
+
 export const RunPolicy = section(
   {
     backoffLimit: z
@@ -134,6 +237,14 @@ export const RunPolicy = section(
       .min(1)
       .optional()
       .describe("Wall-clock limit of the run; the job fails with reason DeadlineExceeded after it."),
+    pendingDeadlineSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(DEFAULT_PENDING_DEADLINE_SECONDS)
+      .describe(
+        "Longest a trainer pod may stay unstarted (unschedulable, image pulls, a quota or missing PriorityClass refusing it) before the job fails with that reason; suspension and Kueue admission do not count; 0: wait forever.",
+      ),
     ttlSecondsAfterFinished: z
       .number()
       .int()
@@ -159,9 +270,11 @@ const specShape: SpecShape = {
   ...trainerSpecShape,
   runtime: RuntimeSpec,
   runPolicy: RunPolicy,
-  queueName: z
-    .string()
-    .min(1)
+  queueName: celChecked(z.string().min(1).max(63), {
+    cel: "!format.labelValue().validate(self).hasValue()",
+    message: "must be a label value (a Kueue LocalQueue name): at most 63 alphanumerics, '-', '_' or '.'",
+    holds: isLabelValue,
+  })
     .optional()
     .describe(
       "Kueue LocalQueue: set as the child Job's `kueue.x-k8s.io/queue-name` label so Kueue admits it.",
@@ -184,8 +297,22 @@ export const IMMUTABLE_SPEC_FIELDS = [
 
 type Spec = z.output<z.ZodObject<SpecShape>>;
 
+/**
+ * The spec's trainer part travels in a ConfigMap (the apiserver limits its data to 1 MiB; the builder,
+ * operator/src/builders/configmap.ts, checks the exact size) and the rest in the Job's pod template. A spec near
+ * that size (very large env values, annotations or affinity) is refused whole, before either is built.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024 - 4096;
+const configBytes = (s: Spec) => Buffer.byteLength(JSON.stringify(s, null, 2));
+
 export const specRules: CrossFieldRule<Spec>[] = [
-  // The trainer's own rules first (the CRD lists the rules in this order).
+  {
+    // No CEL: the apiserver cannot measure it. The operator fails such a job with reason InvalidSpec.
+    message: `the spec is too large (at most ${MAX_CONFIG_BYTES} bytes of JSON: its trainer part travels in a ConfigMap, the rest in the Job)`,
+    field: "runtime",
+    holds: (s) => configBytes(s) <= MAX_CONFIG_BYTES,
+  },
+  // The trainer's own rules (trainer-spec.ts).
   ...trainerSpecRules,
   {
     cel: "!has(self.runtime.volumes.teacher) || has(self.teacher.model)",
@@ -227,33 +354,6 @@ export const Condition = z
   .describe("A metav1.Condition.");
 export type Condition = z.infer<typeof Condition>;
 
-const NumberMap = z.record(z.string(), z.number());
-
-export const Progress = z
-  .object({
-    epoch: z.number().int().optional().describe("Current epoch (1-based)."),
-    totalEpochs: z.number().int().optional().describe("Epochs of the run."),
-    step: z.number().int().optional().describe("Global optimiser step."),
-    stage: z.string().optional().describe("teacher or student."),
-    losses: NumberMap.optional().describe("Latest loss per objective."),
-    weights: NumberMap.optional().describe("Latest strategy weight per objective."),
-    trainAccuracy: z.number().optional().describe("Train top-1 accuracy of the last epoch."),
-    validationAccuracy: z.number().optional().describe("Validation top-1 accuracy of the last epoch."),
-    studentAccuracy: z
-      .number()
-      .optional()
-      .describe("Latest student accuracy (validation; test when finished)."),
-    conflictRate: z
-      .number()
-      .optional()
-      .describe("Fraction of steps whose objective gradients conflict (cos < 0)."),
-    samplesPerSecond: z.number().optional().describe("Training throughput."),
-    etaSeconds: z.number().optional().describe("Estimated seconds to completion."),
-    lastUpdateTime: z.string().optional().describe("When progress was last read from the trainer."),
-  })
-  .describe("Live progress read from the trainer while it runs.");
-export type Progress = z.infer<typeof Progress>;
-
 export const Result = z
   .object({
     teacherAccuracy: z.number().optional().describe("Test top-1 accuracy of the teacher."),
@@ -281,6 +381,7 @@ export const DistillationJobStatus = z
     attempts: z.number().int().optional().describe("Trainer pods started so far."),
     jobName: z.string().optional().describe("Name of the child batch/v1 Job."),
     progress: Progress.optional(),
+    trainerStatus: TrainerStatus.optional(),
     result: Result.optional(),
   })
   .describe("Observed state of the DistillationJob.");

@@ -78,7 +78,7 @@ export const TeacherSpec = section(
       .enum(teacherOutputCacheModes)
       .default("auto")
       .describe(
-        `The student stage's use of the frozen teacher. \`auto\`: when training augmentation is off (the teacher then sees the same inputs every epoch) and the cache fits ${TEACHER_OUTPUT_CACHE_BUDGET_MIB} MiB (training samples x (classes + teacher feature size) x 4 bytes; the features only when the feature objective is enabled), one inference pass of the teacher over the training split before the first student epoch stores its logits (and features) per sample, and every step looks its batch up instead of running the teacher; otherwise the teacher runs on every batch. The trainer logs its decision. \`off\`: always run the teacher on every batch. Validation and test evaluation are unaffected.`,
+        `The student stage's use of the frozen teacher. \`auto\`: when training augmentation is off (the teacher then sees the same inputs every epoch) and the cache fits ${TEACHER_OUTPUT_CACHE_BUDGET_MIB} MiB (training samples x (classes + teacher feature size) x 4 bytes; the features only when the feature objective is enabled), one inference pass of the teacher over the training split before the first student epoch stores its logits (and features) per sample, and every step looks its batch up instead of running the teacher; otherwise the teacher runs on every batch. The trainer logs its decision. \`off\` (quote it in YAML: \`"off"\`, or YAML 1.1 reads a boolean): always run the teacher on every batch. Validation and test evaluation are unaffected.`,
       ),
   },
   "The teacher: a model to load, or a built-in architecture (default: a wider cnn) to train first.",
@@ -429,7 +429,8 @@ export const trainerSpecShape = {
  * apiserver refuses bad objects) and the predicate into zod (so the trainer refuses the same config locally).
  */
 export interface CrossFieldRule<T> {
-  cel: string;
+  /** Omitted when the CRD states the rule by other means (e.g. list-map keys refuse duplicates). */
+  cel?: string;
   message: string;
   /** Dotted path, relative to the object the rule sits on, of the field the message is about. */
   field: string;
@@ -447,11 +448,11 @@ export function withRules<S extends z.ZodType>(schema: S, rules: CrossFieldRule<
     }
   });
   return checked.meta({
-    "x-kubernetes-validations": rules.map((r) => ({
-      rule: r.cel,
-      message: r.message,
-      ...(r.field ? { fieldPath: `.${r.field}` } : {}),
-    })),
+    "x-kubernetes-validations": rules.flatMap((r) =>
+      r.cel === undefined
+        ? []
+        : [{ rule: r.cel, message: r.message, ...(r.field ? { fieldPath: `.${r.field}` } : {}) }],
+    ),
   }) as unknown as S;
 }
 

@@ -1,12 +1,19 @@
 // Operator configuration from flags (--name=value or --name value) and MOKD_OPERATOR_* environment variables
 // (flags win), validated with zod so a bad value stops the process with the offending setting named.
 import { z } from "zod";
-import { DEFAULT_TRAINER_IMAGE } from "../../api/v1alpha1/index.ts";
+import { DEFAULT_TRAINER_IMAGE, isQuantity } from "../../api/v1alpha1/index.ts";
+import { DEFAULT_RESOURCES, type ResourceDefaults } from "./builders/job.ts";
 
 const bool = z
   .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
   .transform((v) => v === true || v === "true" || v === "1");
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A quantity, or "" for none. */
+const quantity = (fallback: string | undefined) =>
+  z
+    .string()
+    .refine((v) => v === "" || isQuantity(v), { message: "must be a quantity such as 500m or 2Gi, or empty" })
+    .default(fallback ?? "");
 
 export const OperatorConfig = z.object({
   /** Watch only this namespace (single-namespace mode); unset: all namespaces. */
@@ -25,6 +32,20 @@ export const OperatorConfig = z.object({
   trainerImage: z.string().min(1).default(DEFAULT_TRAINER_IMAGE),
   /** Seconds between progress scrapes of a running trainer (the issue allows 30 s staleness: 15 s at most). */
   progressInterval: int(1, 15).default(10),
+  /**
+   * Seconds an informer may fail to list or watch before /readyz fails (a few reconnects are normal), and
+   * before /healthz fails, so the kubelet restarts an operator whose caches have gone stale.
+   */
+  /** Client-side rate limit of all API requests (0: unlimited), as client-go's QPS and Burst. */
+  kubeApiQps: z.coerce.number().min(0).max(10_000).default(100),
+  kubeApiBurst: int(1, 20_000).default(200),
+  unreadyAfterSeconds: int(1, 3600).default(10),
+  unhealthyAfterSeconds: int(10, 86_400).default(120),
+  /** CPU/memory of trainer containers whose spec leaves them out ("" for none): quota'd namespaces need them. */
+  trainerCpuRequest: quantity(DEFAULT_RESOURCES.requests.cpu),
+  trainerMemoryRequest: quantity(DEFAULT_RESOURCES.requests.memory),
+  trainerCpuLimit: quantity(DEFAULT_RESOURCES.limits.cpu),
+  trainerMemoryLimit: quantity(DEFAULT_RESOURCES.limits.memory),
 });
 export type OperatorConfig = z.infer<typeof OperatorConfig>;
 
@@ -71,5 +92,14 @@ export function loadConfig(
   return {
     ...config,
     leaseNamespace: config.leaseNamespace ?? config.namespace ?? env.POD_NAMESPACE ?? "default",
+  };
+}
+
+/** The trainer resource defaults of a configuration (empty flags: none). */
+export function resourceDefaultsOf(config: OperatorConfig): ResourceDefaults {
+  const q = (v: string) => (v === "" ? undefined : v);
+  return {
+    requests: { cpu: q(config.trainerCpuRequest), memory: q(config.trainerMemoryRequest) },
+    limits: { cpu: q(config.trainerCpuLimit), memory: q(config.trainerMemoryLimit) },
   };
 }

@@ -11,6 +11,8 @@ import type {
 import {
   DEFAULT_TRAINER_IMAGE,
   NON_RETRYABLE_EXIT_CODES,
+  quantityValue,
+  RESERVED_ENV_NAMES,
   type RuntimeSpec,
 } from "../../../api/v1alpha1/index.ts";
 import {
@@ -26,8 +28,25 @@ import { childLabels, childMetadata, type OwnerJob } from "./common.ts";
 export const GPU_RESOURCE = "nvidia.com/gpu";
 /** A fixed non-root UID: runAsNonRoot cannot verify a named USER, and fsGroup makes PVCs writable for it. */
 export const TRAINER_UID = 1000;
+const TMP_SIZE_LIMIT = "1Gi";
+
+/**
+ * CPU and memory the trainer container gets for what its spec leaves out (operator flags --trainer-*-request /
+ * --trainer-*-limit): a namespace whose ResourceQuota covers requests or limits refuses a pod without them.
+ */
+export interface ResourceDefaults {
+  requests: { cpu?: string; memory?: string };
+  limits: { cpu?: string; memory?: string };
+}
+
+export const DEFAULT_RESOURCES: ResourceDefaults = {
+  requests: { cpu: "1", memory: "2Gi" },
+  limits: { cpu: "4", memory: "8Gi" },
+};
 
 export interface JobBuildOptions {
+  /** Requests and limits for what the spec leaves unset (default DEFAULT_RESOURCES). */
+  resourceDefaults?: ResourceDefaults;
   /** Replaces the schema's default image (ghcr.io/mokd/trainer), e.g. with a mirror. */
   trainerImage?: string;
   /** spec.suspend of the existing child Job, if any (see `desiredSuspend`). */
@@ -60,8 +79,15 @@ const MOUNTS: Mount[] = [
 ];
 
 function volumes(dj: OwnerJob): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
-  const volumes: V1Volume[] = [{ name: "config", configMap: { name: configMapNameFor(dj.metadata.name) } }];
-  const mounts: V1VolumeMount[] = [{ name: "config", mountPath: CONFIG_MOUNT_DIR, readOnly: true }];
+  const volumes: V1Volume[] = [
+    { name: "config", configMap: { name: configMapNameFor(dj.metadata.name) } },
+    // The root filesystem is read-only: scratch space for the runtime and libraries that expect one.
+    { name: "tmp", emptyDir: { sizeLimit: TMP_SIZE_LIMIT } },
+  ];
+  const mounts: V1VolumeMount[] = [
+    { name: "config", mountPath: CONFIG_MOUNT_DIR, readOnly: true },
+    { name: "tmp", mountPath: "/tmp" },
+  ];
   for (const m of MOUNTS) {
     const source = dj.spec.runtime.volumes[m.key];
     if (source) {
@@ -83,19 +109,60 @@ function volumes(dj: OwnerJob): { volumes: V1Volume[]; mounts: V1VolumeMount[] }
   return { volumes, mounts };
 }
 
-function resources(runtime: RuntimeSpec): V1ResourceRequirements {
+type Quantity = string | number;
+
+/**
+ * One resource (cpu or memory): the spec's values, else the defaults, kept consistent the way the apiserver
+ * needs them (request <= limit). A limit set alone stays alone (Kubernetes then takes it as the request); a
+ * request set alone gets the default limit, raised to the request when the request is larger.
+ */
+function oneResource(
+  request: Quantity | undefined,
+  limit: Quantity | undefined,
+  defaults: { request?: string; limit?: string },
+): { request?: string; limit?: string } {
+  if (request !== undefined && limit !== undefined) return { request: String(request), limit: String(limit) };
+  if (limit !== undefined) return { limit: String(limit) };
+  if (request !== undefined) {
+    const d = defaults.limit;
+    const raised = d === undefined || quantityValue(request) > quantityValue(d) ? String(request) : d;
+    return { request: String(request), limit: raised };
+  }
+  const { request: dr, limit: dl } = defaults;
+  if (dr !== undefined && dl !== undefined && quantityValue(dr) > quantityValue(dl))
+    return { request: dl, limit: dl };
+  return { ...(dr !== undefined ? { request: dr } : {}), ...(dl !== undefined ? { limit: dl } : {}) };
+}
+
+function resources(runtime: RuntimeSpec, defaults: ResourceDefaults): V1ResourceRequirements {
   const limits: Record<string, string> = {};
   const requests: Record<string, string> = {};
-  for (const [k, v] of Object.entries(runtime.resources?.limits ?? {}))
-    if (v !== undefined) limits[k] = String(v);
-  for (const [k, v] of Object.entries(runtime.resources?.requests ?? {}))
-    if (v !== undefined) requests[k] = String(v);
+  for (const name of ["cpu", "memory"] as const) {
+    const r = oneResource(runtime.resources?.requests?.[name], runtime.resources?.limits?.[name], {
+      request: defaults.requests[name],
+      limit: defaults.limits[name],
+    });
+    if (r.request !== undefined) requests[name] = r.request;
+    if (r.limit !== undefined) limits[name] = r.limit;
+  }
   // Extended resources are limits only: their requests default to the limit.
   if (runtime.gpus > 0) limits[GPU_RESOURCE] = String(runtime.gpus);
   return {
     ...(Object.keys(limits).length ? { limits } : {}),
     ...(Object.keys(requests).length ? { requests } : {}),
   };
+}
+
+/** The operator's own variables; the schema refuses user env with these names (RESERVED_ENV_NAMES). */
+function operatorEnv(dj: OwnerJob): { name: (typeof RESERVED_ENV_NAMES)[number]; value: string }[] {
+  return [
+    { name: "MOKD_CONFIG", value: `${CONFIG_MOUNT_DIR}/${CONFIG_FILE}` },
+    { name: "MOKD_JOB_NAME", value: dj.metadata.name },
+    { name: "MOKD_JOB_NAMESPACE", value: dj.metadata.namespace },
+    // runtime is the operator's section, not in the trainer's config: the two fields the trainer acts on.
+    { name: "MOKD_BACKEND", value: dj.spec.runtime.backend },
+    { name: "MOKD_GPUS", value: String(dj.spec.runtime.gpus) },
+  ];
 }
 
 function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1VolumeMount[]): V1Container {
@@ -106,22 +173,19 @@ function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1Volu
     name: TRAINER_CONTAINER,
     image,
     ...(runtime.imagePullPolicy ? { imagePullPolicy: runtime.imagePullPolicy } : {}),
-    env: [
-      { name: "MOKD_CONFIG", value: `${CONFIG_MOUNT_DIR}/${CONFIG_FILE}` },
-      { name: "MOKD_JOB_NAME", value: dj.metadata.name },
-      { name: "MOKD_JOB_NAMESPACE", value: dj.metadata.namespace },
-      ...(runtime.env ?? []).map((e) => ({ name: e.name, value: e.value })),
-    ],
+    env: [...operatorEnv(dj), ...(runtime.env ?? []).map((e) => ({ name: e.name, value: e.value }))],
     ...(metrics.port > 0
       ? { ports: [{ name: "metrics", containerPort: metrics.port, protocol: "TCP" }] }
       : {}),
-    resources: resources(runtime),
+    resources: resources(runtime, options.resourceDefaults ?? DEFAULT_RESOURCES),
     volumeMounts: mounts,
     // The trainer writes its Result JSON to /dev/termination-log; a crash leaves the log tail instead.
     terminationMessagePolicy: "FallbackToLogsOnError",
     securityContext: {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"] },
+      // Writable: only its volumes (/output, /checkpoints, /tmp); the image cannot be changed under it.
+      readOnlyRootFilesystem: true,
       runAsNonRoot: true,
       seccompProfile: { type: "RuntimeDefault" },
     },

@@ -2,8 +2,9 @@
 // reconciler, status derivation (status/derive.ts), progress tracking and owner mapping read. The caches are
 // most of the operator's memory: a pod is several KiB of spec the operator never looks at, a ConfigMap holds
 // the whole trainer config. Reading a new field of a cached child means keeping it here.
-import type { V1ConfigMap, V1Job, V1ObjectMeta, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1ConfigMap, V1Job, V1ObjectMeta, V1Pod } from "@kubernetes/client-node";
 import { hashOf } from "./canonical.ts";
+import { mutableSpecOf } from "./job-update.ts";
 
 /** Metadata without the (potentially large) last-applied-configuration copy of kubectl's client-side apply. */
 function slimMeta(meta: V1ObjectMeta | undefined): V1ObjectMeta | undefined {
@@ -36,11 +37,14 @@ export function slimPod(pod: V1Pod): V1Pod {
   };
 }
 
-/** Jobs: metadata, spec.suspend (Kueue) and the whole (small) status; not the pod template. */
+/**
+ * Jobs: metadata, the spec fields the reconciler may patch (suspend, also for Kueue; backoffLimit;
+ * activeDeadlineSeconds: job-update.ts) and the whole (small) status; not the pod template.
+ */
 export function slimJob(job: V1Job): V1Job {
   return {
     metadata: slimMeta(job.metadata),
-    ...(job.spec ? { spec: { suspend: job.spec.suspend } as V1Job["spec"] } : {}),
+    ...(job.spec ? { spec: mutableSpecOf(job) as V1Job["spec"] } : {}),
     ...(job.status ? { status: job.status } : {}),
   };
 }
@@ -70,4 +74,20 @@ export function slimConfigMap(configMap: V1ConfigMap): V1ConfigMap {
 export function slimDistillationJob<T extends { metadata?: V1ObjectMeta }>(dj: T): T {
   const metadata = slimMeta(dj.metadata);
   return metadata === dj.metadata ? dj : { ...dj, metadata };
+}
+
+/** Events (FailedCreate of child Jobs): whom they are about, why, and when; not their source or series. */
+export function slimEvent(event: CoreV1Event): CoreV1Event {
+  const { name, namespace, uid, resourceVersion } = event.metadata ?? {};
+  const { kind, name: objectName, namespace: objectNamespace, uid: objectUid } = event.involvedObject ?? {};
+  return {
+    metadata: { name, namespace, uid, resourceVersion },
+    involvedObject: { kind, name: objectName, namespace: objectNamespace, uid: objectUid },
+    reason: event.reason,
+    message: event.message,
+    type: event.type,
+    ...(event.firstTimestamp ? { firstTimestamp: event.firstTimestamp } : {}),
+    ...(event.lastTimestamp ? { lastTimestamp: event.lastTimestamp } : {}),
+    ...(event.eventTime ? { eventTime: event.eventTime } : {}),
+  } as CoreV1Event;
 }

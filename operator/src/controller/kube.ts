@@ -13,12 +13,21 @@ import {
 } from "../../../api/v1alpha1/index.ts";
 import { KubeHttp, isStatus, type KubeConfigLike } from "../lib/kube-http.ts";
 import { FIELD_MANAGER } from "../names.ts";
+import type { JobSpecUpdate } from "./job-update.ts";
 
 export interface ClusterWriter {
   applyConfigMap(configMap: V1ConfigMap): Promise<V1ConfigMap>;
+  /** Creates the Job, or (server-side) applies the whole desired Job; only for a Job that does not exist yet. */
   applyJob(job: V1Job): Promise<V1Job>;
+  /** Changes only mutable fields of an existing Job (its pod template is immutable: job-update.ts). */
+  patchJob(namespace: string, name: string, spec: JobSpecUpdate): Promise<V1Job>;
   /** Applies the whole status; returns the new resourceVersion. */
   applyStatus(namespace: string, name: string, status: DistillationJobStatus): Promise<string | undefined>;
+  /**
+   * Removes status fields someone else wrote (a merge patch: server-side apply leaves fields of other field
+   * managers in place, so a user-written result would outlive the operator's corrected status).
+   */
+  clearStatus?(namespace: string, name: string, fields: string[]): Promise<void>;
   /** Deletes the DistillationJob (TTL); its children follow through the garbage collector. */
   deleteDistillationJob(namespace: string, name: string, uid: string): Promise<void>;
 }
@@ -56,6 +65,19 @@ export class KubeClusterWriter implements ClusterWriter {
     return this.http.apply(`/apis/batch/v1/namespaces/${namespace}/jobs/${name}`, body, FIELD_MANAGER);
   }
 
+  /**
+   * A JSON merge patch, not an apply: an apply that leaves the template out would ask the apiserver to drop the
+   * template fields we own, which is itself a (refused) template change.
+   */
+  patchJob(namespace: string, name: string, spec: JobSpecUpdate): Promise<V1Job> {
+    return this.http.request(`/apis/batch/v1/namespaces/${namespace}/jobs/${name}`, {
+      method: "PATCH",
+      body: { spec },
+      contentType: "application/merge-patch+json",
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
   async applyStatus(
     namespace: string,
     name: string,
@@ -68,6 +90,15 @@ export class KubeClusterWriter implements ClusterWriter {
       FIELD_MANAGER,
     );
     return updated.metadata?.resourceVersion;
+  }
+
+  async clearStatus(namespace: string, name: string, fields: string[]): Promise<void> {
+    await this.http.request(`${djPath(namespace, name)}/status`, {
+      method: "PATCH",
+      body: { status: Object.fromEntries(fields.map((f) => [f, null])) },
+      contentType: "application/merge-patch+json",
+      query: { fieldManager: FIELD_MANAGER },
+    });
   }
 
   deleteDistillationJob(namespace: string, name: string, uid: string): Promise<void> {

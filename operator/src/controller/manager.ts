@@ -1,6 +1,6 @@
 // Wires informers -> work queue -> reconciler, like controller-runtime's manager for one controller: watch the
 // DistillationJobs and the children we own (label-selected), map every event to the owner's key.
-import type { KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import { GROUP, KIND, PLURAL, VERSION } from "../../../api/v1alpha1/index.ts";
 import { EventRecorder } from "../lib/events.ts";
 import { watchResource, type ResourceWatch } from "../lib/informer.ts";
@@ -9,9 +9,9 @@ import { runWorkers, WorkQueue } from "../lib/workqueue.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, boundedName, keyOf } from "../names.ts";
-import type { OperatorConfig } from "../config.ts";
-import { ProgressScraper } from "../progress/scraper.ts";
-import { slimConfigMap, slimDistillationJob, slimJob, slimPod } from "./cache-transforms.ts";
+import { resourceDefaultsOf, type OperatorConfig } from "../config.ts";
+import { ProgressDocumentError, ProgressScraper } from "../progress/scraper.ts";
+import { slimConfigMap, slimDistillationJob, slimEvent, slimJob, slimPod } from "./cache-transforms.ts";
 import { KubeClusterWriter } from "./kube.ts";
 import { Reconciler } from "./reconciler.ts";
 
@@ -27,6 +27,7 @@ export class Manager {
     jobs: ResourceWatch<V1Job>;
     configMaps: ResourceWatch<V1ConfigMap>;
     pods: ResourceWatch<V1Pod>;
+    events: ResourceWatch<CoreV1Event>;
   };
   private readonly scraper: ProgressScraper;
   readonly events: EventRecorder;
@@ -82,6 +83,21 @@ export class Manager {
         const label = p.metadata?.labels?.[LABEL_JOB_NAME];
         return label ? keyOf(p.metadata!.namespace!, label) : undefined;
       }),
+      // The Job controller's FailedCreate events (a ResourceQuota or a missing PriorityClass refusing the pod):
+      // the only place those show. Field-selected server-side; indexed by the Job they are about.
+      events: watchResource<CoreV1Event>({
+        kubeConfig,
+        path: collection("/api/v1", "events", ns),
+        fieldSelector: "involvedObject.kind=Job,reason=FailedCreate",
+        onEvent: (_t, e) => {
+          const { namespace, name } = e.involvedObject ?? {};
+          const job = namespace && name ? this.informers.jobs.get(namespace, name) : undefined;
+          if (job) enqueueOwner(job);
+        },
+        onError: onError("Event"),
+        transform: slimEvent,
+        indexBy: (e) => keyOf(e.involvedObject.namespace ?? "", e.involvedObject.name ?? ""),
+      }),
     };
     metrics.setPhaseSource({
       phases: () =>
@@ -97,7 +113,11 @@ export class Manager {
     this.scraper = new ProgressScraper({
       intervalMs: config.progressInterval * 1000,
       onProgress: (key) => this.queue.add(key),
-      onError: (key, error) => log.debug("progress scrape failed", { key, error: String(error) }),
+      // A document the api schema refuses is a trainer/operator contract breach: worth a warning.
+      onError: (key, error) =>
+        error instanceof ProgressDocumentError
+          ? log.warn("trainer progress refused", { key, error: error.message })
+          : log.debug("progress read failed", { key, error: String(error) }),
     });
     this.reconciler = new Reconciler({
       reader: {
@@ -105,11 +125,13 @@ export class Manager {
         job: (n, name) => this.informers.jobs.get(n, name),
         configMap: (n, name) => this.informers.configMaps.get(n, name),
         pods: (n, djName) => this.informers.pods.byIndex(keyOf(n, boundedName(djName))),
+        jobEvents: (n, jobName) => this.informers.events.byIndex(keyOf(n, jobName)),
       },
       writer: new KubeClusterWriter(kubeConfig),
       events: this.events,
       scraper: this.scraper,
       trainerImage: config.trainerImage,
+      resourceDefaults: resourceDefaultsOf(config),
       onFinished: (phase, seconds) => metrics.jobDuration.observe({ phase }, seconds),
       log: (level, message, meta) => log.log(level, message, meta),
     });
@@ -135,6 +157,15 @@ export class Manager {
 
   synced(): boolean {
     return Object.values(this.informers).every((i) => i.hasSynced());
+  }
+
+  /** Informers that have been failing to list or watch for at least `ms`, with their last error. */
+  failingInformers(ms: number): { resource: string; seconds: number; error: string }[] {
+    return Object.entries(this.informers).flatMap(([resource, informer]) => {
+      const failing = informer.failingForMs();
+      if (failing === 0 || failing < ms) return [];
+      return [{ resource, seconds: Math.round(failing / 1000), error: String(informer.lastError()) }];
+    });
   }
 
   /** Starts the watches; workers begin once every cache is filled, so no reconcile sees a half-listed world. */

@@ -1,6 +1,6 @@
 // The reconciler, in phases like Cluster API's: load -> compute desired children -> apply children -> derive
 // status -> patch status (only when it changed). Reads come from informer caches, writes go through ClusterWriter.
-import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import {
   API_VERSION,
   ConfigError,
@@ -11,13 +11,26 @@ import {
 } from "../../../api/v1alpha1/index.ts";
 import { buildConfigMap } from "../builders/configmap.ts";
 import type { OwnerJob } from "../builders/common.ts";
-import { buildJob } from "../builders/job.ts";
+import { buildJob, type ResourceDefaults } from "../builders/job.ts";
 import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
+import { trainerStatusFor } from "../progress/document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
 import { findCondition, setCondition } from "../status/conditions.ts";
-import { deriveStatus, isTerminal, toIso, truncateMessage, type Observed } from "../status/derive.ts";
+import {
+  contradictedByCluster,
+  deriveStatus,
+  invalidSpecStatus,
+  isTerminal,
+  jobFinished,
+  pendingDeadlineIn,
+  toIso,
+  truncateMessage,
+  type Observed,
+} from "../status/derive.ts";
+import { refusalMessage } from "../status/refusal.ts";
 import { dataHashOf, OBSERVED_DATA_HASH } from "./cache-transforms.ts";
 import { hashOf, sameJson } from "./canonical.ts";
+import { jobSpecUpdate } from "./job-update.ts";
 import type { ClusterWriter } from "./kube.ts";
 
 /** Annotation on each child: hash of what we last applied, so an unchanged child is not re-applied. */
@@ -31,6 +44,23 @@ export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
 export const TRANSIENT_REASONS: ReadonlySet<string> = new Set(["Creating", "JobCreated", "PodPending"]);
 /** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
 export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
+/** Pending reasons that need someone to act: announced as Warning events. */
+const WARNING_REASONS: ReadonlySet<string> = new Set([
+  "Unschedulable",
+  "ImagePullBackOff",
+  "ErrImagePull",
+  "InvalidImageName",
+  "CrashLoopBackOff",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "ExceededQuota",
+  "PriorityClassNotFound",
+  "FailedCreate",
+]);
+/** What a status written by someone else may claim that the operator's own status would not correct. */
+const CLAIMED_STATUS_FIELDS = ["result", "completionTime", "progress"];
+/** The longest delay a Node timer takes (setTimeout overflows above it). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ClusterReader {
   distillationJob(namespace: string, name: string): unknown;
@@ -38,6 +68,8 @@ export interface ClusterReader {
   configMap(namespace: string, name: string): V1ConfigMap | undefined;
   /** Pods of the child Job (label mokd.io/job-name). */
   pods(namespace: string, djName: string): V1Pod[];
+  /** FailedCreate events of the child Job (quota, PriorityClass admission refusing its pod). */
+  jobEvents?(namespace: string, jobName: string): CoreV1Event[];
 }
 
 export interface EventSink {
@@ -53,8 +85,10 @@ export interface ReconcilerOptions {
   reader: ClusterReader;
   writer: ClusterWriter;
   events: EventSink;
-  scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest">;
+  scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest" | "trainerStatus">;
   trainerImage?: string;
+  /** CPU/memory for trainer containers whose spec leaves them out (builders/job.ts DEFAULT_RESOURCES). */
+  resourceDefaults?: ResourceDefaults;
   now?: () => Date;
   onFinished?: (phase: Phase, seconds: number) => void;
   log?: (level: "info" | "warn" | "debug", message: string, meta: Record<string, unknown>) => void;
@@ -68,7 +102,8 @@ export interface ReconcileResult {
 
 interface Written {
   uid: string;
-  resourceVersion: string;
+  /** The resourceVersion of the object our status was written onto (what the cache showed then). */
+  basedOn: string | undefined;
   status: DistillationJobStatus;
 }
 
@@ -85,9 +120,43 @@ export function isTransient(status: DistillationJobStatus): boolean {
   return status.phase === "Pending" && TRANSIENT_REASONS.has(runningReason(status) ?? "");
 }
 
-function rvNewer(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
-  return BigInt(a) > BigInt(b);
+/**
+ * Condition type of the last apply of the children (Crossplane's `Synced`): False with reason ApplyFailed and
+ * the apiserver's message while an apply fails, True once one succeeds again. Absent while nothing ever failed.
+ */
+export const SYNCED = "Synced";
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The derived status with the Synced condition of this reconcile's apply (pure). */
+export function withSynced(
+  status: DistillationJobStatus,
+  applyError: unknown,
+  now: string,
+  generation?: number,
+): DistillationJobStatus {
+  const failed = applyError !== undefined;
+  if (!failed && !findCondition(status.conditions, SYNCED)) return status;
+  const update = failed
+    ? {
+        type: SYNCED,
+        status: "False" as const,
+        reason: "ApplyFailed",
+        message: truncateMessage(
+          `applying the trainer's ConfigMap or Job failed: ${errorMessage(applyError)}`,
+        ),
+      }
+    : { type: SYNCED, status: "True" as const, reason: "Applied", message: "the children are applied" };
+  return { ...status, conditions: setCondition(status.conditions, update, now, generation) };
+}
+
+/** Comes back by the pending deadline too (never later than a Node timer allows). */
+function withDeadline(result: ReconcileResult, deadlineMs: number | undefined): ReconcileResult {
+  if (deadlineMs === undefined) return result;
+  const ms = Math.min(Math.max(deadlineMs, 0) + 1, MAX_TIMER_MS);
+  return { requeueAfterMs: Math.min(result.requeueAfterMs ?? ms, ms) };
 }
 
 function withHash<T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T {
@@ -135,17 +204,58 @@ export class Reconciler {
     const dj = this.load(raw);
     if (typeof dj === "string") return this.rejectInvalid(key, raw, dj);
     dj.status = this.previousStatus(key, dj, raw);
-    if (isTerminal(dj.status.phase)) {
+    const cachedJob = this.o.reader.job(namespace, jobNameFor(name));
+    if (isTerminal(dj.status.phase) && !contradictedByCluster(dj.status, cachedJob)) {
       this.o.scraper?.untrack(key);
       return this.expire(dj);
     }
-    const observed = await this.applyChildren(dj);
+    if (contradictedByCluster(dj.status, cachedJob)) {
+      // Someone else's final status on a running job: remove its claims; the derived status replaces the rest.
+      await this.o.writer.clearStatus?.(namespace, name, CLAIMED_STATUS_FIELDS);
+    }
+    // Always-patch (as Cluster API's reconcilers do): a failed apply still ends in a derived status, with a
+    // Synced condition that says what failed; the error is then returned, so the key is retried with backoff.
+    let applyError: unknown;
+    const observed = await this.applyChildren(dj).catch((error: unknown): Observed => {
+      // Refused as invalid before the trainer Job exists: final (Failed/InvalidSpec), not retried.
+      const refused = refusalMessage(error);
+      if (refused !== undefined && !cachedJob) return { ...this.cachedChildren(dj), refused };
+      applyError = error;
+      return this.cachedChildren(dj);
+    });
+    observed.events = this.jobEvents(observed.job);
+    const now = this.now().toISOString();
     // Derive from a held status when there is one, so its conditions keep their first transition times.
     const base = { ...dj, status: this.heldStatus(key, dj) ?? dj.status };
-    const status = deriveStatus(base, observed, this.now().toISOString(), this.o.scraper?.latest(key));
+    const derived = deriveStatus(base, observed, now, this.o.scraper?.latest(key));
+    if (isTerminal(derived.phase)) await this.stopUnfinished(observed.job);
+    // A job that has finished needs no children any more: an apply failing then is no failure of the job.
+    if (isTerminal(derived.phase)) applyError = undefined;
+    const status = this.withTrainerStatus(
+      key,
+      withSynced(derived, applyError, now, dj.metadata.generation),
+      base.status,
+      now,
+    );
     this.trackProgress(key, dj, status, observed);
-    const held = await this.patchStatus(key, dj, status);
-    return isTerminal(status.phase) ? this.expire({ ...dj, status }) : held;
+    const held = await this.patchStatus(key, dj, status, applyError !== undefined);
+    if (applyError !== undefined) throw applyError;
+    if (isTerminal(status.phase)) return this.expire({ ...dj, status });
+    return withDeadline(held, pendingDeadlineIn(dj, status, now));
+  }
+
+  /** The child Job's FailedCreate events (this Job's, by uid: not those of an earlier one of the same name). */
+  private jobEvents(job: V1Job | undefined): CoreV1Event[] {
+    const { namespace, name, uid } = job?.metadata ?? {};
+    if (!this.o.reader.jobEvents || !namespace || !name) return [];
+    return this.o.reader.jobEvents(namespace, name).filter((e) => !uid || e.involvedObject.uid === uid);
+  }
+
+  /** A job that failed without its Job (pendingDeadlineSeconds) suspends it: the Job controller removes its pod. */
+  private async stopUnfinished(job: V1Job | undefined): Promise<void> {
+    const { namespace, name } = job?.metadata ?? {};
+    if (!job || !namespace || !name || jobFinished(job) || job.spec?.suspend) return;
+    await this.o.writer.patchJob(namespace, name, { suspend: true });
   }
 
   private forget(key: string): ReconcileResult {
@@ -190,19 +300,7 @@ export class Reconciler {
     this.forget(key);
     const previous = current ?? {};
     if (isTerminal(previous.phase) || this.o.reader.job(namespace, jobNameFor(name))) return {};
-    const now = this.now().toISOString();
-    const status: DistillationJobStatus = {
-      ...previous,
-      phase: "Failed",
-      conditions: setCondition(
-        previous.conditions,
-        { type: "Failed", status: "True", reason: "InvalidSpec", message: truncateMessage(message) },
-        now,
-        generation,
-      ),
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      completionTime: now,
-    };
+    const status = invalidSpecStatus(previous, message, this.now().toISOString(), generation);
     await this.o.writer.applyStatus(namespace, name, status);
     this.o.log?.("warn", "invalid spec", { namespace, name, message });
     return {};
@@ -211,14 +309,13 @@ export class Reconciler {
   private previousStatus(key: string, dj: OwnerJob, raw: unknown): DistillationJobStatus {
     const cached = (raw as { status?: DistillationJobStatus }).status ?? {};
     const written = this.written.get(key);
-    if (
-      written &&
-      written.uid === dj.metadata.uid &&
-      rvNewer(written.resourceVersion, dj.metadata.resourceVersion)
-    ) {
-      return written.status;
-    }
-    return cached;
+    // resourceVersions are opaque (never compared as numbers, as the API conventions require): while the cache
+    // still shows the very version our write replaced, it has not caught up, and our status is the newer one.
+    const behind =
+      written?.uid === dj.metadata.uid &&
+      written.basedOn !== undefined &&
+      written.basedOn === dj.metadata.resourceVersion;
+    return behind && written ? written.status : cached;
   }
 
   private async applyChildren(dj: OwnerJob): Promise<Observed> {
@@ -229,10 +326,43 @@ export class Reconciler {
     }
     const cachedJob = this.o.reader.job(namespace, jobNameFor(name));
     const desired = withHash(
-      buildJob(dj, { trainerImage: this.o.trainerImage, observedSuspend: cachedJob?.spec?.suspend }),
+      buildJob(dj, {
+        trainerImage: this.o.trainerImage,
+        observedSuspend: cachedJob?.spec?.suspend,
+        ...(this.o.resourceDefaults ? { resourceDefaults: this.o.resourceDefaults } : {}),
+      }),
     );
-    const job = hashMatches(desired, cachedJob) ? cachedJob : await this.o.writer.applyJob(desired);
-    return { job, pods: this.o.reader.pods(namespace, name) };
+    return { job: await this.applyJob(desired, cachedJob), pods: this.o.reader.pods(namespace, name) };
+  }
+
+  /**
+   * A new Job is applied whole; an existing one gets only its mutable fields (job-update.ts): it keeps the pod
+   * template it was created with, also when this operator would build another one (a new trainer image).
+   */
+  private async applyJob(desired: V1Job, cached: V1Job | undefined): Promise<V1Job> {
+    if (!cached) return this.o.writer.applyJob(desired);
+    const update = jobSpecUpdate(desired, cached);
+    if (!update) return cached;
+    const { namespace, name } = desired.metadata as { namespace: string; name: string };
+    return this.o.writer.patchJob(namespace, name, update);
+  }
+
+  /** What the caches show of the children, for a status derived after a failed apply. */
+  private cachedChildren(dj: OwnerJob): Observed {
+    const { namespace, name } = dj.metadata;
+    return { job: this.o.reader.job(namespace, jobNameFor(name)), pods: this.o.reader.pods(namespace, name) };
+  }
+
+  /** status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/document.ts). */
+  private withTrainerStatus(
+    key: string,
+    status: DistillationJobStatus,
+    previous: DistillationJobStatus,
+    now: string,
+  ): DistillationJobStatus {
+    const latest = this.o.scraper?.trainerStatus(key);
+    const trainerStatus = trainerStatusFor(status, previous.trainerStatus, latest, now);
+    return trainerStatus ? { ...status, trainerStatus } : status;
   }
 
   /** Scrape progress only while a trainer pod runs with a metrics port. */
@@ -254,19 +384,21 @@ export class Reconciler {
     key: string,
     dj: OwnerJob,
     status: DistillationJobStatus,
+    urgent = false,
   ): Promise<ReconcileResult> {
     const previous = dj.status ?? {};
     if (sameJson(previous, status)) {
       this.held.delete(key);
       return {};
     }
-    const waitMs = this.holdTime(key, dj.metadata.uid, status);
+    const waitMs = urgent ? 0 : this.holdTime(key, dj.metadata.uid, status);
     if (waitMs > 0) return { requeueAfterMs: waitMs };
     this.held.delete(key);
     const { namespace, name, uid } = dj.metadata;
     const resourceVersion = await this.o.writer.applyStatus(namespace, name, status);
-    if (resourceVersion) this.written.set(key, { uid, resourceVersion, status });
+    if (resourceVersion) this.written.set(key, { uid, basedOn: dj.metadata.resourceVersion, status });
     this.announce(dj, previous, status);
+    this.announceSynced(dj, previous, status);
     return {};
   }
 
@@ -293,9 +425,7 @@ export class Reconciler {
     const newReason = before?.reason !== after?.reason && !TRANSIENT_REASONS.has(after?.reason ?? "");
     if (!phaseChanged && !newReason) return;
     const reason = status.phase === "Succeeded" ? "Succeeded" : (after?.reason ?? status.phase ?? "Pending");
-    const failing =
-      status.phase === "Failed" ||
-      ["Unschedulable", "ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff"].includes(reason);
+    const failing = status.phase === "Failed" || WARNING_REASONS.has(reason);
     const message = `${previous.phase ?? "New"} -> ${status.phase}: ${after?.message ?? ""}`.trim();
     const { name, namespace, uid } = dj.metadata;
     this.o.events.record(
@@ -311,13 +441,30 @@ export class Reconciler {
     }
   }
 
+  /** A Warning event when an apply starts failing or fails differently; a Normal one when it recovers. */
+  private announceSynced(dj: OwnerJob, previous: DistillationJobStatus, status: DistillationJobStatus): void {
+    const before = findCondition(previous.conditions, SYNCED);
+    const after = findCondition(status.conditions, SYNCED);
+    if (!after || (before?.status === after.status && before.message === after.message)) return;
+    const { name, namespace, uid } = dj.metadata;
+    const failing = after.status === "False";
+    this.o.events.record(
+      { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } },
+      failing ? "Warning" : "Normal",
+      after.reason,
+      after.message,
+    );
+    if (failing) this.o.log?.("warn", "apply failed", { namespace, name, message: after.message });
+  }
+
   /** ttlSecondsAfterFinished: delete the finished DistillationJob (children follow by GC), or come back when due. */
   private async expire(dj: OwnerJob): Promise<ReconcileResult> {
     const ttl = dj.spec.runPolicy.ttlSecondsAfterFinished;
     const finished = toIso(dj.status?.completionTime);
     if (ttl === undefined || !finished) return {};
     const dueMs = Date.parse(finished) + ttl * 1000 - this.now().getTime();
-    if (dueMs > 0) return { requeueAfterMs: dueMs };
+    // Node's timers overflow past 2^31-1 ms (~24.8 days) and fire at once: wait at most that, then look again.
+    if (dueMs > 0) return { requeueAfterMs: Math.min(dueMs, MAX_TIMER_MS) };
     const { namespace, name, uid } = dj.metadata;
     await this.o.writer.deleteDistillationJob(namespace, name, uid);
     this.o.log?.("info", "deleted after ttlSecondsAfterFinished", { namespace, name, ttl });

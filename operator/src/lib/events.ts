@@ -16,6 +16,7 @@
 import { hostname } from "node:os";
 import { KubeHttp, type KubeConfigLike } from "./kube-http.ts";
 import { microTime } from "./leader-election.ts";
+import { monotonicNow } from "./clock.ts";
 
 export interface EventSubject {
   apiVersion: string;
@@ -59,7 +60,10 @@ export interface Series {
   /** Name of the Event object written for the first occurrence. */
   name: string;
   count: number;
+  /** Monotonic ms of the last occurrence (the series window). */
   lastObserved: number;
+  /** Wall-clock ms of the last occurrence (the Event's lastObservedTime). */
+  lastObservedWall: number;
 }
 
 export type Decision =
@@ -75,17 +79,18 @@ export class EventCorrelator {
     this.#opts = { ...DEFAULT_CORRELATOR, ...opts };
   }
 
-  observe(objectKey: string, eventKey: string, now: number, newName: () => string): Decision {
+  observe(objectKey: string, eventKey: string, now: number, newName: () => string, wall = now): Decision {
     const existing = this.#series.get(eventKey);
     if (existing && now - existing.lastObserved <= this.#opts.seriesWindowMs) {
       existing.count++;
       existing.lastObserved = now;
+      existing.lastObservedWall = wall;
       this.#series.delete(eventKey); // re-insert: Map order doubles as LRU order
       this.#series.set(eventKey, existing);
       return { action: "repeat", series: existing };
     }
     if (!this.#takeToken(objectKey, now)) return { action: "drop" };
-    const series: Series = { name: newName(), count: 1, lastObserved: now };
+    const series: Series = { name: newName(), count: 1, lastObserved: now, lastObservedWall: wall };
     this.#series.delete(eventKey);
     this.#series.set(eventKey, series);
     this.#evict();
@@ -158,15 +163,22 @@ export class EventRecorder {
     const objectKey = `${obj.kind}/${namespace}/${name}/${uid}`;
     const note = message.length > 1024 ? `${message.slice(0, 1021)}...` : message;
     const eventKey = JSON.stringify([objectKey, type, reason, note]);
-    const now = Date.now();
-    const decision = this.#correlator.observe(objectKey, eventKey, now, () => `${name}.${eventSuffix(now)}`);
+    const now = monotonicNow();
+    const wall = Date.now();
+    const decision = this.#correlator.observe(
+      objectKey,
+      eventKey,
+      now,
+      () => `${name}.${eventSuffix(wall)}`,
+      wall,
+    );
     if (decision.action === "drop") return;
     if (decision.action === "create") {
       const body = {
         apiVersion: "events.k8s.io/v1",
         kind: "Event",
         metadata: { name: decision.series.name, namespace },
-        eventTime: microTime(new Date(now)),
+        eventTime: microTime(new Date(wall)),
         reportingController: this.#opts.component,
         reportingInstance: this.#instance,
         action: reason,
@@ -207,7 +219,7 @@ export class EventRecorder {
     void pending.created.then((ok) => {
       if (!ok) return;
       const patch = {
-        series: { count: series.count, lastObservedTime: microTime(new Date(series.lastObserved)) },
+        series: { count: series.count, lastObservedTime: microTime(new Date(series.lastObservedWall)) },
       };
       const path = `/apis/events.k8s.io/v1/namespaces/${namespace}/events/${series.name}`;
       return this.#send(path, "PATCH", patch, "application/merge-patch+json");

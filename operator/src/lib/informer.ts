@@ -7,7 +7,10 @@
 //
 // Here: list (paged) -> watch from the list's resourceVersion with allowWatchBookmarks; a server-side watch
 // timeout reconnects at once from the last resourceVersion; 410 Gone (HTTP or an ERROR event) relists; ANY
-// other error restarts after an exponential backoff (0.5 s doubling, cap 30 s, reset by progress). After each
+// other error restarts after an exponential backoff (0.5 s doubling, cap 4 s, reset by progress: client-go
+// caps at 30 s, but a cache should catch up within seconds of the apiserver's return, and a refused connect
+// costs the apiserver nothing). A restarted apiserver answers a watch from an older resourceVersion than its
+// new watch cache with HTTP 200 and one ERROR 410 event: that relists at once like any 410. After each
 // relist the new list is diffed against the cache and replayed as ADDED/MODIFIED/DELETED, so handlers see
 // what happened while disconnected (client-go's Replace + DeletedFinalStateUnknown). Objects are stored as
 // parsed from the wire, never copied (only metadata.managedFields is dropped, and whatever `transform` drops,
@@ -60,6 +63,13 @@ export interface ResourceWatch<T extends KubernetesObject> {
   /** Cached objects whose indexBy value is `value` (empty without indexBy). */
   byIndex(value: string): T[];
   hasSynced(): boolean;
+  /**
+   * For how long (ms, monotonic) the informer has been failing to list or watch without making progress
+   * since; 0 while it works. Readiness and liveness checks read this: a synced cache can still go stale.
+   */
+  failingForMs(): number;
+  /** The last error since it started failing (undefined while it works). */
+  lastError(): unknown;
 }
 
 interface WatchLine {
@@ -74,6 +84,14 @@ interface ObjectList<T> {
 
 /** Thrown inside the loop when the resourceVersion is too old: relist without backoff. */
 class Gone extends Error {}
+
+/** The apiserver sends a BOOKMARK about every minute on an idle watch that allows them (cacher). */
+const BOOKMARK_SILENCE_LIMIT_S = 150;
+
+/** How long a watch must stay open without an error to count as working (for failingForMs). */
+const WATCH_WORKING_MS = 2000;
+
+const monotonicMs = () => performance.now();
 
 export function cacheKey(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
@@ -116,6 +134,9 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
   #abort = new AbortController();
   #syncWaiters: (() => void)[] = [];
   #backoffMs = 0;
+  /** Monotonic time of the first error since the last progress (undefined: working). */
+  #failingSince: number | undefined;
+  #lastError: unknown;
 
   constructor(opts: WatchResourceOptions<T>) {
     this.#opts = opts;
@@ -156,6 +177,25 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     return this.#synced;
   }
 
+  failingForMs(): number {
+    return this.#failingSince === undefined ? 0 : monotonicMs() - this.#failingSince;
+  }
+
+  lastError(): unknown {
+    return this.#failingSince === undefined ? undefined : this.#lastError;
+  }
+
+  /** The cache is current again (a list, or a watch delivering). */
+  #progressed(): void {
+    this.#failingSince = undefined;
+    this.#lastError = undefined;
+  }
+
+  #failed(error: unknown): void {
+    this.#failingSince ??= monotonicMs();
+    this.#lastError = error;
+  }
+
   #indexAdd(key: string, obj: T): void {
     const value = this.#opts.indexBy?.(obj);
     if (value === undefined) return;
@@ -184,8 +224,11 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
           this.#resourceVersion = "";
           continue;
         }
+        this.#failed(error);
         this.#report(error);
-        await this.#sleepBackoff(signal);
+        // A 429 says when to come back (Retry-After): never sooner than that.
+        const retryAfterMs = error instanceof KubeApiError ? (error.retryAfterSeconds ?? 0) * 1000 : 0;
+        await this.#sleepBackoff(signal, retryAfterMs);
       }
     }
   }
@@ -215,6 +258,7 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     for (const [key, obj] of fresh) this.#indexAdd(key, obj);
     this.#resourceVersion = resourceVersion;
     this.#backoffMs = 0;
+    this.#progressed();
     this.#markSynced();
     for (const [type, obj] of events) this.#emit(type, obj);
   }
@@ -225,8 +269,9 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     const connection = new AbortController();
     const onStop = () => connection.abort();
     signal.addEventListener("abort", onStop, { once: true });
-    const opened = Date.now();
+    const opened = monotonicMs();
     let progressed = false;
+    let working: NodeJS.Timeout | undefined;
     try {
       const res = await this.#http.stream(this.#opts.path, {
         query: {
@@ -239,22 +284,29 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
         },
         signal: connection.signal,
       });
-      // A dead TCP peer may never close the stream: give up when even the server's timeout has passed.
-      const idleMs = (timeoutSeconds + 30) * 1000;
+      // A dead TCP peer may never close the stream: give up when even the server's timeout has passed, or
+      // when no bookmark came for far longer than the apiserver's one-a-minute.
+      const idleMs = Math.min(timeoutSeconds + 30, BOOKMARK_SILENCE_LIMIT_S) * 1000;
+      // An idle watch delivers nothing: one that stays open a moment without an error is working (one that
+      // opens and fails at once, again and again, is not).
+      working = setTimeout(() => this.#progressed(), WATCH_WORKING_MS);
       await this.#readLines(res, idleMs, connection, (line) => {
-        progressed = true;
         this.#handle(JSON.parse(line) as WatchLine);
+        progressed = true;
+        this.#progressed();
       });
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 410) throw new Gone(error.message);
       throw error;
     } finally {
+      clearTimeout(working);
       signal.removeEventListener("abort", onStop);
       connection.abort();
     }
     if (progressed) this.#backoffMs = 0;
     // A stream that ends at once without events (e.g. a proxy dropping it) must not become a hot loop.
-    if (!progressed && Date.now() - opened < 1000) throw new Error("watch closed immediately");
+    if (!progressed && monotonicMs() - opened < 1000) throw new Error("watch closed immediately");
+    this.#progressed(); // ended by the server's timeout: the watch worked
   }
 
   #readLines(
@@ -265,14 +317,22 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
   ): Promise<void> {
     return new Promise((resolve, reject) => {
       let buffered = "";
+      let settled = false;
       let idle = setTimeout(() => connection.abort(), idleMs);
-      const fail = (error: unknown) => {
+      // Settle first, then destroy: destroying the response can emit 'aborted' synchronously, and that must not
+      // replace the real outcome (a 410 ERROR event became "watch connection aborted", so after an apiserver
+      // restart the informer retried the same too-old resourceVersion forever instead of relisting).
+      const settle = (error?: unknown) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(idle);
+        if (error === undefined) resolve();
+        else reject(error);
         res.destroy();
-        reject(error);
       };
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
+        if (settled) return;
         clearTimeout(idle);
         idle = setTimeout(() => connection.abort(), idleMs);
         buffered += chunk;
@@ -284,18 +344,15 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
           try {
             if (line.trim()) onLine(line);
           } catch (error) {
-            return fail(error);
+            return settle(error);
           }
         }
         buffered = buffered.slice(start);
       });
-      res.once("end", () => {
-        clearTimeout(idle);
-        resolve();
-      });
-      res.once("error", fail);
-      res.once("aborted", () => fail(new Error("watch connection aborted")));
-      connection.signal.addEventListener("abort", () => fail(new Error("watch aborted")), { once: true });
+      res.once("end", () => settle());
+      res.once("error", (error) => settle(error));
+      res.once("aborted", () => settle(new Error("watch connection aborted")));
+      connection.signal.addEventListener("abort", () => settle(new Error("watch aborted")), { once: true });
     });
   }
 
@@ -347,11 +404,11 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     this.#syncWaiters.splice(0).forEach((resolve) => resolve());
   }
 
-  async #sleepBackoff(signal: AbortSignal): Promise<void> {
+  async #sleepBackoff(signal: AbortSignal, atLeastMs = 0): Promise<void> {
     const min = this.#opts.minBackoffMs ?? 500;
-    const max = this.#opts.maxBackoffMs ?? 30_000;
+    const max = this.#opts.maxBackoffMs ?? 4000;
     this.#backoffMs = Math.min(max, this.#backoffMs ? this.#backoffMs * 2 : min);
     const jittered = this.#backoffMs * (0.8 + Math.random() * 0.4);
-    await sleepUnlessAborted(jittered, signal);
+    await sleepUnlessAborted(Math.max(jittered, Math.min(atLeastMs, 30_000)), signal);
   }
 }

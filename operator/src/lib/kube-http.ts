@@ -6,6 +6,11 @@
 // streaming response anyway. Here one keep-alive agent per KubeConfig is reused (as client-go's transport
 // does), while credentials still come from the KubeConfig on every request (so exec/file tokens refresh).
 // Not supported: cluster.proxyUrl (use client-node's clients behind a proxy).
+//
+// Like client-go's rest client: a client-side token bucket (QPS/burst, every request including watch starts)
+// keeps one operator from flooding the apiserver, and a 429 (or 5xx) carrying Retry-After is retried after that
+// many seconds (at most MAX_RETRIES times, never past the request's signal); a stream's 429 is returned with
+// its retryAfterSeconds for the informer to honour.
 
 import type { KubeConfig } from "@kubernetes/client-node";
 import * as http from "node:http";
@@ -34,12 +39,15 @@ export interface KubeRequest {
 export class KubeApiError extends Error {
   readonly status: number;
   readonly reason: string | undefined;
+  /** The server's Retry-After (seconds), on 429 Too Many Requests and some 5xx. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(status: number, message: string, reason?: string) {
+  constructor(status: number, message: string, reason?: string, retryAfterSeconds?: number) {
     super(message);
     this.name = "KubeApiError";
     this.status = status;
     this.reason = reason;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 
   /** The HTTP status under the name client-node's ApiException uses, so existing `code` checks keep working. */
@@ -61,14 +69,91 @@ interface Connection {
 
 const clients = new WeakMap<KubeConfigLike, KubeHttp>();
 
+export interface RateLimit {
+  /** Requests per second on average (0: unlimited). */
+  qps: number;
+  /** Requests allowed at once above the average. */
+  burst: number;
+}
+
+/** KubeRay's defaults (client-go's 5/10 are for kubectl-like tools; kube-controller-manager runs 20/30). */
+export const DEFAULT_RATE_LIMIT: RateLimit = { qps: 100, burst: 200 };
+/** client-go's maxRetries for Retry-After answers is 10; fewer here, each wait capped. */
+const MAX_RETRIES = 5;
+const MAX_RETRY_AFTER_S = 30;
+
+/** A token bucket on the monotonic clock (golang.org/x/time/rate's Reserve): how long to wait for a token. */
+export class TokenBucket {
+  #limit: RateLimit;
+  #tokens: number;
+  #last: number;
+  readonly #now: () => number;
+
+  constructor(limit: RateLimit, now: () => number = () => performance.now()) {
+    this.#limit = limit;
+    this.#tokens = limit.burst;
+    this.#now = now;
+    this.#last = now();
+  }
+
+  set(limit: RateLimit): void {
+    this.#limit = limit;
+    this.#tokens = Math.min(this.#tokens, limit.burst);
+  }
+
+  /** Takes a token (going into debt if there is none) and returns the milliseconds to wait for it. */
+  reserve(): number {
+    const { qps, burst } = this.#limit;
+    if (qps <= 0) return 0;
+    const now = this.#now();
+    this.#tokens = Math.min(burst, this.#tokens + ((now - this.#last) / 1000) * qps);
+    this.#last = now;
+    this.#tokens -= 1;
+    return this.#tokens >= 0 ? 0 : (-this.#tokens / qps) * 1000;
+  }
+}
+
+/** Retry-After as seconds (an HTTP date is turned into seconds from now); undefined when absent or invalid. */
+export function retryAfterSeconds(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+const retryable = (status: number) => status === 429 || status >= 500;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason as Error);
+      },
+      { once: true },
+    );
+  });
+}
+
 export class KubeHttp {
   readonly #kc: KubeConfigLike;
   readonly #userAgent: string;
   #agent: http.Agent | undefined;
+  readonly #bucket: TokenBucket;
 
-  constructor(kc: KubeConfigLike, userAgent = "mokd-operator") {
+  constructor(kc: KubeConfigLike, userAgent = "mokd-operator", limit: RateLimit = DEFAULT_RATE_LIMIT) {
     this.#kc = kc;
     this.#userAgent = userAgent;
+    this.#bucket = new TokenBucket(limit);
+  }
+
+  /** Sets the client-side rate limit (the operator's --kube-api-qps and --kube-api-burst). */
+  setRateLimit(limit: RateLimit): void {
+    this.#bucket.set(limit);
   }
 
   /** The shared client of a KubeConfig (one connection pool per KubeConfig). */
@@ -83,17 +168,27 @@ export class KubeHttp {
 
   /** Sends a request; parses a JSON answer (else returns the text); throws KubeApiError on a non-2xx status. */
   async request<T>(path: string, req: KubeRequest = {}): Promise<T> {
-    const res = await this.#send(path, req, false);
-    const text = await readBody(res);
-    if ((res.statusCode ?? 0) >= 300) throw apiError(res.statusCode ?? 0, text);
-    const json = res.headers["content-type"]?.includes("json") ?? false;
-    return (json && text ? JSON.parse(text) : text || undefined) as T;
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.#send(path, req, false);
+      const text = await readBody(res);
+      const status = res.statusCode ?? 0;
+      if (status < 300) {
+        const json = res.headers["content-type"]?.includes("json") ?? false;
+        return (json && text ? JSON.parse(text) : text || undefined) as T;
+      }
+      const error = apiError(status, text, retryAfterSeconds(res.headers["retry-after"]));
+      const wait = error.retryAfterSeconds;
+      if (!retryable(status) || wait === undefined || attempt >= MAX_RETRIES) throw error;
+      await sleep(Math.min(wait, MAX_RETRY_AFTER_S) * 1000, req.signal);
+    }
   }
 
   /** Opens a streaming GET (a watch); the caller reads the body. Throws KubeApiError on a non-2xx status. */
   async stream(path: string, req: KubeRequest = {}): Promise<http.IncomingMessage> {
     const res = await this.#send(path, { ...req, method: "GET" }, true);
-    if ((res.statusCode ?? 0) >= 300) throw apiError(res.statusCode ?? 0, await readBody(res));
+    const status = res.statusCode ?? 0;
+    if (status >= 300)
+      throw apiError(status, await readBody(res), retryAfterSeconds(res.headers["retry-after"]));
     return res;
   }
 
@@ -147,6 +242,8 @@ export class KubeHttp {
   }
 
   async #send(path: string, req: KubeRequest, streaming: boolean): Promise<http.IncomingMessage> {
+    const wait = this.#bucket.reserve();
+    if (wait > 0) await sleep(wait, req.signal);
     const conn = await this.#connection();
     const url = new URL(conn.server.pathname.replace(/\/$/, "") + path, conn.server);
     for (const [key, value] of Object.entries(req.query ?? {})) {
@@ -211,11 +308,16 @@ function readBody(res: http.IncomingMessage): Promise<string> {
   });
 }
 
-function apiError(status: number, text: string): KubeApiError {
+function apiError(status: number, text: string, retryAfter?: number): KubeApiError {
   try {
-    const parsed = JSON.parse(text) as { message?: string; reason?: string };
-    return new KubeApiError(status, parsed.message ?? `HTTP ${status}`, parsed.reason);
+    const parsed = JSON.parse(text) as {
+      message?: string;
+      reason?: string;
+      details?: { retryAfterSeconds?: number };
+    };
+    const after = retryAfter ?? parsed.details?.retryAfterSeconds;
+    return new KubeApiError(status, parsed.message ?? `HTTP ${status}`, parsed.reason, after);
   } catch {
-    return new KubeApiError(status, `HTTP ${status}: ${text.slice(0, 200)}`);
+    return new KubeApiError(status, `HTTP ${status}: ${text.slice(0, 200)}`, undefined, retryAfter);
   }
 }

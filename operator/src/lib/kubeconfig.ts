@@ -5,14 +5,18 @@
 // operator's 150 MiB budget. This covers what an operator needs: $KUBECONFIG or ~/.kube/config (clusters with
 // server, CA file/data, insecure-skip-tls-verify, tls-server-name; users with client cert/key file/data,
 // token, tokenFile) and in-cluster config (the pod's ServiceAccount token, re-read so rotation works, as
-// client-go's rest.InClusterConfig does). Not supported: exec and auth-provider plugins, proxies (use
-// client-node's KubeConfig for those: it fits the same KubeConfigLike type).
+// client-go's rest.InClusterConfig does). $KUBECONFIG may list several files: they merge as kubectl merges them
+// (the first file that defines a cluster, user or context, or sets current-context, wins).
+// Users with an `exec` plugin or an `auth-provider` (EKS, GKE, AKS, OIDC) are handed to client-node's
+// KubeConfig (loadKubeConfig), which runs the plugin and refreshes its credentials: that costs its ~80 MiB,
+// but only for those users. Not supported: proxies (client-node's clients handle cluster.proxy-url).
 
 import { existsSync, readFileSync } from "node:fs";
 import type * as https from "node:https";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join } from "node:path";
 import YAML from "yaml";
+import type { KubeConfigLike } from "./kube-http.ts";
 
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 /** How long a token, CA or cert read from a file is reused before it is read again (rotation). */
@@ -36,11 +40,115 @@ interface LightUser {
   tokenFile?: string;
 }
 
-interface RawKubeconfig {
+type Named<K extends string, V> = { name: string } & Record<K, V>;
+
+export interface RawKubeconfig {
+  apiVersion?: string;
+  kind?: string;
   "current-context"?: string;
-  contexts?: { name: string; context: { cluster: string; user: string; namespace?: string } }[];
-  clusters?: { name: string; cluster: Record<string, string | boolean | undefined> }[];
-  users?: { name: string; user: Record<string, string | undefined> | null }[];
+  contexts?: Named<"context", { cluster: string; user: string; namespace?: string }>[];
+  clusters?: Named<"cluster", Record<string, string | boolean | undefined>>[];
+  users?: Named<"user", Record<string, unknown> | null>[];
+}
+
+/** Keys of cluster and user entries that name files (relative ones are relative to their kubeconfig). */
+const FILE_KEYS = ["certificate-authority", "client-certificate", "client-key", "tokenFile"];
+
+function absolutePaths<T extends Record<string, unknown> | null>(entry: T, baseDir: string): T {
+  if (!entry) return entry;
+  const out: Record<string, unknown> = { ...entry };
+  for (const key of FILE_KEYS) {
+    const value = out[key];
+    if (typeof value === "string" && value && !isAbsolute(value)) out[key] = join(baseDir, value);
+  }
+  return out as T;
+}
+
+/**
+ * kubectl's merge of a $KUBECONFIG list (clientcmd's loading rules): entries are taken by name from the first
+ * file that has them, current-context from the first file that sets it; file paths are made absolute against
+ * the file that names them.
+ */
+export function mergeKubeconfigs(files: { text: string; dir: string }[]): RawKubeconfig {
+  const merged: Required<Pick<RawKubeconfig, "clusters" | "users" | "contexts">> & RawKubeconfig = {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [],
+    users: [],
+    contexts: [],
+  };
+  for (const { text, dir } of files) {
+    const raw = (YAML.parse(text) ?? {}) as RawKubeconfig;
+    merged["current-context"] ||= raw["current-context"];
+    for (const c of raw.clusters ?? [])
+      if (!merged.clusters.some((m) => m.name === c.name))
+        merged.clusters.push({ ...c, cluster: absolutePaths(c.cluster, dir) });
+    for (const u of raw.users ?? [])
+      if (!merged.users.some((m) => m.name === u.name))
+        merged.users.push({ ...u, user: absolutePaths(u.user, dir) });
+    for (const c of raw.contexts ?? [])
+      if (!merged.contexts.some((m) => m.name === c.name)) merged.contexts.push(c);
+  }
+  return merged;
+}
+
+/** The kubeconfig files in use: $KUBECONFIG's list (existing ones), else ~/.kube/config. */
+export function kubeconfigFiles(env: NodeJS.ProcessEnv = process.env): string[] {
+  const listed = (env.KUBECONFIG ?? "").split(":").filter(Boolean);
+  if (listed.length > 0) return listed.filter((path) => existsSync(path));
+  const home = join(homedir(), ".kube", "config");
+  return existsSync(home) ? [home] : [];
+}
+
+/** The current context's user entry, if any. */
+function currentUser(raw: RawKubeconfig): Record<string, unknown> | undefined {
+  const context = raw.contexts?.find((c) => c.name === raw["current-context"])?.context;
+  return raw.users?.find((u) => u.name === context?.user)?.user ?? undefined;
+}
+
+/** A user whose credentials come from a plugin (exec: EKS, AKS, GKE's gke-gcloud-auth-plugin; auth-provider: OIDC). */
+export function needsPlugin(raw: RawKubeconfig): "exec" | "auth-provider" | undefined {
+  const user = currentUser(raw);
+  if (user?.exec) return "exec";
+  if (user?.["auth-provider"]) return "auth-provider";
+  return undefined;
+}
+
+/** What KubeHttp needs of a kubeconfig, plus the current context's namespace. */
+export interface LoadedKubeConfig {
+  kubeConfig: KubeConfigLike;
+  namespace: string | undefined;
+}
+
+/**
+ * $KUBECONFIG (merged), ~/.kube/config or the in-cluster config. An exec or auth-provider user goes through
+ * client-node's KubeConfig (imported only then), which runs the plugin and refreshes what it returns.
+ */
+export async function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): Promise<LoadedKubeConfig> {
+  const files = kubeconfigFiles(env);
+  if (files.length === 0) {
+    const light = LightKubeConfig.fromDefault(env);
+    return { kubeConfig: light, namespace: light.namespace };
+  }
+  const raw = mergeKubeconfigs(
+    files.map((path) => ({ text: readFileSync(path, "utf8"), dir: dirname(path) })),
+  );
+  const plugin = needsPlugin(raw);
+  if (!plugin) {
+    const light = LightKubeConfig.fromRaw(raw);
+    return { kubeConfig: light, namespace: light.namespace };
+  }
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromString(YAML.stringify(raw));
+  } catch (error) {
+    throw new Error(
+      `kubeconfig: cannot load the ${plugin} user of context ${raw["current-context"]}: ${String(error)}`,
+      { cause: error },
+    );
+  }
+  return { kubeConfig: kc, namespace: kc.getContextObject(kc.getCurrentContext())?.namespace };
 }
 
 export class LightKubeConfig {
@@ -56,11 +164,17 @@ export class LightKubeConfig {
     this.namespace = namespace;
   }
 
-  /** $KUBECONFIG (first existing file of the list), else ~/.kube/config, else in-cluster. */
+  /**
+   * $KUBECONFIG (its files merged as kubectl does), else ~/.kube/config, else in-cluster. Refuses an exec or
+   * auth-provider user (it would send no credentials): loadKubeConfig supports those.
+   */
   static fromDefault(env: NodeJS.ProcessEnv = process.env): LightKubeConfig {
-    const candidates = (env.KUBECONFIG ?? "").split(":").filter(Boolean);
-    const file = [...candidates, join(homedir(), ".kube", "config")].find((path) => existsSync(path));
-    if (file) return LightKubeConfig.fromFile(file);
+    const files = kubeconfigFiles(env);
+    if (files.length > 0) {
+      return LightKubeConfig.fromRaw(
+        mergeKubeconfigs(files.map((path) => ({ text: readFileSync(path, "utf8"), dir: dirname(path) }))),
+      );
+    }
     if (env.KUBERNETES_SERVICE_HOST) return LightKubeConfig.inCluster(env);
     throw new Error("no kubeconfig: set KUBECONFIG, create ~/.kube/config or run in a pod");
   }
@@ -71,7 +185,18 @@ export class LightKubeConfig {
 
   /** Parses kubeconfig YAML; relative file paths in it are resolved against `baseDir`. */
   static fromString(text: string, baseDir = process.cwd()): LightKubeConfig {
-    const raw = (YAML.parse(text) ?? {}) as RawKubeconfig;
+    return LightKubeConfig.fromRaw(mergeKubeconfigs([{ text, dir: baseDir }]));
+  }
+
+  /** From a parsed (merged) kubeconfig whose file paths are absolute. */
+  static fromRaw(raw: RawKubeconfig): LightKubeConfig {
+    const plugin = needsPlugin(raw);
+    if (plugin) {
+      throw new Error(
+        `kubeconfig: the user of context ${raw["current-context"]} gets its credentials from an ${plugin} plugin, ` +
+          "which this loader does not run (it would send no credentials): use loadKubeConfig",
+      );
+    }
     const contextName = raw["current-context"];
     const context = raw.contexts?.find((c) => c.name === contextName)?.context;
     if (!context) throw new Error(`kubeconfig: current context ${contextName ?? "(unset)"} not found`);
@@ -79,8 +204,7 @@ export class LightKubeConfig {
     if (!cluster || typeof cluster.server !== "string")
       throw new Error(`kubeconfig: cluster ${context.cluster}?`);
     const user = raw.users?.find((u) => u.name === context.user)?.user ?? {};
-    const file = (value: unknown) =>
-      typeof value === "string" ? (isAbsolute(value) ? value : join(baseDir, value)) : undefined;
+    const file = (value: unknown) => (typeof value === "string" && value ? value : undefined);
     const text_ = (value: unknown) => (typeof value === "string" ? value : undefined);
     return new LightKubeConfig(
       {
@@ -144,8 +268,8 @@ export class LightKubeConfig {
     if (this.#user.token) return this.#user.token;
     const tokenFile = this.#user.tokenFile;
     if (!tokenFile) return undefined;
-    if (!this.#token || Date.now() - this.#token.readAt > TOKEN_FILE_TTL_MS) {
-      this.#token = { value: readFileSync(tokenFile, "utf8").trim(), readAt: Date.now() };
+    if (!this.#token || performance.now() - this.#token.readAt > TOKEN_FILE_TTL_MS) {
+      this.#token = { value: readFileSync(tokenFile, "utf8").trim(), readAt: performance.now() };
     }
     return this.#token.value;
   }
@@ -158,8 +282,8 @@ function material(data: string | undefined, file: string | undefined): Buffer | 
   if (data) return Buffer.from(data, "base64");
   if (!file) return undefined;
   let cached = fileCache.get(file);
-  if (!cached || Date.now() - cached.readAt > TOKEN_FILE_TTL_MS) {
-    cached = { content: readFileSync(file), readAt: Date.now() };
+  if (!cached || performance.now() - cached.readAt > TOKEN_FILE_TTL_MS) {
+    cached = { content: readFileSync(file), readAt: performance.now() };
     fileCache.set(file, cached);
   }
   return cached.content;

@@ -12,6 +12,7 @@
 
 import { KubeHttp, isStatus, type KubeConfigLike } from "./kube-http.ts";
 import { sleepUnlessAborted } from "./sleep.ts";
+import { monotonicNow } from "./clock.ts";
 
 export interface LeaderElectorOptions {
   kubeConfig: KubeConfigLike;
@@ -81,16 +82,16 @@ export class LeaderElector {
     const stop = this.#stop.signal;
     while (!stop.aborted && !(await this.#tryAcquireOrRenew())) await this.#sleep(jitter(this.#retryMs()));
     if (stop.aborted) return;
-    this.#lastRenew = Date.now();
+    this.#lastRenew = monotonicNow();
     this.#leading = new AbortController();
     this.#opts.onStartedLeading(this.#leading.signal);
     const deadlineMs = this.#opts.renewDeadlineSeconds * 1000;
     while (!stop.aborted) {
       // Wake no later than the renew deadline, so leadership ends on time even when every attempt fails.
-      await this.#sleep(Math.min(this.#retryMs(), this.#lastRenew + deadlineMs - Date.now()));
-      if (stop.aborted || Date.now() - this.#lastRenew >= deadlineMs) break;
-      if (await this.#tryAcquireOrRenew()) this.#lastRenew = Date.now();
-      else if (Date.now() - this.#lastRenew >= deadlineMs || this.#heldByOther()) break;
+      await this.#sleep(Math.min(this.#retryMs(), this.#lastRenew + deadlineMs - monotonicNow()));
+      if (stop.aborted || monotonicNow() - this.#lastRenew >= deadlineMs) break;
+      if (await this.#tryAcquireOrRenew()) this.#lastRenew = monotonicNow();
+      else if (monotonicNow() - this.#lastRenew >= deadlineMs || this.#heldByOther()) break;
     }
     this.#stopLeading();
   }
@@ -131,14 +132,14 @@ export class LeaderElector {
 
   #expired(): boolean {
     const duration = this.#observed?.spec?.leaseDurationSeconds ?? this.#opts.leaseDurationSeconds;
-    return Date.now() >= this.#observedAt + duration * 1000;
+    return monotonicNow() >= this.#observedAt + duration * 1000;
   }
 
   /** One attempt; true when we hold the Lease afterwards. */
   async #tryAcquireOrRenew(): Promise<boolean> {
     // A renew must not outlive the renew deadline: past it we no longer claim to lead.
     const timeoutMs = this.isLeader()
-      ? Math.max(1, this.#opts.renewDeadlineSeconds * 1000 - (Date.now() - this.#lastRenew))
+      ? Math.max(1, this.#opts.renewDeadlineSeconds * 1000 - (monotonicNow() - this.#lastRenew))
       : this.#opts.renewDeadlineSeconds * 1000;
     try {
       const current = await this.#read(timeoutMs);
@@ -191,7 +192,7 @@ export class LeaderElector {
     const spec = JSON.stringify(lease.spec ?? {});
     if (spec !== this.#observedSpec) {
       this.#observedSpec = spec;
-      this.#observedAt = Date.now();
+      this.#observedAt = monotonicNow();
     }
     this.#observed = lease;
     const holder = lease.spec?.holderIdentity ?? "";

@@ -12,6 +12,8 @@
 // Deviation: after shutDown() get() returns undefined at once instead of draining waiting keys: a replica
 // that stops leading should hand over quickly, and the next leader relists everything anyway.
 
+import { monotonicNow } from "./clock.ts";
+
 export interface WorkQueueHooks {
   /** A key was added (called also for adds that dedupe). */
   onAdd?(key: string): void;
@@ -48,7 +50,7 @@ export class RateLimiter {
   readonly #opts: RateLimiterOptions;
   readonly #failures = new Map<string, number>();
   #tokens: number;
-  #lastRefill = Date.now();
+  #lastRefill = monotonicNow();
 
   constructor(opts: Partial<RateLimiterOptions> = {}) {
     this.#opts = { ...DEFAULT_RATE_LIMITER, ...opts };
@@ -73,7 +75,7 @@ export class RateLimiter {
 
   /** Takes one token (possibly going into debt, like rate.Limiter.Reserve) and returns the wait for it. */
   #reserveToken(): number {
-    const now = Date.now();
+    const now = monotonicNow();
     this.#tokens = Math.min(
       this.#opts.burst,
       this.#tokens + ((now - this.#lastRefill) / 1000) * this.#opts.qps,
@@ -191,7 +193,7 @@ export class WorkQueue {
     this.#hooks.onAdd?.(key);
     if (this.#dirty.has(key)) return;
     this.#dirty.add(key);
-    this.#readySince.set(key, Date.now());
+    this.#readySince.set(key, monotonicNow());
     if (this.#processing.has(key)) return; // queued again by done()
     this.#enqueue(key);
   }
@@ -199,7 +201,7 @@ export class WorkQueue {
   addAfter(key: string, ms: number): void {
     if (this.#shuttingDown) return;
     if (ms <= 0) return this.add(key);
-    const readyAt = Date.now() + ms;
+    const readyAt = monotonicNow() + ms;
     const current = this.#parkedAt.get(key);
     if (current !== undefined && current <= readyAt) return;
     this.#parkedAt.set(key, readyAt);
@@ -298,14 +300,14 @@ export class WorkQueue {
     this.#dirty.delete(key);
     const since = this.#readySince.get(key);
     this.#readySince.delete(key);
-    if (since !== undefined) this.#hooks.onQueueLatency?.(key, (Date.now() - since) / 1000);
+    if (since !== undefined) this.#hooks.onQueueLatency?.(key, (monotonicNow() - since) / 1000);
   }
 
   /** Moves every parked key whose time has come into the queue, then re-arms the timer. */
   #releaseParked(): void {
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    const now = Date.now();
+    const now = monotonicNow();
     for (let next = this.#parked.peek(); next && next.readyAt <= now; next = this.#parked.peek()) {
       this.#parked.pop();
       if (this.#parkedAt.get(next.key) !== next.readyAt) continue; // stale entry
@@ -325,7 +327,7 @@ export class WorkQueue {
     if (!next || next.readyAt >= this.#timerAt) return;
     clearTimeout(this.#timer);
     this.#timerAt = next.readyAt;
-    this.#timer = setTimeout(() => this.#releaseParked(), Math.max(0, next.readyAt - Date.now()));
+    this.#timer = setTimeout(() => this.#releaseParked(), Math.max(0, next.readyAt - monotonicNow()));
   }
 }
 

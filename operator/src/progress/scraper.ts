@@ -1,7 +1,13 @@
-// Live progress: while a trainer pod runs, read its /metrics every `intervalMs` and hand changes to the
-// controller. Pull, not push: the trainer needs no API rights and no operator credentials (docs/operator.md).
-import type { Progress } from "../../../api/v1alpha1/index.ts";
-import { parseProgress } from "./parse.ts";
+// Live progress: while a trainer pod runs, read its progress document (GET /progress on the metrics port, the
+// api's TrainerProgress) every `intervalMs`, validate it with that schema and hand changes to the controller.
+// Pull, not push: the trainer needs no API rights and no operator credentials (docs/operator.md).
+import {
+  PROGRESS_PATH,
+  TrainerProgress,
+  type Progress,
+  type TrainerStatus,
+} from "../../../api/v1alpha1/index.ts";
+import { progressFromDocument, trainerStatusFromDocument } from "./document.ts";
 
 export interface ScrapeTarget {
   podIP: string;
@@ -17,24 +23,38 @@ export interface ScraperOptions {
   concurrency?: number;
   /** Re-report unchanged progress this often, so lastUpdateTime shows the trainer is still being read. */
   refreshMs?: number;
-  fetchText?: (url: string, signal: AbortSignal) => Promise<string>;
+  fetchJson?: (url: string, signal: AbortSignal) => Promise<unknown>;
   now?: () => Date;
+  /** A failed read, or a document the schema refuses (the message names the fields). */
   onError?: (key: string, error: unknown) => void;
+}
+
+/** What one read of a trainer gave, in the two shapes the status carries. */
+export interface Reading {
+  progress: Progress;
+  trainerStatus: TrainerStatus;
 }
 
 interface Entry {
   target: ScrapeTarget;
-  progress?: Progress;
+  reading?: Reading;
   reportedAt?: number;
 }
 
-async function defaultFetch(url: string, signal: AbortSignal): Promise<string> {
+async function defaultFetch(url: string, signal: AbortSignal): Promise<unknown> {
   const response = await fetch(url, { signal });
   if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
-  return response.text();
+  return response.json();
 }
 
-const withoutTime = ({ lastUpdateTime: _, ...rest }: Progress) => JSON.stringify(rest);
+/** A reading without its timestamps: what "changed" means. */
+const content = ({ progress, trainerStatus }: Reading) => {
+  const { lastUpdateTime: _read, ...figures } = progress;
+  const { lastUpdatedTime: _updated, ...status } = trainerStatus;
+  return JSON.stringify([figures, status]);
+};
+
+export class ProgressDocumentError extends Error {}
 
 export class ProgressScraper {
   private readonly entries = new Map<string, Entry>();
@@ -47,7 +67,7 @@ export class ProgressScraper {
       timeoutMs: 2000,
       concurrency: 16,
       refreshMs: 25_000,
-      fetchText: defaultFetch,
+      fetchJson: defaultFetch,
       now: () => new Date(),
       ...options,
     };
@@ -57,7 +77,7 @@ export class ProgressScraper {
   track(key: string, target: ScrapeTarget): void {
     const entry = this.entries.get(key);
     if (entry && entry.target.podIP === target.podIP && entry.target.port === target.port) return;
-    this.entries.set(key, { target, progress: entry?.progress });
+    this.entries.set(key, { target, reading: entry?.reading });
     this.schedule();
   }
 
@@ -66,8 +86,14 @@ export class ProgressScraper {
     if (this.entries.size === 0) this.cancel();
   }
 
+  /** status.progress of the latest valid document. */
   latest(key: string): Progress | undefined {
-    return this.entries.get(key)?.progress;
+    return this.entries.get(key)?.reading?.progress;
+  }
+
+  /** status.trainerStatus (Kubeflow Trainer's shape) of the latest valid document. */
+  trainerStatus(key: string): TrainerStatus | undefined {
+    return this.entries.get(key)?.reading?.trainerStatus;
   }
 
   tracked(): string[] {
@@ -88,25 +114,35 @@ export class ProgressScraper {
     await Promise.all(workers);
   }
 
+  private async read(target: ScrapeTarget): Promise<Reading> {
+    const host = target.podIP.includes(":") ? `[${target.podIP}]` : target.podIP;
+    const body = await this.options.fetchJson(
+      `http://${host}:${target.port}${PROGRESS_PATH}`,
+      AbortSignal.timeout(this.options.timeoutMs),
+    );
+    const parsed = TrainerProgress.safeParse(body);
+    if (!parsed.success) {
+      const fields = parsed.error.issues.map((i) => `${i.path.join(".") || "(document)"}: ${i.message}`);
+      throw new ProgressDocumentError(`invalid progress document: ${fields.join("; ")}`);
+    }
+    return {
+      progress: progressFromDocument(parsed.data, this.options.now().toISOString()),
+      trainerStatus: trainerStatusFromDocument(parsed.data),
+    };
+  }
+
   private async scrapeOne(key: string): Promise<void> {
     const entry = this.entries.get(key);
     if (!entry) return;
-    const { podIP, port } = entry.target;
-    const host = podIP.includes(":") ? `[${podIP}]` : podIP;
     try {
-      const text = await this.options.fetchText(
-        `http://${host}:${port}/metrics`,
-        AbortSignal.timeout(this.options.timeoutMs),
-      );
-      const now = this.options.now();
-      const progress = parseProgress(text, now.toISOString());
-      if (!progress || this.entries.get(key) !== entry) return;
-      const changed = !entry.progress || withoutTime(entry.progress) !== withoutTime(progress);
-      const due =
-        entry.reportedAt === undefined || now.getTime() - entry.reportedAt >= this.options.refreshMs;
+      const reading = await this.read(entry.target);
+      if (this.entries.get(key) !== entry) return;
+      const now = this.options.now().getTime();
+      const changed = !entry.reading || content(entry.reading) !== content(reading);
+      const due = entry.reportedAt === undefined || now - entry.reportedAt >= this.options.refreshMs;
       if (changed || due) {
-        entry.progress = progress;
-        entry.reportedAt = now.getTime();
+        entry.reading = reading;
+        entry.reportedAt = now;
         this.options.onProgress(key);
       }
     } catch (error) {

@@ -1,6 +1,6 @@
 // Status derivation: a pure function from (the DistillationJob's last status, the child Job, its pods, the latest
 // progress) to the new status. No I/O, so every case is unit-tested.
-import type { V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
 import {
   ExitCode,
   Result,
@@ -15,6 +15,10 @@ import { ConditionType, findCondition, setCondition } from "./conditions.ts";
 export interface Observed {
   job?: V1Job;
   pods: V1Pod[];
+  /** The apiserver's message when it refused to create a child as invalid (status/refusal.ts). */
+  refused?: string;
+  /** FailedCreate events of the child Job (the Job controller could not create its pod: quota, PriorityClass). */
+  events?: CoreV1Event[];
 }
 
 /** What the child Job and its pods say right now. */
@@ -144,7 +148,29 @@ function podBlocker(pod: V1Pod): { reason: string; message: string } | undefined
   return undefined;
 }
 
-function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean): Observation {
+const eventTime = (e: CoreV1Event) =>
+  toIso(e.lastTimestamp) ?? toIso(e.eventTime as Date | string | undefined) ?? toIso(e.firstTimestamp) ?? "";
+
+/** Reasons for the Job controller's FailedCreate messages (pod creation refused by admission). */
+function failedCreateReason(message: string): string {
+  if (/exceeded quota|forbidden: failed quota/i.test(message)) return "ExceededQuota";
+  if (/no PriorityClass with name/i.test(message)) return "PriorityClassNotFound";
+  return "FailedCreate";
+}
+
+/** The Job controller's latest refusal to create a pod, if newer than every pod it did create. */
+function podCreationFailure(pods: V1Pod[], events: CoreV1Event[] | undefined): Observation | undefined {
+  const newestPod = newestFirst(pods)[0];
+  const since = newestPod ? created(newestPod) : "";
+  const latest = (events ?? [])
+    .filter((e) => e.reason === "FailedCreate" && eventTime(e) >= since)
+    .sort((a, b) => eventTime(b).localeCompare(eventTime(a)))[0];
+  if (!latest) return undefined;
+  const message = latest.message ?? "the Job controller could not create the trainer pod";
+  return { phase: "Pending", reason: failedCreateReason(message), message: truncateMessage(message) };
+}
+
+function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean, events?: CoreV1Event[]): Observation {
   const live = newestFirst(pods).filter((p) => !p.metadata?.deletionTimestamp);
   const pod = live.find((p) => p.status?.phase === "Running" || p.status?.phase === "Pending");
   if (pod) {
@@ -159,6 +185,8 @@ function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean): Observati
     const message = suspendRequested ? "runPolicy.suspend is set" : "the Job waits for Kueue to admit it";
     return { phase: "Suspended", reason, message };
   }
+  const refused = podCreationFailure(pods, events);
+  if (refused) return refused;
   if ((job.status?.failed ?? 0) > 0) {
     const trainer = trainerMessage(lastTermination(pods, "Failed")?.message);
     const message =
@@ -170,16 +198,96 @@ function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean): Observati
 
 export function observe(dj: OwnerJob, observed: Observed): Observation {
   const { job, pods } = observed;
+  if (!job && observed.refused !== undefined) {
+    const message = `the apiserver refused the trainer's children: ${observed.refused}`;
+    return { phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };
+  }
   if (!job) return { phase: "Pending", reason: "Creating", message: "creating the trainer Job" };
   const failed = trueJobCondition(job, "Failed", "FailureTarget");
   if (failed) return failure(job, failed, pods);
   if (trueJobCondition(job, "Complete", "SuccessCriteriaMet")) return success(pods);
-  return active(job, pods, dj.spec.runPolicy.suspend);
+  return active(job, pods, dj.spec.runPolicy.suspend, observed.events);
 }
 
-function attempts(job: V1Job | undefined, pods: V1Pod[]): number {
+/** Pods started so far; never less than reported before (a suspend deletes pods and resets `active`). */
+function attempts(previous: number | undefined, job: V1Job | undefined, pods: V1Pod[]): number {
   const s = job?.status;
-  return Math.max((s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0), pods.length);
+  return Math.max(previous ?? 0, (s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0), pods.length);
+}
+
+export const jobFinished = (job: V1Job) =>
+  trueJobCondition(job, "Complete", "SuccessCriteriaMet", "Failed", "FailureTarget") !== undefined;
+
+/**
+ * A terminal status the cluster contradicts: the trainer Job is there and has not finished. The operator writes
+ * a final status only from a finished Job, or before any Job exists, so this one was written by someone else
+ * (`kubectl edit --subresource=status`); it is derived again from the cluster instead of being kept.
+ */
+export function contradictedByCluster(status: DistillationJobStatus, job: V1Job | undefined): boolean {
+  // A suspended Job is one the operator stopped when the job failed without it (pendingDeadlineSeconds).
+  return isTerminal(status.phase) && job !== undefined && !jobFinished(job) && job.spec?.suspend !== true;
+}
+
+/** Pending reasons that do not count against pendingDeadlineSeconds: the trainer has run and waits to retry. */
+const NOT_STUCK = new Set(["Retrying"]);
+
+/**
+ * Since when the job has been waiting for its trainer to start: the later of the Running condition turning
+ * False and the Suspended condition turning False (a resume, or Kueue's admission); `now` on the first look.
+ */
+function pendingSince(previous: DistillationJobStatus, now: string): string {
+  const running = findCondition(previous.conditions, ConditionType.Running);
+  if (!running || running.status === "True") return now;
+  const suspended = findCondition(previous.conditions, ConditionType.Suspended);
+  if (suspended?.status === "True") return now;
+  const resumed = suspended?.lastTransitionTime ?? "";
+  return resumed > running.lastTransitionTime ? resumed : running.lastTransitionTime;
+}
+
+/**
+ * Milliseconds until the pending deadline of a job that waits for its trainer (undefined: no deadline runs);
+ * zero or less once it has passed.
+ */
+export function pendingDeadlineIn(
+  dj: OwnerJob,
+  status: DistillationJobStatus,
+  now: string,
+): number | undefined {
+  const seconds = dj.spec.runPolicy.pendingDeadlineSeconds;
+  const reason = findCondition(status.conditions, ConditionType.Running)?.reason ?? "";
+  if (!seconds || status.phase !== "Pending" || NOT_STUCK.has(reason)) return undefined;
+  return Date.parse(pendingSince(status, now)) + seconds * 1000 - Date.parse(now);
+}
+
+/** A pending observation past runPolicy.pendingDeadlineSeconds becomes a failure with the same reason. */
+function withPendingDeadline(
+  dj: OwnerJob,
+  previous: DistillationJobStatus,
+  o: Observation,
+  now: string,
+): Observation {
+  const seconds = dj.spec.runPolicy.pendingDeadlineSeconds;
+  if (!seconds || o.phase !== "Pending" || NOT_STUCK.has(o.reason)) return o;
+  const since = pendingSince(previous, now);
+  if (Date.parse(now) - Date.parse(since) < seconds * 1000) return o;
+  const message = `the trainer did not start within runPolicy.pendingDeadlineSeconds (${seconds} s): ${o.message}`;
+  return { phase: "Failed", reason: o.reason, message: truncateMessage(message) };
+}
+
+/** What of a contradicted status is kept: only the timeline fields nobody can fake into meaning. */
+function withoutClaims(status: DistillationJobStatus): DistillationJobStatus {
+  const { phase: _phase, result: _result, completionTime: _done, progress: _progress, ...rest } = status;
+  return rest;
+}
+
+/** The test accuracy of a finished run, shown where the running one was (printer column Student-Acc). */
+function finalProgress(progress: Progress | undefined, result: Result | undefined): Progress | undefined {
+  if (result?.studentAccuracy === undefined && result?.conflictRate === undefined) return progress;
+  return {
+    ...progress,
+    ...(result.studentAccuracy !== undefined ? { studentAccuracy: result.studentAccuracy } : {}),
+    ...(result.conflictRate !== undefined ? { conflictRate: result.conflictRate } : {}),
+  };
 }
 
 function completionTime(job: V1Job | undefined, now: string): string {
@@ -223,6 +331,26 @@ function conditionsFor(
 }
 
 /**
+ * Failed with reason InvalidSpec: the spec cannot run (the schema or the apiserver refused it) and, being
+ * immutable, cannot be fixed in place. Same conditions as any other failure, so every column and tool reads it.
+ */
+export function invalidSpecStatus(
+  previous: DistillationJobStatus,
+  message: string,
+  now: string,
+  generation?: number,
+): DistillationJobStatus {
+  const o: Observation = { phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };
+  return {
+    ...previous,
+    phase: "Failed",
+    conditions: conditionsFor(previous, o, false, now, generation),
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    completionTime: now,
+  };
+}
+
+/**
  * The new status. Terminal statuses are final: the child Job may be deleted later (TTL, by hand) without turning a
  * Succeeded job back into Pending.
  */
@@ -232,20 +360,22 @@ export function deriveStatus(
   now: string,
   progress?: Progress,
 ): DistillationJobStatus {
-  const previous: DistillationJobStatus = dj.status ?? {};
+  const stored: DistillationJobStatus = dj.status ?? {};
   const generation = dj.metadata.generation;
-  if (isTerminal(previous.phase)) return previous;
-  const o = observe(dj, observed);
   const { job } = observed;
+  if (isTerminal(stored.phase) && !contradictedByCluster(stored, job)) return stored;
+  const previous = isTerminal(stored.phase) ? withoutClaims(stored) : stored;
+  const o = withPendingDeadline(dj, previous, observe(dj, observed), now);
   const startTime = previous.startTime ?? toIso(job?.metadata?.creationTimestamp);
-  const latestProgress = (o.phase === "Running" && progress) || previous.progress;
+  const running = (o.phase === "Running" && progress) || previous.progress;
+  const latestProgress = o.phase === "Succeeded" ? finalProgress(running, o.result) : running;
   const status: DistillationJobStatus = {
     phase: o.phase,
     conditions: conditionsFor(previous, o, job !== undefined, now, generation),
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     ...(startTime ? { startTime } : {}),
     ...(isTerminal(o.phase) ? { completionTime: completionTime(job, now) } : {}),
-    attempts: attempts(job, observed.pods),
+    attempts: attempts(previous.attempts, job, observed.pods),
     ...(job?.metadata?.name
       ? { jobName: job.metadata.name }
       : previous.jobName

@@ -146,11 +146,15 @@ describe("a DistillationJob end to end", () => {
 
     // Poll status while it runs: progress must appear before the end.
     let sawProgress = false;
+    const percentages: number[] = [];
     const final = await waitFor(
       "DistillationJob finished",
       async () => {
         const s = await status();
         if (s?.phase === "Running" && s.progress?.step !== undefined) sawProgress = true;
+        // Kubeflow Trainer's shape, from the trainer's /progress document: it never goes back.
+        const percentage = s?.phase === "Running" ? s.trainerStatus?.progressPercentage : undefined;
+        if (percentage !== undefined && percentage !== percentages.at(-1)) percentages.push(percentage);
         return (s?.phase === "Succeeded" || s?.phase === "Failed") && s;
       },
       180_000,
@@ -160,6 +164,9 @@ describe("a DistillationJob end to end", () => {
     });
     expect(final.phase, `${JSON.stringify(final.conditions)}\n${context()}`).toBe("Succeeded");
     expect(sawProgress, `no live progress seen while Running\n${context()}`).toBe(true);
+    expect(percentages.length, "no trainerStatus seen while Running").toBeGreaterThan(0);
+    expect(percentages).toEqual([...percentages].sort((a, b) => a - b));
+    expect(final.trainerStatus).toMatchObject({ progressPercentage: 100, estimatedRemainingSeconds: 0 });
     expect(final.result?.strategy).toBe("mokd");
     expect(final.result?.studentAccuracy).toBeGreaterThan(0.2); // 10 classes: chance is 0.1
     expect(final.result?.teacherAccuracy).toBeGreaterThan(0.2);

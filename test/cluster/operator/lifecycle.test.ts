@@ -1,8 +1,10 @@
 // The operator on the real control plane, under its own ServiceAccount: one operator for this file, each test
 // its own DistillationJob, run concurrently. kwok plays the trainer pods from pod annotations.
 import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
+import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createTestNamespace, deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
+import { INVALID_SPECS } from "../../unit/api/invalid-specs.ts";
 import {
   condition,
   ensureCrd,
@@ -135,6 +137,7 @@ describe.concurrent("DistillationJob lifecycle", () => {
     expect((await jobs.patchSpec("pause", { runPolicy: { suspend: true } })).code).toBe(0);
     const suspended = await jobs.waitPhase("pause", "Suspended");
     expect(condition(suspended.status, "Suspended")).toMatchObject({ status: "True", reason: "Suspended" });
+    expect(suspended.status!.attempts).toBe(1); // the deleted pod still counts: attempts never go down
     expect((await batch.readNamespacedJob({ name: "pause", namespace: ns })).spec!.suspend).toBe(true);
     await waitFor("pods deleted", async () => (await podsOf("pause")).length === 0);
     expect((await jobs.patchSpec("pause", { runPolicy: { suspend: false } })).code).toBe(0);
@@ -286,5 +289,298 @@ describe.concurrent("DistillationJob lifecycle", () => {
       objectives: { distillation: { enabled: false } },
     });
     expect(strategy.stderr).toContain("spec.strategy.name");
+  });
+});
+
+/** A manifest created by kubectl as a user would (create: apply's last-applied annotation limits the size). */
+const applyManifest = (name: string, spec: unknown) =>
+  kubectl(["-n", ns, "create", "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationJob",
+      metadata: { name },
+      spec,
+    }),
+  });
+
+/**
+ * zod's `spec.runtime.tolerations.0.key` as the apiserver writes it; for a map entry, the map (the apiserver
+ * writes `nodeSelector.gpu` or `nodeSelector[gpu]` depending on the rule).
+ */
+const apiserverPath = (field: string) =>
+  field
+    .replace(/\.(\d+)(?=\.|$)/g, "[$1]")
+    .replace(/\.(nodeSelector|podLabels|podAnnotations)\.[^.]+$/, ".$1");
+
+const invalidSpecOf = (s: DistillationJobStatus | undefined) =>
+  s?.phase === "Failed" && condition(s, "Failed")?.reason === "InvalidSpec";
+
+describe.concurrent(
+  "specs nothing can run (issue 10 point 2): refused at admission or Failed/InvalidSpec",
+  () => {
+    it.each(INVALID_SPECS.filter(([, , , by]) => by === "crd"))(
+      "the apiserver refuses %s, naming the field",
+      async (_what, spec, field) => {
+        const r = await applyManifest("refused", spec);
+        expect(r.code, r.stdout).not.toBe(0);
+        expect(r.stderr).toContain(apiserverPath(field));
+      },
+    );
+
+    it.each(INVALID_SPECS.filter(([, , , by]) => by === "operator").map((row, i) => [...row, i] as const))(
+      "%s is admitted and ends Failed/InvalidSpec naming the field",
+      async (_what, spec, field, _by, i) => {
+        const name = `op-invalid-${i}`;
+        const r = await applyManifest(name, spec);
+        expect(r.code, r.stderr).toBe(0);
+        const failed = await jobs.waitStatus(name, "Failed/InvalidSpec", invalidSpecOf, 30_000);
+        expect(condition(failed.status, "Failed")!.message).toContain(field);
+        const children = await batch.listNamespacedJob({
+          namespace: ns,
+          labelSelector: `mokd.io/job-name=${name}`,
+        });
+        expect(children.items).toHaveLength(0);
+      },
+    );
+
+    it.each<[string, string, Record<string, unknown> | undefined, string]>([
+      [
+        "an affinity",
+        "bad-affinity",
+        {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: "gpu type", operator: "In", values: ["a100"] }] },
+              ],
+            },
+          },
+        },
+        "affinity",
+      ],
+      [
+        "a cpu request above its limit",
+        "req-over-limit",
+        undefined,
+        "must be less than or equal to cpu limit",
+      ],
+    ])(
+      "what only the apiserver judges (%s) ends Failed/InvalidSpec with its message",
+      async (_what, name, affinity, text) => {
+        const runtime = affinity
+          ? { affinity }
+          : { resources: { requests: { cpu: "2" }, limits: { cpu: "1" } } };
+        await jobs.create(name, { runtime });
+        const failed = await jobs.waitStatus(name, "Failed/InvalidSpec", invalidSpecOf, 30_000);
+        expect(condition(failed.status, "Failed")!.message).toContain(text);
+        expect(condition(failed.status, "Running")!.reason).toBe("InvalidSpec");
+      },
+    );
+  },
+);
+
+describe.concurrent("smaller bugs of issue 10 point 5", () => {
+  it('accepts a number for a quantity (cpu: 0.5) and `teacher.outputCache: "off"`', async () => {
+    const r = await applyManifest("numbers", {
+      teacher: { outputCache: "off" },
+      runtime: { gpus: 0, resources: { requests: { cpu: 0.5, memory: 268435456 }, limits: { cpu: 1 } } },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const job = await waitFor("Job", () => batch.readNamespacedJob({ name: "numbers", namespace: ns }));
+    expect(job.spec!.template.spec!.containers[0]!.resources!.requests).toMatchObject({ cpu: "500m" });
+    const yaml = await kubectl(["-n", ns, "apply", "--dry-run=server", "-f", "-"], {
+      input:
+        "apiVersion: distillation.mokd.io/v1alpha1\nkind: DistillationJob\nmetadata: {name: yaml-off}\n" +
+        'spec: {teacher: {outputCache: "off"}}\n',
+    });
+    expect(yaml.code, yaml.stderr).toBe(0);
+  });
+
+  it("corrects a user-written Succeeded status while the trainer runs", async () => {
+    await jobs.create("spoof", {}); // runs until deleted
+    await jobs.waitPhase("spoof", "Running");
+    const patched = await kubectl([
+      "-n",
+      ns,
+      "patch",
+      "distillationjob",
+      "spoof",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { phase: "Succeeded", result: { studentAccuracy: 0.999 } } }),
+    ]);
+    expect(patched.code, patched.stderr).toBe(0);
+    const corrected = await jobs.waitStatus(
+      "spoof",
+      "Running again without the made-up result",
+      (s) => s.phase === "Running" && s.result === undefined,
+    );
+    expect(condition(corrected.status, "Succeeded")?.status ?? "False").toBe("False");
+  });
+
+  it("shows the student accuracy and the reason in `kubectl get` once done", async () => {
+    await jobs.create("columns", {}, { ...succeed("300ms"), "kwok.mokd.io/message": JSON.stringify(RESULT) });
+    await jobs.waitPhase("columns", "Succeeded");
+    const got = await kubectl(["-n", ns, "get", "distillationjob", "columns", "--no-headers"]);
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stdout).toContain("0.88");
+    expect(got.stdout).toContain("Completed");
+  });
+});
+
+describe.concurrent(
+  "jobs stuck before running (issue 10 point 3): the reason at once, a pending deadline",
+  () => {
+    const reasonOf = (s: DistillationJobStatus) => condition(s, "Running")?.reason;
+
+    it("shows a missing PriorityClass (the Job's FailedCreate event) at once", async () => {
+      await jobs.create("no-prio", { runtime: { priorityClassName: "mokd-does-not-exist" } });
+      const stuck = await jobs.waitStatus(
+        "no-prio",
+        "PriorityClassNotFound",
+        (s) => reasonOf(s) === "PriorityClassNotFound",
+        30_000,
+      );
+      expect(condition(stuck.status, "Running")!.message).toContain("mokd-does-not-exist");
+    });
+
+    it("shows a ResourceQuota refusing the pod at once", async () => {
+      // A quota scoped to one PriorityClass, so it refuses only this test's pod, not its neighbours'.
+      const pc = `mokd-quota-${ns}`;
+      const created = await kubectl(["apply", "-f", "-"], {
+        input: [
+          {
+            apiVersion: "scheduling.k8s.io/v1",
+            kind: "PriorityClass",
+            metadata: { name: pc, labels: { "mokd-test": "true" } },
+            value: 10,
+          },
+          {
+            apiVersion: "v1",
+            kind: "ResourceQuota",
+            metadata: { name: "no-pods", namespace: ns },
+            spec: {
+              hard: { pods: "0" },
+              scopeSelector: {
+                matchExpressions: [{ scopeName: "PriorityClass", operator: "In", values: [pc] }],
+              },
+            },
+          },
+        ]
+          .map((d) => JSON.stringify(d))
+          .join("\n"),
+      });
+      expect(created.code, created.stderr).toBe(0);
+      try {
+        await jobs.create("quota", { runtime: { priorityClassName: pc } });
+        const stuck = await jobs.waitStatus(
+          "quota",
+          "ExceededQuota",
+          (s) => reasonOf(s) === "ExceededQuota",
+          30_000,
+        );
+        expect(condition(stuck.status, "Running")!.message).toContain("exceeded quota");
+      } finally {
+        await kubectl(["delete", "priorityclass", pc, "--ignore-not-found"]);
+      }
+    });
+
+    it("shows a missing PVC as Unschedulable", async () => {
+      await jobs.create("no-pvc", { runtime: { volumes: { data: { claimName: "mokd-missing" } } } });
+      const stuck = await jobs.waitStatus(
+        "no-pvc",
+        "Unschedulable",
+        (s) => reasonOf(s) === "Unschedulable",
+        30_000,
+      );
+      expect(condition(stuck.status, "Running")!.message).toContain("mokd-missing");
+    });
+
+    it("shows CreateContainerConfigError at once", async () => {
+      await jobs.create(
+        "cfg-err",
+        {},
+        {
+          "kwok.mokd.io/waiting-reason": "CreateContainerConfigError",
+          "kwok.mokd.io/message": 'secret "x" not found',
+        },
+      );
+      await jobs.waitStatus(
+        "cfg-err",
+        "CreateContainerConfigError",
+        (s) => reasonOf(s) === "CreateContainerConfigError",
+        30_000,
+      );
+    });
+
+    it("fails a job whose pod does not start within runPolicy.pendingDeadlineSeconds, and removes the pod", async () => {
+      await jobs.create(
+        "deadline",
+        { runPolicy: { pendingDeadlineSeconds: 4 } },
+        {
+          "kwok.mokd.io/waiting-reason": "ImagePullBackOff",
+          "kwok.mokd.io/message": 'Back-off pulling image "nope"',
+        },
+      );
+      const failed = await jobs.waitPhase("deadline", "Failed", 30_000);
+      expect(condition(failed.status, "Failed")).toMatchObject({
+        status: "True",
+        reason: "ImagePullBackOff",
+      });
+      expect(condition(failed.status, "Failed")!.message).toContain("pendingDeadlineSeconds (4 s)");
+      expect((await batch.readNamespacedJob({ name: "deadline", namespace: ns })).spec!.suspend).toBe(true);
+      await waitFor("the pending pod deleted", async () => (await podsOf("deadline")).length === 0);
+    });
+  },
+);
+
+describe("a safe default trainer pod (issue 10 point 8)", () => {
+  it("runs in a namespace whose ResourceQuota requires requests and limits, with a read-only root", async () => {
+    // Scoped to one PriorityClass so the quota's rule (every pod must set cpu/memory) binds only this job.
+    const pc = `mokd-limits-${ns}`;
+    const created = await kubectl(["apply", "-f", "-"], {
+      input: [
+        {
+          apiVersion: "scheduling.k8s.io/v1",
+          kind: "PriorityClass",
+          metadata: { name: pc, labels: { "mokd-test": "true" } },
+          value: 10,
+        },
+        {
+          apiVersion: "v1",
+          kind: "ResourceQuota",
+          metadata: { name: "needs-limits", namespace: ns },
+          spec: {
+            hard: {
+              "requests.cpu": "100",
+              "requests.memory": "1Ti",
+              "limits.cpu": "100",
+              "limits.memory": "1Ti",
+            },
+            scopeSelector: {
+              matchExpressions: [{ scopeName: "PriorityClass", operator: "In", values: [pc] }],
+            },
+          },
+        },
+      ]
+        .map((d) => JSON.stringify(d))
+        .join("\n"),
+    });
+    expect(created.code, created.stderr).toBe(0);
+    try {
+      await jobs.create("quotad", { runtime: { priorityClassName: pc } });
+      await jobs.waitPhase("quotad", "Running");
+      const [pod] = await podsOf("quotad");
+      const container = pod!.spec!.containers[0]!;
+      expect(container.resources).toMatchObject({
+        requests: { cpu: "1", memory: "2Gi" },
+        limits: { cpu: "4", memory: "8Gi" },
+      });
+      expect(container.securityContext?.readOnlyRootFilesystem).toBe(true);
+      expect(container.volumeMounts!.find((m) => m.mountPath === "/tmp")).toBeDefined();
+    } finally {
+      await kubectl(["delete", "priorityclass", pc, "--ignore-not-found"]);
+    }
   });
 });

@@ -2,7 +2,8 @@
 // The invariant: exactly one child Job (and ConfigMap) per DistillationJob, never recreated.
 import { BatchV1Api, CoreV1Api, type V1Job } from "@kubernetes/client-node";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { createTestNamespace, deleteNamespace, waitFor } from "../../bed/env.ts";
+import { ExtraApiserver } from "../../bed/apiserver.ts";
+import { createTestNamespace, deleteNamespace, kubeconfigPath, waitFor } from "../../bed/env.ts";
 import {
   ensureCrd,
   Jobs,
@@ -33,14 +34,15 @@ async function setup(prefix: string) {
   await ensureCrd();
   const kubeconfig = await operatorIdentity(ns);
   const jobs = new Jobs(ns);
-  const start = (args: string[] = []) => {
-    const o = startOperator(kubeconfig, ns, args);
+  const start = (args: string[] = [], via = kubeconfig) => {
+    const o = startOperator(via, ns, args);
     operators.push(o);
     return o;
   };
   return {
     ns,
     jobs,
+    kubeconfig,
     start,
     batch: jobs.kc.makeApiClient(BatchV1Api),
     core: jobs.kc.makeApiClient(CoreV1Api),
@@ -98,6 +100,33 @@ describe.concurrent("operator resilience", () => {
         })
       ).items,
     ).toHaveLength(N);
+  });
+
+  it("finishes in-flight jobs after an upgrade to another trainer image, and uses it for new jobs", async () => {
+    const { jobs, start, batch, ns } = await setup("op-upgrade");
+    const image = (tag: string) => `registry.invalid/mokd/trainer:${tag}`;
+    const jobImage = async (name: string) =>
+      (await batch.readNamespacedJob({ name, namespace: ns })).spec!.template.spec!.containers[0]!.image;
+    const old = start(["--no-leader-elect", `--trainer-image=${image("old")}`]);
+    const run = (outcome: string, extra: Record<string, string> = {}) => ({
+      "kwok.mokd.io/outcome": outcome,
+      "kwok.mokd.io/duration": "15s",
+      ...extra,
+    });
+    await jobs.create("ok", { runtime: { gpus: 0 } }, run("succeed"));
+    await jobs.create("bad", { runtime: { gpus: 0 } }, run("fail", { "kwok.mokd.io/exit-code": "2" }));
+    await Promise.all([jobs.waitPhase("ok", "Running"), jobs.waitPhase("bad", "Running")]);
+    expect(await old.kill("SIGTERM")).toBe(0);
+    const upgraded = start(["--no-leader-elect", `--trainer-image=${image("new")}`]);
+    // The new operator builds another pod template, which the running Jobs cannot take (it is immutable).
+    await jobs.waitPhase("ok", "Succeeded", 90_000);
+    const bad = await jobs.waitPhase("bad", "Failed", 90_000);
+    expect(bad.status!.conditions!.find((c) => c.type === "Failed")!.reason).toBe("BadConfig");
+    expect(await jobImage("ok")).toBe(image("old"));
+    await jobs.create("next", { runtime: { gpus: 0 } }, run("succeed", { "kwok.mokd.io/duration": "1s" }));
+    await jobs.waitPhase("next", "Succeeded", 90_000);
+    expect(await jobImage("next")).toBe(image("new"));
+    expect(upgraded.logs()).not.toContain("reconcile failed");
   });
 
   it("runs one leader of two replicas, fails over when it dies, and never creates twice", async () => {
@@ -159,4 +188,92 @@ describe.concurrent("operator resilience", () => {
     console.log(`hand-over after SIGTERM: ${handover} ms`);
     expect(handover).toBeLessThan(10_000);
   });
+});
+
+/** The HTTP status of one of the operator's probes (on the port it logged at start), or 0 while unreadable. */
+async function probe(o: OperatorProcess, path: "/readyz" | "/healthz"): Promise<number> {
+  const port = /"port":(\d+)/.exec(o.logs())?.[1];
+  if (!port) return 0;
+  return fetch(`http://127.0.0.1:${port}${path}`).then(
+    (r) => r.status,
+    () => 0,
+  );
+}
+
+// The operator talks to an apiserver of its own (a second one over the bed's etcd: test/bed/apiserver.ts),
+// which is SIGKILLed and started again; jobs are created and finish through the bed's apiserver meanwhile.
+describe("operator across a restart of its apiserver", () => {
+  const apiservers: ExtraApiserver[] = [];
+  afterAll(async () => {
+    await Promise.all(apiservers.map((a) => a.stop()));
+  });
+  const run = (duration: string) => ({
+    "kwok.mokd.io/outcome": "succeed",
+    "kwok.mokd.io/duration": duration,
+  });
+
+  it.each([
+    { outage: "short", outageMs: 3000, args: [] as string[] },
+    // Longer than the 15 s lease: a leader would exit on purpose (and be restarted by its kubelet); without
+    // leader election the watches themselves must come back.
+    { outage: "long", outageMs: 40_000, args: ["--no-leader-elect", "--unhealthy-after-seconds=20"] },
+  ])(
+    "catches up within seconds of a $outage outage: new jobs get a child, finished ones show Succeeded",
+    { timeout: 300_000 },
+    async ({ outageMs, args }) => {
+      const { jobs, start, kubeconfig, batch, ns } = await setup("op-apiserver");
+      const apiserver = await ExtraApiserver.start(kubeconfigPath());
+      apiservers.push(apiserver);
+      const viaExtra = start(args, apiserver.kubeconfigFor(kubeconfig));
+      await jobs.create("before", { runtime: { gpus: 0 } }, run("1s"));
+      await jobs.waitPhase("before", "Succeeded", 90_000);
+      await waitFor("ready", async () => (await probe(viaExtra, "/readyz")) === 200, 30_000);
+      // Finishes while the operator's apiserver is down.
+      await jobs.create(
+        "inflight",
+        { runtime: { gpus: 0 } },
+        run(`${Math.max(2, Math.round(outageMs / 3000))}s`),
+      );
+      await jobs.waitPhase("inflight", "Running", 60_000);
+
+      await apiserver.kill();
+      await jobs.create("during", { runtime: { gpus: 0 } }, run("1s"));
+      const outageEnds = Date.now() + outageMs;
+      if (outageMs > 20_000) {
+        // Readiness fails while an informer cannot list or watch, and liveness once that has lasted
+        // --unhealthy-after-seconds: the chart's livenessProbe would have the kubelet restart it.
+        await waitFor(
+          "readyz 503 during the outage",
+          async () => (await probe(viaExtra, "/readyz")) === 503,
+          outageMs - 5000,
+        );
+        await waitFor(
+          "healthz 503 during the outage",
+          async () => (await probe(viaExtra, "/healthz")) === 503,
+          outageMs - 5000,
+        );
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, outageEnds - Date.now())));
+      await apiserver.restart();
+      const back = Date.now();
+
+      await jobs.create("after", { runtime: { gpus: 0 } }, run("1s"));
+      const recovered = 30_000;
+      await Promise.all([
+        jobs.waitPhase("inflight", "Succeeded", recovered),
+        jobs.waitPhase("during", "Succeeded", recovered),
+        jobs.waitPhase("after", "Succeeded", recovered),
+      ]);
+      console.log(
+        `recovered ${Date.now() - back} ms after the apiserver was ready again (outage ${outageMs} ms)`,
+      );
+      expect((await batch.readNamespacedJob({ name: "after", namespace: ns })).metadata?.name).toBe("after");
+      await waitFor(
+        "ready and live again",
+        async () => (await probe(viaExtra, "/readyz")) === 200 && (await probe(viaExtra, "/healthz")) === 200,
+        10_000,
+      );
+      expect(viaExtra.child.exitCode).toBeNull(); // it recovered by itself, without a restart
+    },
+  );
 });

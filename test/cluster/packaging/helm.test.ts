@@ -12,7 +12,14 @@ import { parseDistillationJob } from "../../../api/v1alpha1/index.ts";
 import { buildJob } from "../../../operator/src/builders/job.ts";
 import { loadConfig } from "../../../operator/src/config.ts";
 import type { OwnerJob } from "../../../operator/src/builders/common.ts";
-import { binDir, createTestNamespace, deleteNamespace, kubeconfigPath, kubectl } from "../../bed/env.ts";
+import {
+  binDir,
+  createTestNamespace,
+  deleteNamespace,
+  kubeconfigPath,
+  kubectl,
+  waitFor,
+} from "../../bed/env.ts";
 
 const run = promisify(execFile);
 const CRD_NAME = "distillationjobs.distillation.mokd.io";
@@ -22,7 +29,13 @@ const MONITORING_ON = [
   "podMonitor.enabled=true",
   "prometheusRule.enabled=true",
 ];
-const EVERYTHING_ON = [...MONITORING_ON, "networkPolicy.enabled=true", "podDisruptionBudget.enabled=true"];
+const EVERYTHING_ON = [
+  ...MONITORING_ON,
+  "networkPolicy.enabled=true",
+  "networkPolicy.trainerNamespaces={team-a}",
+  "networkPolicy.trainerEgress.restrict=true",
+  "podDisruptionBudget.enabled=true",
+];
 
 async function helm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -147,6 +160,8 @@ describe("chart", () => {
   it("renders manifests the API server accepts (server-side dry run)", async () => {
     const manifest = await render(namespace, [
       "networkPolicy.enabled=true",
+      `networkPolicy.trainerNamespaces={${namespace}}`,
+      "networkPolicy.trainerEgress.restrict=true",
       "podDisruptionBudget.enabled=true",
     ]);
     expect(kinds(manifest)).toEqual(
@@ -185,16 +200,132 @@ describe("chart", () => {
     const trainerPolicy = docs.find((d) => d.kind === "NetworkPolicy" && d.metadata?.namespace === "team-a")!
       .spec as {
       podSelector: { matchLabels: Record<string, string> };
-      ingress: { ports: { port: number }[] }[];
+      ingress: { ports: { port: number | string }[] }[];
     };
     expect(podLabels).toMatchObject(trainerPolicy.podSelector.matchLabels);
-    expect(trainerPolicy.ingress[0]!.ports[0]!.port).toBe(metricsPort.containerPort);
+    // By name: the policy follows each job's spec.metrics.port.
+    expect(trainerPolicy.ingress[0]!.ports[0]!.port).toBe(metricsPort.name);
+    const custom = buildJob(
+      parseDistillationJob({
+        apiVersion: "distillation.mokd.io/v1alpha1",
+        kind: "DistillationJob",
+        metadata: { name: "y", namespace: "team-a", uid: "u" },
+        spec: { metrics: { port: 9999 } },
+      }) as OwnerJob,
+    ).spec!.template.spec!.containers[0]!.ports!;
+    expect(custom).toEqual([
+      expect.objectContaining({ name: trainerPolicy.ingress[0]!.ports[0]!.port, containerPort: 9999 }),
+    ]);
+  });
+
+  it("puts the trainer NetworkPolicy where trainers run: the watched namespace, or the listed ones", async () => {
+    const policies = async (values: string[]) =>
+      objects(await render(namespace, ["networkPolicy.enabled=true", ...values]))
+        .filter((d) => d.kind === "NetworkPolicy" && d.metadata?.name?.endsWith("-trainers"))
+        .map((d) => d.metadata!.namespace);
+    expect(await policies(["watchNamespace=team-a"])).toEqual(["team-a"]);
+    expect(await policies(["networkPolicy.trainerNamespaces={a,b}"])).toEqual(["a", "b"]);
+    // Cluster-wide with no list: the chart cannot know where trainers run, and says so.
+    const r = await helm(["template", "mokd", CHART_DIR, "--set", "networkPolicy.enabled=true"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("networkPolicy.trainerNamespaces");
+  });
+
+  it("restricts trainer egress to DNS plus the listed destinations when asked", async () => {
+    const manifest = await render(namespace, [
+      "networkPolicy.enabled=true",
+      "watchNamespace=team-a",
+      "networkPolicy.trainerEgress.restrict=true",
+      "networkPolicy.trainerEgress.to[0].ports[0].port=443",
+    ]);
+    const policy = objects(manifest).find((d) => d.metadata?.name?.endsWith("-trainers"))!.spec as {
+      policyTypes: string[];
+      egress: { ports: { port: number }[] }[];
+    };
+    expect(policy.policyTypes).toEqual(["Ingress", "Egress"]);
+    expect(policy.egress.flatMap((e) => e.ports.map((p) => p.port))).toEqual([53, 53, 443]);
+    const open = objects(await render(namespace, ["networkPolicy.enabled=true", "watchNamespace=team-a"]));
+    expect(
+      (open.find((d) => d.metadata?.name?.endsWith("-trainers"))!.spec as { policyTypes: string[] })
+        .policyTypes,
+    ).toEqual(["Ingress"]);
+  });
+
+  it("lets users with edit create DistillationJobs but not write their status; view reads them", async () => {
+    const roles = objects(await render(namespace)).filter(
+      (d) => d.kind === "ClusterRole" && /-(edit|view)$/.test(d.metadata?.name ?? ""),
+    );
+    expect(roles.map((r) => r.metadata!.name)).toEqual([
+      "mokd-mokd-operator-edit",
+      "mokd-mokd-operator-view",
+    ]);
+    const applied = await kubectl(["apply", "-f", "-"], {
+      input: roles.map((r) => JSON.stringify(r)).join("\n"),
+    });
+    expect(applied.code, applied.stderr).toBe(0);
+    const bind = (user: string, role: string) =>
+      kubectl([
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        `${user}-${role}`,
+        `--clusterrole=${role}`,
+        `--user=${user}`,
+      ]);
+    expect((await bind("alice", "edit")).code).toBe(0);
+    expect((await bind("bob", "view")).code).toBe(0);
+    /** A SubjectAccessReview (needs no CRD installed, unlike `kubectl auth can-i`'s resource lookup). */
+    const can = async (user: string, verb: string, resource: string) => {
+      const [plural, subresource] = resource.split("/");
+      const review = {
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SubjectAccessReview",
+        spec: {
+          user,
+          resourceAttributes: {
+            namespace,
+            verb,
+            group: "distillation.mokd.io",
+            resource: plural,
+            ...(subresource ? { subresource } : {}),
+          },
+        },
+      };
+      const r = await kubectl(["create", "-o", "json", "-f", "-"], { input: JSON.stringify(review) });
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { status: { allowed?: boolean } }).status.allowed ? "yes" : "no";
+    };
+    try {
+      // The clusterrole-aggregation controller folds our rules into edit/view within moments.
+      await waitFor(
+        "aggregated into edit",
+        async () => (await can("alice", "create", "distillationjobs")) === "yes",
+      );
+      expect(await can("alice", "delete", "distillationjobs")).toBe("yes");
+      expect(await can("alice", "patch", "distillationjobs/status")).toBe("no");
+      expect(await can("alice", "update", "distillationjobs/status")).toBe("no");
+      await waitFor(
+        "aggregated into view",
+        async () => (await can("bob", "list", "distillationjobs")) === "yes",
+      );
+      expect(await can("bob", "create", "distillationjobs")).toBe("no");
+    } finally {
+      await kubectl([
+        "delete",
+        "clusterrole",
+        "mokd-mokd-operator-edit",
+        "mokd-mokd-operator-view",
+        "--ignore-not-found",
+      ]);
+    }
   });
 
   it("configures the operator through settings it understands", async () => {
     // prettier-ignore
     const manifest = await render("mokd-system", [
       "watchNamespace=team-a", "trainerImage=mirror/trainer:1", "logLevel=debug", "concurrency=3", "metrics.port=9090",
+      "trainerResources.requests.cpu=250m", "trainerResources.limits.cpu=",
     ]);
     const deployment = objects(manifest).find((d) => d.kind === "Deployment")!.spec as {
       template: {
@@ -217,6 +348,10 @@ describe("chart", () => {
       port: 9090,
       leaderElect: true,
       leaseNamespace: "mokd-system",
+      trainerCpuRequest: "250m",
+      trainerMemoryRequest: "2Gi",
+      trainerCpuLimit: "",
+      trainerMemoryLimit: "8Gi",
     });
     expect(container.ports[0]!.containerPort).toBe(config.port);
   });
@@ -304,7 +439,7 @@ describe("release", () => {
       "-o",
       "jsonpath={.metadata.annotations.helm\\.sh/resource-policy}",
     ]);
-    expect(keep.stdout).toBe("keep");
+    expect(keep.stdout, keep.stderr + install.stdout).toBe("keep");
     const deploy = await kubectl([
       "get",
       "deploy",

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { generatedFiles } from "../../../scripts/generate.ts";
+import { buildCrd } from "../../../api/crd.ts";
+import { CRD_PATH, generatedFiles } from "../../../scripts/generate.ts";
 import { parseDistillationJob, ConfigError } from "../../../api/v1alpha1/index.ts";
 
 describe("generated artefacts", () => {
@@ -9,6 +10,27 @@ describe("generated artefacts", () => {
     for (const [path, expected] of generatedFiles()) {
       expect(readFileSync(path, "utf8"), `${path} is stale`).toBe(expected);
     }
+  });
+});
+
+/** Every `enum` list in a schema, by path. */
+function enums(node: unknown, path = ""): Record<string, unknown[]> {
+  if (node === null || typeof node !== "object") return {};
+  return Object.entries(node as Record<string, unknown>).reduce<Record<string, unknown[]>>(
+    (found, [key, child]) =>
+      key === "enum" && Array.isArray(child)
+        ? { ...found, [path]: child }
+        : { ...found, ...enums(child, `${path}.${key}`) },
+    {},
+  );
+}
+
+describe("the CRD as YAML", () => {
+  it("keeps every enum value a string when read as YAML 1.1, as kubectl and Helm read it (`off` is no boolean)", () => {
+    const expected = enums(buildCrd());
+    expect(Object.values(expected).flat()).toContain("off");
+    const read = enums(parse(readFileSync(CRD_PATH, "utf8"), { version: "1.1" }));
+    expect(read).toEqual(expected);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { NON_RETRYABLE_EXIT_CODES } from "../../../api/v1alpha1/index.ts";
-import { buildConfigMap } from "../../../operator/src/builders/configmap.ts";
+import { buildConfigMap, CONFIGMAP_MAX_BYTES } from "../../../operator/src/builders/configmap.ts";
+import { SpecRefusal } from "../../../operator/src/status/refusal.ts";
 import { buildJob, desiredSuspend } from "../../../operator/src/builders/job.ts";
 import { boundedName } from "../../../operator/src/names.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
@@ -32,6 +33,17 @@ describe("buildConfigMap", () => {
     expect(parsed.unknownFields).toEqual([]);
     expect(parsed.spec.training.epochs).toBe(7);
     expect([parsed.jobName, parsed.namespace]).toEqual(["mnist", "team-a"]);
+  });
+});
+
+describe("buildConfigMap of a spec too large for a ConfigMap", () => {
+  it("refuses it before the apiserver does, saying why (the job then fails with reason InvalidSpec)", () => {
+    const dj = distillationJob();
+    // As a spec that got past the schema (an older CRD) would be: the builder is the last line.
+    // Only the trainer's part of the spec is in the ConfigMap (runtime is in the Job).
+    dj.spec.teacher.model = "x".repeat(CONFIGMAP_MAX_BYTES);
+    expect(() => buildConfigMap(dj)).toThrow(SpecRefusal);
+    expect(() => buildConfigMap(dj)).toThrow(/over the ConfigMap limit of 1048576/);
   });
 });
 
@@ -82,6 +94,9 @@ describe("buildJob", () => {
         { name: "MOKD_CONFIG", value: "/etc/mokd/job.json" },
         { name: "MOKD_JOB_NAME", value: "mnist" },
         { name: "MOKD_JOB_NAMESPACE", value: "team-a" },
+        // runtime is not in the trainer's config: its backend and GPU count come as variables.
+        { name: "MOKD_BACKEND", value: "auto" },
+        { name: "MOKD_GPUS", value: "2" },
         { name: "FOO", value: "1" },
       ]),
     );
@@ -152,5 +167,59 @@ describe("buildJob", () => {
     expect(boundedName(long)).toBe(boundedName(long));
     expect(boundedName(long)).not.toBe(boundedName("a".repeat(81)));
     expect(buildJob(distillationJob({}, long)).metadata?.name).toBe(boundedName(long));
+  });
+});
+
+describe("a safe default trainer pod (issue 10 point 8)", () => {
+  const containerOf = (spec: Parameters<typeof distillationJob>[0], options = {}) =>
+    buildJob(distillationJob(spec), options).spec!.template.spec!.containers[0]!;
+
+  it("has a read-only root filesystem with a writable /tmp, /output and /checkpoints", () => {
+    const job = buildJob(distillationJob());
+    const c = job.spec!.template.spec!.containers[0]!;
+    expect(c.securityContext?.readOnlyRootFilesystem).toBe(true);
+    const writable = c.volumeMounts!.filter((m) => !m.readOnly).map((m) => m.mountPath);
+    expect(writable.sort()).toEqual(["/checkpoints", "/output", "/tmp"]);
+    const tmp = job.spec!.template.spec!.volumes!.find((v) => v.name === "tmp");
+    expect(tmp?.emptyDir).toBeDefined();
+  });
+
+  it("requests and limits CPU and memory by default, so a quota'd namespace admits it", () => {
+    expect(containerOf({}).resources).toMatchObject({
+      requests: { cpu: "1", memory: "2Gi" },
+      limits: { cpu: "4", memory: "8Gi" },
+    });
+  });
+
+  it.each<[string, Parameters<typeof distillationJob>[0], object]>([
+    [
+      "a request above the default limit raises the limit",
+      { runtime: { resources: { requests: { memory: "16Gi" } } } },
+      { requests: { memory: "16Gi" }, limits: { memory: "16Gi" } },
+    ],
+    [
+      "a request below it keeps the default limit",
+      { runtime: { resources: { requests: { cpu: 0.5 } } } },
+      { requests: { cpu: "0.5" }, limits: { cpu: "4" } },
+    ],
+    [
+      "a limit alone stays alone (Kubernetes takes it as the request)",
+      { runtime: { resources: { limits: { cpu: "500m" } } } },
+      { limits: { cpu: "500m" } },
+    ],
+  ])("keeps request <= limit: %s", (_what, spec, expected) => {
+    const r = containerOf(spec).resources!;
+    expect(r).toMatchObject(expected);
+    if ("limits" in expected && !("requests" in expected)) expect(r.requests?.cpu).toBeUndefined();
+  });
+
+  it("takes other defaults from the operator, or none", () => {
+    const none = { requests: {}, limits: {} };
+    expect(containerOf({ runtime: { gpus: 0 } }, { resourceDefaults: none }).resources).toEqual({});
+    const small = { requests: { cpu: "100m" }, limits: { memory: "1Gi" } };
+    expect(containerOf({ runtime: { gpus: 0 } }, { resourceDefaults: small }).resources).toEqual({
+      requests: { cpu: "100m" },
+      limits: { memory: "1Gi" },
+    });
   });
 });

@@ -5,6 +5,7 @@ import {
   OBSERVED_DATA_HASH,
   slimConfigMap,
   slimDistillationJob,
+  slimEvent,
   slimJob,
   slimPod,
 } from "../../../operator/src/controller/cache-transforms.ts";
@@ -115,6 +116,27 @@ describe("cache transforms", () => {
     },
   );
 
+  it("derive the same status from a slim FailedCreate event as from the full one", () => {
+    const event = {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: "x.1", namespace: "team-a", uid: "e1", resourceVersion: "9", managedFields: [] },
+      involvedObject: { apiVersion: "batch/v1", kind: "Job", name: "mnist", namespace: "team-a", uid: "j1" },
+      reason: "FailedCreate",
+      message: 'Error creating: pods "mnist-a" is forbidden: exceeded quota: q',
+      type: "Warning",
+      source: { component: "job-controller" },
+      count: 3,
+      firstTimestamp: new Date("2025-01-01T00:00:01Z"),
+      lastTimestamp: new Date("2025-01-01T00:00:09Z"),
+    };
+    const job = fullJob({});
+    const full = deriveStatus(dj, { job, pods: [], events: [event] }, NOW);
+    const slim = deriveStatus(dj, { job: slimJob(job), pods: [], events: [slimEvent(event)] }, NOW);
+    expect(slim).toEqual(full);
+    expect(slimEvent(event).involvedObject.uid).toBe("j1"); // the reconciler matches events by the Job's uid
+  });
+
   it("keep what owner mapping, the pod index and progress read, and drop most of the bytes", () => {
     const pod = scenarios[3]![2][0]!;
     const slim = slimPod(pod);
@@ -124,7 +146,7 @@ describe("cache transforms", () => {
     expect(JSON.stringify(slim).length).toBeLessThan(JSON.stringify(pod).length / 2);
     const job = slimJob(scenarios[0]![1]);
     expect(job.metadata).toEqual(scenarios[0]![1].metadata);
-    expect(job.spec).toEqual({ suspend: false });
+    expect(job.spec).toEqual({ suspend: false, backoffLimit: 3 }); // what job-update.ts may patch
   });
 
   it("drop a ConfigMap's data and kubectl's last-applied copy of a DistillationJob", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig, OperatorConfigError } from "../../../operator/src/config.ts";
+import { loadConfig, OperatorConfigError, resourceDefaultsOf } from "../../../operator/src/config.ts";
 
 describe("operator config", () => {
   it("has defaults that need no flags", () => {
@@ -39,5 +39,14 @@ describe("operator config", () => {
     );
     expect(() => loadConfig([], { MOKD_OPERATOR_LEADER_ELECT: "maybe" })).toThrow(OperatorConfigError);
     expect(() => loadConfig(["--bogus"], {})).toThrow(/unknown argument --bogus/);
+  });
+
+  it("takes trainer resource defaults, empty for none, and refuses a non-quantity", () => {
+    const c = loadConfig(["--trainer-cpu-limit=", "--trainer-memory-request=1Gi"], {});
+    expect(resourceDefaultsOf(c)).toEqual({
+      requests: { cpu: "1", memory: "1Gi" },
+      limits: { cpu: undefined, memory: "8Gi" },
+    });
+    expect(() => loadConfig(["--trainer-cpu-request=lots"], {})).toThrow(/--trainer-cpu-request/);
   });
 });

@@ -69,6 +69,19 @@ describe("KubeClusterWriter (through KubeHttp)", () => {
     });
   });
 
+  it("merge-patches only the given mutable fields of an existing Job (no apply: its template is immutable)", async () => {
+    seen.length = 0;
+    await writer.patchJob("ns", "a", { suspend: true, activeDeadlineSeconds: null });
+    expect(seen).toEqual([
+      {
+        method: "PATCH",
+        url: "/apis/batch/v1/namespaces/ns/jobs/a?fieldManager=mokd-operator",
+        contentType: "application/merge-patch+json",
+        body: { spec: { suspend: true, activeDeadlineSeconds: null } },
+      },
+    ]);
+  });
+
   it("deletes only the incarnation with the given uid, in the background; absent is fine", async () => {
     seen.length = 0;
     deleteStatus = 404;

@@ -4,8 +4,11 @@ import type { DistillationJobInput, DistillationJobStatus } from "../../../api/v
 import type { ClusterWriter } from "../../../operator/src/controller/kube.ts";
 import { slimConfigMap } from "../../../operator/src/controller/cache-transforms.ts";
 import { Reconciler, type ClusterReader } from "../../../operator/src/controller/reconciler.ts";
+import { sameJson } from "../../../operator/src/controller/canonical.ts";
+import type { JobSpecUpdate } from "../../../operator/src/controller/job-update.ts";
+import { KubeApiError } from "../../../operator/src/lib/kube-http.ts";
 import { findCondition } from "../../../operator/src/status/conditions.ts";
-import { pod } from "./fixtures.ts";
+import { jobCondition, pod, terminated } from "./fixtures.ts";
 
 /** An in-memory cluster: writes land in the caches the reader serves, as the informers would deliver them. */
 function fakeCluster(
@@ -28,6 +31,9 @@ function fakeCluster(
     pods: [] as V1Pod[],
   };
   const calls = { configMap: 0, job: 0, status: 0, delete: 0 };
+  const patches: JobSpecUpdate[] = [];
+  /** Set to make the next child apply fail as the apiserver would refuse it. */
+  const failures = { configMap: undefined as Error | undefined };
   const events: string[] = [];
   const reader: ClusterReader = {
     distillationJob: () => state.dj,
@@ -36,14 +42,31 @@ function fakeCluster(
     pods: () => state.pods,
   };
   const writer: ClusterWriter = {
-    applyConfigMap: async (cm) => (calls.configMap++, (state.cm = cm)),
+    applyConfigMap: async (cm) => {
+      if (failures.configMap) throw failures.configMap;
+      return (calls.configMap++, (state.cm = cm));
+    },
     applyJob: async (job) => {
+      // As the apiserver: a Job's pod template is immutable (batch/v1 ValidateJobSpecUpdate).
+      if (state.job && !sameJson(state.job.spec?.template, job.spec?.template)) {
+        throw new KubeApiError(
+          422,
+          `Job.batch "${job.metadata!.name}" is invalid: spec.template: field is immutable`,
+        );
+      }
       calls.job++;
       state.job = {
         ...job,
         metadata: { ...job.metadata, creationTimestamp: new Date("2025-01-01T00:00:00Z") },
         status: state.job?.status ?? {},
       };
+      return state.job;
+    },
+    patchJob: async (_ns, _name, spec) => {
+      patches.push(spec);
+      // A JSON merge patch: null removes the field.
+      const merged = Object.entries({ ...state.job!.spec!, ...spec }).filter(([, v]) => v !== null);
+      state.job = { ...state.job!, spec: Object.fromEntries(merged) as unknown as V1Job["spec"] };
       return state.job;
     },
     applyStatus: async (_ns, _name, s) => {
@@ -62,14 +85,27 @@ function fakeCluster(
     },
   };
   let now = new Date("2025-01-01T00:00:10Z");
-  const reconciler = new Reconciler({
-    reader,
-    writer,
-    events: { record: (_o, type, reason) => events.push(`${type}/${reason}`) },
-    now: () => now,
-    transientHoldMs,
-  });
-  return { state, calls, events, reconciler, setNow: (d: string) => (now = new Date(d)) };
+  /** A reconciler of this cluster, as one operator version would run it. */
+  const operator = (trainerImage?: string) =>
+    new Reconciler({
+      reader,
+      writer,
+      events: { record: (_o, type, reason) => events.push(`${type}/${reason}`) },
+      now: () => now,
+      transientHoldMs,
+      ...(trainerImage ? { trainerImage } : {}),
+    });
+  const reconciler = operator();
+  return {
+    state,
+    calls,
+    patches,
+    failures,
+    events,
+    reconciler,
+    operator,
+    setNow: (d: string) => (now = new Date(d)),
+  };
 }
 
 describe("Reconciler", () => {
@@ -110,13 +146,66 @@ describe("Reconciler", () => {
     expect(c.calls.configMap).toBe(3);
   });
 
-  it("re-applies the Job when runPolicy.suspend changes", async () => {
+  it("patches only the mutable fields of the existing Job when runPolicy changes", async () => {
+    const c = fakeCluster({ runPolicy: { activeDeadlineSeconds: 600 } });
+    await c.reconciler.reconcile("ns/mnist");
+    (c.state.dj!.spec as Record<string, unknown>) = { runPolicy: { suspend: true, backoffLimit: 5 } };
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.job).toBe(1);
+    expect(c.patches).toEqual([{ suspend: true, backoffLimit: 5, activeDeadlineSeconds: null }]);
+    expect(c.state.job!.spec!.suspend).toBe(true);
+    expect(c.state.job!.spec!.activeDeadlineSeconds).toBeUndefined();
+    await c.reconciler.reconcile("ns/mnist"); // in place now: nothing more to patch
+    expect(c.patches).toHaveLength(1);
+  });
+
+  it("keeps the running Job under an operator with another trainer image, and still reports Succeeded", async () => {
+    const c = fakeCluster();
+    await c.operator("ghcr.io/mokd/trainer:old").reconcile("ns/mnist");
+    c.state.job!.status = { active: 1 };
+    c.state.pods = [pod("p", { phase: "Running" })];
+    const upgraded = c.operator("ghcr.io/mokd/trainer:new"); // the operator restarted with a new image
+    await upgraded.reconcile("ns/mnist");
+    expect((c.state.dj!.status as DistillationJobStatus).phase).toBe("Running");
+    c.state.job!.status = { succeeded: 1, conditions: [jobCondition("Complete", "Completed")] };
+    c.state.pods = [pod("p", { phase: "Succeeded", containerStatuses: [terminated(0)] })];
+    await upgraded.reconcile("ns/mnist");
+    expect((c.state.dj!.status as DistillationJobStatus).phase).toBe("Succeeded");
+    expect(c.calls.job).toBe(1);
+    expect(c.state.job!.spec!.template.spec!.containers[0]!.image).toBe("ghcr.io/mokd/trainer:old");
+  });
+
+  it("writes the derived status with Synced=False when an apply fails, retries, and sets Synced=True after", async () => {
     const c = fakeCluster();
     await c.reconciler.reconcile("ns/mnist");
-    (c.state.dj!.spec as Record<string, unknown>) = { runPolicy: { suspend: true } };
+    c.state.job!.status = { active: 1 };
+    c.state.pods = [pod("p", { phase: "Running" })];
+    c.state.cm = { ...c.state.cm!, data: {} }; // needs a re-apply, which the apiserver refuses
+    c.failures.configMap = new KubeApiError(403, 'configmaps "mnist-config" is forbidden');
+    await expect(c.reconciler.reconcile("ns/mnist")).rejects.toThrow(/forbidden/);
+    let status = c.state.dj!.status as DistillationJobStatus;
+    expect(status.phase).toBe("Running"); // still derived from what the cluster shows
+    expect(findCondition(status.conditions, "Synced")).toMatchObject({
+      status: "False",
+      reason: "ApplyFailed",
+    });
+    expect(findCondition(status.conditions, "Synced")!.message).toContain("forbidden");
+    expect(c.events.at(-1)).toBe("Warning/ApplyFailed");
+    c.failures.configMap = undefined;
     await c.reconciler.reconcile("ns/mnist");
-    expect(c.calls.job).toBe(2);
-    expect(c.state.job!.spec!.suspend).toBe(true);
+    status = c.state.dj!.status as DistillationJobStatus;
+    expect(findCondition(status.conditions, "Synced")).toMatchObject({ status: "True", reason: "Applied" });
+    expect(c.events.at(-1)).toBe("Normal/Applied");
+  });
+
+  it("shows a failing first apply on a new job at once, without the transient hold", async () => {
+    const c = fakeCluster({}, undefined, 2000);
+    // Retryable (not an invalid child, which ends the job Failed/InvalidSpec): e.g. a full ResourceQuota.
+    c.failures.configMap = new KubeApiError(403, 'configmaps "mnist-config" is forbidden: exceeded quota');
+    await expect(c.reconciler.reconcile("ns/mnist")).rejects.toThrow(/exceeded quota/);
+    const status = c.state.dj!.status as DistillationJobStatus;
+    expect(status.phase).toBe("Pending");
+    expect(findCondition(status.conditions, "Synced")!.message).toContain("exceeded quota");
   });
 
   it("does not touch children of a finished job and deletes it after ttlSecondsAfterFinished", async () => {
@@ -183,6 +272,22 @@ describe("Reconciler", () => {
     expect(written).toBeDefined();
   });
 
+  it("treats resourceVersions as opaque strings: a lagging cache is recognised without comparing them", async () => {
+    const c = fakeCluster();
+    const meta = () => c.state.dj!.metadata as Record<string, unknown>;
+    meta().resourceVersion = "etcd3-opaque-a"; // not a number: any apiserver may hand out such versions
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.status).toBe(1);
+    // The informer has not delivered the write yet: it still shows the version the write replaced.
+    c.state.dj = {
+      ...c.state.dj,
+      status: undefined,
+      metadata: { ...meta(), resourceVersion: "etcd3-opaque-a" },
+    };
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.status).toBe(1);
+  });
+
   describe("holding transient statuses back (burst coalescing)", () => {
     const status = (c: ReturnType<typeof fakeCluster>) =>
       c.state.dj!.status as DistillationJobStatus | undefined;
@@ -211,7 +316,7 @@ describe("Reconciler", () => {
       const c = fakeCluster({}, undefined, 2000);
       await c.reconciler.reconcile("ns/mnist");
       c.setNow("2025-01-01T00:00:12Z"); // the requeue after 2 s
-      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 598_001 }); // by the pending deadline (600 s)
       expect(c.calls.status).toBe(1);
       expect(status(c)?.phase).toBe("Pending");
       expect(c.events).toEqual(["Normal/JobCreated"]);
@@ -234,7 +339,7 @@ describe("Reconciler", () => {
           conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no gpu" }],
         }),
       ];
-      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 600_001 }); // written now; back by the pending deadline
       expect(c.calls.status).toBe(1);
       expect(c.events).toEqual(["Warning/Unschedulable"]);
     });

@@ -135,6 +135,30 @@ describe("deriveStatus", () => {
     expect(findCondition(s.conditions, "Running")?.status).toBe("False");
   });
 
+  it("shows the final test accuracy where the printer column reads it, and the reason of the end", () => {
+    const p = pod("p1", {
+      phase: "Succeeded",
+      containerStatuses: [terminated(0, '{"studentAccuracy":0.87,"conflictRate":0.2}')],
+    });
+    const j = job({ succeeded: 1, conditions: [jobCondition("Complete", "CompletionsReached")] });
+    const running = {
+      ...dj,
+      status: { phase: "Running" as const, progress: { epoch: 5, studentAccuracy: 0.8 } },
+    };
+    const s = deriveStatus(running, { job: j, pods: [p] }, T1);
+    // additionalPrinterColumns Student-Acc = .status.progress.studentAccuracy, Reason = the Running condition's.
+    expect(s.progress).toMatchObject({ epoch: 5, studentAccuracy: 0.87, conflictRate: 0.2 });
+    expect(findCondition(s.conditions, "Running")?.reason).toBe("Completed");
+  });
+
+  it("never lowers attempts: a suspend deletes the pods but not the attempts made", () => {
+    const before = { ...dj, status: { phase: "Running" as const, attempts: 2 } };
+    const suspended = distillationJob({ runPolicy: { suspend: true } });
+    const s = deriveStatus({ ...suspended, status: before.status }, { job: job({}, true), pods: [] }, T1);
+    expect(s.phase).toBe("Suspended");
+    expect(s.attempts).toBe(2);
+  });
+
   it("names a bad-config failure by the trainer's exit code, with its message", () => {
     const p = pod("p1", {
       phase: "Failed",
@@ -259,5 +283,88 @@ describe("deriveStatus", () => {
     const first = deriveStatus(dj, obs, T0);
     const second = deriveStatus({ ...dj, status: first }, obs, T1);
     expect(second).toEqual(first);
+  });
+});
+
+describe("jobs stuck before running (issue 10 point 3)", () => {
+  const dj = distillationJob();
+  const failedCreate = (message: string, at = "2025-01-01T00:00:03Z") => ({
+    metadata: { name: "e" },
+    involvedObject: { kind: "Job", name: "mnist" },
+    reason: "FailedCreate",
+    type: "Warning",
+    message,
+    lastTimestamp: new Date(at),
+  });
+
+  it.each([
+    [
+      "ExceededQuota",
+      'pods "mnist-x" is forbidden: exceeded quota: q, requested: cpu=2, used: cpu=0, limited: cpu=1',
+    ],
+    ["PriorityClassNotFound", 'pods "mnist-x" is forbidden: no PriorityClass with name urgent was found'],
+    ["FailedCreate", "Error creating: something else"],
+  ])("shows the Job's FailedCreate as %s at once", (reason, message) => {
+    const s = deriveStatus(dj, { job: job({}), pods: [], events: [failedCreate(message)] }, T0);
+    expect(s.phase).toBe("Pending");
+    expect(findCondition(s.conditions, "Running")).toMatchObject({ reason, message });
+  });
+
+  it("ignores a FailedCreate older than the pod created since", () => {
+    const p = pod("p1", { phase: "Pending" }, "2025-01-01T00:00:04Z");
+    const s = deriveStatus(
+      dj,
+      { job: job({ active: 1 }), pods: [p], events: [failedCreate("exceeded quota")] },
+      T0,
+    );
+    expect(findCondition(s.conditions, "Running")?.reason).toBe("PodPending");
+  });
+
+  const pulling = () =>
+    pod("p1", {
+      phase: "Pending",
+      containerStatuses: [
+        {
+          name: "trainer",
+          image: "x",
+          imageID: "",
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image" } },
+        },
+      ],
+    });
+  const at = (seconds: number) => new Date(Date.parse(T0) + seconds * 1000).toISOString();
+
+  it("fails with the stuck reason once runPolicy.pendingDeadlineSeconds (default 600) has passed", () => {
+    const obs = { job: job({ active: 1 }), pods: [pulling()] };
+    const first = deriveStatus(dj, obs, T0);
+    expect(first.phase).toBe("Pending");
+    const before = deriveStatus({ ...dj, status: first }, obs, at(599));
+    expect(before.phase).toBe("Pending");
+    const after = deriveStatus({ ...dj, status: before }, obs, at(600));
+    expect(after.phase).toBe("Failed");
+    expect(findCondition(after.conditions, "Failed")).toMatchObject({
+      status: "True",
+      reason: "ImagePullBackOff",
+    });
+    expect(findCondition(after.conditions, "Failed")!.message).toContain("pendingDeadlineSeconds (600 s)");
+  });
+
+  it("does not count suspension (or waiting for Kueue) against the deadline, and 0 disables it", () => {
+    const suspendedDj = distillationJob({ runPolicy: { suspend: true } });
+    const obs = { job: job({ active: 1 }), pods: [pulling()] };
+    const pending = deriveStatus(dj, obs, T0);
+    const suspended = deriveStatus(
+      { ...suspendedDj, status: pending },
+      { job: job({}, true), pods: [] },
+      at(100),
+    );
+    expect(suspended.phase).toBe("Suspended");
+    const resumed = deriveStatus({ ...dj, status: suspended }, obs, at(500));
+    expect(deriveStatus({ ...dj, status: resumed }, obs, at(1000)).phase).toBe("Pending");
+    expect(deriveStatus({ ...dj, status: resumed }, obs, at(1100)).phase).toBe("Failed");
+    const never = distillationJob({ runPolicy: { pendingDeadlineSeconds: 0 } });
+    expect(deriveStatus({ ...never, status: pending }, obs, at(100_000)).phase).toBe("Pending");
   });
 });

@@ -16,6 +16,8 @@ import { buildNetwork } from "../../../trainer/src/models/index.ts";
 import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
 import { TrainerMetrics } from "../../../trainer/src/telemetry/metrics.ts";
 import { backendUnderTest } from "./backend-under-test.ts";
+import { ProgressDocument } from "../../../trainer/src/telemetry/progress.ts";
+import { TrainerProgress } from "../../../api/v1alpha1/index.ts";
 import { tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
 
 const BACKEND = backendUnderTest("cpu");
@@ -158,8 +160,19 @@ describe("engine: SIGTERM during the teacher stage", () => {
 
     const logs: string[] = [];
     const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m) };
-    const resumed = await runJob({ config, backend: BACKEND, log });
+    let document: ProgressDocument | undefined;
+    const seen: TrainerProgress[] = [];
+    const resumed = await runJob({
+      config,
+      backend: BACKEND,
+      log,
+      progress: (plan) => (document = new ProgressDocument(plan)),
+      hooks: { onStep: () => seen.push(TrainerProgress.parse(document!.document())) },
+    });
     expect(logs.join("\n")).toMatch(/teacher: resumed from .* at epoch 2, step 10/);
+    // The progress document continues the global step after the resume: 11 of 14 teacher steps, not 1.
+    expect(seen[0]).toMatchObject({ stage: "teacher", step: 11, epoch: 2, stepsPerEpoch: 7, totalSteps: 14 });
+    expect(seen.at(-1)).toMatchObject({ stage: "student", progressPercentage: 100 });
     expect(resumed.summary.teacher.accuracy).toBe(uninterrupted.summary.teacher.accuracy);
     expect(resumed.summary.student.accuracy).toBe(uninterrupted.summary.student.accuracy);
     const teacherLosses = (dir: string) =>

@@ -10,6 +10,8 @@ import { loadDataset } from "../data/index.ts";
 import { modelInputShape, saveNetwork } from "../models/index.ts";
 import { JsonlWriter } from "../telemetry/jsonl.ts";
 import { TrainerMetrics } from "../telemetry/metrics.ts";
+import { ProgressDocument, type RunPlan } from "../telemetry/progress.ts";
+import type { LoadedDataset } from "../data/index.ts";
 import {
   terminationResult,
   writeSummary,
@@ -50,6 +52,8 @@ export interface RunOptions {
   log: Logger;
   hooks?: StageHooks;
   stop?: StopSignal;
+  /** Makes the progress document served at /progress (default: from the spec and the data). */
+  progress?: (plan: RunPlan) => ProgressDocument;
 }
 
 export interface RunResult {
@@ -77,9 +81,11 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   );
   const metrics = new TrainerMetrics(config.jobName, config.namespace);
   metrics.backend(backend.choice, backend.tensorflowVersion, backend.device);
-  const server = await serveMetrics(metrics, options.metricsPort ?? spec.metrics.port, log);
+  const plan = runPlan(spec, dataset);
+  const progress = options.progress?.(plan) ?? new ProgressDocument(plan);
+  const server = await serveMetrics(metrics, progress, options.metricsPort ?? spec.metrics.port, log);
   const jsonl = new JsonlWriter(join(outputPath, "metrics.jsonl"));
-  const hooks = telemetryHooks(metrics, jsonl, options.hooks);
+  const hooks = telemetryHooks(metrics, progress, jsonl, options.hooks);
   try {
     const fingerprint = specFingerprint(spec);
     const resume = resumableCheckpoint<StudentState>(checkpointPath, "student", fingerprint, log.warn);
@@ -95,6 +101,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
       measureEvery: options.measureEvery,
     });
     metrics.testAccuracy("student", main.accuracy);
+    progress.testAccuracy("student", main.accuracy);
     const modelPath = join(outputPath, "student");
     await saveNetwork({ ...main.network, inputNormalization: dataset.normalization }, modelPath);
     const baselines = options.baselines
@@ -120,6 +127,15 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   } finally {
     await closeServer(server);
   }
+}
+
+/** The stages this run will train and their sizes (a configured teacher model is loaded, not trained). */
+function runPlan(spec: TrainerSpec, dataset: LoadedDataset): RunPlan {
+  const stepsPerEpoch = Math.ceil(dataset.train.size / spec.training.batchSize);
+  return {
+    ...(spec.teacher.model ? {} : { teacher: { epochs: spec.teacher.epochs, stepsPerEpoch } }),
+    student: { epochs: spec.training.epochs, stepsPerEpoch },
+  };
 }
 
 async function linger(serving: boolean, seconds: number | undefined, log: Logger): Promise<void> {

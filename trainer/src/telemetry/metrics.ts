@@ -1,6 +1,7 @@
 // Prometheus metrics of the trainer (names shared with the operator and dashboards via api/metrics.ts), served
-// on /metrics. The operator scrapes them for live progress while the pod runs.
-import { createServer, type Server } from "node:http";
+// on /metrics for Prometheus. The operator reads live progress from the typed document next to it (/progress,
+// progress.ts), not from these.
+import { createServer, type RequestListener, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
 import type { EpochRecord, StepRecord } from "../contracts.ts";
@@ -132,11 +133,21 @@ export class TrainerMetrics {
     this.accuracy.set({ stage, split: "test" }, accuracy);
   }
 
-  /** Serves /metrics on `port` (0: disabled, returns undefined). Resolves once listening. */
-  async serve(port: number, host = "0.0.0.0"): Promise<Server | undefined> {
+  /**
+   * Serves /metrics on `port` (0: disabled, returns undefined), and `routes` beside it (GET /progress).
+   * Resolves once listening.
+   */
+  async serve(
+    port: number,
+    host = "0.0.0.0",
+    routes: Record<string, RequestListener> = {},
+  ): Promise<Server | undefined> {
     if (port === 0) return undefined;
     const server = createServer((req, res) => {
-      if (req.url?.split("?")[0] !== "/metrics") {
+      const path = req.url?.split("?")[0] ?? "";
+      const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+      if (route) return void route(req, res);
+      if (path !== "/metrics") {
         res.writeHead(404).end("not found\n");
         return;
       }

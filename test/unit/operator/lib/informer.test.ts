@@ -88,3 +88,97 @@ describe("informer transform and index", () => {
     }
   });
 });
+
+describe("informer after an apiserver restart", () => {
+  it("relists at once when the watch answers 200 with an ERROR 410 event (a fresh watch cache)", async () => {
+    // What a restarted kube-apiserver answers to a watch from a resourceVersion older than its new cache:
+    // HTTP 200, one ERROR event {code: 410, reason: Expired}, end of stream (seen on the test bed, k8s 1.36).
+    let lists = 0;
+    let watches = 0;
+    const server = createServer((req, res) => {
+      res.setHeader("Content-Type", "application/json");
+      if (!req.url!.includes("watch=1")) {
+        lists++;
+        const items = lists === 1 ? [obj("a", "5")] : [obj("a", "5"), obj("b", "9")];
+        return res.end(JSON.stringify({ metadata: { resourceVersion: lists === 1 ? "5" : "9" }, items }));
+      }
+      watches++;
+      if (req.url!.includes("resourceVersion=5")) {
+        const status = {
+          kind: "Status",
+          status: "Failure",
+          message: "too old resource version: 5 (8)",
+          reason: "Expired",
+          code: 410,
+        };
+        return res.end(JSON.stringify({ type: "ERROR", object: status }) + "\n");
+      }
+      res.write(""); // a healthy watch from the new list: stays open
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const errors: string[] = [];
+    const informer = watchResource<KubernetesObject>({
+      kubeConfig: {
+        getCurrentCluster: () => ({ name: "t", server: `http://127.0.0.1:${port}`, skipTLSVerify: false }),
+        applyToHTTPSOptions: async () => undefined,
+      },
+      path: "/api/v1/configmaps",
+      onEvent: () => undefined,
+      onError: (e) => errors.push(String(e)),
+      minBackoffMs: 5000, // a relist that waited for a backoff would miss the poll below
+    });
+    try {
+      await informer.start();
+      await expect.poll(() => informer.get("ns", "b"), { timeout: 2000 }).toBeDefined();
+      expect(lists).toBe(2);
+      expect(errors).toEqual([]); // a 410 is not an error: no backoff
+      expect(watches).toBeGreaterThanOrEqual(2);
+    } finally {
+      informer.stop();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe("informer health (for /readyz and /healthz)", () => {
+  it("reports how long it has been failing, and 0 again once a list succeeds", async () => {
+    let broken = true;
+    const server = createServer((req, res) => {
+      res.setHeader("Content-Type", "application/json");
+      if (broken) {
+        res.statusCode = 503;
+        return res.end(JSON.stringify({ kind: "Status", message: "apiserver is shutting down", code: 503 }));
+      }
+      if (req.url!.includes("watch=1")) return void res.write("");
+      res.end(JSON.stringify({ metadata: { resourceVersion: "1" }, items: [] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const informer = watchResource<KubernetesObject>({
+      kubeConfig: {
+        getCurrentCluster: () => ({ name: "t", server: `http://127.0.0.1:${port}`, skipTLSVerify: false }),
+        applyToHTTPSOptions: async () => undefined,
+      },
+      path: "/api/v1/configmaps",
+      onEvent: () => undefined,
+      minBackoffMs: 20,
+      maxBackoffMs: 50,
+    });
+    try {
+      expect(informer.failingForMs()).toBe(0);
+      const started = informer.start();
+      await expect.poll(() => informer.failingForMs()).toBeGreaterThan(100);
+      expect(String(informer.lastError())).toContain("shutting down");
+      broken = false;
+      await started;
+      expect(informer.failingForMs()).toBe(0);
+      expect(informer.lastError()).toBeUndefined();
+    } finally {
+      informer.stop();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

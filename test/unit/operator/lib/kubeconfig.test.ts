@@ -3,7 +3,10 @@ import type * as https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { LightKubeConfig } from "../../../../operator/src/lib/kubeconfig.ts";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { KubeHttp } from "../../../../operator/src/lib/kube-http.ts";
+import { LightKubeConfig, loadKubeConfig } from "../../../../operator/src/lib/kubeconfig.ts";
 
 const b64 = (text: string) => Buffer.from(text).toString("base64");
 
@@ -95,5 +98,83 @@ describe("LightKubeConfig", () => {
 
   it("names the missing context", () => {
     expect(() => LightKubeConfig.fromString("current-context: nope")).toThrow(/nope/);
+  });
+
+  it("merges a $KUBECONFIG list as kubectl does: first file wins per name and for current-context", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kc-merge-"));
+    mkdirSync(join(dir, "b"));
+    writeFileSync(join(dir, "b", "ca.crt"), "CA OF B");
+    writeFileSync(
+      join(dir, "a.yaml"),
+      "users:\n- name: robot\n  user: { token: from-a }\n", // no current-context, no clusters
+    );
+    writeFileSync(
+      join(dir, "b", "config"),
+      [
+        "current-context: ctx",
+        "clusters:\n- name: c\n  cluster: { server: https://b.example, certificate-authority: ca.crt }",
+        "users:\n- name: robot\n  user: { token: from-b }",
+        "contexts:\n- name: ctx\n  context: { cluster: c, user: robot, namespace: ns-b }",
+      ].join("\n"),
+    );
+    const env = {
+      KUBECONFIG: [join(dir, "a.yaml"), join(dir, "missing"), join(dir, "b", "config")].join(":"),
+    };
+    const kc = LightKubeConfig.fromDefault(env);
+    expect(kc.getCurrentCluster().server).toBe("https://b.example");
+    expect(kc.namespace).toBe("ns-b");
+    const opts: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(opts);
+    expect(opts.headers).toEqual({ Authorization: "Bearer from-a" }); // the first file's user of that name
+    expect(String(opts.ca)).toBe("CA OF B"); // relative to the file that names it
+  });
+
+  /** A kubeconfig (JSON is YAML) whose user gets a token from an exec plugin, or from an auth-provider. */
+  const execUser = (token: string, server = "https://eks.example", authProvider = false) => {
+    const credential = {
+      apiVersion: "client.authentication.k8s.io/v1",
+      kind: "ExecCredential",
+      status: { token },
+    };
+    const exec = {
+      apiVersion: "client.authentication.k8s.io/v1",
+      command: "sh",
+      args: ["-c", `echo '${JSON.stringify(credential)}'`],
+      interactiveMode: "Never",
+    };
+    return JSON.stringify({
+      "current-context": "eks",
+      clusters: [{ name: "c", cluster: { server, "insecure-skip-tls-verify": true } }],
+      users: [{ name: "aws", user: authProvider ? { "auth-provider": { name: "oidc" } } : { exec } }],
+      contexts: [{ name: "eks", context: { cluster: "c", user: "aws", namespace: "ml" } }],
+    });
+  };
+
+  it("refuses an exec or auth-provider user in the light loader, naming the plugin", () => {
+    expect(() => LightKubeConfig.fromString(execUser("t"))).toThrow(/exec plugin.*loadKubeConfig/);
+    expect(() => LightKubeConfig.fromString(execUser("t", undefined, true))).toThrow(/auth-provider plugin/);
+  });
+
+  it("runs an exec plugin (as for EKS/AKS/GKE) and sends its token", async () => {
+    const seen: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.setHeader("Content-Type", "application/json");
+      res.end("{}");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const dir = mkdtempSync(join(tmpdir(), "kc-exec-"));
+    const server_ = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    writeFileSync(join(dir, "config"), execUser("exec-token", server_));
+    try {
+      const { kubeConfig, namespace } = await loadKubeConfig({ KUBECONFIG: join(dir, "config") });
+      expect(namespace).toBe("ml");
+      const http = new KubeHttp(kubeConfig);
+      await http.request("/api/v1/namespaces");
+      http.close();
+      expect(seen).toEqual(["Bearer exec-token"]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

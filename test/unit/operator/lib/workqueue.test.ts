@@ -16,6 +16,17 @@ describe("WorkQueue", () => {
     vi.useRealTimers();
   });
 
+  it("measures delays on the monotonic clock: a wall-clock jump neither releases nor holds a parked key", async () => {
+    const queue = new WorkQueue();
+    queue.addAfter("a", 1000);
+    vi.setSystemTime(Date.now() + 3_600_000); // NTP steps the wall clock an hour ahead
+    queue.addAfter("b", 100); // its timer makes the queue look at every parked key
+    await vi.advanceTimersByTimeAsync(500);
+    expect(await drainReady(queue)).toEqual(["b"]); // "a" is not due: only 500 ms have passed
+    await vi.advanceTimersByTimeAsync(500);
+    expect(await drainReady(queue)).toEqual(["a"]);
+  });
+
   it("dedupes a key added twice while waiting", async () => {
     const queue = new WorkQueue();
     queue.add("a");
