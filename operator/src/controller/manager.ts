@@ -170,8 +170,8 @@ export class Manager {
 
   /** Starts the watches; workers begin once every cache is filled, so no reconcile sees a half-listed world. */
   async start(): Promise<void> {
-    const { djs, jobs, configMaps, pods } = this.informers;
-    await Promise.all([jobs.start(), configMaps.start(), pods.start()]);
+    const { djs, jobs, configMaps, pods, events } = this.informers;
+    await Promise.all([jobs.start(), configMaps.start(), pods.start(), events.start()]);
     await djs.start();
     this.log.info("caches synced, starting workers", { concurrency: this.concurrency });
     this.workers = runWorkers(this.queue, this.concurrency, (key) => this.reconcile(key), {
