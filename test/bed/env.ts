@@ -160,3 +160,20 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * Waits until the CRD's Established condition is True. Not `kubectl wait --for=condition=Established`: right
+ * after an apply the CRD may have no status.conditions yet, and kubectl wait then fails at once instead of
+ * waiting ("status.conditions accessor error").
+ */
+export async function waitCrdEstablished(name: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    `CRD ${name} Established`,
+    async () => {
+      const path = '{.status.conditions[?(@.type=="Established")].status}';
+      const r = await kubectl(["get", "crd", name, "-o", `jsonpath=${path}`]);
+      return r.code === 0 && r.stdout.trim() === "True";
+    },
+    timeoutMs,
+  );
+}

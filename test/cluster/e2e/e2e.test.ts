@@ -18,6 +18,7 @@ import {
   deleteNamespace,
   kubectl,
   serviceAccountKubeconfig,
+  waitCrdEstablished,
   waitFor,
 } from "../../bed/env.ts";
 import { stopGroups, tail } from "../../bed/processes.ts";
@@ -84,12 +85,7 @@ beforeAll(async () => {
   namespace = await createTestNamespace("e2e");
   const crd = await kubectl(["apply", "-f", CHART_CRD]);
   expect(crd.code, crd.stderr).toBe(0);
-  await kubectl([
-    "wait",
-    "--for=condition=Established",
-    "crd/distillationjobs.distillation.mokd.io",
-    "--timeout=30s",
-  ]);
+  await waitCrdEstablished("distillationjobs.distillation.mokd.io");
   await applyChartRbac();
 
   kubelet = new LocalKubelet(adminKubeConfig(), LOCAL_NODE, namespace);

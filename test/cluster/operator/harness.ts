@@ -6,7 +6,13 @@ import { join } from "node:path";
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
 import type { DistillationJobInput, DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
-import { adminKubeConfig, kubectl, serviceAccountKubeconfig, waitFor } from "../../bed/env.ts";
+import {
+  adminKubeConfig,
+  kubectl,
+  serviceAccountKubeconfig,
+  waitCrdEstablished,
+  waitFor,
+} from "../../bed/env.ts";
 
 const ROOT = join(import.meta.dirname, "../../..");
 const NODE = join(ROOT, "node_modules/.bin/node");
@@ -26,12 +32,7 @@ let crdApplied: Promise<void> | undefined;
 export function ensureCrd(): Promise<void> {
   crdApplied ??= (async () => {
     await mustKubectl(["apply", "--server-side", "--force-conflicts", "-f", CRD]);
-    await mustKubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/distillationjobs.distillation.mokd.io",
-    ]);
+    await waitCrdEstablished("distillationjobs.distillation.mokd.io");
   })();
   return crdApplied;
 }

@@ -18,6 +18,7 @@ import {
   deleteNamespace,
   kubeconfigPath,
   kubectl,
+  waitCrdEstablished,
   waitFor,
 } from "../../bed/env.ts";
 
@@ -372,7 +373,8 @@ describe("chart", () => {
     const created = await kubectl(["apply", "-f", "-"], { input: stubs });
     expect(created.code, created.stderr).toBe(0);
     try {
-      await kubectl(["wait", "--for=condition=Established", "crd", "-l", "mokd-test=stub", "--timeout=30s"]);
+      for (const plural of ["servicemonitors", "podmonitors", "prometheusrules"])
+        await waitCrdEstablished(`${plural}.monitoring.coreos.com`);
       const manifest = await render(namespace, [...MONITORING_ON, "serviceMonitor.labels.release=kps"]);
       expect(kinds(manifest)).toEqual(
         expect.arrayContaining(["ServiceMonitor", "PodMonitor", "PrometheusRule"]),
