@@ -1,4 +1,4 @@
-// The images cannot be built here (no Docker): check what can be checked statically. Every COPY source exists
+// Static checks of the Dockerfiles (the images themselves are built and run by test/unit/images). Every COPY source exists
 // and survives .dockerignore, installs come from the lockfile without dev dependencies, and every module the
 // entrypoint loads at run time is inside the copied directories or a production dependency.
 import { existsSync, readFileSync } from "node:fs";
@@ -6,34 +6,12 @@ import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../../../api/generate.ts";
-import { parseDockerfile, type Instruction } from "./dockerfile.ts";
-
-/** Sources of COPY instructions that read the build context (not another stage). */
-function contextCopySources(instructions: Instruction[]): string[] {
-  return instructions
-    .filter((i) => i.keyword === "COPY" && !/--from=/.test(i.args))
-    .flatMap((i) => {
-      const words = i.args.split(/\s+/).filter((w) => !w.startsWith("--"));
-      return words.slice(0, -1);
-    });
-}
-
-function dockerignorePatterns(): string[] {
-  return readFileSync(join(ROOT, ".dockerignore"), "utf8")
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith("#"));
-}
-
-/** Enough of .dockerignore's matching for our patterns: `name`, `**\/name`, `*.ext`. */
-function ignored(path: string, patterns: string[]): boolean {
-  const segments = path.split("/");
-  return patterns.some((p) => {
-    if (p.startsWith("**/")) return segments.includes(p.slice(3));
-    if (p.startsWith("*.")) return path.endsWith(p.slice(1));
-    return segments[0] === p || path === p;
-  });
-}
+import {
+  contextCopySources,
+  dockerignorePatterns,
+  ignored,
+  parseDockerfile,
+} from "../../../scripts/images/dockerfile.ts";
 
 const RUNTIME_IMPORT = /^\s*(?:import|export)\s+(?!type\b)(?:[^"';]*?\s+from\s+)?["']([^"']+)["']/gm;
 const DYNAMIC_IMPORT = /\bimport\(\s*["']([^"']+)["']\s*\)/g;
@@ -90,7 +68,7 @@ describe.each(images)("$dockerfile", ({ dockerfile, entry, entrypoint }) => {
 
   it("copies only files that exist and that .dockerignore keeps", () => {
     expect(sources.length).toBeGreaterThan(0);
-    const patterns = dockerignorePatterns();
+    const patterns = dockerignorePatterns(ROOT);
     for (const src of sources) {
       expect(existsSync(join(ROOT, src)), `${src} does not exist`).toBe(true);
       expect(ignored(src, patterns), `${src} is excluded by .dockerignore`).toBe(false);
@@ -124,6 +102,17 @@ describe.each(images)("$dockerfile", ({ dockerfile, entry, entrypoint }) => {
       ).toBe(true);
     }
     for (const p of packages) expect(runtimeDeps, `${p} is not a production dependency`).toContain(p);
+  });
+});
+
+describe("operator image", () => {
+  it("never imports tfjs, so its Dockerfile may uninstall @tensorflow/*", () => {
+    const { packages } = importGraph(join(ROOT, "operator/src/main.ts"));
+    expect([...packages].filter((p) => p.startsWith("@tensorflow/"))).toEqual([]);
+    expect(packages).toContain("prom-client");
+    expect(readFileSync(join(ROOT, "operator/Dockerfile"), "utf8")).toMatch(
+      /npm uninstall[^\n]*--omit=optional/,
+    );
   });
 });
 
