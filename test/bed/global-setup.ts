@@ -12,6 +12,11 @@ declare module "vitest" {
     mokdKubeconfig: string;
     mokdServer: string;
     mokdBinDir: string;
+    /** The real node's containerd socket (for `ctr images import`); absent without a real node. */
+    mokdContainerdSocket: string;
+    mokdNodeIp: string;
+    /** The real node's work dir (kubelet root dir: <dir>/kubelet/root). */
+    mokdNodeDir: string;
   }
 }
 
@@ -76,8 +81,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.env[ENV_KUBECONFIG] = state.kubeconfig;
   process.env[ENV_BIN_DIR] = state.binDir;
 
+  if (state.node) {
+    project.provide("mokdContainerdSocket", state.node.containerdSocket);
+    project.provide("mokdNodeIp", state.node.nodeIp);
+    project.provide("mokdNodeDir", state.node.workDir);
+  }
+
   return async () => {
-    await stopBed(state);
+    const left = await stopBed(state);
+    if (left.length > 0) log(`host state left behind by the real node: ${left.join(", ")}`);
     killGroupsSync([watchdog]);
     detach();
     if (project.vitest.state.getCountOfFailedTests() > 0)
