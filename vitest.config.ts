@@ -1,7 +1,31 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: `unit` needs nothing; `cluster` runs against the real control plane that
-// test/bed/global-setup.ts builds (cached) and starts once per run, and always tears down.
+// The trainer's kernel-sensitive tests, run again on each backend (test/unit/trainer/backend-under-test.ts).
+const KERNEL_SENSITIVE = [
+  "objectives",
+  "strategies",
+  "gradients",
+  "optimizer",
+  "checkpoint",
+  "engine-runs",
+  "engine-wasm",
+].map((name) => `test/unit/trainer/${name}.test.ts`);
+
+/** A project running KERNEL_SENSITIVE on `backend` (forced: a backend that does not load fails the project). */
+const onBackend = (backend: "tensorflow" | "wasm") => ({
+  test: {
+    name: backend,
+    include: KERNEL_SENSITIVE,
+    env: { MOKD_TEST_BACKEND: backend },
+    setupFiles: ["test/unit/trainer/backend-setup.ts"],
+    testTimeout: 120_000,
+    sequence: { groupOrder: 0 },
+  },
+});
+
+// `unit` needs nothing; `tensorflow` and `wasm` rerun the kernel-sensitive trainer tests on those backends
+// (tensorflow needs `npm run native-tf`, which `npm test` runs first); `cluster` runs against the real control
+// plane that test/bed/global-setup.ts builds (cached) and starts once per run, and always tears down.
 export default defineConfig({
   test: {
     projects: [
@@ -13,6 +37,8 @@ export default defineConfig({
           sequence: { groupOrder: 0 },
         },
       },
+      onBackend("tensorflow"),
+      onBackend("wasm"),
       {
         test: {
           name: "cluster",

@@ -39,6 +39,8 @@ export const TrainerMetric = {
   stepDuration: "mokd_trainer_step_duration_seconds",
   /** gauge: unix time of the last completed step (for stall alerts). */
   lastStepTime: "mokd_trainer_last_step_timestamp_seconds",
+  /** gauge{backend, tensorflow_version, device}: 1, labelled with the tfjs backend the run trains on. */
+  backendInfo: "mokd_trainer_backend_info",
 } as const;
 
 export const OperatorMetric = {

@@ -89,8 +89,17 @@ const VolumeSource = z
   })
   .describe("A PersistentVolumeClaim to mount.");
 
+/** The trainer's tfjs backends (trainer/src/backend): `auto` or one to force. */
+export const backendNames = ["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+
 export const RuntimeSpec = section(
   {
+    backend: z
+      .enum(backendNames)
+      .default("auto")
+      .describe(
+        "tfjs backend of the trainer. `auto`: native TensorFlow when it loads (tensorflow-gpu first when an NVIDIA GPU is visible), wasm first for runs too small for TensorFlow's per-op cost (docs/trainer.md), then cpu. A named backend is forced: when it cannot load the run fails at once (BadConfig) naming the cause. With `gpus` > 0 the trainer pod fails when an NVIDIA GPU is visible but TensorFlow did not place its ops on it. The trainer's `--backend` flag and $MOKD_BACKEND override this field.",
+      ),
     image: z.string().min(1).default(DEFAULT_TRAINER_IMAGE).describe("Trainer container image."),
     imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional().describe("Image pull policy."),
     imagePullSecrets: z.array(z.string().min(1)).optional().describe("Names of image pull secrets."),

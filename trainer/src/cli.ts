@@ -3,6 +3,7 @@
 //   train            the container entrypoint: config from $MOKD_CONFIG (or --config), paths from the spec,
 //                    JSON logs, termination message
 //   validate <file>  check a manifest (or bare spec) and print every bad field
+//   gpu-check        the backend, the device TensorFlow places ops on and a samples/s figure (docs/gpu.md)
 // Exit codes (api/v1alpha1/exit-codes.ts): 0 success, 1 internal error, 2 bad config, 3 bad data (dataset or
 // teacher model), 143 stopped by SIGTERM after writing a checkpoint.
 import { writeFileSync } from "node:fs";
@@ -30,6 +31,8 @@ const USAGE = `usage:
   trainer train [--config FILE]        (default: $MOKD_CONFIG; also $MOKD_JOB_NAME, $MOKD_JOB_NAMESPACE,
                                         $MOKD_BACKEND, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
   trainer validate <job.yaml>
+  trainer gpu-check [--backend B] [--seconds 10] [--batch 128] [--require-gpu]
+                                       (backend, TensorFlow's op placement, samples/s; docs/gpu.md)
 exit codes: 0 success, 1 internal error, 2 bad config, 3 bad data, 143 stopped by SIGTERM after a checkpoint`;
 
 const OPTIONS = {
@@ -206,6 +209,8 @@ async function commandTrain(flags: Flags): Promise<number> {
       runJob({
         config,
         backend,
+        // A pod that asked for GPUs must train on a visible one; `trainer run` (local) does not check.
+        expectGpu: config.spec.runtime.gpus > 0,
         metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
         metricsLingerSeconds: intFlag(process.env.MOKD_METRICS_LINGER_SECONDS, "MOKD_METRICS_LINGER_SECONDS"),
         measureEvery: intFlag(flags["measure-every"], "measure-every"),
@@ -260,6 +265,10 @@ function progressAware(log: winston.Logger, progress: Progress | undefined): Log
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "gpu-check") {
+    const { gpuCheck } = await import("./backend/gpu-check.ts");
+    return gpuCheck(argv.slice(1));
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, allowNegative: true });

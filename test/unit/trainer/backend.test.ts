@@ -202,12 +202,4 @@ describe("replacement conv gradient kernels match the cpu backend's stock kernel
   it("does not register for other backends", () => {
     expect(registerTrainingKernels("tensorflow")).toEqual([]);
   });
-
-  it("a forced backend that cannot load throws; auto falls through to one that loads", async () => {
-    await expect(selectBackend("tensorflow-gpu", () => {})).rejects.toThrow(/no tfjs backend/);
-    const logs: string[] = [];
-    const chosen = await selectBackend("auto", (m) => logs.push(m));
-    expect(["tensorflow-gpu", "tensorflow", "wasm", "cpu"]).toContain(chosen.choice);
-    expect(logs.at(-1)).toMatch(new RegExp(`tfjs backend: ${chosen.choice}`));
-  });
 });

@@ -15,13 +15,15 @@ import { runStudentStage } from "../../../trainer/src/engine/student-stage.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
 import { buildObjectives } from "../../../trainer/src/objectives/index.ts";
 import { TrainerMetrics } from "../../../trainer/src/telemetry/metrics.ts";
+import { backendUnderTest } from "./backend-under-test.ts";
 import { tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
 
+const BACKEND = backendUnderTest("cpu");
 const quiet = { info: () => {}, warn: () => {} };
 let data: string;
 
 beforeAll(async () => {
-  await selectBackend("cpu", () => {});
+  await selectBackend(BACKEND, () => {});
   data = writeTinyIdx();
 });
 
@@ -55,7 +57,7 @@ describe("engine: every strategy with task, distillation and feature objectives"
     async (name) => {
       // 96 training samples at batch 32: three student steps.
       const { config, output } = job(name, { objectives: allObjectives, data: { maxTrainSamples: 96 } });
-      const { summary } = await runJob({ config, backend: "cpu", log: quiet });
+      const { summary } = await runJob({ config, backend: BACKEND, log: quiet });
       expect(summary.steps).toBe(3);
       const steps = records(output).filter((r) => r.type === "step" && r.stage === "student");
       expect(steps).toHaveLength(3);
@@ -78,7 +80,7 @@ describe("engine: every strategy with task, distillation and feature objectives"
 describe("engine: conflict rate of a single-backward strategy", () => {
   it("is conflicted / measured steps in the epoch record and the summary", async () => {
     const { config, output } = job("mokd-amortized", { objectives: allObjectives });
-    const { summary } = await runJob({ config, backend: "cpu", log: quiet, measureEvery: 2 });
+    const { summary } = await runJob({ config, backend: BACKEND, log: quiet, measureEvery: 2 });
     const all = records(output).filter((r) => r.stage === "student");
     const measured = all.filter((r) => r.type === "step" && r.conflict !== undefined);
     const conflicted = measured.filter((r) => r.conflict === true).length;
@@ -138,7 +140,7 @@ describe("engine: SIGTERM during the teacher stage", () => {
     // Two teacher epochs of 7 steps; stop after step 10 (mid-epoch 2).
     const overrides = { teacher: { epochs: 2, dropout: 0.2 } };
     const reference = job("mokd", overrides);
-    const uninterrupted = await runJob({ config: reference.config, backend: "cpu", log: quiet });
+    const uninterrupted = await runJob({ config: reference.config, backend: BACKEND, log: quiet });
 
     const { config, output } = job("mokd", overrides);
     const stop = new StopSignal();
@@ -148,13 +150,15 @@ describe("engine: SIGTERM during the teacher stage", () => {
         if (r.stage === "teacher" && ++teacherSteps === 10) stop.requested = true;
       },
     };
-    const error = await runJob({ config, backend: "cpu", log: quiet, stop, hooks }).catch((e: unknown) => e);
+    const error = await runJob({ config, backend: BACKEND, log: quiet, stop, hooks }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(StoppedError);
     expect((error as StoppedError).checkpoint).toMatch(/teacher-progress\/ckpt-0+10$/);
 
     const logs: string[] = [];
     const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m) };
-    const resumed = await runJob({ config, backend: "cpu", log });
+    const resumed = await runJob({ config, backend: BACKEND, log });
     expect(logs.join("\n")).toMatch(/teacher: resumed from .* at epoch 2, step 10/);
     expect(resumed.summary.teacher.accuracy).toBe(uninterrupted.summary.teacher.accuracy);
     expect(resumed.summary.student.accuracy).toBe(uninterrupted.summary.student.accuracy);
@@ -175,7 +179,7 @@ describe("engine: reproducibility", () => {
     const runs = await Promise.all([0, 1].map(() => job("mokd", overrides)));
     const results = [];
     for (const { config, output } of runs) {
-      const { summary } = await runJob({ config, backend: "cpu", log: quiet });
+      const { summary } = await runJob({ config, backend: BACKEND, log: quiet });
       const losses = records(output)
         .filter((r) => r.type === "step" || r.type === "epoch")
         .map((r) => [r.stage, r.step, r.losses]);

@@ -7,13 +7,16 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../../trainer/src/backend/index.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
 import { runJob } from "../../../trainer/src/engine/run.ts";
+import { backendUnderTest } from "./backend-under-test.ts";
 import { tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
 
+// wasm in the unit project; the `tensorflow` project runs the same whole runs on native TensorFlow.
+const BACKEND = backendUnderTest("wasm");
 const quiet = { info: () => {}, warn: () => {} };
 let data: string;
 
 beforeAll(async () => {
-  await selectBackend("wasm", () => {});
+  await selectBackend(BACKEND, () => {});
   data = writeTinyIdx();
 });
 
@@ -26,10 +29,10 @@ describe("engine on the wasm backend", () => {
       job.spec.student = { ...job.spec.student, width: 7, hiddenUnits: 5 };
       const { summary } = await runJob({
         config: parseConfig(job, "test", {}),
-        backend: "wasm",
+        backend: BACKEND,
         log: quiet,
       });
-      expect(summary.backend).toBe("wasm");
+      expect(summary.backend).toBe(BACKEND);
       // The synthetic classes are trivially separable; chance is 0.25.
       expect(summary.teacher.accuracy).toBeGreaterThan(0.6);
       expect(summary.student.accuracy).toBeGreaterThan(0.6);

@@ -15,9 +15,10 @@ import {
   weightedLossGradients,
 } from "../../../trainer/src/gradients.ts";
 import { selectBackend } from "../../../trainer/src/backend/index.ts";
+import { backendUnderTest } from "./backend-under-test.ts";
 
 beforeAll(async () => {
-  await tf.setBackend("cpu");
+  await selectBackend(backendUnderTest("cpu"), () => {});
 });
 
 /** A tiny two-headed model: a shared dense layer, a task head and an unused variable (no gradient). */
@@ -173,7 +174,7 @@ describe("Gram matrix and combination on host-memory backends (JS pass over the 
         );
       });
       tf.dispose([...combined, ...data.flat()]);
-      await tf.setBackend("cpu");
+      await selectBackend(backendUnderTest("cpu"), () => {});
     },
   );
 });

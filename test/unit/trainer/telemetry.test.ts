@@ -129,6 +129,7 @@ const summary: RunSummary = {
   job: { name: "fm", namespace: "ml" },
   strategy: "mokd",
   backend: "wasm",
+  device: "cpu",
   teacher: { accuracy: 0.91234567, parameters: 10, path: "/t", source: "trained" },
   student: { accuracy: 0.85, parameters: 5, path: "/output/student" },
   bestEpoch: 3,

@@ -6,7 +6,8 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Server } from "node:http";
 import type { DistillationJobSpec } from "../../../api/v1alpha1/index.ts";
-import { selectBackend, type BackendPreference } from "../backend/index.ts";
+import { checkGpu, selectBackend, type BackendPreference, type SelectedBackend } from "../backend/index.ts";
+import { runWorkload } from "../backend/workload.ts";
 import {
   disposeGroups,
   latestValidCheckpoint,
@@ -43,7 +44,10 @@ export interface RunOptions {
   /** Overrides of spec.output.path / checkpointPath (local runs). */
   outputPath?: string;
   checkpointPath?: string;
+  /** Overrides spec.runtime.backend (--backend, $MOKD_BACKEND). */
   backend?: BackendPreference;
+  /** The pod asked for GPUs (spec.runtime.gpus > 0): see checkGpu. */
+  expectGpu?: boolean;
   /** Overrides spec.metrics.port (0 disables). */
   metricsPort?: number;
   /** Keep serving /metrics this long after a successful run, so a scraper sees the final values. */
@@ -83,13 +87,18 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   const outputPath = resolve(options.outputPath ?? spec.output.path);
   const checkpointPath = resolve(options.checkpointPath ?? spec.output.checkpointPath);
   const log = options.log;
-  const backend = await selectBackend(options.backend ?? "auto", (m) => log.info(m));
+  // The data first: auto's choice depends on the models' size, which depends on the input shape.
   const dataset = await loadDataset(spec.data, spec.training.seed);
+  const workload = runWorkload(spec, dataset.inputShape, dataset.numClasses);
+  const preference = options.backend ?? spec.runtime.backend;
+  const backend = await selectBackend(preference, (m) => log.info(m), workload);
+  if (options.expectGpu) checkGpu(backend, spec.runtime.gpus, (m) => log.warn(m));
   log.info(
     `data: ${dataset.name} train ${dataset.train.size}, validation ${dataset.validation.size}, test ${dataset.test.size}`,
   );
   mkdirSync(outputPath, { recursive: true });
   const metrics = new TrainerMetrics(options.config.jobName, options.config.namespace);
+  metrics.backend(backend.choice, backend.tensorflowVersion, backend.device);
   const server = await serveMetrics(metrics, options.metricsPort ?? spec.metrics.port, log);
   if (server) log.info(`metrics on :${(server.address() as { port: number }).port}/metrics`);
   const jsonl = new JsonlWriter(join(outputPath, "metrics.jsonl"));
@@ -123,7 +132,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
     const baselines = options.baselines
       ? await trainBaselines(spec, dataset, teacher, log, options.hooks)
       : [];
-    const summary = buildSummary(options, spec, backend.choice, teacher, main, modelPath, started);
+    const summary = buildSummary(options, spec, backend, teacher, main, modelPath, started);
     writeSummary(join(outputPath, "summary.json"), summary);
     jsonl.write({ type: "summary", ...terminationResult(summary) });
     if (options.terminationLog) writeTerminationMessage(terminationResult(summary), options.terminationLog);
@@ -440,7 +449,7 @@ export function epochsToTarget(history: EpochRecord[], target: number): number |
 function buildSummary(
   options: RunOptions,
   spec: DistillationJobSpec,
-  backend: string,
+  backend: SelectedBackend,
   teacher: TeacherHandle,
   student: StudentRun,
   modelPath: string,
@@ -454,7 +463,9 @@ function buildSummary(
   return {
     job: { name: options.config.jobName, namespace: options.config.namespace },
     strategy: student.strategy,
-    backend,
+    backend: backend.choice,
+    ...(backend.tensorflowVersion ? { tensorflowVersion: backend.tensorflowVersion } : {}),
+    device: backend.device,
     teacher: {
       accuracy: teacher.info.accuracy,
       validationAccuracy: teacher.info.validationAccuracy,

@@ -61,7 +61,11 @@ export function renderReport(result: RunResult, config: TrainerConfig, jsonlPath
   const facts: [string, string][] = [
     ["job", `${config.namespace}/${config.jobName}`],
     ["strategy", summary.strategy],
-    ["backend", summary.backend],
+    [
+      "backend",
+      `${summary.backend}${summary.tensorflowVersion ? ` (TensorFlow ${summary.tensorflowVersion})` : ""}, ` +
+        `ops on ${summary.device}`,
+    ],
     ["student steps", String(summary.steps)],
     [
       "conflict rate",

@@ -24,6 +24,7 @@ export class TrainerMetrics {
   private readonly epochsTotal: Gauge<"stage">;
   private readonly stepDuration: Histogram<"stage">;
   private readonly lastStepTime: Gauge;
+  private readonly backendInfo: Gauge<"backend" | "tensorflow_version" | "device">;
 
   constructor(jobName: string, namespace: string) {
     this.registry.setDefaultLabels({ [TRAINER_LABELS.job]: jobName, [TRAINER_LABELS.namespace]: namespace });
@@ -59,6 +60,17 @@ export class TrainerMetrics {
       registers,
     });
     this.lastStepTime = gauge(TrainerMetric.lastStepTime, "Unix time of the last completed step.", []);
+    this.backendInfo = gauge(TrainerMetric.backendInfo, "1, labelled with the backend the run trains on.", [
+      "backend",
+      "tensorflow_version",
+      "device",
+    ]);
+  }
+
+  /** tensorflow_version is "none" on wasm and cpu (no TensorFlow library). */
+  backend(backend: string, tensorflowVersion: string | undefined, device: string): void {
+    this.backendInfo.reset();
+    this.backendInfo.set({ backend, tensorflow_version: tensorflowVersion ?? "none", device }, 1);
   }
 
   startStage(stage: Stage, epochs: number): void {

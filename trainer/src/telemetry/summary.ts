@@ -23,7 +23,12 @@ export interface ModelSummary {
 export interface RunSummary {
   job: { name: string; namespace: string };
   strategy: string;
+  /** The tfjs backend (auto's pick or the forced one): tensorflow-gpu, tensorflow, wasm or cpu. */
   backend: string;
+  /** TensorFlow's version as the native library reported it; absent on wasm and cpu. */
+  tensorflowVersion?: string;
+  /** Where ops ran: "gpu" only when TensorFlow placed them on a CUDA device. */
+  device: "gpu" | "cpu";
   teacher: ModelSummary & { source: "trained" | "loaded" };
   student: ModelSummary;
   /** 1-based epoch with the best validation accuracy. */
