@@ -317,15 +317,39 @@ function buildImage(name: ImageName, bases: BaseImage[], paths: Paths, env: Node
     rmSync(partial, { force: true });
     run(name, "podman", ["save", "--format", "docker-archive", "-o", partial, ref], logFile, env);
     renameSync(partial, tar);
-    for (const old of readdirSync(paths.tars)) {
-      if (old.startsWith(`${name}-`) && join(paths.tars, old) !== tar)
-        rmSync(join(paths.tars, old), { force: true });
-    }
+    dropOlderBuilds(name, tar, cacheRef, paths, env);
     log(`${name}: built and saved in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   } else if (!imageExists(ref, env) && imageExists(cacheRef, env)) {
     tagAll(cacheRef, [ref], join(paths.logs, `${name}.log`), env);
   }
   return { ref, tar, hash, bytes: statSync(tar).size, cached, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Removes what earlier inputs of this image left: their archives, and their images (podman rmi also removes the
+ * layers no other image uses). The layer cache of stages the current build still uses stays.
+ */
+function dropOlderBuilds(
+  name: ImageName,
+  tar: string,
+  cacheRef: string,
+  paths: Paths,
+  env: NodeJS.ProcessEnv,
+): void {
+  for (const old of readdirSync(paths.tars)) {
+    if (old.startsWith(`${name}-`) && join(paths.tars, old) !== tar)
+      rmSync(join(paths.tars, old), { force: true });
+  }
+  const format = "{{.Repository}}:{{.Tag}}";
+  const listed = spawnSync("podman", ["images", "--format", format, `localhost/mokd-cache/${name}`], {
+    env,
+    encoding: "utf8",
+  });
+  // The listing names every tag of each matching image (the current one's ref too): keep only older cache tags.
+  const older = (listed.stdout ?? "")
+    .split("\n")
+    .filter((ref) => ref.startsWith(`localhost/mokd-cache/${name}:`) && ref !== cacheRef);
+  if (older.length) spawnSync("podman", ["rmi", ...older], { env, stdio: "ignore" });
 }
 
 function writeManifest(paths: Paths, manifest: Manifest): void {

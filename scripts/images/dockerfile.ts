@@ -34,6 +34,16 @@ export function contextCopySources(instructions: Instruction[]): string[] {
     });
 }
 
+/** Sources of `RUN --mount=type=bind,source=...` that read the build context (no `from=`). */
+export function contextMountSources(instructions: Instruction[]): string[] {
+  return instructions
+    .filter((i) => i.keyword === "RUN")
+    .flatMap((i) => [...i.args.matchAll(/--mount=(\S+)/g)].map((m) => m[1]!))
+    .map((spec) => Object.fromEntries(spec.split(",").map((kv) => kv.split("=", 2) as [string, string])))
+    .filter((o) => o.type === "bind" && !o.from && (o.source ?? o.src))
+    .map((o) => (o.source ?? o.src)!);
+}
+
 /** Images named by FROM that are not earlier stages of the same file (ARG defaults substituted). */
 export function baseImages(instructions: Instruction[]): string[] {
   const args = new Map<string, string>();

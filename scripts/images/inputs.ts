@@ -1,10 +1,16 @@
 // The cache key of an image: a hash of everything its build reads from this repository (the Dockerfile, the
-// .dockerignore, every file its COPY/ADD instructions take from the context) plus the caller's extra parts (base
+// .dockerignore, every file its COPY/ADD instructions and RUN bind mounts take from the context) plus the caller's extra parts (base
 // image recipes, build settings). A change anywhere else does not rebuild it.
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { contextCopySources, dockerignorePatterns, ignored, parseDockerfile } from "./dockerfile.ts";
+import {
+  contextCopySources,
+  contextMountSources,
+  dockerignorePatterns,
+  ignored,
+  parseDockerfile,
+} from "./dockerfile.ts";
 
 export function recipeHash(parts: string[]): string {
   const h = createHash("sha256");
@@ -25,7 +31,8 @@ export function contextFiles(root: string, path: string, patterns: string[]): st
 /** The files a Dockerfile's build reads from the context, sorted and without duplicates. */
 export function imageInputs(root: string, dockerfile: string): string[] {
   const patterns = dockerignorePatterns(root);
-  const sources = contextCopySources(parseDockerfile(readFileSync(join(root, dockerfile), "utf8")));
+  const instructions = parseDockerfile(readFileSync(join(root, dockerfile), "utf8"));
+  const sources = [...contextCopySources(instructions), ...contextMountSources(instructions)];
   const files = sources.flatMap((s) => contextFiles(root, join(root, s), patterns));
   return [...new Set([dockerfile, ".dockerignore", ...files])].sort();
 }

@@ -1,14 +1,15 @@
 // The real images, built here from their Dockerfiles by the project's script (scripts/images/build.ts, cached by
-// a hash of their inputs: a warm run with no change only checks hashes) and run under podman: the CPU trainer
-// image trains a tiny job to success, the operator image prints its flags. The GPU image is built and run by
-// hand (docs/images.md): its build alone already fails when its backend does not load.
+// a hash of their inputs: a warm run with no change only checks hashes) and run under podman: each trainer image
+// trains a tiny job to success on its native backend (the GPU image on the CPU: no GPU here), the operator
+// image prints its flags and carries no tfjs. Each trainer build already fails when its backend does not load.
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../../../api/generate.ts";
 import { cacheDir, type Manifest } from "../../../scripts/images/build.ts";
+import { TF_VERSION } from "../../../scripts/native-tf/pins.ts";
 import { tinyTrainerJob } from "../../cluster/tiny-job.ts";
 
 const HERE = join(ROOT, "scripts", "images");
@@ -24,11 +25,12 @@ function podman(args: string[]) {
   return spawnSync("podman", args, { env: podmanEnv, encoding: "utf8", timeout: 300_000 });
 }
 
+const IMAGES = ["operator", "trainer-cpu", "trainer-gpu"] as const;
 let manifest: Manifest;
 let work: string;
 
 beforeAll(() => {
-  const r = spawnSync(process.execPath, [join(HERE, "build.ts"), "operator", "trainer-cpu"], {
+  const r = spawnSync(process.execPath, [join(HERE, "build.ts"), ...IMAGES], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -45,11 +47,14 @@ afterAll(() => {
 
 describe("images built from their Dockerfiles", () => {
   it("lists every requested image with its saved archive in the manifest", () => {
-    for (const name of ["operator", "trainer-cpu"] as const) {
+    for (const name of IMAGES) {
       const entry = manifest.images[name]!;
       expect(entry.ref).toMatch(/^ghcr\.io\/mokd\//);
       expect(entry.bytes).toBeGreaterThan(100e6);
-      expect(readFileSync(entry.tar).subarray(0, 512).length).toBe(512);
+      // A docker-archive naming exactly this ref (what `ctr images import` and `podman load` read).
+      const listed = spawnSync("tar", ["-xOf", entry.tar, "manifest.json"], { encoding: "utf8" });
+      expect(listed.status, listed.stderr).toBe(0);
+      expect(JSON.parse(listed.stdout)).toMatchObject([{ RepoTags: [entry.ref] }]);
     }
   });
 
@@ -76,7 +81,13 @@ describe("images built from their Dockerfiles", () => {
     expect(r.stdout).not.toContain("@tensorflow");
   });
 
-  it("CPU trainer image: trains a tiny job to success", () => {
+  it.each([
+    ["trainer-cpu", "tensorflow"],
+    ["trainer-gpu", "tensorflow-gpu"],
+  ] as const)("%s image: trains a tiny job to success on %s", (image, backend) => {
+    const dir = join(work, image);
+    mkdirSync(dir, { mode: 0o777 });
+    chmodSync(dir, 0o777);
     const job = tinyTrainerJob({
       name: "image-check",
       namespace: "default",
@@ -85,18 +96,24 @@ describe("images built from their Dockerfiles", () => {
       maxTrainSamples: 256,
       epochs: 1,
     });
-    writeFileSync(join(work, "job.json"), JSON.stringify(job));
+    writeFileSync(join(dir, "job.json"), JSON.stringify(job));
     const r = podman([
-      ...["run", "--rm", "--network", "none", "-v", `${work}:/work`],
+      ...["run", "--rm", "--network", "none", "-v", `${dir}:/work`],
       ...["-e", "MOKD_CONFIG=/work/job.json", "-e", "MOKD_TERMINATION_LOG=/work/termination-log"],
-      manifest.images["trainer-cpu"]!.ref,
+      // Forced: `auto` rightly takes wasm for a job this small (trainer/src/backend/workload.ts).
+      ...["-e", `MOKD_BACKEND=${backend}`],
+      manifest.images[image]!.ref,
     ]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    const result = JSON.parse(readFileSync(join(work, "termination-log"), "utf8")) as {
+    const result = JSON.parse(readFileSync(join(dir, "termination-log"), "utf8")) as {
       studentAccuracy: number;
     };
     expect(result.studentAccuracy).toBeGreaterThan(0);
-    const summary = JSON.parse(readFileSync(join(work, "output", "summary.json"), "utf8")) as object;
-    expect(summary).toHaveProperty("student");
+    const summary = JSON.parse(readFileSync(join(dir, "output", "summary.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    // The run reports the image's native backend and its TensorFlow: no silent fallback to wasm.
+    expect(summary).toMatchObject({ backend, tensorflowVersion: TF_VERSION, device: "cpu" });
   });
 });

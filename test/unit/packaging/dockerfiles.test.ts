@@ -6,8 +6,10 @@ import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../../../api/generate.ts";
+import { TF_VERSION } from "../../../scripts/native-tf/pins.ts";
 import {
   contextCopySources,
+  contextMountSources,
   dockerignorePatterns,
   ignored,
   parseDockerfile,
@@ -65,11 +67,12 @@ describe.each(images)("$dockerfile", ({ dockerfile, entry, entrypoint }) => {
   const instructions = parseDockerfile(readFileSync(join(ROOT, dockerfile), "utf8"));
   const finalStage = Math.max(...instructions.map((i) => i.stage));
   const sources = contextCopySources(instructions);
+  const mounts = contextMountSources(instructions);
 
   it("copies only files that exist and that .dockerignore keeps", () => {
     expect(sources.length).toBeGreaterThan(0);
     const patterns = dockerignorePatterns(ROOT);
-    for (const src of sources) {
+    for (const src of [...sources, ...mounts]) {
       expect(existsSync(join(ROOT, src)), `${src} does not exist`).toBe(true);
       expect(ignored(src, patterns), `${src} is excluded by .dockerignore`).toBe(false);
     }
@@ -116,12 +119,61 @@ describe("operator image", () => {
   });
 });
 
-describe("trainer GPU image", () => {
-  const text = readFileSync(join(ROOT, "trainer/Dockerfile"), "utf8");
-  it("uses the CUDA 11.2 / cuDNN 8 runtime that tfjs-node-gpu 4.x links against, and ships Fashion-MNIST", () => {
-    expect(text).toContain("nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04");
-    expect(text).toMatch(/COPY --from=node \/usr\/local\/bin\/node/);
-    expect(text).toMatch(/dataset-fashion-mnist/);
+const cudaPins = readFileSync(join(ROOT, "scripts/images/cuda12-requirements.txt"), "utf8");
+
+describe("trainer images: native TensorFlow", () => {
+  it.each([
+    ["trainer/Dockerfile.cpu", "--cpu", "tensorflow", "@tensorflow/tfjs-node-gpu"],
+    ["trainer/Dockerfile", "--gpu", "tensorflow-gpu", "@tensorflow/tfjs-node"],
+  ])(
+    "%s installs its backend with scripts/native-tf and fails its build unless it loads",
+    (file, flag, backend, other) => {
+      const text = readFileSync(join(ROOT, file), "utf8");
+      const runs = parseDockerfile(text).filter((i) => i.keyword === "RUN");
+      // Optional dependencies stay (npm ci without --omit=optional), no install script runs, no second npm install.
+      expect(runs.some((r) => /npm ci --omit=dev --ignore-scripts/.test(r.args))).toBe(true);
+      expect(text).not.toMatch(/--omit=optional|npm install/);
+      expect(text).toContain(
+        `npm uninstall --no-save --omit=dev --ignore-scripts --offline --no-audit --no-fund ${other} `,
+      );
+      expect(runs.some((r) => r.args === `node scripts/native-tf/install.ts ${flag}`)).toBe(true);
+      const last = runs.at(-1)!;
+      expect(last.args).toBe(
+        `--mount=type=bind,source=scripts/images/check,target=/mnt node /mnt/backend.ts ${backend} "$TF_VERSION"`,
+      );
+      expect(text).toContain(`ARG TF_VERSION=${TF_VERSION}`);
+      expect(contextMountSources(parseDockerfile(text))).toEqual(["scripts/images/check"]);
+    },
+  );
+
+  it("the GPU image carries CUDA 12 from the pinned NVIDIA wheels, and no CUDA 11", () => {
+    const text = readFileSync(join(ROOT, "trainer/Dockerfile"), "utf8");
+    for (const t of [text, cudaPins]) expect(t).not.toMatch(/cuda[:-]?11|cu11|cudnn8|11\.2\.2/i);
+    const runs = parseDockerfile(text).filter((r) => r.keyword === "RUN");
+    expect(
+      runs.some((r) =>
+        /pip install --no-deps --require-hashes.*-r \/tmp\/cuda12-requirements.txt/.test(r.args),
+      ),
+    ).toBe(true);
     expect(text).toMatch(/COPY --from=datasets \/usr\/share\/datasets\/fashion-mnist/);
+    // The versions tensorflow==2.18.0 pins for `and-cuda` (docs/images.md), each with its sha256.
+    const pins = Object.fromEntries(
+      [...cudaPins.matchAll(/^(nvidia-[a-z0-9-]+)==(\S+) --hash=sha256:[0-9a-f]{64}$/gm)].map((m) => [
+        m[1],
+        m[2],
+      ]),
+    );
+    expect(pins).toEqual({
+      "nvidia-cuda-runtime-cu12": "12.5.82",
+      "nvidia-cublas-cu12": "12.5.3.2",
+      "nvidia-cudnn-cu12": "9.3.0.75",
+      "nvidia-cufft-cu12": "11.2.3.61",
+      "nvidia-curand-cu12": "10.3.6.82",
+      "nvidia-cusolver-cu12": "11.6.3.83",
+      "nvidia-cusparse-cu12": "12.5.1.3",
+      "nvidia-nvjitlink-cu12": "12.5.82",
+      "nvidia-cuda-nvrtc-cu12": "12.5.82",
+      "nvidia-cuda-cupti-cu12": "12.5.82",
+    });
   });
 });
