@@ -35,6 +35,7 @@ const BINARIES = [
   "kubelet",
   "kube-proxy",
   "kueue",
+  "prometheus",
   "pause.tar",
 ];
 const SERVICE_CIDR = "10.96.0.0/16";

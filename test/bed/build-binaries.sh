@@ -12,6 +12,9 @@ HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 # v3.6.8 is the etcd that Kubernetes v1.36.3's go.mod uses.
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"
 KUEUE_VERSION="${KUEUE_VERSION:-v0.17.0}"
+# Debian's Prometheus 2.42 is built without Kubernetes service discovery; this one has only it (and file/http),
+# for the end-to-end test's discovery of pods and Service endpoints. Module v0.316.0 is Prometheus 3.16.0.
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
 # The real node's sandbox image (see build_pause); the name containerd's sandbox_image points at.
 PAUSE_VERSION="${PAUSE_VERSION:-1}"
 PAUSE_IMAGE="localhost/mokd/pause:$PAUSE_VERSION"
@@ -147,8 +150,8 @@ GO
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
-build_go_tool() { # name version module-path ldflags
-  local name="$1" version="$2" pkg="$3" ldflags="$4"
+build_go_tool() { # name version module-path ldflags [build-tags]
+  local name="$1" version="$2" pkg="$3" ldflags="$4" tags="${5:-}"
   local out="$CACHE/$name-$version"
   [[ -x "$out/$name" ]] && return
   log "building $name $version"
@@ -156,9 +159,17 @@ build_go_tool() { # name version module-path ldflags
   mkdir -p "$work" "$out.tmp"
   (
     cd "$work"
-    GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w $ldflags" "$pkg@$version"
+    GOBIN="$out.tmp" go install -trimpath -tags "$tags" -ldflags "-s -w $ldflags" "$pkg@$version"
   )
   rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+build_prometheus() {
+  # Module v0.3MM.P is Prometheus 3.MM.P.
+  local v="${PROMETHEUS_VERSION#v0.}" minor patch
+  minor="${v%%.*}"; patch="${v#*.}"; patch="${patch#*.}"
+  build_go_tool prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus \
+    "-X github.com/prometheus/common/version.Version=3.$((minor - 300)).$patch" "remove_all_sd,enable_kubernetes_sd"
 }
 
 build_etcd() {
@@ -194,6 +205,16 @@ GO
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
+# The real node runs on Debian's containerd, runc and CNI plugins (nothing is started by installing them).
+ensure_node_packages() {
+  command -v containerd >/dev/null && command -v ctr >/dev/null && command -v runc >/dev/null \
+    && [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local ]] && return
+  [[ $(id -u) -eq 0 ]] || { log "the real node needs: apt-get install containerd runc containernetworking-plugins"; return 1; }
+  log "installing Debian's containerd runc containernetworking-plugins"
+  apt-get install -y -q containerd runc containernetworking-plugins >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q containerd runc containernetworking-plugins >/dev/null; }
+}
+
 main() {
   mkdir -p "$CACHE"
   # Several test runs may start at once on a fresh machine: one builds, the others wait for it.
@@ -207,9 +228,11 @@ main() {
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$helm_minor"
   build_kubernetes
   build_node
+  ensure_node_packages
   build_pause
   build_go_tool kueue "$KUEUE_VERSION" sigs.k8s.io/kueue/cmd/kueue \
     "-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION"
+  build_prometheus
   # Kueue's CRDs, RBAC and webhook manifests ship in its module: the bed installs them from the module cache.
   local kueue_src
   kueue_src="$(cd "$CACHE/src/kueue-$KUEUE_VERSION" && go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
@@ -218,7 +241,8 @@ main() {
   local bin="$CACHE/bin-$K8S_VERSION" f
   mkdir -p "$bin"
   for f in "$CACHE/kubernetes-$K8S_VERSION"/* "$CACHE/kubernetes-node-$K8S_VERSION"/* "$CACHE/kwok-$KWOK_VERSION/kwok" \
-    "$CACHE/helm-$HELM_VERSION/helm" "$CACHE/etcd-$ETCD_VERSION/etcd" "$CACHE/kueue-$KUEUE_VERSION/kueue"; do
+    "$CACHE/helm-$HELM_VERSION/helm" "$CACHE/etcd-$ETCD_VERSION/etcd" "$CACHE/kueue-$KUEUE_VERSION/kueue" \
+    "$CACHE/prometheus-$PROMETHEUS_VERSION/prometheus"; do
     ln -sf "$f" "$bin/$(basename "$f")"
   done
   ln -sfn "$kueue_src/config/components" "$bin/kueue-manifests"

@@ -98,7 +98,8 @@ export function unmountNew(before: HostSnapshot, prefixes: string[]): string[] {
     if (fresh.length === 0) return [];
     for (const m of fresh) {
       const r = spawnSync("umount", ["-l", m], { encoding: "utf8" });
-      if (r.status !== 0) process.stderr.write(`[testbed] umount -l ${m}: ${r.stderr.trim()}\n`);
+      if (r.status !== 0 && !r.stderr.includes("not mounted"))
+        process.stderr.write(`[testbed] umount -l ${m}: ${r.stderr.trim()}\n`);
     }
   }
   return newMounts(before, prefixes);
