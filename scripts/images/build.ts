@@ -56,7 +56,7 @@ export interface Manifest {
   images: Partial<Record<ImageName, ImageEntry>>;
 }
 
-interface Paths {
+export interface Paths {
   cache: string;
   storage: string;
   dl: string;
@@ -318,6 +318,7 @@ function buildImage(name: ImageName, bases: BaseImage[], paths: Paths, env: Node
     run(name, "podman", ["save", "--format", "docker-archive", "-o", partial, ref], logFile, env);
     renameSync(partial, tar);
     dropOlderBuilds(name, tar, cacheRef, paths, env);
+    pruneUnused(paths, env);
     log(`${name}: built and saved in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   } else if (!imageExists(ref, env) && imageExists(cacheRef, env)) {
     tagAll(cacheRef, [ref], join(paths.logs, `${name}.log`), env);
@@ -350,6 +351,29 @@ function dropOlderBuilds(
     .split("\n")
     .filter((ref) => ref.startsWith(`localhost/mokd-cache/${name}:`) && ref !== cacheRef);
   if (older.length) spawnSync("podman", ["rmi", ...older], { env, stdio: "ignore" });
+}
+
+/**
+ * Removes the dangling images (old stage results) that no current build uses: the IDs every image's and base's
+ * last build log names ("--> <id>") are kept, so the layer cache of each current stage survives. Keeps a cache
+ * that many rebuilds would otherwise grow by gigabytes (the GPU image's stages alone are ~7 GB).
+ */
+export function pruneUnused(paths: Paths, env: NodeJS.ProcessEnv): void {
+  const keep = new Set<string>();
+  for (const file of readdirSync(paths.logs).filter((f) => f.endsWith(".log"))) {
+    const text = readFileSync(join(paths.logs, file), "utf8");
+    for (const m of text.matchAll(/^--> (?:Using cache )?([0-9a-f]{11,64})\s*$/gm))
+      keep.add(m[1]!.slice(0, 11));
+  }
+  const listed = spawnSync("podman", ["images", "-a", "-q", "--filter", "dangling=true"], {
+    env,
+    encoding: "utf8",
+  });
+  const unused = (listed.stdout ?? "")
+    .split("\n")
+    .map((id) => id.trim().slice(0, 11))
+    .filter((id) => id && !keep.has(id));
+  if (unused.length) spawnSync("podman", ["rmi", ...new Set(unused)], { env, stdio: "ignore" });
 }
 
 function writeManifest(paths: Paths, manifest: Manifest): void {
