@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { join } from "node:path";
 import { BedStartError, newWorkDir, startBed, stopBed, type BedState } from "./bed.ts";
 import { CLI_RUN_DIR, ENV_BIN_DIR, ENV_KUBECONFIG } from "./config.ts";
+import { cleanStale } from "./node.ts";
 import { isAlive } from "./processes.ts";
 
 const STATE_FILE = join(CLI_RUN_DIR, "state.json");
@@ -59,8 +60,9 @@ const command = process.argv[2];
 try {
   if (command === "up") await up();
   else if (command === "down") await down();
+  else if (command === "clean-node") cleanStale((m) => console.error(`[testbed] ${m}`));
   else {
-    console.error("usage: node test/bed/cli.ts up|down");
+    console.error("usage: node test/bed/cli.ts up|down|clean-node");
     process.exitCode = 2;
   }
 } catch (err) {

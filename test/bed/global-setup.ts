@@ -1,7 +1,8 @@
 // vitest global setup of the `cluster` project: one control plane per run, always torn down.
 import { spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { ENV_BIN_DIR, ENV_KUBECONFIG } from "./config.ts";
 import { newWorkDir, startBed, stopBed } from "./bed.ts";
@@ -21,6 +22,7 @@ declare module "vitest" {
 }
 
 const log = (message: string) => console.error(`[testbed] ${message}`);
+const HERE = dirname(fileURLToPath(import.meta.url));
 
 /**
  * If vitest itself is killed (SIGKILL, OOM), no handler runs: a detached shell watches this process and kills the
@@ -30,6 +32,8 @@ function startWatchdog(pgidFile: string, workDir: string): number {
   const script = [
     `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done`,
     `for g in $(cat "${pgidFile}" 2>/dev/null); do kill -KILL -- "-$g" 2>/dev/null; done`,
+    // The real node's host state (iptables chains, bridge, mounts, cgroups, shims) outlives its processes.
+    `"${process.execPath}" "${join(HERE, "cli.ts")}" clean-node`,
     `rm -rf "${workDir}"`,
   ].join("\n");
   const child = spawn("bash", ["-c", script], { detached: true, stdio: "ignore" });

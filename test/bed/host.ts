@@ -62,8 +62,9 @@ export function removeKubeChains(): void {
       const chains = rules.filter((r) => r.startsWith("-N KUBE-")).map((r) => r.slice(3).trim());
       for (const rule of rules) {
         const parts = rule.split(" ");
+        // `-S` quotes comments as a shell would: let sh split the rule back into its arguments.
         if (parts[0] === "-A" && !parts[1]!.startsWith("KUBE-") && / -j KUBE-/.test(rule))
-          sh(bin, ["-w", "-t", table, "-D", ...parts.slice(1)]);
+          sh("sh", ["-c", `${bin} -w -t ${table} -D ${rule.slice(3)}`]);
       }
       for (const chain of chains) sh(bin, ["-w", "-t", table, "-F", chain]);
       for (const chain of chains) sh(bin, ["-w", "-t", table, "-X", chain]);

@@ -182,13 +182,17 @@ function kubeProxyConfig(o: NodeOptions): string {
 /** Where node work dirs go: on disk (containerd unpacks GBs of images), one per run. */
 export const NODE_DIR_PREFIX = "/var/tmp/mokd-node-";
 
-/** Leftovers of a run that died without teardown (we hold the lock, so nothing of it is live). */
-function cleanStale(log: (m: string) => void): void {
+/**
+ * Leftovers of a run that died without teardown (the caller holds the lock or is that run's watchdog, so nothing
+ * of it is live): run before every start and by the watchdog (`node test/bed/cli.ts clean-node`).
+ */
+export function cleanStale(log: (m: string) => void): void {
   const chains = kubeChains();
   const cgroups = kubepodsCgroups();
   const bridge = existsSync(`/sys/class/net/${CNI_BRIDGE}`);
   const mounts = staleMounts();
-  if (chains.length + cgroups.length + mounts.length === 0 && !bridge) return;
+  const runDirs = ["/run/netns", "/run/containerd"].filter(existsSync);
+  if (chains.length + cgroups.length + mounts.length + runDirs.length === 0 && !bridge) return;
   log(
     `cleaning up after an earlier run: ${chains.length} KUBE-* chains, ${cgroups.length} kubepods cgroups, ` +
       `${mounts.length} mounts, bridge: ${bridge}`,
@@ -199,6 +203,23 @@ function cleanStale(log: (m: string) => void): void {
   removeKubeChains();
   removeLink(CNI_BRIDGE);
   removeKubepodsCgroups();
+  // The runtime's /run dirs, when nothing of theirs is left (their pre-run existence died with that run).
+  for (const ns of existsSync("/run/netns") ? readdirSync("/run/netns") : [])
+    if (ns.startsWith("cni-")) rmSync(join("/run/netns", ns), { force: true });
+  // Shim sockets of dead shims: only when no containerd (a system one included) runs on this machine.
+  if (existsSync("/run/containerd/s") && spawnSync("pgrep", ["containerd"]).status !== 0)
+    rmSync("/run/containerd/s", { recursive: true, force: true });
+  for (const dir of ["/run/netns", "/run/containerd"]) {
+    if (existsSync(dir) && readdirSync(dir).length === 0) {
+      spawnSync("umount", ["-l", dir]); // containerd bind-mounts /run/netns on itself
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  for (const dir of readdirSync("/var/tmp")) {
+    const path = join("/var/tmp", dir);
+    if (path.startsWith(NODE_DIR_PREFIX) && staleMounts().length === 0)
+      rmSync(path, { recursive: true, force: true });
+  }
 }
 
 function staleMounts(): string[] {
