@@ -17,6 +17,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { KEEP_LOG_RUNS, KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE, LOGS_DIR } from "./config.ts";
 import { get, type TlsOptions } from "./http.ts";
+import { acquireBedLock, releaseDetachedLock, type BedLock } from "./lock.ts";
+import { hostIp, NODE_DIR_PREFIX, startNode, stopNode, type NodeState } from "./node.ts";
 import { generatePki, type Pki } from "./pki.ts";
 import { sleep, startComponent, stopGroups, tail, type Component } from "./processes.ts";
 
@@ -30,6 +32,11 @@ const BINARIES = [
   "kubectl",
   "kwok",
   "helm",
+  "kubelet",
+  "kube-proxy",
+  "kueue",
+  "prometheus",
+  "pause.tar",
 ];
 const SERVICE_CIDR = "10.96.0.0/16";
 const POD_CIDR = "10.244.0.1/16";
@@ -41,8 +48,14 @@ export interface BedState {
   binDir: string;
   logDir: string;
   workDir: string;
-  /** Process group ids, in start order. */
+  /** Process group ids, in start order (the real node's included). */
   pgids: number[];
+  /** The real node (kubelet on containerd), unless started without one. */
+  node?: NodeState;
+  /** Pid of the detached flock(1) holding the bed lock (`testbed:up` only; a test run's dies with it). */
+  lockPid?: number;
+  /** Mine to release when stopped in this process. */
+  lock?: BedLock;
 }
 
 export interface BedOptions {
@@ -51,6 +64,10 @@ export interface BedOptions {
   log?: (message: string) => void;
   /** Called with the process group ids every time one starts (for a watchdog). */
   onGroups?: (pgids: number[]) => void;
+  /** Start the real node (kubelet, containerd, kube-proxy) as kwok-local-0; default true, MOKD_TESTBED_REAL_NODE=0 skips. */
+  realNode?: boolean;
+  /** Keep the bed lock after this process exits (`testbed:up`). */
+  detachedLock?: boolean;
 }
 
 /**
@@ -172,38 +189,61 @@ export class BedStartError extends Error {
 export async function startBed(options: BedOptions = {}): Promise<BedState> {
   const log = options.log ?? ((m: string) => console.error(`[testbed] ${m}`));
   const binDir = await ensureBinaries();
+  const lock = await acquireBedLock(log, options.detachedLock);
   const logDir = newLogDir();
   const workDir = options.workDir ?? newWorkDir();
   mkdirSync(workDir, { recursive: true });
+  const realNode = options.realNode ?? process.env.MOKD_TESTBED_REAL_NODE !== "0";
   const components: Component[] = [];
+  let node: NodeState | undefined;
   try {
-    return await launch(binDir, logDir, workDir, components, options.onGroups ?? (() => {}));
+    const state = await launch({
+      binDir,
+      logDir,
+      workDir,
+      components,
+      onGroups: options.onGroups ?? (() => {}),
+      realNode,
+      onNode: (n) => (node = n),
+      log,
+    });
+    return { ...state, lock, lockPid: options.detachedLock ? lock.pid : undefined };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     for (const c of components) log(`--- tail of ${c.logFile} ---\n${tail(c.logFile)}`);
+    if (node) await stopNode(node, binDir);
     await stopGroups(components.map((c) => c.pid).reverse());
     rmSync(workDir, { recursive: true, force: true });
+    lock.release();
     throw new BedStartError(`test bed failed to start: ${message} (logs: ${logDir})`, logDir);
   }
 }
 
-async function launch(
-  binDir: string,
-  logDir: string,
-  workDir: string,
-  components: Component[],
-  onGroups: (pgids: number[]) => void,
-): Promise<BedState> {
+interface Launch {
+  binDir: string;
+  logDir: string;
+  workDir: string;
+  components: Component[];
+  onGroups: (pgids: number[]) => void;
+  realNode: boolean;
+  onNode: (node: NodeState) => void;
+  log: (message: string) => void;
+}
+
+async function launch(l: Launch): Promise<BedState> {
+  const { binDir, logDir, workDir, components, onGroups } = l;
   const bin = (name: string) => join(binDir, name);
-  const start = (name: string, args: string[]) => {
-    components.push(startComponent(name, bin(name), args, logDir));
-    onGroups(components.map((c) => c.pid));
+  const started = (c: Component) => {
+    components.push(c);
+    onGroups(components.map((x) => x.pid));
   };
+  const start = (name: string, args: string[]) => started(startComponent(name, bin(name), args, logDir));
   const pkiDir = join(workDir, "pki");
   mkdirSync(pkiDir);
-  const [pki, [etcdPort, peerPort, apiPort, kcmPort, schedPort]] = await Promise.all([
+  const [pki, [etcdPort, peerPort, apiPort, kcmPort, schedPort, ...nodePorts], nodeIp] = await Promise.all([
     generatePki(pkiDir),
-    freePorts(5),
+    freePorts(9),
+    l.realNode ? hostIp() : Promise.resolve(undefined),
   ]);
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
@@ -228,16 +268,30 @@ async function launch(
     (await get(`${etcdUrl}/health`)).body.includes('"true"'),
   );
 
+  // With a real node, pods reach the apiserver through the kubernetes Service (kube-proxy DNATs 10.96.0.1 to the
+  // advertised address, which the apiserver's lease reconciler writes): it must listen on the node's address too.
+  // prettier-ignore
+  const nodeArgs = nodeIp ? [
+    "--bind-address=0.0.0.0", `--advertise-address=${nodeIp}`, "--endpoint-reconciler-type=lease",
+    // kubectl logs/exec/port-forward reach the kubelet at its InternalIP, with the bed's client cert.
+    "--kubelet-preferred-address-types=InternalIP,Hostname",
+    `--kubelet-client-certificate=${pki.adminCert}`, `--kubelet-client-key=${pki.adminKey}`,
+    // A namespace's annotations can pin its pods to the real node (node selector and toleration), so tests run
+    // users' manifests unchanged there.
+    "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
+  ] : [
+    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+  ];
   // prettier-ignore
   start("kube-apiserver", [
     `--etcd-servers=${etcdUrl}`,
-    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", `--secure-port=${apiPort}`,
+    ...nodeArgs, `--secure-port=${apiPort}`,
     `--cert-dir=${join(workDir, "apiserver")}`,
     `--tls-cert-file=${pki.servingCert}`, `--tls-private-key-file=${pki.servingKey}`, `--client-ca-file=${pki.caCert}`,
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
     `--service-account-key-file=${pki.saPublicKey}`, `--service-account-signing-key-file=${pki.saPrivateKey}`,
     `--service-cluster-ip-range=${SERVICE_CIDR}`,
-    "--authorization-mode=RBAC", "--endpoint-reconciler-type=none", "--allow-privileged=true", "--profiling=false",
+    "--authorization-mode=RBAC", "--allow-privileged=true", "--profiling=false",
   ]);
   await until(
     "kube-apiserver /readyz",
@@ -270,6 +324,29 @@ async function launch(
     `--cidr=${POD_CIDR}`, "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
   ]);
   await run(bin("kubectl"), [`--kubeconfig=${kubeconfig}`, "apply", "-f", join(HERE, "kwok", "nodes.yaml")]);
+  let node: NodeState | undefined;
+  if (nodeIp) {
+    const [kubelet, kubeletHealthz, proxyHealthz, proxyMetrics] = nodePorts as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    node = await startNode(
+      {
+        binDir,
+        logDir,
+        workDir: mkdtempSync(NODE_DIR_PREFIX),
+        kubeconfig,
+        caCert: pki.caCert,
+        nodeIp,
+        ports: { kubelet, kubeletHealthz, proxyHealthz, proxyMetrics },
+        start: started,
+      },
+      l.log,
+    );
+    l.onNode(node);
+  }
 
   const insecure = { insecure: true };
   await until(
@@ -291,14 +368,28 @@ async function launch(
     );
     return fake.length > 0 && fake.every(schedulable);
   });
+  if (node) {
+    await until(`real node ${node.name} Ready`, components, async () => {
+      const { status, body } = await get(`${server}/api/v1/nodes/${node.name}`, admin);
+      return status === 200 && schedulable(JSON.parse(body) as NodeJson);
+    });
+  }
   await until("ServiceAccount default/default", components, async () => {
     return (await get(`${server}/api/v1/namespaces/default/serviceaccounts/default`, admin)).status === 200;
   });
-  return { kubeconfig, server, binDir, logDir, workDir, pgids: components.map((c) => c.pid) };
+  const pgids = components.map((c) => c.pid).filter((p) => !node?.pgids.includes(p));
+  return { kubeconfig, server, binDir, logDir, workDir, pgids, node };
 }
 
-/** Stops every component (reverse start order) and removes the work dir; logs stay. */
-export async function stopBed(state: BedState): Promise<void> {
+/**
+ * Stops the real node (undoing its host changes) and every component (reverse start order), removes the work
+ * dir and releases the lock; logs stay. Returns the host state it could not undo (empty when clean).
+ */
+export async function stopBed(state: BedState): Promise<string[]> {
+  const left = state.node ? await stopNode(state.node, state.binDir) : [];
   await stopGroups([...state.pgids].reverse());
   rmSync(state.workDir, { recursive: true, force: true });
+  if (state.lock) state.lock.release();
+  else if (state.lockPid !== undefined) releaseDetachedLock(state.lockPid);
+  return left;
 }

@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { join } from "node:path";
 import { BedStartError, newWorkDir, startBed, stopBed, type BedState } from "./bed.ts";
 import { CLI_RUN_DIR, ENV_BIN_DIR, ENV_KUBECONFIG } from "./config.ts";
+import { cleanStale } from "./node.ts";
 import { isAlive } from "./processes.ts";
 
 const STATE_FILE = join(CLI_RUN_DIR, "state.json");
@@ -23,16 +24,16 @@ function printExports(state: BedState): void {
 
 async function up(): Promise<void> {
   const running = readState();
-  if (running && running.pgids.every(isAlive)) {
+  if (running && [...running.pgids, ...(running.node?.pgids ?? [])].every(isAlive)) {
     console.error(`[testbed] already up at ${running.server} (logs: ${running.logDir})`);
     printExports(running);
     return;
   }
   if (running) await down(); // A half-dead bed from an earlier run.
   const started = Date.now();
-  const state = await startBed({ workDir: newWorkDir() });
+  const state = await startBed({ workDir: newWorkDir(), detachedLock: true });
   mkdirSync(CLI_RUN_DIR, { recursive: true });
-  writeFileSync(STATE_FILE, JSON.stringify(state, null, 2));
+  writeFileSync(STATE_FILE, JSON.stringify({ ...state, lock: undefined }, null, 2));
   copyFileSync(state.kubeconfig, KUBECONFIG);
   console.error(`[testbed] up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${state.server}`);
   console.error(`[testbed] logs: ${state.logDir}; stop with: npm run testbed:down`);
@@ -45,18 +46,23 @@ async function down(): Promise<void> {
     console.error("[testbed] not running");
     return;
   }
-  await stopBed(state);
+  const left = await stopBed(state);
   rmSync(STATE_FILE, { force: true });
   rmSync(KUBECONFIG, { force: true });
   console.error(`[testbed] stopped (logs kept in ${state.logDir})`);
+  if (left.length > 0) {
+    console.error(`[testbed] host state left behind: ${left.join(", ")}`);
+    process.exitCode = 1;
+  }
 }
 
 const command = process.argv[2];
 try {
   if (command === "up") await up();
   else if (command === "down") await down();
+  else if (command === "clean-node") cleanStale((m) => console.error(`[testbed] ${m}`));
   else {
-    console.error("usage: node test/bed/cli.ts up|down");
+    console.error("usage: node test/bed/cli.ts up|down|clean-node");
     process.exitCode = 2;
   }
 } catch (err) {

@@ -1,7 +1,8 @@
 // vitest global setup of the `cluster` project: one control plane per run, always torn down.
 import { spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { ENV_BIN_DIR, ENV_KUBECONFIG } from "./config.ts";
 import { newWorkDir, startBed, stopBed } from "./bed.ts";
@@ -12,10 +13,16 @@ declare module "vitest" {
     mokdKubeconfig: string;
     mokdServer: string;
     mokdBinDir: string;
+    /** The real node's containerd socket (for `ctr images import`); absent without a real node. */
+    mokdContainerdSocket: string;
+    mokdNodeIp: string;
+    /** The real node's work dir (kubelet root dir: <dir>/kubelet/root). */
+    mokdNodeDir: string;
   }
 }
 
 const log = (message: string) => console.error(`[testbed] ${message}`);
+const HERE = dirname(fileURLToPath(import.meta.url));
 
 /**
  * If vitest itself is killed (SIGKILL, OOM), no handler runs: a detached shell watches this process and kills the
@@ -25,6 +32,8 @@ function startWatchdog(pgidFile: string, workDir: string): number {
   const script = [
     `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done`,
     `for g in $(cat "${pgidFile}" 2>/dev/null); do kill -KILL -- "-$g" 2>/dev/null; done`,
+    // The real node's host state (iptables chains, bridge, mounts, cgroups, shims) outlives its processes.
+    `"${process.execPath}" "${join(HERE, "cli.ts")}" clean-node`,
     `rm -rf "${workDir}"`,
   ].join("\n");
   const child = spawn("bash", ["-c", script], { detached: true, stdio: "ignore" });
@@ -76,8 +85,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.env[ENV_KUBECONFIG] = state.kubeconfig;
   process.env[ENV_BIN_DIR] = state.binDir;
 
+  if (state.node) {
+    project.provide("mokdContainerdSocket", state.node.containerdSocket);
+    project.provide("mokdNodeIp", state.node.nodeIp);
+    project.provide("mokdNodeDir", state.node.workDir);
+  }
+
   return async () => {
-    await stopBed(state);
+    const left = await stopBed(state);
+    if (left.length > 0) log(`host state left behind by the real node: ${left.join(", ")}`);
     killGroupsSync([watchdog]);
     detach();
     if (project.vitest.state.getCountOfFailedTests() > 0)

@@ -170,7 +170,34 @@ function podCreationFailure(pods: V1Pod[], events: CoreV1Event[] | undefined): O
   return { phase: "Pending", reason: failedCreateReason(message), message: truncateMessage(message) };
 }
 
-function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean, events?: CoreV1Event[]): Observation {
+/**
+ * Suspended by someone else (Kueue) after the trainer had run: preempted or evicted, not merely queued. The trainer
+ * got SIGTERM and checkpointed; it resumes from that checkpoint when re-admitted. Stays so until it runs again.
+ */
+function preempted(dj: OwnerJob): boolean {
+  const previous = dj.status;
+  if (previous?.phase === "Running") return true;
+  return (
+    previous?.phase === "Suspended" && findCondition(previous.conditions, "Suspended")?.reason === "Preempted"
+  );
+}
+
+function suspended(dj: OwnerJob): Observation {
+  if (dj.spec.runPolicy.suspend)
+    return { phase: "Suspended", reason: "Suspended", message: "runPolicy.suspend is set" };
+  if (preempted(dj)) {
+    const message =
+      "Kueue suspended the running Job (preempted or evicted): the trainer checkpointed on SIGTERM and resumes from its last checkpoint when re-admitted";
+    return { phase: "Suspended", reason: "Preempted", message };
+  }
+  return {
+    phase: "Suspended",
+    reason: "WaitingForAdmission",
+    message: "the Job waits for Kueue to admit it",
+  };
+}
+
+function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[]): Observation {
   const live = newestFirst(pods).filter((p) => !p.metadata?.deletionTimestamp);
   const pod = live.find((p) => p.status?.phase === "Running" || p.status?.phase === "Pending");
   if (pod) {
@@ -180,11 +207,7 @@ function active(job: V1Job, pods: V1Pod[], suspendRequested: boolean, events?: C
       return { phase: "Running", reason: "TrainerRunning", message: `pod ${pod.metadata?.name} is running` };
     return { phase: "Pending", reason: "PodPending", message: `pod ${pod.metadata?.name} is starting` };
   }
-  if (job.spec?.suspend) {
-    const reason = suspendRequested ? "Suspended" : "WaitingForAdmission";
-    const message = suspendRequested ? "runPolicy.suspend is set" : "the Job waits for Kueue to admit it";
-    return { phase: "Suspended", reason, message };
-  }
+  if (job.spec?.suspend) return suspended(dj);
   const refused = podCreationFailure(pods, events);
   if (refused) return refused;
   if ((job.status?.failed ?? 0) > 0) {
@@ -206,7 +229,7 @@ export function observe(dj: OwnerJob, observed: Observed): Observation {
   const failed = trueJobCondition(job, "Failed", "FailureTarget");
   if (failed) return failure(job, failed, pods);
   if (trueJobCondition(job, "Complete", "SuccessCriteriaMet")) return success(pods);
-  return active(job, pods, dj.spec.runPolicy.suspend, observed.events);
+  return active(dj, job, pods, observed.events);
 }
 
 /** Pods started so far; never less than reported before (a suspend deletes pods and resets `active`). */

@@ -1,183 +1,229 @@
-// End to end: kubectl applies a DistillationJob -> the operator (a child process under the chart's RBAC, as its
-// own ServiceAccount) creates the Job -> the scheduler binds its pod to kwok-local-0 -> a local kubelet fixture
-// runs the real trainer -> live progress in status -> Succeeded with the result -> trainer metrics in Prometheus.
-import { execFile, spawn } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+// End to end, all real, on the bed's real node (a kubelet on containerd): the project's images built from their
+// Dockerfiles -> `helm install` of the chart -> the operator runs as a pod under its ServiceAccount ->
+// `kubectl apply -f examples/fashion-mnist.yaml` (only image and pull policy changed) -> the trainer image runs
+// in a real container -> live progress in status -> Succeeded with the result, the student model on the output
+// volume -> Prometheus finds the trainer pod and the operator by Kubernetes service discovery, selected as the
+// chart's PodMonitor/ServiceMonitor select them. And a spec with bad data ends Failed/BadData from the real
+// container's exit code.
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHART_DIR, ROOT } from "../../../scripts/generate.ts";
+import { parse } from "yaml";
+import { ROOT } from "../../../scripts/generate.ts";
 import { TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
+import { ExitCode } from "../../../api/v1alpha1/exit-codes.ts";
 import { LOCAL_NODE } from "../../bed/config.ts";
+import { binDir, deleteNamespace, kubeconfigPath, kubectl, waitFor } from "../../bed/env.ts";
+import { Prometheus } from "../packaging/prometheus.ts";
+import { chartMonitors, scrapeConfigs } from "./discovery.ts";
 import {
-  adminKubeConfig,
-  binDir,
-  createTestNamespace,
-  deleteNamespace,
-  kubectl,
-  serviceAccountKubeconfig,
-  waitCrdEstablished,
-  waitFor,
-} from "../../bed/env.ts";
-import { stopGroups, tail } from "../../bed/processes.ts";
-import { freePort, Prometheus } from "../packaging/prometheus.ts";
-import { tinyTrainerJob } from "../tiny-job.ts";
-import { LocalKubelet } from "./local-kubelet.ts";
+  buildImages,
+  helm,
+  hostPathClaim,
+  importImages,
+  installOperator,
+  OPERATOR_DEPLOYMENT,
+  RELEASE,
+  realNode,
+  realNodeNamespace,
+  type BuiltImage,
+} from "./real-node.ts";
 
-/** The CRD as the chart ships it (identical to crds/: the staleness test compares both with the schema). */
-const CHART_CRD = join(CHART_DIR, "files", "crds", "distillation.mokd.io_distillationjobs.yaml");
-const run = promisify(execFile);
-const RELEASE = "mokd";
-const SA = "mokd-mokd-operator"; // the chart's fullname for release "mokd"
-const JOB = "e2e-fashion";
+const SA = OPERATOR_DEPLOYMENT; // the chart's ServiceAccount has the release's fullname too
+const JOB = "fashion-mnist"; // the example's name
+const BAD_JOB = "fashion-mnist-bad-data";
+const node = realNode();
 
-let dir = "";
 let namespace = "";
-let kubelet: LocalKubelet | undefined;
+let images: Record<string, BuiltImage> = {};
 let prom: Prometheus | undefined;
-let operatorPid: number | undefined;
-let operatorLog = "";
+let output: { dir: string; remove: () => Promise<void> } | undefined;
 
-function manifest(trainerPort: number) {
-  return tinyTrainerJob({
-    name: JOB,
-    namespace,
-    dir,
-    metricsPort: trainerPort,
-    maxTrainSamples: 512,
-    // Long enough (a few seconds) for the operator, scraping every 2 s, to report progress while it runs.
-    epochs: 12,
-    extraSpec: {
-      runtime: {
-        gpus: 0,
-        // A short run can end between two Prometheus scrapes: keep /metrics up a little after it.
-        env: [{ name: "MOKD_METRICS_LINGER_SECONDS", value: "4" }],
-        nodeSelector: { "kubernetes.io/hostname": LOCAL_NODE },
-        tolerations: [
-          { key: "mokd.io/local-kubelet", operator: "Equal", value: "true", effect: "NoSchedule" },
-        ],
-      },
-      runPolicy: { backoffLimit: 0 },
-    },
-  });
+type Json = Record<string, unknown>;
+
+/**
+ * examples/fashion-mnist.yaml as a user applies it, with the image and its pull policy changed, and an output
+ * claim: the default emptyDir output goes with the pod (the kubelet removes a finished pod's volumes), so a user
+ * who wants to keep the model sets runtime.volumes.output, as the example's comment says for the data.
+ */
+function example(): Json & { metadata: Json; spec: Json & { runtime: Json; data: Json } } {
+  const job = parse(readFileSync(join(ROOT, "examples", "fashion-mnist.yaml"), "utf8")) as ReturnType<
+    typeof example
+  >;
+  delete job.metadata.namespace; // applied with -n
+  job.spec.runtime.image = images["trainer-cpu"]!.ref;
+  job.spec.runtime.imagePullPolicy = "Never"; // imported into containerd; no registry to pull from
+  job.spec.runtime.volumes = { output: { claimName: "output", subPath: job.metadata.name as string } };
+  return job;
 }
 
-/** The chart's ServiceAccount and RBAC for single-namespace mode, applied as Helm would render them. */
-async function applyChartRbac(): Promise<void> {
-  // prettier-ignore
-  const { stdout } = await run(join(binDir(), "helm"), [
-    "template", RELEASE, CHART_DIR, "-n", namespace, "--set", `watchNamespace=${namespace}`,
-    "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
-  ]);
-  const applied = await kubectl(["apply", "-f", "-"], { input: stdout });
-  expect(applied.code, applied.stderr).toBe(0);
-}
-
-async function status(): Promise<DistillationJobStatus | undefined> {
-  const r = await kubectl(["get", "distillationjob", JOB, "-n", namespace, "-o", "json"]);
+async function status(name: string): Promise<DistillationJobStatus | undefined> {
+  const r = await kubectl(["get", "distillationjob", name, "-n", namespace, "-o", "json"]);
   return r.code === 0 ? (JSON.parse(r.stdout) as { status?: DistillationJobStatus }).status : undefined;
 }
 
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "mokd-e2e-"));
-  namespace = await createTestNamespace("e2e");
-  const crd = await kubectl(["apply", "-f", CHART_CRD]);
-  expect(crd.code, crd.stderr).toBe(0);
-  await waitCrdEstablished("distillationjobs.distillation.mokd.io");
-  await applyChartRbac();
-
-  kubelet = new LocalKubelet(adminKubeConfig(), LOCAL_NODE, namespace);
-  await kubelet.start();
-
-  const operatorPort = await freePort();
-  const kubeconfig = await serviceAccountKubeconfig(namespace, SA);
-  operatorLog = join(dir, "operator.log");
-  const fd = openSync(operatorLog, "a");
-  // prettier-ignore
-  const child = spawn(process.execPath, [
-    "operator/src/main.ts", `--namespace=${namespace}`, `--port=${operatorPort}`, "--leader-elect",
-    `--lease-name=${SA}`, `--lease-namespace=${namespace}`, "--progress-interval=2",
-  ], { cwd: ROOT, env: { ...process.env, KUBECONFIG: kubeconfig }, detached: true, stdio: ["ignore", fd, fd] });
-  closeSync(fd);
-  operatorPid = child.pid;
-  await waitFor(
-    "operator ready",
-    async () => (await fetch(`http://127.0.0.1:${operatorPort}/readyz`)).ok,
-    60_000,
-  );
-
-  const trainerPort = await freePort();
-  prom = await Prometheus.start([
-    { job: "operator", address: `127.0.0.1:${operatorPort}` },
-    { job: "trainer", address: `127.0.0.1:${trainerPort}` },
+async function trainerPod(job: string): Promise<Json & { metadata: Json; spec: Json; status: Json }> {
+  const r = await kubectl([
+    "get",
+    "pods",
+    "-n",
+    namespace,
+    "-l",
+    `batch.kubernetes.io/job-name=${job}`,
+    "-o",
+    "json",
   ]);
-  const applied = await kubectl(["apply", "-f", "-"], { input: JSON.stringify(manifest(trainerPort)) });
-  expect(applied.code, applied.stderr).toBe(0);
-}, 240_000);
+  const pods = (JSON.parse(r.stdout) as { items: Awaited<ReturnType<typeof trainerPod>>[] }).items;
+  if (pods.length === 0) throw new Error(`no pod of Job ${job}`);
+  return pods.at(-1)!;
+}
 
-afterAll(async () => {
-  await stopGroups([operatorPid].filter((p): p is number => p !== undefined));
-  await kubelet?.stop();
-  await prom?.stop();
-  if (namespace) await deleteNamespace(namespace);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+/** Why something failed: the operator's log, pods and events of the namespace. */
+async function context(): Promise<string> {
+  const logs = await kubectl(["logs", "-n", namespace, `deploy/${OPERATOR_DEPLOYMENT}`, "--tail=40"]);
+  const pods = await kubectl(["get", "pods", "-n", namespace, "-o", "wide"]);
+  const events = await kubectl(["get", "events", "-n", namespace, "--sort-by=.lastTimestamp"]);
+  return `operator:\n${logs.stdout}${logs.stderr}\npods:\n${pods.stdout}\nevents:\n${events.stdout.slice(-3000)}`;
+}
 
-describe("a DistillationJob end to end", () => {
-  it("runs the real trainer on the local node, shows live progress, and succeeds with the result", async () => {
-    const context = () => `operator:\n${tail(operatorLog, 30)}\nkubelet:\n${kubelet!.logs.join("\n")}`;
-    const pod = await waitFor(
-      "the trainer pod bound to the local node",
-      async () => {
-        const r = await kubectl(["get", "pods", "-n", namespace, "-o", "jsonpath={.items[*].spec.nodeName}"]);
-        return r.stdout.includes(LOCAL_NODE) && r.stdout;
-      },
-      60_000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}\n${context()}`);
+describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
+  beforeAll(async () => {
+    images = await buildImages(["operator", "trainer-cpu"]);
+    await importImages(node!, [images.operator!, images["trainer-cpu"]!]);
+    namespace = await realNodeNamespace("e2e");
+    output = await hostPathClaim(namespace, "output", [JOB, BAD_JOB]);
+
+    await installOperator(namespace, images.operator!).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await context()}`);
     });
-    expect(pod).toContain(LOCAL_NODE);
 
-    // Poll status while it runs: progress must appear before the end.
+    prom = await Prometheus.startWith(
+      scrapeConfigs(await chartMonitors(RELEASE, namespace), kubeconfigPath(), [namespace]),
+      [],
+      1,
+      binDir(), // the bed's Prometheus, with Kubernetes service discovery
+    );
+    const applied = await kubectl(["apply", "-n", namespace, "-f", "-"], {
+      input: JSON.stringify(example()),
+    });
+    expect(applied.code, applied.stderr).toBe(0);
+  }, 1_200_000);
+
+  afterAll(async () => {
+    await prom?.stop();
+    if (namespace) {
+      await helm(["uninstall", RELEASE, "-n", namespace, "--wait=false"]);
+      await deleteNamespace(namespace);
+    }
+    await output?.remove();
+  });
+
+  it("runs the operator as a pod under the chart's ServiceAccount on the real node", async () => {
+    const r = await kubectl([
+      "get",
+      "pods",
+      "-n",
+      namespace,
+      "-l",
+      "app.kubernetes.io/component=operator",
+      "-o",
+      "json",
+    ]);
+    const [pod] = (JSON.parse(r.stdout) as { items: { spec: Json; status: Json }[] }).items;
+    expect(pod?.spec.serviceAccountName).toBe(SA);
+    expect(pod?.spec.nodeName).toBe(LOCAL_NODE);
+    expect(pod?.status.phase).toBe("Running");
+  });
+
+  it("runs the trainer image, shows live progress, and succeeds with the result", async () => {
     let sawProgress = false;
     const percentages: number[] = [];
     const final = await waitFor(
-      "DistillationJob finished",
+      "the example DistillationJob finished",
       async () => {
-        const s = await status();
-        if (s?.phase === "Running" && s.progress?.step !== undefined) sawProgress = true;
+        const s = await status(JOB);
+        if (s?.phase === "Running" && (s.progress?.step ?? 0) > 0) sawProgress = true;
         // Kubeflow Trainer's shape, from the trainer's /progress document: it never goes back.
         const percentage = s?.phase === "Running" ? s.trainerStatus?.progressPercentage : undefined;
         if (percentage !== undefined && percentage !== percentages.at(-1)) percentages.push(percentage);
         return (s?.phase === "Succeeded" || s?.phase === "Failed") && s;
       },
-      180_000,
+      600_000,
       500,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}\n${context()}`);
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await context()}`);
     });
-    expect(final.phase, `${JSON.stringify(final.conditions)}\n${context()}`).toBe("Succeeded");
-    expect(sawProgress, `no live progress seen while Running\n${context()}`).toBe(true);
+    expect(final.phase, `${JSON.stringify(final.conditions)}\n${await context()}`).toBe("Succeeded");
+    expect(sawProgress, `no live progress while Running\n${await context()}`).toBe(true);
     expect(percentages.length, "no trainerStatus seen while Running").toBeGreaterThan(0);
     expect(percentages).toEqual([...percentages].sort((a, b) => a - b));
     expect(final.trainerStatus).toMatchObject({ progressPercentage: 100, estimatedRemainingSeconds: 0 });
     expect(final.result?.strategy).toBe("mokd");
-    expect(final.result?.studentAccuracy).toBeGreaterThan(0.2); // 10 classes: chance is 0.1
-    expect(final.result?.teacherAccuracy).toBeGreaterThan(0.2);
-    expect(final.conditions?.find((c) => c.type === "Succeeded")?.status).toBe("True");
+    expect(final.result?.studentAccuracy).toBeGreaterThan(0.5); // 10 classes: chance is 0.1
+    const pod = await trainerPod(JOB);
+    expect(pod.spec.nodeName).toBe(LOCAL_NODE);
+    const container = (pod.status.containerStatuses as { image: string; state: Json }[])[0]!;
+    expect(container.image).toContain(images["trainer-cpu"]!.ref.split(":")[0]);
+    expect(container.state.terminated).toMatchObject({ exitCode: 0 });
   });
 
-  it("left the trainer's metrics in Prometheus, labelled with the job", async () => {
+  it("left the student model and summary on the output volume", async () => {
+    const s = await status(JOB);
+    const modelPath = s?.result?.modelPath ?? "";
+    expect(modelPath.startsWith("/output/"), modelPath).toBe(true);
+    const dir = join(output!.dir, JOB);
+    const onVolume = join(dir, modelPath.slice("/output/".length));
+    expect(existsSync(onVolume), `${onVolume}; the volume has: ${readdirSync(dir).join(", ")}`).toBe(true);
+    expect(existsSync(join(onVolume, "model.json")) || onVolume.endsWith(".json")).toBe(true);
+    const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as { student?: unknown };
+    expect(summary.student).toBeDefined();
+  });
+
+  it("is found by Prometheus through Kubernetes service discovery: the trainer pod and the operator", async () => {
+    const pod = await trainerPod(JOB);
     const t = await prom!.lastUpTime("trainer");
     expect(t, prom!.log()).toBeDefined();
+    const up = await prom!.query(`up{job="trainer", pod="${pod.metadata.name as string}"}`, t);
+    expect(up.length, "the trainer pod was discovered and scraped").toBe(1);
     const selector = `{${TRAINER_LABELS.job}="${JOB}", ${TRAINER_LABELS.namespace}="${namespace}"}`;
-    const epochs = await prom!.query(`${TrainerMetric.epoch}${selector}`, t);
-    expect(epochs.map((s) => s.metric.stage)).toContain("student");
-    const accuracy = await prom!.query(`${TrainerMetric.accuracy}${selector}`, t);
-    expect(accuracy.length).toBeGreaterThan(0);
-    const steps = await prom!.query(`${TrainerMetric.steps}{stage="student"}`, t);
-    expect(Number(steps[0]?.value?.[1])).toBeGreaterThan(0);
+    const steps = await prom!.query(`${TrainerMetric.steps}${selector}`, t);
+    expect(Number(steps[0]?.value?.[1] ?? 0)).toBeGreaterThan(0);
+    const operator = await waitFor(
+      "the operator scraped through its Service's endpoints",
+      async () => {
+        const r = await prom!.query(`up{job="operator", namespace="${namespace}"} == 1`);
+        return r.length > 0 && r;
+      },
+      60_000,
+      1000,
+    );
+    expect(operator[0]!.metric.pod).toMatch(/^mokd-mokd-operator-/);
+  });
+
+  it("ends a job with bad data Failed/BadData from the trainer container's exit code", async () => {
+    const bad = example();
+    bad.metadata.name = BAD_JOB;
+    bad.spec.data.path = "/usr/share/datasets/no-such-dataset";
+    const applied = await kubectl(["apply", "-n", namespace, "-f", "-"], { input: JSON.stringify(bad) });
+    expect(applied.code, applied.stderr).toBe(0);
+    const final = await waitFor(
+      "the bad-data DistillationJob failed",
+      async () => {
+        const s = await status(BAD_JOB);
+        return (s?.phase === "Failed" || s?.phase === "Succeeded") && s;
+      },
+      180_000,
+      500,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await context()}`);
+    });
+    expect(final.phase).toBe("Failed");
+    expect(final.conditions?.find((c) => c.type === "Failed")?.reason).toBe("BadData");
+    const pod = await trainerPod(BAD_JOB);
+    const container = (
+      pod.status.containerStatuses as { state: { terminated?: { exitCode: number } } }[]
+    )[0]!;
+    expect(container.state.terminated?.exitCode).toBe(ExitCode.BadData);
   });
 });

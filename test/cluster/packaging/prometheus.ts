@@ -60,12 +60,24 @@ export class Prometheus {
     this.logFile = logFile;
   }
 
-  static async start(
-    targets: ScrapeTarget[],
+  static start(targets: ScrapeTarget[], ruleFiles: string[] = [], intervalSeconds = 1): Promise<Prometheus> {
+    const scrapeConfigs = targets.map((t) => ({
+      job_name: t.job,
+      static_configs: [{ targets: [t.address] }],
+    }));
+    return Prometheus.startWith(scrapeConfigs, ruleFiles, intervalSeconds);
+  }
+
+  /**
+   * With scrape configs as written in prometheus.yml. `bin`: a directory with another prometheus binary (Debian's
+   * has no kubernetes_sd_configs; the bed builds one that has, see test/bed/build-binaries.sh).
+   */
+  static async startWith(
+    scrapeConfigs: object[],
     ruleFiles: string[] = [],
     intervalSeconds = 1,
+    bin = prometheusBinDir(),
   ): Promise<Prometheus> {
-    const bin = prometheusBinDir();
     const dir = mkdtempSync(join(tmpdir(), "mokd-prometheus-"));
     const port = await freePort();
     const config = {
@@ -75,7 +87,7 @@ export class Prometheus {
         scrape_timeout: `${intervalSeconds}s`,
       },
       rule_files: ruleFiles,
-      scrape_configs: targets.map((t) => ({ job_name: t.job, static_configs: [{ targets: [t.address] }] })),
+      scrape_configs: scrapeConfigs,
     };
     writeFileSync(join(dir, "prometheus.yml"), stringify(config));
     const logFile = join(dir, "prometheus.log");
@@ -97,7 +109,11 @@ export class Prometheus {
       `Prometheus ready (${logFile})`,
       async () => (await fetch(`${prom.url}/-/ready`)).ok,
       30_000,
-    );
+    ).catch(async (err: Error) => {
+      const log = prom.log();
+      await prom.stop();
+      throw new Error(`${err.message}\n${log}`);
+    });
     return prom;
   }
 

@@ -269,6 +269,32 @@ describe("deriveStatus", () => {
     });
   });
 
+  it("is Suspended/Preempted when Kueue suspends a Job whose trainer ran, until it runs again", () => {
+    const running = deriveStatus(
+      distillationJob({ queueName: "q" }),
+      { job: job({ active: 1 }), pods: [pod("p", { phase: "Running" })] },
+      T0,
+    );
+    const evicted = deriveStatus(
+      { ...distillationJob({ queueName: "q" }), status: running },
+      { job: job({}, true), pods: [] },
+      T1,
+    );
+    expect(evicted.phase).toBe("Suspended");
+    expect(findCondition(evicted.conditions, "Suspended")).toMatchObject({
+      status: "True",
+      reason: "Preempted",
+    });
+    expect(findCondition(evicted.conditions, "Suspended")?.message).toContain("checkpoint");
+    // Still waiting to be re-admitted: still Preempted, not WaitingForAdmission.
+    const waiting = deriveStatus(
+      { ...distillationJob({ queueName: "q" }), status: evicted },
+      { job: job({}, true), pods: [] },
+      T1,
+    );
+    expect(findCondition(waiting.conditions, "Suspended")?.reason).toBe("Preempted");
+  });
+
   it("never leaves a terminal phase, even when the Job is gone", () => {
     const done: DistillationJobStatus = {
       phase: "Succeeded",

@@ -1,4 +1,4 @@
-// The images cannot be built here (no Docker): check what can be checked statically. Every COPY source exists
+// Static checks of the Dockerfiles (the images themselves are built and run by test/unit/images). Every COPY source exists
 // and survives .dockerignore, installs come from the lockfile without dev dependencies, and every module the
 // entrypoint loads at run time is inside the copied directories or a production dependency.
 import { existsSync, readFileSync } from "node:fs";
@@ -6,34 +6,14 @@ import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../../../scripts/generate.ts";
-import { parseDockerfile, type Instruction } from "./dockerfile.ts";
-
-/** Sources of COPY instructions that read the build context (not another stage). */
-function contextCopySources(instructions: Instruction[]): string[] {
-  return instructions
-    .filter((i) => i.keyword === "COPY" && !/--from=/.test(i.args))
-    .flatMap((i) => {
-      const words = i.args.split(/\s+/).filter((w) => !w.startsWith("--"));
-      return words.slice(0, -1);
-    });
-}
-
-function dockerignorePatterns(): string[] {
-  return readFileSync(join(ROOT, ".dockerignore"), "utf8")
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith("#"));
-}
-
-/** Enough of .dockerignore's matching for our patterns: `name`, `**\/name`, `*.ext`. */
-function ignored(path: string, patterns: string[]): boolean {
-  const segments = path.split("/");
-  return patterns.some((p) => {
-    if (p.startsWith("**/")) return segments.includes(p.slice(3));
-    if (p.startsWith("*.")) return path.endsWith(p.slice(1));
-    return segments[0] === p || path === p;
-  });
-}
+import { TF_VERSION } from "../../../scripts/native-tf/pins.ts";
+import {
+  contextCopySources,
+  contextMountSources,
+  dockerignorePatterns,
+  ignored,
+  parseDockerfile,
+} from "../../../scripts/images/dockerfile.ts";
 
 const RUNTIME_IMPORT = /^\s*(?:import|export)\s+(?!type\b)(?:[^"';]*?\s+from\s+)?["']([^"']+)["']/gm;
 const DYNAMIC_IMPORT = /\bimport\(\s*["']([^"']+)["']\s*\)/g;
@@ -87,11 +67,12 @@ describe.each(images)("$dockerfile", ({ dockerfile, entry, entrypoint }) => {
   const instructions = parseDockerfile(readFileSync(join(ROOT, dockerfile), "utf8"));
   const finalStage = Math.max(...instructions.map((i) => i.stage));
   const sources = contextCopySources(instructions);
+  const mounts = contextMountSources(instructions);
 
   it("copies only files that exist and that .dockerignore keeps", () => {
     expect(sources.length).toBeGreaterThan(0);
-    const patterns = dockerignorePatterns();
-    for (const src of sources) {
+    const patterns = dockerignorePatterns(ROOT);
+    for (const src of [...sources, ...mounts]) {
       expect(existsSync(join(ROOT, src)), `${src} does not exist`).toBe(true);
       expect(ignored(src, patterns), `${src} is excluded by .dockerignore`).toBe(false);
     }
@@ -127,12 +108,72 @@ describe.each(images)("$dockerfile", ({ dockerfile, entry, entrypoint }) => {
   });
 });
 
-describe("trainer GPU image", () => {
-  const text = readFileSync(join(ROOT, "trainer/Dockerfile"), "utf8");
-  it("uses the CUDA 11.2 / cuDNN 8 runtime that tfjs-node-gpu 4.x links against, and ships Fashion-MNIST", () => {
-    expect(text).toContain("nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04");
-    expect(text).toMatch(/COPY --from=node \/usr\/local\/bin\/node/);
-    expect(text).toMatch(/dataset-fashion-mnist/);
+describe("operator image", () => {
+  it("never imports tfjs, so its Dockerfile may uninstall @tensorflow/*", () => {
+    const { packages } = importGraph(join(ROOT, "operator/src/main.ts"));
+    expect([...packages].filter((p) => p.startsWith("@tensorflow/"))).toEqual([]);
+    expect(packages).toContain("prom-client");
+    expect(readFileSync(join(ROOT, "operator/Dockerfile"), "utf8")).toMatch(
+      /npm uninstall[^\n]*--omit=optional/,
+    );
+  });
+});
+
+const cudaPins = readFileSync(join(ROOT, "scripts/images/cuda12-requirements.txt"), "utf8");
+
+describe("trainer images: native TensorFlow", () => {
+  it.each([
+    ["trainer/Dockerfile.cpu", "--cpu", "tensorflow", "@tensorflow/tfjs-node-gpu"],
+    ["trainer/Dockerfile", "--gpu", "tensorflow-gpu", "@tensorflow/tfjs-node"],
+  ])(
+    "%s installs its backend with scripts/native-tf and fails its build unless it loads",
+    (file, flag, backend, other) => {
+      const text = readFileSync(join(ROOT, file), "utf8");
+      const runs = parseDockerfile(text).filter((i) => i.keyword === "RUN");
+      // Optional dependencies stay (npm ci without --omit=optional), no install script runs, no second npm install.
+      expect(runs.some((r) => /npm ci --omit=dev --ignore-scripts/.test(r.args))).toBe(true);
+      expect(text).not.toMatch(/--omit=optional|npm install/);
+      expect(text).toContain(
+        `npm uninstall --no-save --omit=dev --ignore-scripts --offline --no-audit --no-fund ${other} `,
+      );
+      expect(runs.some((r) => r.args === `node scripts/native-tf/install.ts ${flag}`)).toBe(true);
+      const last = runs.at(-1)!;
+      expect(last.args).toBe(
+        `--mount=type=bind,source=scripts/images/check,target=/mnt node /mnt/backend.ts ${backend} "$TF_VERSION"`,
+      );
+      expect(text).toContain(`ARG TF_VERSION=${TF_VERSION}`);
+      expect(contextMountSources(parseDockerfile(text))).toEqual(["scripts/images/check"]);
+    },
+  );
+
+  it("the GPU image carries CUDA 12 from the pinned NVIDIA wheels, and no CUDA 11", () => {
+    const text = readFileSync(join(ROOT, "trainer/Dockerfile"), "utf8");
+    for (const t of [text, cudaPins]) expect(t).not.toMatch(/cuda[:-]?11|cu11|cudnn8|11\.2\.2/i);
+    const runs = parseDockerfile(text).filter((r) => r.keyword === "RUN");
+    expect(
+      runs.some((r) =>
+        /pip install --no-deps --require-hashes.*-r \/tmp\/cuda12-requirements.txt/.test(r.args),
+      ),
+    ).toBe(true);
     expect(text).toMatch(/COPY --from=datasets \/usr\/share\/datasets\/fashion-mnist/);
+    // The versions tensorflow==2.18.0 pins for `and-cuda` (docs/images.md), each with its sha256.
+    const pins = Object.fromEntries(
+      [...cudaPins.matchAll(/^(nvidia-[a-z0-9-]+)==(\S+) --hash=sha256:[0-9a-f]{64}$/gm)].map((m) => [
+        m[1],
+        m[2],
+      ]),
+    );
+    expect(pins).toEqual({
+      "nvidia-cuda-runtime-cu12": "12.5.82",
+      "nvidia-cublas-cu12": "12.5.3.2",
+      "nvidia-cudnn-cu12": "9.3.0.75",
+      "nvidia-cufft-cu12": "11.2.3.61",
+      "nvidia-curand-cu12": "10.3.6.82",
+      "nvidia-cusolver-cu12": "11.6.3.83",
+      "nvidia-cusparse-cu12": "12.5.1.3",
+      "nvidia-nvjitlink-cu12": "12.5.82",
+      "nvidia-cuda-nvrtc-cu12": "12.5.82",
+      "nvidia-cuda-cupti-cu12": "12.5.82",
+    });
   });
 });

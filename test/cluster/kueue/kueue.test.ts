@@ -1,0 +1,279 @@
+// Real Kueue with real trainer pods on the bed's real node: a ClusterQueue with a GPU quota of 1 and a LocalQueue.
+// DistillationJobs with spec.queueName wait as Suspended/WaitingForAdmission beyond the quota and start in order
+// when it frees; a higher-priority job preempts a running one, whose trainer checkpoints on SIGTERM (to a PVC),
+// shows Suspended/Preempted with an event, and when re-admitted resumes from its checkpoint and finishes having
+// lost at most one epoch of steps (counted from the trainer's own metrics.jsonl, not from time).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
+import { LOCAL_NODE } from "../../bed/config.ts";
+import { deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
+import {
+  buildImages,
+  helm,
+  hostPathClaim,
+  importImages,
+  installOperator,
+  OPERATOR_DEPLOYMENT,
+  RELEASE,
+  realNode,
+  realNodeNamespace,
+  type BuiltImage,
+} from "../e2e/real-node.ts";
+import { Kueue, KUEUE_NAMESPACE_LABEL } from "./kueue.ts";
+
+const node = realNode();
+const QUEUE = "jobs";
+const LONG_EPOCHS = 6;
+const step = (m: string) => console.error(`[kueue test] ${new Date().toISOString()} ${m}`);
+let namespace = "";
+let kueue: Kueue | undefined;
+let trainer: BuiltImage;
+let volume: { dir: string; remove: () => Promise<void> } | undefined;
+
+type Spec = Record<string, unknown>;
+
+/** A small Fashion-MNIST job of the trainer image, queued, asking for the one GPU the quota has. */
+function job(name: string, priorityClass: string, studentEpochs: number, samples: number, extra: Spec = {}) {
+  return {
+    apiVersion: "distillation.mokd.io/v1alpha1",
+    kind: "DistillationJob",
+    metadata: { name },
+    spec: {
+      queueName: QUEUE,
+      data: {
+        format: "idx",
+        path: "/usr/share/datasets/fashion-mnist",
+        maxTrainSamples: samples,
+        validationSplit: 0.1,
+      },
+      teacher: { architecture: "mlp", width: 32, hiddenUnits: 32, depth: 1, epochs: 1 },
+      student: { architecture: "mlp", width: 32, hiddenUnits: 32, depth: 1 },
+      training: { epochs: studentEpochs, batchSize: 32, seed: 7 },
+      runtime: {
+        image: trainer.ref,
+        imagePullPolicy: "Never",
+        gpus: 1,
+        priorityClassName: priorityClass,
+        ...extra,
+      },
+      runPolicy: { backoffLimit: 2 },
+    },
+  };
+}
+
+async function apply(doc: object): Promise<void> {
+  const r = await kubectl(["apply", "-n", namespace, "-f", "-"], { input: JSON.stringify(doc) });
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+async function status(name: string): Promise<DistillationJobStatus> {
+  const r = await kubectl(["get", "distillationjob", name, "-n", namespace, "-o", "json"]);
+  return r.code === 0 ? ((JSON.parse(r.stdout) as { status?: DistillationJobStatus }).status ?? {}) : {};
+}
+
+const suspendedReason = (s: DistillationJobStatus) =>
+  s.conditions?.find((c) => c.type === "Suspended" && c.status === "True")?.reason;
+
+async function context(): Promise<string> {
+  const dj = await kubectl(["get", "distillationjobs,jobs,pods,workloads", "-n", namespace, "-o", "wide"]);
+  const logs = await kubectl(["logs", "-n", namespace, `deploy/${OPERATOR_DEPLOYMENT}`, "--tail=30"]);
+  return `${dj.stdout}${dj.stderr}\noperator:\n${logs.stdout}\nkueue:\n${kueue?.log(30) ?? ""}`;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 300_000): Promise<T> {
+  return waitFor(what, fn, ms, 500).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await context()}`, { cause: e });
+  });
+}
+
+/** Kueue's objects: one flavor, a ClusterQueue with 1 GPU that preempts lower priorities, the LocalQueue. */
+async function queues(): Promise<void> {
+  const docs = [
+    { apiVersion: "kueue.x-k8s.io/v1beta2", kind: "ResourceFlavor", metadata: { name: "default-flavor" } },
+    {
+      apiVersion: "kueue.x-k8s.io/v1beta2",
+      kind: "ClusterQueue",
+      metadata: { name: `gpus-${namespace}` },
+      spec: {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+        preemption: { withinClusterQueue: "LowerPriority" },
+        resourceGroups: [
+          {
+            coveredResources: ["cpu", "memory", "nvidia.com/gpu"],
+            flavors: [
+              {
+                name: "default-flavor",
+                resources: [
+                  { name: "cpu", nominalQuota: "64" },
+                  { name: "memory", nominalQuota: "256Gi" },
+                  { name: "nvidia.com/gpu", nominalQuota: "1" },
+                ],
+              },
+            ],
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: "kueue.x-k8s.io/v1beta2",
+      kind: "LocalQueue",
+      metadata: { name: QUEUE, namespace },
+      spec: { clusterQueue: `gpus-${namespace}` },
+    },
+    ...[
+      ["mokd-test-low", 100],
+      ["mokd-test-high", 1000],
+    ].map(([name, value]) => ({
+      apiVersion: "scheduling.k8s.io/v1",
+      kind: "PriorityClass",
+      metadata: { name },
+      value,
+    })),
+  ];
+  const r = await kubectl(["apply", "-f", "-"], { input: docs.map((d) => JSON.stringify(d)).join("\n") });
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+describe.skipIf(!node)("DistillationJobs under real Kueue", () => {
+  beforeAll(async () => {
+    const images = await buildImages(["operator", "trainer-cpu"]);
+    trainer = images["trainer-cpu"]!;
+    await importImages(node!, [images.operator!, trainer]);
+    namespace = await realNodeNamespace("kueue", {
+      [KUEUE_NAMESPACE_LABEL.key]: KUEUE_NAMESPACE_LABEL.value,
+    });
+    kueue = await Kueue.start();
+    await queues();
+    volume = await hostPathClaim(namespace, "work", ["output", "checkpoints"]);
+    await installOperator(namespace, images.operator!);
+  }, 1_200_000);
+
+  afterAll(async () => {
+    if (namespace) {
+      await helm(["uninstall", RELEASE, "-n", namespace, "--wait=false"]);
+      await kubectl(["delete", "distillationjobs,jobs", "--all", "-n", namespace, "--wait=false"]);
+      await deleteNamespace(namespace);
+      await kubectl(["delete", "clusterqueue", `gpus-${namespace}`, "--wait=false"]);
+    }
+    await kueue?.stop();
+    await volume?.remove();
+  });
+
+  it("holds a job beyond the GPU quota as Suspended/WaitingForAdmission and starts it when the first ends", async () => {
+    await apply(job("first", "mokd-test-low", 1, 1000));
+    await until("first Running", async () => (await status("first")).phase === "Running");
+    await apply(job("second", "mokd-test-low", 1, 1000));
+    const waiting = await until("second waiting for admission", async () => {
+      const s = await status("second");
+      return suspendedReason(s) === "WaitingForAdmission" && s;
+    });
+    expect(waiting.phase).toBe("Suspended");
+    const first = await until("first Succeeded", async () => {
+      const s = await status("first");
+      return s.phase === "Succeeded" && s;
+    });
+    const second = await until("second Succeeded", async () => {
+      const s = await status("second");
+      return (s.phase === "Succeeded" || s.phase === "Failed") && s;
+    });
+    expect(second.phase).toBe("Succeeded");
+    // In order: the second trainer started only once the first had finished and freed the GPU.
+    const started = second.conditions?.find((c) => c.type === "Running")?.lastTransitionTime;
+    expect(Date.parse(started!)).toBeGreaterThanOrEqual(Date.parse(first.completionTime!) - 1000);
+  });
+
+  it("preempts a running job for a higher-priority one; it checkpoints, shows Preempted, and resumes", async () => {
+    const volumes = {
+      volumes: {
+        output: { claimName: "work", subPath: "output" },
+        checkpoints: { claimName: "work", subPath: "checkpoints" },
+      },
+    };
+    await apply(job("long", "mokd-test-low", LONG_EPOCHS, 3000, volumes));
+    const before = await until("long in its student stage, past its first epoch", async () => {
+      const s = await status("long");
+      return s.phase === "Running" && s.progress?.stage === "student" && (s.progress.epoch ?? 0) >= 2 && s;
+    });
+    step("long is in its student stage: applying urgent");
+    await apply(job("urgent", "mokd-test-high", 1, 1000));
+    const preempted = await until("long Suspended/Preempted", async () => {
+      const s = await status("long");
+      return suspendedReason(s) === "Preempted" && s;
+    });
+    step("long preempted");
+    expect(preempted.phase).toBe("Suspended");
+    const events = await kubectl([
+      "get",
+      "events",
+      "-n",
+      namespace,
+      "--field-selector",
+      "involvedObject.name=long",
+      "-o",
+      "json",
+    ]);
+    const reasons = (JSON.parse(events.stdout) as { items: { reason: string }[] }).items.map((e) => e.reason);
+    expect(reasons).toContain("Preempted");
+    const urgent = await until("urgent Succeeded", async () => {
+      const s = await status("urgent");
+      return (s.phase === "Succeeded" || s.phase === "Failed") && s;
+    });
+    step("urgent finished");
+    expect(urgent.phase).toBe("Succeeded");
+    const final = await until(
+      "long Succeeded after re-admission",
+      async () => {
+        const s = await status("long");
+        return (s.phase === "Succeeded" || s.phase === "Failed") && s;
+      },
+      600_000,
+    );
+    step("long finished");
+    expect(final.phase, JSON.stringify(final.conditions)).toBe("Succeeded");
+
+    // The trainer's own record (metrics.jsonl on the PVC, continued by the resumed run): every student step
+    // appears once per run that did it, so the repeats are the work lost to the preemption.
+    const records = readFileSync(join(volume!.dir, "output", "metrics.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; stage?: string; step?: number; epoch?: number });
+    const steps = records.filter((r) => r.type === "step" && r.stage === "student");
+    const distinct = new Set(steps.map((r) => r.step));
+    const stepsPerEpoch = new Set(steps.filter((r) => r.epoch === 1).map((r) => r.step)).size;
+    expect(records.filter((r) => r.type === "epoch" && r.stage === "student").at(-1)?.epoch).toBe(
+      LONG_EPOCHS,
+    );
+    const lost = steps.length - distinct.size;
+    expect(lost, `${steps.length} student step records, ${distinct.size} distinct steps`).toBeLessThanOrEqual(
+      stepsPerEpoch,
+    );
+    // It resumed (did not start over): the resumed pod's trainer says from which step, and that is no earlier
+    // than one epoch before the progress seen just before the preemption.
+    const pods = await kubectl([
+      "get",
+      "pods",
+      "-n",
+      namespace,
+      "-l",
+      "batch.kubernetes.io/job-name=long",
+      "-o",
+      "name",
+    ]);
+    const logs = await kubectl(["logs", "-n", namespace, pods.stdout.trim().split("\n").at(-1)!]);
+    const resumed = /resumed from .* at epoch \d+, step (\d+)/.exec(logs.stdout + logs.stderr);
+    expect(resumed, logs.stdout.slice(-2000)).not.toBeNull();
+    expect(Number(resumed![1])).toBeGreaterThanOrEqual((before.progress?.step ?? 0) - stepsPerEpoch);
+    expect(final.attempts).toBeGreaterThanOrEqual(1);
+    const nodeName = await kubectl([
+      "get",
+      pods.stdout.trim().split("\n").at(-1)!,
+      "-n",
+      namespace,
+      "-o",
+      "jsonpath={.spec.nodeName}",
+    ]);
+    expect(nodeName.stdout).toBe(LOCAL_NODE);
+  }, 900_000);
+});

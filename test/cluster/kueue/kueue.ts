@@ -1,0 +1,250 @@
+// Real Kueue (sigs.k8s.io/kueue, built by test/bed/build-binaries.sh) for the tests that need it: its CRDs and
+// RBAC from its own module, the manager on loopback under its ServiceAccount, and its webhooks registered with the
+// apiserver by loopback URL and a serving cert from the bed's CA (its in-cluster cert rotation is off: it assumes a
+// Service). The job webhooks only see namespaces labelled mokd-kueue=true, so other tests never wait on Kueue.
+import { execFile, spawn } from "node:child_process";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { parseAllDocuments, stringify } from "yaml";
+import { binDir, kubeconfigPath, kubectl, serviceAccountKubeconfig, waitFor } from "../../bed/env.ts";
+import { stopGroups, tail } from "../../bed/processes.ts";
+import { freePort } from "../packaging/prometheus.ts";
+
+const run = promisify(execFile);
+export const KUEUE_NAMESPACE = "kueue-system";
+const KUEUE_SA = "kueue-controller-manager";
+/** Namespaces Kueue manages (its webhooks and its managedJobsNamespaceSelector). */
+export const KUEUE_NAMESPACE_LABEL = { key: "mokd-kueue", value: "true" };
+const WEBHOOK_NAME = "mokd-bed-kueue";
+/**
+ * Without its internal cert management Kueue reads its metrics serving cert from this fixed path (no flag):
+ * created for the run (the webhook's cert) and removed by stop(), with /etc/kueue if it did not exist.
+ */
+const METRICS_CERT_DIR = "/etc/kueue/metrics/certs";
+
+type Doc = Record<string, unknown> & { kind?: string; metadata?: Record<string, unknown> };
+
+const manifests = () => join(binDir(), "kueue-manifests");
+
+async function applyDocs(docs: object[], serverSide = false): Promise<void> {
+  const args = ["apply", ...(serverSide ? ["--server-side", "--force-conflicts"] : []), "-f", "-"];
+  const r = await kubectl(args, { input: docs.map((d) => `---\n${stringify(d)}`).join("") });
+  if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
+}
+
+function readDocs(file: string): Doc[] {
+  return parseAllDocuments(readFileSync(file, "utf8"))
+    .map((d) => d.toJS() as Doc | null)
+    .filter((d): d is Doc => d !== null);
+}
+
+/** A serving cert for 127.0.0.1 signed by the bed's CA (its PKI sits next to the admin kubeconfig). */
+async function servingCert(dir: string): Promise<string> {
+  const pki = join(dirname(kubeconfigPath()), "pki");
+  const cnf = join(dir, "cert.cnf");
+  writeFileSync(
+    cnf,
+    [
+      "[req]",
+      "distinguished_name = dn",
+      "prompt = no",
+      "[dn]",
+      "CN = kueue-webhook",
+      "[ext]",
+      "basicConstraints = critical,CA:FALSE",
+      "keyUsage = critical,digitalSignature,keyEncipherment",
+      "extendedKeyUsage = serverAuth",
+      "subjectAltName = IP:127.0.0.1,DNS:localhost",
+      "",
+    ].join("\n"),
+  );
+  // prettier-ignore
+  await run("openssl", [
+    "req", "-x509", "-new", "-config", cnf, "-extensions", "ext", "-newkey", "ec", "-pkeyopt",
+    "ec_paramgen_curve:prime256v1", "-nodes", "-CA", join(pki, "ca.crt"), "-CAkey", join(pki, "ca.key"),
+    "-keyout", join(dir, "tls.key"), "-out", join(dir, "tls.crt"), "-days", "2",
+  ]);
+  return readFileSync(join(pki, "ca.crt")).toString("base64");
+}
+
+/** Kueue's webhook configurations, for batch/v1 Jobs and Kueue's own kinds only, pointed at loopback. */
+function webhookConfigurations(port: number, caBundle: string): Doc[] {
+  const wanted = /\/(mutate|validate)-(batch-v1-job|kueue-x-k8s-io-)/;
+  return readDocs(join(manifests(), "webhook", "manifests.yaml")).map((config) => {
+    const hooks = (config.webhooks as Doc[]).filter((w) =>
+      wanted.test((w.clientConfig as { service: { path: string } }).service.path),
+    );
+    return {
+      ...config,
+      metadata: { name: `${WEBHOOK_NAME}-${config.kind === "MutatingWebhookConfiguration" ? "m" : "v"}` },
+      webhooks: hooks.map((w) => {
+        const path = (w.clientConfig as { service: { path: string } }).service.path;
+        const jobs = path.includes("batch-v1-job");
+        return {
+          ...w,
+          clientConfig: { url: `https://127.0.0.1:${port}${path}`, caBundle },
+          ...(jobs
+            ? {
+                namespaceSelector: {
+                  matchLabels: { [KUEUE_NAMESPACE_LABEL.key]: KUEUE_NAMESPACE_LABEL.value },
+                },
+              }
+            : {}),
+        };
+      }),
+    };
+  });
+}
+
+/** Kueue's ClusterRole (from its module) bound to its ServiceAccount. */
+async function applyRbac(): Promise<void> {
+  const role = readDocs(join(manifests(), "rbac", "role.yaml")).find((d) => d.kind === "ClusterRole")!;
+  // It also watches Secrets in its own namespace (a Role in its manifests).
+  const secrets = readDocs(join(manifests(), "rbac", "manager_secrets_role.yaml")).find(
+    (d) => d.kind === "Role",
+  )!;
+  await applyDocs([
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: KUEUE_SA, namespace: KUEUE_NAMESPACE } },
+    { ...role, metadata: { name: "mokd-bed-kueue-manager" } },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "mokd-bed-kueue-manager" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "mokd-bed-kueue-manager" },
+      subjects: [{ kind: "ServiceAccount", name: KUEUE_SA, namespace: KUEUE_NAMESPACE }],
+    },
+    { ...secrets, metadata: { name: "mokd-bed-kueue-secrets", namespace: KUEUE_NAMESPACE } },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "mokd-bed-kueue-secrets", namespace: KUEUE_NAMESPACE },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "mokd-bed-kueue-secrets" },
+      subjects: [{ kind: "ServiceAccount", name: KUEUE_SA, namespace: KUEUE_NAMESPACE }],
+    },
+  ]);
+}
+
+function configuration(
+  webhookPort: number,
+  healthPort: number,
+  metricsPort: number,
+  certDir: string,
+): object {
+  return {
+    apiVersion: "config.kueue.x-k8s.io/v1beta2",
+    kind: "Configuration",
+    namespace: KUEUE_NAMESPACE,
+    health: { healthProbeBindAddress: `127.0.0.1:${healthPort}` },
+    metrics: { bindAddress: `127.0.0.1:${metricsPort}` },
+    webhook: { port: webhookPort, host: "127.0.0.1", certDir },
+    leaderElection: { leaderElect: false },
+    internalCertManagement: { enable: false },
+    manageJobsWithoutQueueName: false,
+    managedJobsNamespaceSelector: {
+      matchLabels: { [KUEUE_NAMESPACE_LABEL.key]: KUEUE_NAMESPACE_LABEL.value },
+    },
+    integrations: { frameworks: ["batch/job"] },
+  };
+}
+
+export class Kueue {
+  private readonly pid: number;
+  private readonly dir: string;
+  private readonly hostDir: string;
+  readonly logFile: string;
+
+  private constructor(pid: number, dir: string, logFile: string, hostDir: string) {
+    this.pid = pid;
+    this.dir = dir;
+    this.logFile = logFile;
+    this.hostDir = hostDir;
+  }
+
+  static async start(): Promise<Kueue> {
+    const dir = mkdtempSync(join(tmpdir(), "mokd-kueue-"));
+    const crds = join(manifests(), "crd", "bases");
+    const crdDocs = readdirSync(crds).flatMap((f) => readDocs(join(crds, f)));
+    await applyDocs(crdDocs, true); // too big for client-side apply's last-applied annotation
+    // Kueue sets up its indexes at start and exits if a kind is not served yet.
+    const names = crdDocs.map((d) => `crd/${d.metadata!.name as string}`);
+    const established = await kubectl(["wait", "--for=condition=Established", "--timeout=60s", ...names]);
+    if (established.code !== 0) throw new Error(`Kueue CRDs not established: ${established.stderr}`);
+    await kubectl(["create", "namespace", KUEUE_NAMESPACE]);
+    await applyRbac();
+    const [webhookPort, healthPort, metricsPort, visibilityPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const caBundle = await servingCert(dir);
+    const createdEtc = !existsSync("/etc/kueue");
+    if (existsSync(METRICS_CERT_DIR))
+      throw new Error(`${METRICS_CERT_DIR} exists: another Kueue on this machine?`);
+    mkdirSync(METRICS_CERT_DIR, { recursive: true });
+    for (const f of ["tls.crt", "tls.key"]) copyFileSync(join(dir, f), join(METRICS_CERT_DIR, f));
+    writeFileSync(
+      join(dir, "config.yaml"),
+      stringify(configuration(webhookPort, healthPort, metricsPort, dir)),
+    );
+    const kubeconfig = await serviceAccountKubeconfig(KUEUE_NAMESPACE, KUEUE_SA);
+    const logFile = join(dir, "kueue.log");
+    const fd = openSync(logFile, "a");
+    const child = spawn(
+      join(binDir(), "kueue"),
+      // prettier-ignore
+      [
+        `--config=${join(dir, "config.yaml")}`, `--kubeconfig=${kubeconfig}`, "--zap-log-level=2",
+        `--visibility-server-port=${visibilityPort}`, "--feature-gates=VisibilityOnDemand=false",
+      ],
+      { detached: true, stdio: ["ignore", fd, fd] },
+    );
+    closeSync(fd);
+    child.unref();
+    const kueue = new Kueue(child.pid!, dir, logFile, createdEtc ? "/etc/kueue" : METRICS_CERT_DIR);
+    try {
+      const ready = await waitFor(
+        "Kueue /readyz",
+        async () => {
+          if (child.exitCode !== null) return `kueue exited ${child.exitCode}`;
+          return (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok && "ready";
+        },
+        90_000,
+        500,
+      );
+      if (ready !== "ready") throw new Error(ready);
+      await applyDocs(webhookConfigurations(webhookPort, caBundle));
+    } catch (err) {
+      const log = kueue.log();
+      await kueue.stop();
+      throw new Error(`${(err as Error).message}\n${log}`, { cause: err });
+    }
+    return kueue;
+  }
+
+  log(lines = 60): string {
+    return tail(this.logFile, lines);
+  }
+
+  /** Webhooks first: with Kueue gone, a registered webhook would refuse every Job of its namespaces. */
+  async stop(): Promise<void> {
+    await kubectl(["delete", "mutatingwebhookconfiguration", `${WEBHOOK_NAME}-m`, "--ignore-not-found"]);
+    await kubectl(["delete", "validatingwebhookconfiguration", `${WEBHOOK_NAME}-v`, "--ignore-not-found"]);
+    await stopGroups([this.pid]);
+    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.hostDir, { recursive: true, force: true });
+  }
+}
