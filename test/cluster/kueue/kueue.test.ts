@@ -25,7 +25,8 @@ import { Kueue, KUEUE_NAMESPACE_LABEL } from "./kueue.ts";
 
 const node = realNode();
 const QUEUE = "jobs";
-const LONG_EPOCHS = 6;
+// Long enough (about a minute of student steps at 12k samples) to be caught and preempted mid-stage.
+const LONG_EPOCHS = 30;
 const step = (m: string) => console.error(`[kueue test] ${new Date().toISOString()} ${m}`);
 let namespace = "";
 let kueue: Kueue | undefined;
@@ -191,7 +192,7 @@ describe.skipIf(!node)("DistillationJobs under real Kueue", () => {
         checkpoints: { claimName: "work", subPath: "checkpoints" },
       },
     };
-    await apply(job("long", "mokd-test-low", LONG_EPOCHS, 3000, volumes));
+    await apply(job("long", "mokd-test-low", LONG_EPOCHS, 12000, volumes));
     const before = await until("long in its student stage, past its first epoch", async () => {
       const s = await status("long");
       return s.phase === "Running" && s.progress?.stage === "student" && (s.progress.epoch ?? 0) >= 2 && s;
