@@ -37,6 +37,18 @@ async function podInPhase(name: string, phase: string): Promise<V1Pod> {
   });
 }
 
+/**
+ * Evidence that kwok had its chance, instead of a sleep: a control pod created now, scripted to succeed after
+ * `duration` (kwok's default when unset), has Succeeded. A pod that should not move on and has not by then would
+ * have been moved by the same stages in the same time.
+ */
+async function controlPodFinished(name: string, duration?: string): Promise<void> {
+  const annotations: Record<string, string> = { "kwok.mokd.io/outcome": "succeed" };
+  if (duration) annotations["kwok.mokd.io/duration"] = duration;
+  await core.createNamespacedPod({ namespace: ns, body: gpuPod(name, 1, annotations) });
+  await podInPhase(name, "Succeeded");
+}
+
 describe("pods on the fake nodes", () => {
   it("binds a pod asking for one GPU to a GPU node, and it succeeds as its annotations say", async () => {
     await core.createNamespacedPod({
@@ -72,7 +84,7 @@ describe("pods on the fake nodes", () => {
       return pod.status?.containerStatuses?.[0]?.state?.waiting;
     });
     expect(waiting).toEqual({ reason: "ImagePullBackOff", message: 'Back-off pulling image "trainer:nope"' });
-    await new Promise((resolve) => setTimeout(resolve, 1500)); // it never moves on by itself
+    await controlPodFinished("no-image-control", "1500ms"); // it never moves on by itself
     const pod = await readPod("no-image");
     expect(pod.status?.phase).toBe("Pending");
     expect(pod.status?.containerStatuses?.[0]?.state?.waiting?.reason).toBe("ImagePullBackOff");
@@ -82,7 +94,7 @@ describe("pods on the fake nodes", () => {
   it("keeps a pod without an outcome annotation Running", async () => {
     await core.createNamespacedPod({ namespace: ns, body: gpuPod("forever", 1) });
     await podInPhase("forever", "Running");
-    await new Promise((resolve) => setTimeout(resolve, 2000)); // longer than the default 1 s duration
+    await controlPodFinished("forever-control"); // a pod scripted with the default duration has finished
     expect((await readPod("forever")).status?.phase).toBe("Running");
   });
 

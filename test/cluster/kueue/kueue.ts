@@ -19,7 +19,14 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { parseAllDocuments, stringify } from "yaml";
-import { binDir, kubeconfigPath, kubectl, serviceAccountKubeconfig, waitFor } from "../../bed/env.ts";
+import {
+  binDir,
+  kubeconfigPath,
+  kubectl,
+  serviceAccountKubeconfig,
+  waitCrdEstablished,
+  waitFor,
+} from "../../bed/env.ts";
 import { stopGroups, tail } from "../../bed/processes.ts";
 import { freePort } from "../packaging/prometheus.ts";
 
@@ -179,9 +186,7 @@ export class Kueue {
     const crdDocs = readdirSync(crds).flatMap((f) => readDocs(join(crds, f)));
     await applyDocs(crdDocs, true); // too big for client-side apply's last-applied annotation
     // Kueue sets up its indexes at start and exits if a kind is not served yet.
-    const names = crdDocs.map((d) => `crd/${d.metadata!.name as string}`);
-    const established = await kubectl(["wait", "--for=condition=Established", "--timeout=60s", ...names]);
-    if (established.code !== 0) throw new Error(`Kueue CRDs not established: ${established.stderr}`);
+    for (const doc of crdDocs) await waitCrdEstablished(doc.metadata!.name as string);
     await kubectl(["create", "namespace", KUEUE_NAMESPACE]);
     await applyRbac();
     const [webhookPort, healthPort, metricsPort, visibilityPort] = [

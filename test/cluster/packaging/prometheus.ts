@@ -141,9 +141,15 @@ export class Prometheus {
   }
 
   /** The last time (unix seconds) a job's target was scraped successfully, within the last `lookback` seconds. */
-  async lastUpTime(job: string, lookback = 600): Promise<number | undefined> {
+  /** The last time `job` (narrowed by `labels`, e.g. one pod) was scraped successfully in the lookback. */
+  async lastUpTime(
+    job: string,
+    lookback = 600,
+    labels: Record<string, string> = {},
+  ): Promise<number | undefined> {
     const now = Date.now() / 1000;
-    const [series] = await this.queryRange(`up{job="${job}"} == 1`, now - lookback, now);
+    const extra = Object.entries(labels).map(([k, v]) => `, ${k}="${v}"`);
+    const [series] = await this.queryRange(`up{job="${job}"${extra.join("")}} == 1`, now - lookback, now);
     return series?.values?.at(-1)?.[0];
   }
 
