@@ -87,7 +87,13 @@ describe.concurrent("operator resilience", () => {
       },
       90_000,
     );
-    await new Promise((r) => setTimeout(r, 1000)); // a late duplicate would show up now
+    // Instead of a sleep: every job's status names its child, written by the second operator after it saw that
+    // child. A duplicate create (from either process) would have been issued before these writes.
+    await Promise.all(
+      created.map((dj) =>
+        jobs.waitStatus(dj.metadata.name, "status names its child", (st) => st.jobName !== undefined, 90_000),
+      ),
+    );
     const byOwner = childrenByOwner((await batch.listNamespacedJob({ namespace: ns })).items);
     expect(all.length).toBe(N);
     expect(byOwner.size).toBe(N);
