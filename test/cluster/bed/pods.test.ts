@@ -99,7 +99,7 @@ describe("pods on the fake nodes", () => {
   });
 
   it("leaves a pod asking for more GPUs than any node has Pending and Unschedulable", async () => {
-    await core.createNamespacedPod({ namespace: ns, body: gpuPod("too-big", 9) });
+    await core.createNamespacedPod({ namespace: ns, body: gpuPod("too-big", 16) });
     const condition = await waitFor("PodScheduled=False", async () => {
       const pod = await readPod("too-big");
       return pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
@@ -122,6 +122,6 @@ describe("pods on the fake nodes", () => {
     const runtime = local?.status?.nodeInfo?.containerRuntimeVersion;
     if (runtime) expect(runtime).toMatch(/^containerd:\/\//);
     const gpu = nodes.find((n) => n.metadata?.name === "kwok-gpu-0");
-    expect(gpu?.status?.allocatable?.["nvidia.com/gpu"]).toBe("4");
+    expect(gpu?.status?.allocatable?.["nvidia.com/gpu"]).toBe("15");
   });
 });

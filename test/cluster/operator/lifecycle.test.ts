@@ -228,7 +228,7 @@ describe.concurrent("DistillationJob lifecycle", () => {
   it("shows Unschedulable within 60 s when no node has enough GPUs", async () => {
     // The wait's timeout is the bound (it throws after 60 s from before the create).
     const deadline = Date.now() + 60_000;
-    await jobs.create("huge", { runtime: { gpus: 8 } });
+    await jobs.create("huge", { runtime: { gpus: 16 } });
     const pending = await jobs.waitStatus(
       "huge",
       "Unschedulable",

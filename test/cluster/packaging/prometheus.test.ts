@@ -72,9 +72,10 @@ function trainerManifest(namespace: string, dir: string, port: number) {
     dir,
     metricsPort: port,
     maxTrainSamples: 2048,
-    // Several seconds of student steps (~1300 steps; the fused wasm step of this MLP is ~2-5 ms): rates need
-    // at least two scrapes (1 s apart) of the student counters while they grow.
-    epochs: 20,
+    // Many seconds of student steps (~3900 steps; the fused wasm step of this MLP is ~2-5 ms): rates need at
+    // least two scrapes (1 s apart) of the student counters while they grow. 20 epochs were once too few in CI
+    // (the counters' first scrape came after the last step): the margin is wide on purpose.
+    epochs: 60,
   });
 }
 
