@@ -20,7 +20,7 @@ import { get, type TlsOptions } from "./http.ts";
 import { acquireBedLock, releaseDetachedLock, type BedLock } from "./lock.ts";
 import { hostIp, NODE_DIR_PREFIX, startNode, stopNode, type NodeState } from "./node.ts";
 import { generatePki, type Pki } from "./pki.ts";
-import { sleep, startComponent, stopGroups, tail, type Component } from "./processes.ts";
+import { startComponent, stopGroups, tail, untilReady, type Component } from "./processes.ts";
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -148,23 +148,6 @@ export function newWorkDir(): string {
   return mkdtempSync(join(base, "mokd-testbed-"));
 }
 
-/** Polls until check returns true; fails early when a component has died. */
-async function until(
-  what: string,
-  components: Component[],
-  check: () => Promise<boolean>,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const dead = components.find((c) => c.exited() !== undefined);
-    if (dead) throw new Error(`${dead.name} exited (${dead.exited()}) while waiting for ${what}`);
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
 interface NodeJson {
   metadata: { name: string; annotations?: Record<string, string> };
   spec?: { taints?: { key: string }[] };
@@ -264,7 +247,7 @@ async function launch(l: Launch): Promise<BedState> {
     "--logger=zap", "--log-outputs=stderr", "--unsafe-no-fsync", // a throwaway test store
 
   ]);
-  await until("etcd /health", components, async () =>
+  await untilReady("etcd /health", components, async () =>
     (await get(`${etcdUrl}/health`)).body.includes('"true"'),
   );
 
@@ -293,7 +276,7 @@ async function launch(l: Launch): Promise<BedState> {
     `--service-cluster-ip-range=${SERVICE_CIDR}`,
     "--authorization-mode=RBAC", "--allow-privileged=true", "--profiling=false",
   ]);
-  await until(
+  await untilReady(
     "kube-apiserver /readyz",
     components,
     async () => (await get(`${server}/readyz`, admin)).status === 200,
@@ -349,17 +332,17 @@ async function launch(l: Launch): Promise<BedState> {
   }
 
   const insecure = { insecure: true };
-  await until(
+  await untilReady(
     "kube-controller-manager /healthz",
     components,
     async () => (await get(`https://127.0.0.1:${kcmPort}/healthz`, insecure)).status === 200,
   );
-  await until(
+  await untilReady(
     "kube-scheduler /healthz",
     components,
     async () => (await get(`https://127.0.0.1:${schedPort}/healthz`, insecure)).status === 200,
   );
-  await until("kwok nodes Ready without not-ready taints", components, async () => {
+  await untilReady("kwok nodes Ready without not-ready taints", components, async () => {
     const { status, body } = await get(`${server}/api/v1/nodes`, admin);
     if (status !== 200) return false;
     const nodes = (JSON.parse(body) as { items: NodeJson[] }).items;
@@ -369,12 +352,12 @@ async function launch(l: Launch): Promise<BedState> {
     return fake.length > 0 && fake.every(schedulable);
   });
   if (node) {
-    await until(`real node ${node.name} Ready`, components, async () => {
+    await untilReady(`real node ${node.name} Ready`, components, async () => {
       const { status, body } = await get(`${server}/api/v1/nodes/${node.name}`, admin);
       return status === 200 && schedulable(JSON.parse(body) as NodeJson);
     });
   }
-  await until("ServiceAccount default/default", components, async () => {
+  await untilReady("ServiceAccount default/default", components, async () => {
     return (await get(`${server}/api/v1/namespaces/default/serviceaccounts/default`, admin)).status === 200;
   });
   const pgids = components.map((c) => c.pid).filter((p) => !node?.pgids.includes(p));

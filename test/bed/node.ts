@@ -19,7 +19,7 @@ import {
   snapshotHost,
   type HostSnapshot,
 } from "./host.ts";
-import { startComponent, stopGroups, type Component } from "./processes.ts";
+import { startComponent, stopGroups, untilReady, type Component } from "./processes.ts";
 
 const run = promisify(execFile);
 
@@ -257,7 +257,11 @@ export async function startNode(o: NodeOptions, log: (m: string) => void): Promi
   };
 
   const containerd = start("containerd", "containerd", ["--config", join(dir, "containerd", "config.toml")]);
-  await untilOk("containerd socket", [containerd], async () => existsSync(socket) && (await ctrOk(socket)));
+  await untilReady(
+    "containerd socket",
+    [containerd],
+    async () => existsSync(socket) && (await ctrOk(socket)),
+  );
   await importImage(socket, join(o.binDir, "pause.tar"));
   // prettier-ignore
   const kubelet = start("kubelet", join(o.binDir, "kubelet"), [
@@ -270,12 +274,12 @@ export async function startNode(o: NodeOptions, log: (m: string) => void): Promi
     `--config=${join(dir, "kube-proxy", "config.yaml")}`, "--v=1",
   ]);
   const components = [containerd, kubelet, proxy];
-  await untilOk(
+  await untilReady(
     "kubelet /healthz",
     components,
     async () => (await get(`http://127.0.0.1:${o.ports.kubeletHealthz}/healthz`)).status === 200,
   );
-  await untilOk(
+  await untilReady(
     "kube-proxy /healthz",
     components,
     async () => (await get(`http://127.0.0.1:${o.ports.proxyHealthz}/healthz`)).status === 200,
@@ -303,22 +307,6 @@ export async function importImage(socket: string, tarball: string): Promise<void
 export async function listImages(socket: string): Promise<string[]> {
   const { stdout } = await run("ctr", ["--address", socket, "-n", CRI_NAMESPACE, "images", "ls", "-q"]);
   return stdout.split("\n").filter(Boolean);
-}
-
-async function untilOk(
-  what: string,
-  components: Component[],
-  check: () => Promise<boolean>,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const dead = components.find((c) => c.exited() !== undefined);
-    if (dead) throw new Error(`${dead.name} exited (${dead.exited()}) while waiting for ${what}`);
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 /** Pids in the kubepods cgroups: the containers and sandboxes, which outlive the kubelet. */

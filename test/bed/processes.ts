@@ -75,3 +75,20 @@ export function tail(file: string, lines = 40): string {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls until check returns true; fails early when one of the components has died. */
+export async function untilReady(
+  what: string,
+  components: Component[],
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dead = components.find((c) => c.exited() !== undefined);
+    if (dead) throw new Error(`${dead.name} exited (${dead.exited()}) while waiting for ${what}`);
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(200);
+  }
+}
