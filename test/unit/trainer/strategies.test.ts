@@ -12,12 +12,8 @@ import {
   SumStrategy,
 } from "../../../trainer/src/strategies/index.ts";
 import { minNormSimplex, solveLinear } from "../../../trainer/src/strategies/min-norm.ts";
+import { combine, dot, gramOf, type Vec } from "./vectors.ts";
 
-type Vec = number[];
-const dot = (a: Vec, b: Vec) => a.reduce((s, x, i) => s + x * b[i]!, 0);
-const gramOf = (gs: Vec[]) => gs.map((a) => gs.map((b) => dot(a, b)));
-const combine = (gs: Vec[], c: number[]) =>
-  gs[0]!.map((_, d) => gs.reduce((s, g, i) => s + c[i]! * g[d]!, 0));
 const ctx = (seed = 1): StepContext => {
   let state = seed;
   return { step: 0, random: () => ((state = (state * 16807) % 2147483647) - 1) / 2147483646 };

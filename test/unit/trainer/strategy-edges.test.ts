@@ -13,12 +13,8 @@ import {
   strategyWarnings,
 } from "../../../trainer/src/strategies/index.ts";
 import { minNormSolution } from "../../../trainer/src/strategies/min-norm.ts";
+import { combine, dot, gramOf, type Vec } from "./vectors.ts";
 
-type Vec = number[];
-const dot = (a: Vec, b: Vec) => a.reduce((s, x, i) => s + x * b[i]!, 0);
-const gramOf = (gs: Vec[]) => gs.map((a) => gs.map((b) => dot(a, b)));
-const combine = (gs: Vec[], c: number[]) =>
-  gs[0]!.map((_, d) => gs.reduce((s, g, i) => s + c[i]! * g[d]!, 0));
 const norm = (v: Vec) => Math.sqrt(dot(v, v));
 const ctx: StepContext = { step: 0, random: () => 0.5 };
 const combineWith = (s: GradientStrategy, gram: number[][], losses: number[]) => s.combine(gram, losses, ctx);
