@@ -100,7 +100,11 @@ export function kubectl(
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  child.stdin.end(opts.input ?? "");
+  // kubectl may exit without reading its stdin (most commands never do): the write then fails with EPIPE, which
+  // says nothing the exit code does not. Unhandled, it was an uncaught exception of the test run.
+  child.stdin.on("error", () => undefined);
+  if (opts.input === undefined) child.stdin.end();
+  else child.stdin.end(opts.input);
   return new Promise((resolve) => {
     child.on("error", (err) => resolve({ code: -1, stdout, stderr: stderr + err.message }));
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
