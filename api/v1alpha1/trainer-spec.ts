@@ -278,7 +278,17 @@ export const ObjectivesSpec = section(
 );
 export type ObjectivesSpec = z.infer<typeof ObjectivesSpec>;
 
-export const strategyNames = ["sum", "mokd", "mokd-amortized", "pcgrad", "mgda", "cagrad", "imtl"] as const;
+export const strategyNames = [
+  "sum",
+  "mokd",
+  "mokd-amortized",
+  "pcgrad",
+  "mgda",
+  "cagrad",
+  "imtl",
+  "sum-log",
+  "mokd-normalized",
+] as const;
 export type StrategyName = (typeof strategyNames)[number];
 
 /** How `mokd-amortized` (FAMO) observes the losses after a step (see `strategy.famo.observe`). */
@@ -291,7 +301,7 @@ export const StrategySpec = section(
       .enum(strategyNames)
       .default("mokd")
       .describe(
-        "How objective gradients are combined each step: `sum` (fixed weights, classic KD), `mokd` (exact two-objective min-norm on log-loss gradients), `mokd-amortized` (FAMO, one backward pass), `pcgrad`, `mgda`, `cagrad`, `imtl`.",
+        "How objective gradients are combined each step: `sum` (fixed weights, classic KD), `mokd` (exact two-objective min-norm on log-loss gradients), `mokd-amortized` (FAMO, one backward pass), `pcgrad`, `mgda`, `cagrad`, `imtl`. Two controls that separate weighting from step size: `sum-log` (the fixed `weights` on the log-losses, sum_i w_i grad(L_i) / L_i: MoKD's scaling without its min-norm weighting) and `mokd-normalized` (exact MoKD with its coefficients pi_i / L_i rescaled to sum to 1).",
       ),
     weights: section(
       {
@@ -299,7 +309,7 @@ export const StrategySpec = section(
         distillation: z.number().min(0).default(0.5).describe("Weight of the distillation loss (alpha)."),
         feature: z.number().min(0).default(1).describe("Weight of the feature loss."),
       },
-      "Fixed weights of the `sum` strategy.",
+      "Fixed weights of the `sum` strategy (and of the `sum-log` control, on the log-losses).",
     ),
     famo: section(
       {

@@ -8,25 +8,30 @@
 //   node trainer/bench/quality.ts [--study trainer/bench/studies/small.yaml] [--out out/bench/quality.json]
 //     [--seeds N] [--resume] [--methods "kd,dkd mokd"] (substrings of method names) [--settings name,...] (exact)
 //   node trainer/bench/quality.ts --report out/a.json,out/b.json   (the report of results files, no training)
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import { parseTrainerSpec, TrainerSpec, unknownFields } from "../../api/v1alpha1/index.ts";
+import type { TrainerSpec } from "../../api/v1alpha1/index.ts";
 import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
 import type { Network } from "../src/contracts.ts";
 import { loadDataset, type LoadedDataset } from "../src/data/index.ts";
-import { evaluateAccuracy } from "../src/engine/evaluate.ts";
 import { trainStudent } from "../src/engine/student.ts";
 import { epochsToTarget } from "../src/engine/summary.ts";
 import { loadTeacherAsData } from "../src/engine/teacher.ts";
 import { planTeacherCache, TeacherOutputCache } from "../src/engine/teacher-cache.ts";
-import { trainTeacher } from "../src/engine/teacher-stage.ts";
-import { buildNetwork, saveNetwork } from "../src/models/index.ts";
-import { loadStudy, merge, studyMethods, type Method, type Study } from "./study.ts";
+import { loadStudy, merge, settingLearningRates, studyMethods, type Method, type Study } from "./study.ts";
 import { report, type Run } from "./quality-report.ts";
+import {
+  benchSpec as spec,
+  hash,
+  obtainTeacher,
+  studyWorkload,
+  teacherCached,
+  teacherSpec,
+  type BenchTeacher,
+} from "./teacher.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -43,74 +48,19 @@ const { values: args } = parseArgs({
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
 const quiet = { info: () => {}, warn: (m: string) => log(`warn: ${m}`) };
 
-/** Parses a spec the bench built; a field the trainer does not know would silently change the study: refused. */
-function spec(value: Record<string, unknown>, what: string): TrainerSpec {
-  const unknown = unknownFields(TrainerSpec, value, ["spec"]);
-  if (unknown.length) throw new Error(`${what}: fields the trainer does not know: ${unknown.join(", ")}`);
-  return parseTrainerSpec(value, what);
-}
-
-const hash = (value: unknown) =>
-  createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 12);
-
-function teacherSpec(study: Study): TrainerSpec {
-  const t = study.teacher;
-  return spec(
-    {
-      data: { ...study.data, maxTrainSamples: t.trainSamples },
-      teacher: t.spec,
-      training: { batchSize: t.batchSize, seed: t.seed, evaluationsPerEpoch: t.evaluationsPerEpoch },
-      metrics: { port: 0 },
-    },
-    "teacher",
-  );
-}
-
-/** The study's teacher: loaded from its fingerprint's directory, else trained there first. */
-async function obtainTeacher(study: Study): Promise<{ dir: string; trainedNow: boolean; seconds: number }> {
-  const s = teacherSpec(study);
-  // The study's own teacher and data blocks, not the parsed spec: a field the schema gains later must not
-  // retrain (delete the directory after changing how the trainer trains teachers).
-  const fingerprint = hash({ teacher: study.teacher, data: study.data });
-  const dir = join(study.cacheDir, `teacher-${fingerprint}`);
-  if (existsSync(join(dir, "model.json"))) return { dir, trainedNow: false, seconds: 0 };
-  const data = await loadDataset(s.data);
-  const network = buildNetwork(s.teacher, data.inputShape, data.numClasses, s.training.seed, {
-    name: "teacher",
-  });
-  log(`teacher: training ${JSON.stringify(study.teacher.spec)} on ${data.train.size} images into ${dir}`);
-  const t0 = performance.now();
-  const hooks = {
-    onEpoch: (r: { epoch: number; validationAccuracy: number; seconds: number }) =>
-      log(
-        `teacher epoch ${r.epoch}: validation ${(r.validationAccuracy * 100).toFixed(2)}% (${r.seconds.toFixed(0)} s)`,
-      ),
-  };
-  const settings = {
-    epochs: s.teacher.epochs,
-    learningRate: s.teacher.learningRate,
-    batchSize: s.training.batchSize,
-    seed: s.training.seed,
-    evaluationsPerEpoch: s.training.evaluationsPerEpoch,
-    keep: s.training.reportedModel,
-  };
-  await trainTeacher(network, data, settings, hooks);
-  await saveNetwork({ ...network, inputNormalization: data.normalization }, dir);
-  network.model.dispose();
-  return { dir, trainedNow: true, seconds: (performance.now() - t0) / 1000 };
-}
-
 function studentSpec(
   study: Study,
   setting: Study["settings"][number],
   method: Method,
   seed: number,
+  learningRate?: number,
 ): TrainerSpec {
+  const lr = learningRate === undefined ? {} : { learningRate };
   return spec(
     {
       data: { ...study.data, maxTrainSamples: setting.trainSamples },
       student: setting.student,
-      training: merge(setting.training, { seed, targetAccuracy: study.target }),
+      training: merge(setting.training, { seed, targetAccuracy: study.target, ...lr }),
       objectives: method.objectives,
       strategy: method.strategy,
       metrics: { port: 0 },
@@ -167,6 +117,8 @@ interface Results {
   studyHash: string;
   header: string;
   teacher: { dir: string; testAccuracy: number; trainSeconds: number };
+  /** The backend the runs used (auto resolved by the trainer's rule). */
+  backend?: string;
   runs: Run[];
 }
 
@@ -182,9 +134,11 @@ async function runOne(
   setting: Study["settings"][number],
   method: Method,
   seed: number,
+  learningRate: number | undefined,
   context: { dataset: LoadedDataset; teacher: Network; shared: SharedTeacherOutputs },
 ): Promise<Run> {
-  const s = studentSpec(study, setting, method, seed);
+  const s = studentSpec(study, setting, method, seed, learningRate);
+  const gridded = setting.learningRates.length > 0;
   const teacherOutputs = await context.shared.for(setting.name, s, context.dataset);
   const run = await trainStudent(
     s,
@@ -199,7 +153,10 @@ async function runOne(
   run.network.model.dispose();
   return {
     setting: setting.name,
-    method: method.name,
+    // With a learning-rate grid every (method, rate) is its own row of the report.
+    method: gridded ? `${method.name} lr=${s.training.learningRate}` : method.name,
+    baseMethod: method.name,
+    learningRate: s.training.learningRate,
     loss: method.loss,
     kind: method.kind,
     seed,
@@ -208,6 +165,7 @@ async function runOne(
     epochsToTarget: epochsToTarget(run.evaluations, study.target),
     secondsPerEpoch: run.history.reduce((a, r) => a + r.seconds, 0) / Math.max(1, run.history.length),
     conflictRate: run.measuredSteps ? run.conflictSteps / run.measuredSteps : 0,
+    validationCurve: run.evaluations.map((e) => [e.step, e.validationAccuracy]),
   };
 }
 
@@ -230,21 +188,23 @@ async function main(): Promise<void> {
   if (args.seeds) study.seeds.count = Number(args.seeds);
   const out = args.out ?? `out/bench/quality-${study.name}.json`;
   const studyHash = hash(study);
-  const backend = await selectBackend(study.backend as BackendPreference, () => {});
   const started = Date.now();
-  const acquired = await obtainTeacher(study);
   const methods = selected(studyMethods(study), args.methods);
   const settings = selected(study.settings, args.settings, true);
+  // The data first, as a run does: auto's choice depends on the models' size, which depends on the input shape.
+  const teacherData = await loadDataset(teacherSpec(study).data);
+  const workload = studyWorkload(study, settings, teacherData, !teacherCached(study));
+  const backend = await selectBackend(study.backend as BackendPreference, log, workload);
+  const acquired: BenchTeacher = await obtainTeacher(study, teacherData, log);
   const seeds = Array.from({ length: study.seeds.count }, (_, i) => study.seeds.first + i);
   const runs = previousRuns(out, studyHash);
   const done = new Set(runs.map((r) => `${r.setting}|${r.method}|${r.seed}`));
-  let teacherAccuracy = 0;
   const header = () =>
     [
       `study ${args.study} (${study.name}, ${studyHash}):`,
       stringify(study).trimEnd(),
       `teacher: ${acquired.dir} (${acquired.trainedNow ? `trained now in ${(acquired.seconds / 60).toFixed(1)} min` : "reused"}), ` +
-        `test accuracy ${(teacherAccuracy * 100).toFixed(2)}%`,
+        `test accuracy ${(acquired.testAccuracy * 100).toFixed(2)}%`,
       `methods: ${methods.length}, settings: ${settings.map((s) => s.name).join(", ")}, seeds ${seeds.join(",")}; ` +
         `backend ${backend.choice}; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}); ` +
         `load average ${os
@@ -259,7 +219,8 @@ async function main(): Promise<void> {
       study,
       studyHash,
       header: header(),
-      teacher: { dir: acquired.dir, testAccuracy: teacherAccuracy, trainSeconds: acquired.seconds },
+      teacher: { dir: acquired.dir, testAccuracy: acquired.testAccuracy, trainSeconds: acquired.seconds },
+      backend: backend.choice,
       runs,
     };
     writeFileSync(out, JSON.stringify(results, null, 2) + "\n");
@@ -267,19 +228,21 @@ async function main(): Promise<void> {
   for (const setting of settings) {
     const dataset = await loadDataset(studentSpec(study, setting, methods[0]!, seeds[0]!).data);
     const teacher = await loadTeacherAsData(acquired.dir, undefined, dataset, { info: log, warn: log });
-    teacherAccuracy = evaluateAccuracy(teacher, dataset.test, 256);
-    log(
-      `setting ${setting.name}: ${dataset.train.size} training images; teacher test ${(teacherAccuracy * 100).toFixed(2)}%`,
-    );
+    log(`setting ${setting.name}: ${dataset.train.size} training images`);
     const context = { dataset, teacher, shared: new SharedTeacherOutputs(teacher) };
     // Seeds in the outer loop: a partial run still covers every method.
     for (const seed of seeds) {
-      for (const method of methods) {
-        if (done.has(`${setting.name}|${method.name}|${seed}`)) continue;
-        const run = await runOne(study, setting, method, seed, context);
-        runs.push(run);
-        save();
-        log(`${setting.name} ${method.name} seed ${seed}: ${(run.testAccuracy * 100).toFixed(2)}%`);
+      for (const learningRate of settingLearningRates(setting)) {
+        for (const method of methods) {
+          const name = setting.learningRates.length ? `${method.name} lr=${learningRate}` : method.name;
+          if (done.has(`${setting.name}|${name}|${seed}`)) continue;
+          const t0 = performance.now();
+          const run = await runOne(study, setting, method, seed, learningRate, context);
+          run.seconds = (performance.now() - t0) / 1000;
+          runs.push(run);
+          save();
+          log(`${setting.name} ${name} seed ${seed}: ${(run.testAccuracy * 100).toFixed(2)}%`);
+        }
       }
     }
     teacher.model.dispose();

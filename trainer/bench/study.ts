@@ -19,6 +19,8 @@ const Loss = z.object({
   /** spec.objectives overrides selecting and configuring the loss. */
   objectives: Overrides,
   grid: z.array(GridCell).min(1),
+  /** The `sum-log` control: the same kind of cells as fixed weights on the log-losses (none: not run). */
+  logGrid: z.array(GridCell).default([]),
 });
 
 const Setting = z.object({
@@ -27,6 +29,8 @@ const Setting = z.object({
   trainSamples: z.number().int().min(1),
   student: Overrides,
   training: Overrides,
+  /** Every method runs at each of these student learning rates (none: training.learningRate only). */
+  learningRates: z.array(z.number().positive()).default([]),
 });
 
 export const Study = z.object({
@@ -70,12 +74,14 @@ export function loadStudy(path: string): Study {
   return parsed.data;
 }
 
+export type MethodKind = "alone" | "fixed" | "fixed-log" | "auto";
+
 /** One method of a study: spec overrides of objectives and strategy, and how it is grouped in the report. */
 export interface Method {
   name: string;
   /** The loss it distils with; undefined: the student alone. */
   loss?: string;
-  kind: "alone" | "fixed" | "auto";
+  kind: MethodKind;
   objectives: Record<string, unknown>;
   strategy: Record<string, unknown>;
 }
@@ -93,6 +99,13 @@ export function merge(a: Record<string, unknown>, b: Record<string, unknown>): R
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The learning rates a setting runs at: its grid, else its one training.learningRate (undefined: the default). */
+export function settingLearningRates(setting: Study["settings"][number]): (number | undefined)[] {
+  if (setting.learningRates.length) return setting.learningRates;
+  const lr = setting.training.learningRate;
+  return [typeof lr === "number" ? lr : undefined];
+}
 
 /** Every method of the study, in report order: alone, then per loss its grid and the automatic weightings. */
 export function studyMethods(study: Study): Method[] {
@@ -114,6 +127,16 @@ export function studyMethods(study: Study): Method[] {
         kind: "fixed",
         objectives: merge(loss.objectives, cell.objectives),
         strategy: { name: "sum", weights: { task: 1 - cell.alpha, distillation: cell.alpha } },
+      });
+    }
+    for (const cell of loss.logGrid) {
+      const label = cell.label ?? `alpha=${cell.alpha}`;
+      methods.push({
+        name: `${loss.name} sum-log ${label}`,
+        loss: loss.name,
+        kind: "fixed-log",
+        objectives: merge(loss.objectives, cell.objectives),
+        strategy: { name: "sum-log", weights: { task: 1 - cell.alpha, distillation: cell.alpha } },
       });
     }
     for (const strategy of study.strategies) {

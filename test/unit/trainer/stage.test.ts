@@ -5,6 +5,7 @@ import { selectBackend } from "../../../trainer/src/backend/index.ts";
 import type { Split } from "../../../trainer/src/contracts.ts";
 import { loadDataset, type LoadedDataset } from "../../../trainer/src/data/index.ts";
 import { evaluateAccuracy } from "../../../trainer/src/engine/evaluate.ts";
+import { midEpochEvaluationSteps } from "../../../trainer/src/engine/stage.ts";
 import { trainTeacher, type StageHooks } from "../../../trainer/src/engine/teacher-stage.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
 import { writeTinyIdx } from "./engine-fixtures.ts";
@@ -44,6 +45,18 @@ function boundedPasses(limit: number) {
   return { dataset: { ...dataset, train }, passes: () => passes };
 }
 
+describe("evaluations per epoch", () => {
+  it("places exactly n per epoch, evenly, the last at the epoch end, for odd step counts too", () => {
+    const mid = (steps: number, n: number) => [...midEpochEvaluationSteps(steps, n)];
+    expect(mid(16, 2)).toEqual([8]);
+    expect(mid(15, 2)).toEqual([8]); // was 7 and 14 (a stride of floor(15 / 2)): 3 evaluations
+    expect(mid(5, 2)).toEqual([3]);
+    expect(mid(10, 4)).toEqual([3, 5, 8]);
+    expect(mid(7, 1)).toEqual([]);
+    expect(mid(3, 7)).toEqual([1, 2]); // capped at one per step
+  });
+});
+
 describe("stage runner: the teacher stage", () => {
   // 256 * (1 - 0.125) = 224 training samples at batch 32: 7 steps per epoch.
   const stepsPerEpoch = 7;
@@ -75,8 +88,8 @@ describe("stage runner: the teacher stage", () => {
       hooks,
     );
     expect(epochs).toEqual([1, 2]);
-    // Every floor(7 / 3) = 2 steps inside an epoch, and at each epoch end.
-    expect(evaluations).toEqual([2, 4, 6, 7, 9, 11, 13, 14]);
+    // Exactly 3 per epoch of 7 steps: after round(7/3) = 2 and round(14/3) = 5 steps, and at the epoch end.
+    expect(evaluations).toEqual([2, 5, 7, 9, 12, 14]);
     expect(result.evaluations.map((e) => e.step)).toEqual(evaluations);
     teacher.model.dispose();
   });

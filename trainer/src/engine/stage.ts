@@ -204,11 +204,22 @@ export async function runStage<S extends StageState>(
   return loop.run();
 }
 
+/**
+ * The steps into an epoch after which the n - 1 evaluations before its end fall: round(k * steps / n) for
+ * k = 1 .. n - 1, so an epoch has exactly n evenly spaced evaluations, the last at its end (n is capped at the
+ * epoch's steps). A fixed stride floor(steps / n) gave n + 1 when steps is not a multiple of n.
+ */
+export function midEpochEvaluationSteps(stepsPerEpoch: number, evaluationsPerEpoch: number): Set<number> {
+  const n = Math.max(1, Math.min(evaluationsPerEpoch, stepsPerEpoch));
+  return new Set(Array.from({ length: n - 1 }, (_, i) => Math.round(((i + 1) * stepsPerEpoch) / n)));
+}
+
 class StageLoop<S extends StageState> {
   private readonly program: StageProgram<S>;
   private readonly options: StageOptions;
   private readonly stepsPerEpoch: number;
-  private readonly evaluateEvery: number;
+  /** Steps into an epoch after which an evaluation is due before its end (the epoch end has its own). */
+  private readonly midEpochSteps: ReadonlySet<number>;
   private readonly dropouts: tf.layers.Layer[];
   private readonly processStart: number;
   private state!: S;
@@ -218,8 +229,7 @@ class StageLoop<S extends StageState> {
     this.program = program;
     this.options = options;
     this.stepsPerEpoch = Math.ceil(program.dataset.train.size / program.batchSize);
-    const perEpoch = Math.max(1, Math.min(options.evaluationsPerEpoch ?? 1, this.stepsPerEpoch));
-    this.evaluateEvery = Math.max(1, Math.floor(this.stepsPerEpoch / perEpoch));
+    this.midEpochSteps = midEpochEvaluationSteps(this.stepsPerEpoch, options.evaluationsPerEpoch ?? 1);
     this.dropouts = dropoutLayers(program.network.model);
     this.processStart = options.startedAt ?? performance.now();
   }
@@ -320,10 +330,7 @@ class StageLoop<S extends StageState> {
 
   /** Whether an evaluation is due inside the epoch (the epoch end has its own). */
   private midEpochEvaluation(): boolean {
-    const { batchIndex } = this.state;
-    return this.evaluateEvery < this.stepsPerEpoch && batchIndex < this.stepsPerEpoch
-      ? batchIndex % this.evaluateEvery === 0
-      : false;
+    return this.midEpochSteps.has(this.state.batchIndex);
   }
 
   /** Evaluates on the validation split, records it and keeps the best weights. */

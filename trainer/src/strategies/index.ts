@@ -5,8 +5,10 @@ import { CagradStrategy } from "./cagrad.ts";
 import { ImtlStrategy } from "./imtl.ts";
 import { MgdaStrategy } from "./mgda.ts";
 import { FamoStrategy } from "./mokd-amortized.ts";
+import { MokdNormalizedStrategy } from "./mokd-normalized.ts";
 import { MokdStrategy } from "./mokd.ts";
 import { PcgradStrategy } from "./pcgrad.ts";
+import { SumLogStrategy } from "./sum-log.ts";
 import { SumStrategy } from "./sum.ts";
 
 export function createStrategy(
@@ -28,6 +30,10 @@ export function createStrategy(
       return new CagradStrategy(spec.cagradC);
     case "imtl":
       return new ImtlStrategy();
+    case "sum-log":
+      return new SumLogStrategy(spec.weights, objectiveNames);
+    case "mokd-normalized":
+      return new MokdNormalizedStrategy();
   }
 }
 
@@ -60,7 +66,9 @@ export {
   FamoStrategy,
   ImtlStrategy,
   MgdaStrategy,
+  MokdNormalizedStrategy,
   MokdStrategy,
   PcgradStrategy,
+  SumLogStrategy,
   SumStrategy,
 };
