@@ -231,7 +231,15 @@ export const ObjectivesSpec = section(
               .max(10000)
               .default(20)
               .describe(
-                "The loss is scaled by min(epoch / warmupEpochs, 1), epoch 1-based (mdistiller's 20 for 240-epoch CIFAR runs; a 5-epoch run then never leaves the warm-up); 0 disables. A constant scale does not change what `mokd` does (it weights log-loss gradients).",
+                "The loss is scaled by min(epoch / warmupEpochs, 1), epoch 1-based (mdistiller's 20 for 240-epoch CIFAR runs; a 5-epoch run then never leaves the warm-up: use warmupFraction); 0 disables. A constant scale does not change what `mokd` does (it weights log-loss gradients).",
+              ),
+            warmupFraction: z
+              .number()
+              .min(0)
+              .max(1)
+              .optional()
+              .describe(
+                "When set, replaces warmupEpochs: the loss is scaled by min(p / warmupFraction, 1) per step, p = (step + 1) / the stage's steps, so the warm-up is the same share of any run length (mdistiller's 20 of 240 epochs: 0.083); 0 disables.",
               ),
           },
           "Settings of `loss: dkd` (mdistiller's defaults).",
@@ -247,6 +255,12 @@ export const ObjectivesSpec = section(
               .default(1)
               .describe(
                 "Softmax temperature tau (1 in the paper's ImageNet setting, 4 in its CIFAR-100 one).",
+              ),
+            recipe: z
+              .enum(["imagenet", "cifar100"])
+              .optional()
+              .describe(
+                "A recipe of the paper by name, replacing beta, gamma and temperature: `imagenet` (1, 1, 1: the defaults) or `cifar100` (2, 2, 4). Unset: the three fields as given.",
               ),
           },
           "Settings of `loss: dist` (the authors' defaults).",
@@ -357,9 +371,57 @@ export const TrainingSpec = section(
   {
     epochs: positiveInt().max(10000).default(5).describe("Epochs of student training."),
     batchSize: positiveInt().max(65536).default(64).describe("Mini-batch size."),
-    optimizer: z.enum(["adam", "sgd", "momentum"]).default("adam").describe("Optimiser of the student."),
-    learningRate: z.number().positive().max(10).default(0.001).describe("Learning rate of the student."),
+    optimizer: z
+      .enum(["adam", "sgd", "momentum", "adamw"])
+      .default("adam")
+      .describe(
+        "Optimiser of the student: `adam`, `sgd`, `momentum` (SGD with heavy-ball momentum, PyTorch's SGD with `momentum`: mdistiller's CIFAR recipe is momentum 0.9, learningRate 0.05, weightDecay 5e-4, a `step` schedule), or `adamw` (Adam with decoupled weight decay, Loshchilov & Hutter 2019; DTO-KD's recipe uses weightDecay 0.05).",
+      ),
+    learningRate: z
+      .number()
+      .positive()
+      .max(10)
+      .default(0.001)
+      .describe(
+        "Learning rate of the student (the peak of `schedule`). Tune it on validation: it matters as much as the weighting.",
+      ),
     momentum: z.number().min(0).max(1).default(0.9).describe("Momentum (optimizer `momentum` only)."),
+    weightDecay: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe(
+        "Weight decay of every trainable student (and projector) parameter, biases included. `adamw`: decoupled, x <- x - lr_t * weightDecay * x each step (PyTorch AdamW); `adam`, `sgd`, `momentum`: L2, weightDecay * x added to the gradient (PyTorch's weight_decay). 0: none.",
+      ),
+    schedule: section(
+      {
+        name: z
+          .enum(["constant", "cosine", "step"])
+          .default("constant")
+          .describe(
+            "`constant`; `cosine`: from learningRate down to minLearningRate at the last step (after the warm-up); `step`: learningRate x gamma^k, k the milestones (epochs) already completed.",
+          ),
+        warmupEpochs: z
+          .number()
+          .min(0)
+          .max(10000)
+          .default(0)
+          .describe(
+            "Linear warm-up over the first round(warmupEpochs x steps per epoch) steps (fractions allowed): learningRate x (t + 1) / W at step t. 0: none.",
+          ),
+        minLearningRate: z.number().min(0).default(0).describe("The final learning rate of `cosine`."),
+        milestones: z
+          .array(positiveInt().max(10000))
+          .max(20)
+          .default([])
+          .describe(
+            "Epochs after which `step` multiplies the learning rate by gamma (mdistiller: 150, 180, 210 of 240).",
+          ),
+        gamma: z.number().positive().max(1).default(0.1).describe("The factor of `step` at each milestone."),
+      },
+      "The learning-rate schedule of the student, per optimiser step.",
+    ),
     seed: z
       .number()
       .int()

@@ -81,6 +81,8 @@ export interface ObjectiveInputs {
   labels: tf.Tensor1D;
   /** 1-based epoch of the step (DKD's warm-up); absent: 1. */
   epoch?: number;
+  /** Fraction of the stage's steps done after this step, (step + 1) / total steps (DKD's warm-up); absent: 1. */
+  progress?: number;
 }
 
 export interface Objective {
@@ -107,6 +109,8 @@ export interface StepContext {
   step: number;
   /** 1-based epoch of the step (objectives with a warm-up read it); absent: 1. */
   epoch?: number;
+  /** (step + 1) / total steps of the stage (objectives with a warm-up read it); absent: 1. */
+  progress?: number;
   /** Seeded uniform [0, 1) generator (PCGrad's random order). */
   random: () => number;
 }

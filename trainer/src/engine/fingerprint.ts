@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import { fingerprintedObjectives } from "../objectives/index.ts";
+import { scheduleIsConstant } from "./schedule.ts";
 
 /**
  * Identifies what a checkpoint was trained for (every field but output, metrics and what only selects, evaluates
@@ -14,13 +15,15 @@ import { fingerprintedObjectives } from "../objectives/index.ts";
  * - training.evaluationsPerEpoch and training.reportedModel at every value: evaluation is inference only, and
  *   which evaluated weights are kept does not change the training.
  * - objectives.distillation's choice of loss at `kd`, and the settings of losses not selected
- *   (fingerprintedObjectives in objectives/index.ts).
+ *   (fingerprintedObjectives in objectives/index.ts);
+ * - training.weightDecay at 0 and training.schedule when it is constant without warm-up (the recipe before them).
  */
 export function specFingerprint(spec: TrainerSpec): string {
   const { teacher: withCache, student, data: withSplit, objectives, training: withEvaluation } = spec;
   const { outputCache: _cache, ...teacher } = withCache;
   const { splitSeed, ...otherData } = withSplit;
-  const { evaluationsPerEpoch: _every, reportedModel: _kept, ...training } = withEvaluation;
+  const { evaluationsPerEpoch: _every, reportedModel: _kept, ...withRecipe } = withEvaluation;
+  const training = withoutDefaultRecipe(withRecipe);
   const data = splitSeed === training.seed ? otherData : withSplit;
   const strategy = withoutDefaultFamoObserve(spec.strategy);
   const text = JSON.stringify({
@@ -32,6 +35,17 @@ export function specFingerprint(spec: TrainerSpec): string {
     training,
   });
   return createHash("sha256").update(text).digest("hex").slice(0, 16);
+}
+
+function withoutDefaultRecipe<T extends Pick<TrainerSpec["training"], "weightDecay" | "schedule">>(
+  training: T,
+) {
+  const { weightDecay, schedule, ...rest } = training;
+  return {
+    ...rest,
+    ...(weightDecay === 0 ? {} : { weightDecay }),
+    ...(scheduleIsConstant(schedule) ? {} : { schedule }),
+  };
 }
 
 function withoutDefaultFamoObserve(strategy: TrainerSpec["strategy"]) {

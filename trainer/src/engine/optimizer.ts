@@ -16,16 +16,53 @@ import {
   uninitializedFloat32,
 } from "../backend/heap.ts";
 import { wasmSimdKernels, type AdamKernel } from "../backend/wasm-simd.ts";
+import { RecipeOptimizer } from "./recipe-optimizer.ts";
+import { scheduleIsConstant, type ScheduleSpec } from "./schedule.ts";
 
 /** MOKD_FUSED_OPTIMIZER=0 selects the stock tfjs Adam (for A/B measurements). */
 const fusedByDefault = () => process.env.MOKD_FUSED_OPTIMIZER !== "0";
 
+export type OptimizerSettings = Pick<TrainingSpec, "optimizer" | "learningRate" | "momentum"> &
+  Partial<Pick<TrainingSpec, "weightDecay" | "schedule" | "epochs">>;
+
+/**
+ * The student's optimiser. With weight decay or a schedule that changes the learning rate it is wrapped in a
+ * RecipeOptimizer (recipe-optimizer.ts), which needs the steps per epoch; otherwise the plain optimiser, exactly
+ * as before the recipe existed.
+ */
 export function createOptimizer(
-  training: Pick<TrainingSpec, "optimizer" | "learningRate" | "momentum">,
+  training: OptimizerSettings,
   fused = fusedByDefault(),
+  stepsPerEpoch = 1,
 ): tf.Optimizer {
+  const inner = baseOptimizer(training, fused);
+  const weightDecay = training.weightDecay ?? 0;
+  const schedule = training.schedule ?? constantSchedule;
+  if (weightDecay === 0 && scheduleIsConstant(schedule)) return inner;
+  return new RecipeOptimizer(inner, {
+    schedule,
+    shape: {
+      learningRate: training.learningRate,
+      stepsPerEpoch,
+      totalSteps: (training.epochs ?? 1) * stepsPerEpoch,
+    },
+    weightDecay,
+    decoupled: training.optimizer === "adamw",
+  });
+}
+
+const constantSchedule: ScheduleSpec = {
+  name: "constant",
+  warmupEpochs: 0,
+  minLearningRate: 0,
+  milestones: [],
+  gamma: 0.1,
+};
+
+function baseOptimizer(training: OptimizerSettings, fused: boolean): tf.Optimizer {
   switch (training.optimizer) {
     case "adam":
+    case "adamw":
       return fused ? new FusedAdamOptimizer(training.learningRate) : tf.train.adam(training.learningRate);
     case "sgd":
       return tf.train.sgd(training.learningRate);

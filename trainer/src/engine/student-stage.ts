@@ -137,7 +137,12 @@ class StudentProgram implements StageProgram<StudentState> {
   }
 
   step(batch: Batch, state: StudentState): StepResult {
-    const context = { step: state.step, epoch: state.epoch + 1, random: () => this.random.next() };
+    const context = {
+      step: state.step,
+      epoch: state.epoch + 1,
+      progress: (state.step + 1) / (this.epochs * Math.ceil(this.dataset.train.size / this.batchSize)),
+      random: () => this.random.next(),
+    };
     const outcome = this.step_.run(batch, context);
     const record = stepRecord(this.lossNames, state, outcome);
     return { record, size: batch.ys.shape[0], correct: outcome.correct, losses: outcome.losses };

@@ -105,7 +105,12 @@ export class StudentStep {
     // step and FAMO's same-batch observation after it. Kept outside the step's tidy for that, disposed at the end.
     const teacher = tf.tidy(() => this.teacherOutputs.outputs(batch));
     try {
-      const frozen: FrozenInputs = { ...teacher, labels: batch.ys, epoch: context.epoch };
+      const frozen: FrozenInputs = {
+        ...teacher,
+        labels: batch.ys,
+        epoch: context.epoch,
+        progress: context.progress,
+      };
       let outcome: StepOutcome | undefined;
       tf.tidy(() => {
         const measure = strategy.kind === "gradient" || context.step % this.measureEvery === 0;

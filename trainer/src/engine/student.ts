@@ -63,7 +63,8 @@ export async function trainStudent(
     spec.strategy,
     objectives.map((o) => o.name),
   );
-  const optimizer = createOptimizer(spec.training);
+  const stepsPerEpoch = Math.ceil(dataset.train.size / spec.training.batchSize);
+  const optimizer = createOptimizer(spec.training, undefined, stepsPerEpoch);
   const kind = spec.student.model ?? spec.student.architecture;
   opts.log.info(`student: ${kind} (${parameterCount(student)} parameters), strategy ${strategy.name}`);
   for (const warning of strategyWarnings(spec)) opts.log.warn(warning);

@@ -9,6 +9,22 @@ import * as tf from "@tensorflow/tfjs";
 
 export const DIST_DEFAULTS = { beta: 1, gamma: 1, temperature: 1 } as const;
 
+/**
+ * The paper's two recipes by name: ImageNet (beta = gamma = 1, T = 1, the defaults) and CIFAR-100
+ * (beta = gamma = 2, T = 4).
+ */
+export const DIST_RECIPES = {
+  imagenet: DIST_DEFAULTS,
+  cifar100: { beta: 2, gamma: 2, temperature: 4 },
+} as const;
+export type DistRecipe = keyof typeof DIST_RECIPES;
+
+/** The loss's settings: the named recipe's when one is set, else the fields as given. */
+export function distOptions(spec: DistOptions & { recipe?: DistRecipe }): DistOptions {
+  if (spec.recipe) return { ...DIST_RECIPES[spec.recipe] };
+  return { beta: spec.beta, gamma: spec.gamma, temperature: spec.temperature };
+}
+
 export interface DistOptions {
   beta: number;
   gamma: number;

@@ -18,10 +18,27 @@ export interface DkdOptions {
   temperature: number;
   /** Epochs of the linear warm-up of the whole loss; 0: none. */
   warmupEpochs: number;
+  /** When set, the warm-up is this fraction of the stage's steps instead (it then scales to short runs). */
+  warmupFraction?: number;
 }
 
-/** min(epoch / warmupEpochs, 1) for the 1-based epoch (mdistiller's `min(kwargs["epoch"] / self.warmup, 1.0)`). */
-export function dkdWarmup(epoch: number, warmupEpochs: number): number {
+/** Where a step is: its 1-based epoch, and the fraction of the stage's steps done after it. */
+export interface TrainingPosition {
+  epoch: number;
+  progress: number;
+}
+
+/**
+ * The warm-up scale: min(progress / warmupFraction, 1) when warmupFraction is set (per step), else
+ * min(epoch / warmupEpochs, 1) for the 1-based epoch (mdistiller's `min(kwargs["epoch"] / self.warmup, 1.0)`).
+ */
+export function dkdWarmup(
+  at: TrainingPosition | number,
+  warmupEpochs: number,
+  warmupFraction?: number,
+): number {
+  const { epoch, progress } = typeof at === "number" ? { epoch: at, progress: 1 } : at;
+  if (warmupFraction !== undefined && warmupFraction > 0) return Math.min(progress / warmupFraction, 1);
   return warmupEpochs > 0 ? Math.min(epoch / warmupEpochs, 1) : 1;
 }
 
@@ -56,10 +73,10 @@ export function dkdLoss(
   studentLogits: tf.Tensor2D,
   teacherLogits: tf.Tensor2D,
   labels: tf.Tensor1D,
-  epoch: number,
+  at: TrainingPosition | number,
   options: DkdOptions = DKD_DEFAULTS,
 ): tf.Scalar {
   const { tckd, nckd } = dkdParts(studentLogits, teacherLogits, labels, options.temperature);
   const loss = tf.add(tf.mul(tckd, options.alpha), tf.mul(nckd, options.beta));
-  return tf.mul(loss, dkdWarmup(epoch, options.warmupEpochs));
+  return tf.mul(loss, dkdWarmup(at, options.warmupEpochs, options.warmupFraction));
 }

@@ -4,7 +4,7 @@ import type { ObjectivesSpec } from "../../../api/v1alpha1/index.ts";
 import type { Objective, ObjectiveInputs } from "../contracts.ts";
 import { deriveSeed } from "../data/random.ts";
 import { dkdLoss } from "./dkd.ts";
-import { distLoss } from "./dist.ts";
+import { distLoss, distOptions } from "./dist.ts";
 import { crossEntropy, distillationLoss, meanSquaredError, standardizeRows } from "./losses.ts";
 import { lskdLoss } from "./lskd.ts";
 import { Projector } from "./projector.ts";
@@ -12,7 +12,7 @@ import { Projector } from "./projector.ts";
 export { crossEntropy, distillationLoss, meanSquaredError, standardizeRows } from "./losses.ts";
 export { Projector, orthonormalMatrix } from "./projector.ts";
 export { DKD_DEFAULTS, dkdLoss, dkdParts, dkdWarmup } from "./dkd.ts";
-export { DIST_DEFAULTS, distLoss, distParts, pearsonRows } from "./dist.ts";
+export { DIST_DEFAULTS, DIST_RECIPES, distLoss, distOptions, distParts, pearsonRows } from "./dist.ts";
 export { LSKD_DEFAULTS, lskdLoss, zScoreRows } from "./lskd.ts";
 
 export interface ObjectiveDims {
@@ -50,9 +50,18 @@ function distillationLossFunction(spec: ObjectivesSpec["distillation"]): (i: Obj
     case "lskd":
       return (i) => lskdLoss(i.studentLogits, i.teacherLogits, spec.lskd.temperature);
     case "dkd":
-      return (i) => dkdLoss(i.studentLogits, i.teacherLogits, i.labels, i.epoch ?? 1, spec.dkd);
-    case "dist":
-      return (i) => distLoss(i.studentLogits, i.teacherLogits, spec.dist);
+      return (i) =>
+        dkdLoss(
+          i.studentLogits,
+          i.teacherLogits,
+          i.labels,
+          { epoch: i.epoch ?? 1, progress: i.progress ?? 1 },
+          spec.dkd,
+        );
+    case "dist": {
+      const dist = distOptions(spec.dist);
+      return (i) => distLoss(i.studentLogits, i.teacherLogits, dist);
+    }
   }
 }
 
