@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { StrategySpec } from "../../../api/v1alpha1/index.ts";
+import { StrategySpec, strategyNames } from "../../../api/v1alpha1/index.ts";
 import type { GradientStrategy, LossStrategy, StepContext } from "../../../trainer/src/contracts.ts";
 import {
   CagradStrategy,
@@ -309,7 +309,7 @@ describe("mokd-amortized (FAMO)", () => {
 
 describe("state round-trip and registry", () => {
   it("every strategy is built by name and round-trips its state", () => {
-    for (const name of ["sum", "mokd", "mokd-amortized", "pcgrad", "mgda", "cagrad", "imtl"] as const) {
+    for (const name of strategyNames) {
       const spec = StrategySpec.parse({ name });
       const s = createStrategy(spec, ["task", "distillation"]);
       expect(s.name).toBe(name);

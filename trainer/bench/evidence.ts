@@ -1,0 +1,285 @@
+// The evidence study's analysis (issue 16): from a quality results file, every choice made on VALIDATION accuracy
+// (a method's learning rate, the best fixed cell and learning rate, the best sum-log cell), test accuracy read once
+// for each chosen configuration, and the headline comparisons as paired differences over seeds with 95%
+// t-intervals (df = n - 1) and Holm-adjusted p-values. Only seeds every configuration of the setting finished are
+// used. Prints markdown; --json writes the numbers too.
+//   node trainer/bench/evidence.ts trainer/bench/results/evidence.json [--json out.json]
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import type { Run } from "./quality-report.ts";
+import { holm, mean, pairedInterval, se, type Interval } from "./stats.ts";
+
+/** A configuration: a method at one learning rate. */
+interface Config {
+  method: string;
+  kind: Run["kind"];
+  learningRate: number;
+  runs: Map<number, Run>;
+  validation: number;
+  test: number;
+}
+
+export interface Choice {
+  label: string;
+  config: Config;
+  /** The grids it was chosen from, and whether the choice sits at an edge of one. */
+  edges: string[];
+}
+
+export interface Comparison {
+  claim: string;
+  question: string;
+  a: Choice;
+  b: Choice;
+  interval: Interval;
+  holmP: number;
+}
+
+const base = (r: Run) => r.baseMethod ?? r.method;
+
+/** Configurations of a setting over the seeds that every configuration finished. */
+export function configurations(runs: Run[]): { configs: Config[]; seeds: number[] } {
+  const groups = new Map<string, Run[]>();
+  for (const r of runs) {
+    const key = `${base(r)}|${r.learningRate}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const seedSets = [...groups.values()].map((g) => new Set(g.map((r) => r.seed)));
+  const seeds = [...(seedSets[0] ?? [])]
+    .filter((s) => seedSets.every((set) => set.has(s)))
+    .sort((a, b) => a - b);
+  const configs = [...groups.values()].map((g) => {
+    const bySeed = new Map(g.filter((r) => seeds.includes(r.seed)).map((r) => [r.seed, r]));
+    const rs = [...bySeed.values()];
+    return {
+      method: base(g[0]!),
+      kind: g[0]!.kind,
+      learningRate: g[0]!.learningRate ?? Number.NaN,
+      runs: bySeed,
+      validation: mean(rs.map((r) => r.bestValidationAccuracy * 100)),
+      test: mean(rs.map((r) => r.testAccuracy * 100)),
+    };
+  });
+  return { configs, seeds };
+}
+
+const alphaOf = (method: string) => Number(/alpha=([0-9.]+)/.exec(method)?.[1] ?? Number.NaN);
+
+/** The configuration of highest mean validation accuracy among `candidates`, with the grid edges it sits on. */
+export function chooseOnValidation(label: string, candidates: Config[]): Choice {
+  if (!candidates.length) throw new Error(`${label}: no configuration to choose from`);
+  const best = candidates.reduce((a, b) => (b.validation > a.validation ? b : a));
+  const edges: string[] = [];
+  const lrs = [...new Set(candidates.map((c) => c.learningRate))].sort((a, b) => a - b);
+  if (lrs.length > 1 && (best.learningRate === lrs[0] || best.learningRate === lrs.at(-1)))
+    edges.push(`learning rate ${best.learningRate} at the edge of ${lrs.join("/")}`);
+  const alphas = [...new Set(candidates.map((c) => alphaOf(c.method)))]
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
+  const alpha = alphaOf(best.method);
+  if (alphas.length > 1 && (alpha === alphas[0] || alpha === alphas.at(-1)))
+    edges.push(`alpha ${alpha} at the edge of ${alphas.join("/")}`);
+  return { label, config: best, edges };
+}
+
+const testBySeed = (c: Config) => new Map([...c.runs].map(([s, r]) => [s, r.testAccuracy * 100]));
+
+/** Epochs (fractional) at which a run's validation first reaches `target`; the run's length when it never does. */
+function epochsToReach(
+  run: Run,
+  target: number,
+  stepsPerEpoch: number,
+): { epochs: number; reached: boolean } {
+  const curve = run.validationCurve ?? [];
+  const hit = curve.find(([, acc]) => acc * 100 >= target);
+  const last = curve.at(-1)?.[0] ?? 0;
+  return hit
+    ? { epochs: hit[0] / stepsPerEpoch, reached: true }
+    : { epochs: last / stepsPerEpoch, reached: false };
+}
+
+export interface SettingAnalysis {
+  setting: string;
+  seeds: number[];
+  defaultLearningRate: number;
+  choices: Choice[];
+  comparisons: Comparison[];
+  speed: { target: number; rows: { label: string; epochs: number; reached: number; n: number }[] };
+  grid: Config[];
+}
+
+export function analyse(
+  setting: string,
+  runs: Run[],
+  defaultLearningRate: number,
+  stepsPerEpoch: number,
+): SettingAnalysis {
+  const { configs, seeds } = configurations(runs.filter((r) => r.setting === setting));
+  const of = (pred: (c: Config) => boolean) => configs.filter(pred);
+  const atDefault = (c: Config) => c.learningRate === defaultLearningRate;
+  const named = (name: string) => (c: Config) => c.method.endsWith(` ${name}`) && c.kind === "auto";
+  const fixed = of((c) => c.kind === "fixed");
+  const choices = {
+    alone: chooseOnValidation(
+      "student alone, LR tuned",
+      of((c) => c.kind === "alone"),
+    ),
+    fixed: chooseOnValidation("best fixed cell, alpha and LR tuned", fixed),
+    fixedDefault: chooseOnValidation("best fixed cell at the default LR", fixed.filter(atDefault)),
+    published: chooseOnValidation(
+      "published weighting (alpha 0.9), LR tuned",
+      fixed.filter((c) => alphaOf(c.method) === 0.9),
+    ),
+    mokd: chooseOnValidation("mokd, LR tuned", of(named("mokd"))),
+    mokdDefault: chooseOnValidation("mokd at the default LR (untuned)", of(named("mokd")).filter(atDefault)),
+    normalized: chooseOnValidation("mokd-normalized, LR tuned", of(named("mokd-normalized"))),
+    sumLog: chooseOnValidation(
+      "best sum-log cell, alpha and LR tuned",
+      of((c) => c.kind === "fixed-log"),
+    ),
+    famo: chooseOnValidation("FAMO (mokd-amortized), LR tuned", of(named("mokd-amortized"))),
+  };
+  const rows: [string, string, Choice, Choice][] = [
+    ["better than tuned KD", "mokd vs the best fixed cell, both LR tuned", choices.mokd, choices.fixed],
+    [
+      "no tuning needed",
+      "mokd at the default LR vs the best fixed cell with alpha and LR tuned",
+      choices.mokdDefault,
+      choices.fixed,
+    ],
+    [
+      "no tuning needed (weighting only)",
+      "mokd vs the best fixed cell, both at the default LR",
+      choices.mokdDefault,
+      choices.fixedDefault,
+    ],
+    [
+      "control: step size",
+      "mokd-normalized vs the best fixed cell, both LR tuned",
+      choices.normalized,
+      choices.fixed,
+    ],
+    ["control: step size", "mokd vs mokd-normalized, both LR tuned", choices.mokd, choices.normalized],
+    [
+      "control: log scaling",
+      "best sum-log cell vs the best fixed cell, both tuned",
+      choices.sumLog,
+      choices.fixed,
+    ],
+    ["control: log scaling", "mokd vs the best sum-log cell, both tuned", choices.mokd, choices.sumLog],
+    ["FAMO", "FAMO vs the best fixed cell, both LR tuned", choices.famo, choices.fixed],
+    [
+      "learning rate vs weighting",
+      "best fixed cell: tuned LR vs the default LR",
+      choices.fixed,
+      choices.fixedDefault,
+    ],
+    ["learning rate vs weighting", "mokd: tuned LR vs the default LR", choices.mokd, choices.mokdDefault],
+  ];
+  const intervals = rows.map(([, , a, b]) => pairedInterval(testBySeed(a.config), testBySeed(b.config)));
+  const adjusted = holm(intervals.map((i) => i.p));
+  const comparisons = rows.map(([claim, question, a, b], i) => ({
+    claim,
+    question,
+    a,
+    b,
+    interval: intervals[i]!,
+    holmP: adjusted[i]!,
+  }));
+  // Speed: epochs to the best tuned fixed cell's mean final validation accuracy.
+  const finals = [...choices.fixed.config.runs.values()].map(
+    (r) => (r.validationCurve?.at(-1)?.[1] ?? 0) * 100,
+  );
+  const target = mean(finals);
+  const speedRow = (c: Choice) => {
+    const reach = [...c.config.runs.values()].map((r) => epochsToReach(r, target, stepsPerEpoch));
+    return {
+      label: c.label,
+      epochs: mean(reach.map((x) => x.epochs)),
+      reached: reach.filter((x) => x.reached).length,
+      n: reach.length,
+    };
+  };
+  const speed = {
+    target,
+    rows: [choices.fixed, choices.mokd, choices.normalized, choices.sumLog, choices.famo].map(speedRow),
+  };
+  return {
+    setting,
+    seeds,
+    defaultLearningRate,
+    choices: Object.values(choices),
+    comparisons,
+    speed,
+    grid: configs,
+  };
+}
+
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "—");
+const signed = (x: number) => `${x >= 0 ? "+" : ""}${f2(x)}`;
+const p3 = (p: number) => (Number.isNaN(p) ? "—" : p < 0.001 ? "<0.001" : p.toFixed(3));
+const describeChoice = (c: Choice) =>
+  `${c.config.method} @ lr ${c.config.learningRate}${c.edges.length ? ` (edge: ${c.edges.join("; ")})` : ""}`;
+
+export function markdown(a: SettingAnalysis): string {
+  const lines = [
+    `### ${a.setting}: ${a.seeds.length} seeds (${a.seeds.join(", ")}), default LR ${a.defaultLearningRate}`,
+    "",
+    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+    "",
+    "| choice | configuration | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...a.choices.map((c) => {
+      const t = [...c.config.runs.values()].map((r) => r.testAccuracy * 100);
+      return `| ${c.label} | ${describeChoice(c)} | ${f2(c.config.validation)} | ${f2(mean(t))} ± ${f2(se(t))} |`;
+    }),
+    "",
+    `Headline comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
+    "",
+    "| claim | comparison | difference (points) | 95% CI | wins | p | Holm p |",
+    "|---|---|---|---|---|---|---|",
+    ...a.comparisons.map(
+      (c) =>
+        `| ${c.claim} | ${c.question} | ${signed(c.interval.mean)} | [${signed(c.interval.low)}, ${signed(c.interval.high)}] | ` +
+        `${c.interval.wins}/${c.interval.n} | ${p3(c.interval.p)} | ${p3(c.holmP)} |`,
+    ),
+    "",
+    `Speed: epochs to the best tuned fixed cell's mean final validation accuracy (${f2(a.speed.target)}%); a run that never reaches it counts its full length:`,
+    "",
+    "| configuration | epochs (mean) | seeds reaching |",
+    "|---|---|---|",
+    ...a.speed.rows.map((r) => `| ${r.label} | ${f2(r.epochs)} | ${r.reached}/${r.n} |`),
+    "",
+    "Every configuration (results over the learning-rate grid):",
+    "",
+    "| method | LR | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...[...a.grid]
+      .sort((x, y) => x.method.localeCompare(y.method) || x.learningRate - y.learningRate)
+      .map((c) => {
+        const t = [...c.runs.values()].map((r) => r.testAccuracy * 100);
+        return `| ${c.method} | ${c.learningRate} | ${f2(c.validation)} | ${f2(mean(t))} ± ${f2(se(t))} |`;
+      }),
+  ];
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    options: { json: { type: "string" } },
+    allowPositionals: true,
+  });
+  const file = positionals[0] ?? "trainer/bench/results/evidence.json";
+  const results = JSON.parse(readFileSync(file, "utf8")) as {
+    study: { settings: { name: string; trainSamples: number; training: Record<string, unknown> }[] };
+    runs: Run[];
+  };
+  const analyses = results.study.settings.map((s) => {
+    const batch = Number(s.training.batchSize ?? 64);
+    return analyse(s.name, results.runs, Number(s.training.learningRate), Math.ceil(s.trainSamples / batch));
+  });
+  process.stdout.write(`${analyses.map(markdown).join("\n\n")}\n`);
+  if (values.json) writeFileSync(values.json, JSON.stringify(analyses, null, 2) + "\n");
+}
+
+if (import.meta.main) await main();
