@@ -349,7 +349,7 @@ export const StrategySpec = section(
       .max(0.3)
       .optional()
       .describe(
-        "`mokd` only: mix the min-norm weights with uniform ones, pi' = m + (1 - K m) pi, so no objective gets less than m. Unset: exact MoKD. Measured with the feature objective (docs/benchmarks.md, 'Exact MoKD remedies'): m = 0.1 gave +0.63 +- 0.31 points over exact MoKD (5 seeds); without it, no difference.",
+        "`mokd` only, experimental: mix the min-norm weights with uniform ones, pi' = m + (1 - K m) pi, so no objective gets less than m. Unset: exact MoKD. Not supported by the evidence: with the feature objective m = 0.1 measured +0.63 points over exact MoKD, 95% CI [-0.23, +1.49] (5 seeds, one setting, learning rate not tuned; docs/benchmarks.md, 'Exact MoKD remedies'); without it, no difference.",
       ),
     cagradC: z
       .number()

@@ -49,7 +49,8 @@ export function strategyWarnings(spec: { strategy: StrategySpec; objectives: Obj
     warnings.push(
       "strategy mokd with the feature objective: exact MoKD gives most of the weight to the feature loss " +
         "(its log-loss gradient is the shortest; 77-93% of the weight measured), so it replaces the logit distillation and the " +
-        "task rather than adding to them (docs/trainer.md, 'Exact MoKD: where the weight goes'); strategy.mokdMinWeight: 0.1 measured +0.6 points",
+        "task rather than adding to them (docs/trainer.md, 'Exact MoKD: where the weight goes'); strategy.mokdMinWeight " +
+        "is an experimental remedy (its measured gain is not separable from zero)",
     );
   }
   if (task.enabled && distillation.enabled) {
