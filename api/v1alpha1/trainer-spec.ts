@@ -351,6 +351,12 @@ export const StrategySpec = section(
       .describe(
         "`mokd` only, experimental: mix the min-norm weights with uniform ones, pi' = m + (1 - K m) pi, so no objective gets less than m. Unset: exact MoKD. Not supported by the evidence: with the feature objective m = 0.1 measured +0.63 points over exact MoKD, 95% CI [-0.23, +1.49] (5 seeds, one setting, learning rate not tuned; docs/benchmarks.md, 'Exact MoKD remedies'); without it, no difference.",
       ),
+    projectorUpdate: z
+      .enum(["weighted", "own"])
+      .default("weighted")
+      .describe(
+        "How the adaptation module (the feature objective's projector) is updated. `weighted`: its parameters are part of the weighted step like the student's (and of the Gram matrix of gradient strategies), so its update is scaled by the feature objective's coefficient. `own`: as LibMTL treats task-specific parameters, the weighting sees the student's (shared) parameters only and the projector takes the feature loss's own unweighted gradient (single-backward strategies: the combined gradient divided by the feature coefficient; a step with coefficient 0 leaves it unchanged). Not yet measured against `weighted`.",
+      ),
     cagradC: z
       .number()
       .min(0)

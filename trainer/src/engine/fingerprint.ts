@@ -10,7 +10,7 @@ import { scheduleIsConstant } from "./schedule.ts";
  * written before them keep their fingerprint (a changed one would discard them on an upgrade of the trainer
  * mid-job):
  * - teacher.outputCache at every value: it changes where the teacher's outputs come from, not what is trained;
- * - strategy.famo.observe at its default;
+ * - strategy.famo.observe and strategy.projectorUpdate at their defaults;
  * - data.splitSeed when it equals training.seed (the split every earlier release made);
  * - training.evaluationsPerEpoch and training.reportedModel at every value: evaluation is inference only, and
  *   which evaluated weights are kept does not change the training.
@@ -48,7 +48,10 @@ function withoutDefaultRecipe<T extends Pick<TrainerSpec["training"], "weightDec
   };
 }
 
-function withoutDefaultFamoObserve(strategy: TrainerSpec["strategy"]) {
+function withoutDefaultFamoObserve(withProjector: TrainerSpec["strategy"]) {
+  // strategy.projectorUpdate at its default (`weighted`) is left out too: the update before the field existed.
+  const { projectorUpdate, ...strategy } = withProjector;
+  const kept = projectorUpdate === "weighted" ? strategy : withProjector;
   const { observe, ...famo } = strategy.famo;
-  return observe === "same-batch" ? { ...strategy, famo } : strategy;
+  return observe === "same-batch" ? { ...kept, famo } : kept;
 }

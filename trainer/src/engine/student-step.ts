@@ -60,6 +60,8 @@ export interface StudentStepSetup {
   strategy: WeightingStrategy;
   optimizer: tf.Optimizer;
   gradClipNorm?: number;
+  /** `own`: the projector takes the feature loss's unweighted gradient, outside the weighting (LibMTL). */
+  projectorUpdate?: "weighted" | "own";
   measureEvery?: number;
   /** Where the teacher's outputs of a batch come from; default: a teacher forward per batch. */
   teacherOutputs?: TeacherOutputSource;
@@ -90,6 +92,9 @@ export class StudentStep {
   private readonly measureEvery: number;
   private readonly names: string[];
   private readonly teacherOutputs: TeacherOutputSource;
+  /** With projectorUpdate `own`: how many leading variables are shared (the student's); else undefined. */
+  private readonly sharedCount: number | undefined;
+  private readonly featureIndex: number;
 
   constructor(setup: StudentStepSetup) {
     this.setup = setup;
@@ -97,6 +102,9 @@ export class StudentStep {
     this.variables = trainableVariables(setup);
     this.measureEvery = setup.measureEvery ?? DEFAULT_MEASURE_EVERY;
     this.names = setup.objectives.map((o) => o.name);
+    this.featureIndex = this.names.indexOf("feature");
+    const own = setup.projectorUpdate === "own" && setup.extraVariables.length > 0 && this.featureIndex >= 0;
+    this.sharedCount = own ? this.variables.length - setup.extraVariables.length : undefined;
   }
 
   run(batch: Batch, context: StepContext): StepOutcome {
@@ -147,7 +155,10 @@ export class StudentStep {
       this.variables,
     );
     const losses = Array.from(tf.stack(lossTensors).dataSync());
-    const gram = gramMatrix(grads);
+    const shared = this.sharedCount;
+    // `own`: the weighting (and clipping) sees the shared parameters only; the projector follows its own loss.
+    const weighted = shared === undefined ? grads : grads.map((g) => g.slice(0, shared));
+    const gram = gramMatrix(weighted);
     const { strategy } = this.setup;
     const combination =
       strategy.kind === "gradient"
@@ -158,9 +169,18 @@ export class StudentStep {
     // Clipping is a scalar factor on the coefficients: the combined norm follows from the Gram matrix.
     const factor = clipFactor(combinedNorm(gram, combination.coefficients), this.setup.gradClipNorm);
     const combined = combineGradients(
-      grads,
+      weighted,
       combination.coefficients.map((c) => c * factor),
     );
+    if (shared !== undefined) {
+      const own = this.names.map((_, i) => (i === this.featureIndex ? 1 : 0));
+      combined.push(
+        ...combineGradients(
+          grads.map((g) => g.slice(shared)),
+          own,
+        ),
+      );
+    }
     this.setup.optimizer.applyGradients(toNamedGradients(this.variables, combined));
     const pairs = {
       ...pairStatistics(gram, this.names),
@@ -185,9 +205,25 @@ export class StudentStep {
     const squaredNorm = gramMatrix([result.grads]);
     if (!finiteStep(losses, squaredNorm, [1])) return { losses, ...combination, correct, nonFinite: true };
     const factor = clipFactor(Math.sqrt(squaredNorm[0]![0]!), this.setup.gradClipNorm);
-    const grads = factor === 1 ? result.grads : result.grads.map((g) => tf.mul(g, factor));
+    const grads = this.ownProjectorGradients(
+      factor === 1 ? result.grads : result.grads.map((g) => tf.mul(g, factor)),
+      combination.coefficients[this.featureIndex] ?? 0,
+      factor,
+    );
     this.setup.optimizer.applyGradients(toNamedGradients(this.variables, grads));
     return { losses, ...combination, correct };
+  }
+
+  /**
+   * `own` on the single-backward path: only the feature loss reaches the projector, so its part of the gradient
+   * of sum_i c_i L_i is c_feature grad(L_feature) (times the clip factor): divided back to the unweighted
+   * gradient. A coefficient of 0 leaves nothing to divide: the projector is not moved that step.
+   */
+  private ownProjectorGradients(grads: tf.Tensor[], featureCoefficient: number, factor: number): tf.Tensor[] {
+    const shared = this.sharedCount;
+    if (shared === undefined) return grads;
+    const scale = featureCoefficient > 0 ? 1 / (featureCoefficient * factor) : 0;
+    return grads.map((g, i) => (i < shared ? g : tf.mul(g, scale)));
   }
 
   /** Losses on the same batch after the update (FAMO's observe): a student forward, the teacher's reused. */

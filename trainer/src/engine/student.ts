@@ -81,6 +81,7 @@ export async function trainStudent(
       batchSize: spec.training.batchSize,
       seed,
       gradClipNorm: spec.strategy.gradClipNorm,
+      projectorUpdate: spec.strategy.projectorUpdate,
       measureEvery: opts.measureEvery,
       teacherOutputCache: spec.teacher.outputCache,
       teacherInfo: teacher.info,
