@@ -79,6 +79,42 @@ describe("engine: every strategy with task, distillation and feature objectives"
   );
 });
 
+describe("engine: the training recipe in a whole run", () => {
+  it.each([
+    [
+      "momentum",
+      {
+        optimizer: "momentum",
+        learningRate: 0.05,
+        weightDecay: 5e-4,
+        schedule: { name: "step", milestones: [1], warmupEpochs: 0.5 },
+      },
+    ],
+    [
+      "adamw",
+      {
+        optimizer: "adamw",
+        learningRate: 0.01,
+        weightDecay: 0.05,
+        schedule: { name: "cosine", warmupEpochs: 0.5 },
+      },
+    ],
+  ])("%s with weight decay and a schedule trains with finite losses", async (_, training) => {
+    const { config, output } = job("mokd", {
+      objectives: allObjectives,
+      strategy: { projectorUpdate: "own" },
+      training: { ...training, epochs: 2 },
+      data: { maxTrainSamples: 96 },
+    });
+    const { summary } = await runJob({ config, backend: BACKEND, log: quiet });
+    expect(summary.steps).toBe(6);
+    const steps = records(output).filter((r) => r.type === "step" && r.stage === "student");
+    for (const r of steps)
+      for (const v of Object.values(r.losses as Record<string, number>))
+        expect(Number.isFinite(v)).toBe(true);
+  });
+});
+
 describe("engine: conflict rate of a single-backward strategy", () => {
   it("is conflicted / measured steps in the epoch record and the summary", async () => {
     const { config, output } = job("mokd-amortized", { objectives: allObjectives });
