@@ -3,7 +3,9 @@
 // for each chosen configuration, and the headline comparisons as paired differences over seeds with 95%
 // t-intervals (df = n - 1) and Holm-adjusted p-values. Only seeds every configuration of the setting finished are
 // used. Prints markdown; --json writes the numbers too.
-//   node trainer/bench/evidence.ts trainer/bench/results/evidence.json [--json out.json]
+//   node trainer/bench/evidence.ts trainer/bench/results/evidence.json[,more.json] [--json out.json]
+// Several files (one per range of seeds, --first-seed) are merged; a (setting, method, seed) two files both hold
+// is taken from the first.
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { Run } from "./quality-report.ts";
@@ -264,19 +266,34 @@ export function markdown(a: SettingAnalysis): string {
   return lines.join("\n");
 }
 
+/** The runs of several files, each (setting, method, seed) once: the first file's. */
+export function mergeRuns(files: Run[][]): Run[] {
+  const seen = new Set<string>();
+  return files.flat().filter((r) => {
+    const key = `${r.setting}|${r.method}|${r.seed}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     options: { json: { type: "string" } },
     allowPositionals: true,
   });
-  const file = positionals[0] ?? "trainer/bench/results/evidence.json";
-  const results = JSON.parse(readFileSync(file, "utf8")) as {
-    study: { settings: { name: string; trainSamples: number; training: Record<string, unknown> }[] };
-    runs: Run[];
-  };
-  const analyses = results.study.settings.map((s) => {
+  const files = (positionals[0] ?? "trainer/bench/results/evidence.json").split(",");
+  const all = files.map(
+    (f) =>
+      JSON.parse(readFileSync(f, "utf8")) as {
+        study: { settings: { name: string; trainSamples: number; training: Record<string, unknown> }[] };
+        runs: Run[];
+      },
+  );
+  const runs = mergeRuns(all.map((r) => r.runs));
+  const analyses = all[0]!.study.settings.map((s) => {
     const batch = Number(s.training.batchSize ?? 64);
-    return analyse(s.name, results.runs, Number(s.training.learningRate), Math.ceil(s.trainSamples / batch));
+    return analyse(s.name, runs, Number(s.training.learningRate), Math.ceil(s.trainSamples / batch));
   });
   process.stdout.write(`${analyses.map(markdown).join("\n\n")}\n`);
   if (values.json) writeFileSync(values.json, JSON.stringify(analyses, null, 2) + "\n");

@@ -6,7 +6,7 @@
 // of the test accuracy and differences paired by seed; writes JSON after every run (--resume continues a file).
 // A script, not a test: minutes to an hour depending on the study.
 //   node trainer/bench/quality.ts [--study trainer/bench/studies/small.yaml] [--out out/bench/quality.json]
-//     [--seeds N] [--resume] [--methods "kd,dkd mokd"] (substrings of method names) [--settings name,...] (exact)
+//     [--seeds N] [--first-seed S] [--resume] [--methods "kd,dkd mokd"] (substrings of method names) [--settings name,...] (exact)
 //   node trainer/bench/quality.ts --report out/a.json,out/b.json   (the report of results files, no training)
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     study: { type: "string", default: "trainer/bench/studies/small.yaml" },
     out: { type: "string" },
     seeds: { type: "string" },
+    "first-seed": { type: "string" },
     resume: { type: "boolean", default: false },
     methods: { type: "string" },
     settings: { type: "string" },
@@ -186,6 +187,8 @@ async function main(): Promise<void> {
   if (args.report) return reportOnly(args.report.split(","));
   const study = loadStudy(args.study);
   if (args.seeds) study.seeds.count = Number(args.seeds);
+  // Another range of seeds in another process (and results file): the analysis merges the files.
+  if (args["first-seed"]) study.seeds.first = Number(args["first-seed"]);
   const out = args.out ?? `out/bench/quality-${study.name}.json`;
   const studyHash = hash(study);
   const started = Date.now();
