@@ -315,7 +315,9 @@ async function main(): Promise<void> {
       },
   );
   const runs = mergeRuns(all.map((r) => r.runs));
-  const analyses = all[0]!.study.settings.map((s) => {
+  // Every setting of any file, once (files may hold other settings or other rates of the same one).
+  const settings = [...new Map(all.flatMap((r) => r.study.settings).map((s) => [s.name, s])).values()];
+  const analyses = settings.map((s) => {
     const batch = Number(s.training.batchSize ?? 64);
     return analyse(s.name, runs, Number(s.training.learningRate), Math.ceil(s.trainSamples / batch));
   });
