@@ -213,14 +213,13 @@ export function analyse(
   const speedOf = (c: Choice) => {
     const runs = [...c.config.runs.values()];
     const reach = runs.map((r) => epochsToReach(r, target, stepsPerEpoch));
-    const epochs = runs[0]?.validationCurve?.length ?? 1;
     return {
       label: c.label,
       epochs: mean(reach.map((x) => x.epochs)),
       reached: reach.filter((x) => x.reached).length,
       n: reach.length,
-      // Whole-run wall time (steps, evaluations, test) per epoch: MoKD's per-objective backward passes counted.
-      secondsPerEpoch: mean(runs.map((r) => (r.seconds ?? Number.NaN) / epochs)),
+      // Training steps' wall time per epoch (evaluation excluded): MoKD's per-objective backward passes counted.
+      secondsPerEpoch: mean(runs.map((r) => r.secondsPerEpoch)),
     };
   };
   const speed = {
@@ -269,7 +268,7 @@ export function markdown(a: SettingAnalysis): string {
     "",
     `Speed: epochs to the best tuned fixed cell's mean final validation accuracy (${f2(a.speed.target)}%); a run that never reaches it counts its full length:`,
     "",
-    "| configuration | epochs (mean) | seeds reaching | wall s per epoch (loaded machine) | wall s to reach (mean) |",
+    "| configuration | epochs (mean) | seeds reaching | step wall time per epoch, s (loaded machine) | to reach, s |",
     "|---|---|---|---|---|",
     ...a.speed.rows.map(
       (r) =>
