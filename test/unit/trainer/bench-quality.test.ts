@@ -36,7 +36,7 @@ describe("bench study", () => {
   });
 
   it("ships studies whose every method is a spec the trainer knows completely", () => {
-    for (const file of ["small", "large"]) {
+    for (const file of ["small", "large", "evidence", "evidence-lr-extension", "evidence-mlp"]) {
       const study = loadStudy(`trainer/bench/studies/${file}.yaml`);
       expect(study.seeds.count).toBeGreaterThanOrEqual(5);
       for (const setting of study.settings) {
