@@ -3,7 +3,6 @@
 import onnxProto from "onnx-proto";
 
 export const { onnx } = onnxProto;
-// eslint-disable-next-line @typescript-eslint/no-namespace
 export type { onnx as OnnxTypes } from "onnx-proto";
 
 /** Key of the trainer's entry in an ONNX model's metadata_props (the input normalisation, as in model.json). */

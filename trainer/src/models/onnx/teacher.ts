@@ -79,9 +79,19 @@ function logitsValue(name: string, made: Map<string, OnnxTypes.INodeProto>): str
   return node?.opType === "Softmax" ? node.input![0]! : name;
 }
 
+/** The value an Identity chain copies (exporters name outputs through Identity nodes). */
+function throughIdentity(name: string, made: Map<string, OnnxTypes.INodeProto>): string {
+  let node = made.get(name);
+  while (node?.opType === "Identity") {
+    name = node.input![0]!;
+    node = made.get(name);
+  }
+  return name;
+}
+
 /** The input of the Gemm/MatMul (possibly followed by Add) computing the logits: "the layer before the last". */
 function defaultFeatures(logits: string, made: Map<string, OnnxTypes.INodeProto>): string {
-  let node = made.get(logits);
+  let node = made.get(throughIdentity(logits, made));
   if (node?.opType === "Add") {
     const matmul = node.input!.map((i) => made.get(i)).find((n) => n?.opType === "MatMul");
     node = matmul ?? node;
@@ -185,7 +195,7 @@ export function planFeed(
       file,
       `no graph output named "${output}" for the logits (outputs: ${outputs.join(", ")}; teacher.outputName)`,
     );
-  const logits = logitsValue(output, made);
+  const logits = logitsValue(throughIdentity(output, made), made);
   const features = options.featureName ?? defaultFeatures(logits, made);
   if (!values.has(features) && !outputs.includes(features))
     throw new DataError(
