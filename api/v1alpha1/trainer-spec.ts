@@ -79,7 +79,7 @@ export const TeacherSpec = section(
       .min(1)
       .optional()
       .describe(
-        "`onnx`: the graph output holding the logits (default: the first output); `savedmodel`: the output key of the signature (default: the first). A softmax output is undone (its input is taken as the logits).",
+        "`onnx`: the graph output holding the logits (default: the first output); `savedmodel`: the output key of the signature (default: the first key in sorted order, as TensorFlow lists them). A softmax output is undone (its input is taken as the logits).",
       ),
     inputLayout: z
       .enum(["auto", "nhwc", "nchw"])

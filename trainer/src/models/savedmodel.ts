@@ -18,7 +18,8 @@ export interface SavedModelTeacherOptions {
 
 interface TensorInfo {
   name: string;
-  shape: number[];
+  /** int64 dims as the SavedModel proto reader gives them (Long-like objects; Number() reads them). */
+  shape: unknown[];
   dtype: string;
 }
 interface SignatureDef {
@@ -77,12 +78,13 @@ function checkInput(signature: SignatureDef, inputShape: readonly number[], dir:
       `the signature has ${entries.length} inputs (${entries.map(([k]) => k).join(", ")}); expected one image input`,
     );
   const [key, info] = entries[0]!;
-  const dims = info.shape.slice(1);
+  const shape = info.shape.map((d) => Number(d));
+  const dims = shape.slice(1);
   const ok = dims.length === 3 && dims.every((d, i) => d < 0 || d === inputShape[i]);
   if (!ok || info.dtype !== "float32")
     throw new DataError(
       dir,
-      `input "${key}" is ${info.dtype} [${info.shape.join(", ")}]; the data needs float32 [N, ${inputShape.join(", ")}] (NHWC)`,
+      `input "${key}" is ${info.dtype} [${shape.join(", ")}]; the data needs float32 [N, ${inputShape.join(", ")}] (NHWC)`,
     );
   return key;
 }
