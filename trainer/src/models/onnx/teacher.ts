@@ -331,16 +331,8 @@ export async function loadOnnxTeacher(
   options: OnnxTeacherOptions = {},
 ): Promise<Network> {
   const file = pathOrUrl;
-  const bytes = await readModelBytes(pathOrUrl);
-  const model = decodeModel(bytes, file);
-  const probe = openSession(bytes, file);
-  let plan: OnnxFeedPlan;
-  try {
-    plan = planFeed(model, probe, inputShape, options, file);
-  } finally {
-    probe.release();
-  }
-  const session = openSession(withOutputs(model, [plan.logits, plan.features], bytes), file);
+  const { model, bytes, plan } = await onnxTeacherFeed(pathOrUrl, inputShape, options);
+  const session = openSession(bytes, file);
   const forward = new OnnxForward(session, plan);
   const shape = check(forward, inputShape, file);
   const input = tf.input({ shape: [...inputShape] });
@@ -356,6 +348,29 @@ export async function loadOnnxTeacher(
     parameters: onnxParameterCount(model),
     ...(inputNormalization ? { inputNormalization } : {}),
   };
+}
+
+/**
+ * The model (with its logits and features made graph outputs) and how it is fed data of `inputShape`; also what
+ * the compression report times in ONNX Runtime.
+ */
+export async function onnxTeacherFeed(
+  pathOrUrl: string,
+  inputShape: readonly number[],
+  options: OnnxTeacherOptions = {},
+): Promise<{ model: OnnxTypes.ModelProto; bytes: Uint8Array; plan: OnnxFeedPlan; fileBytes: number }> {
+  const file = pathOrUrl;
+  const original = await readModelBytes(pathOrUrl);
+  const model = decodeModel(original, file);
+  const probe = openSession(original, file);
+  let plan: OnnxFeedPlan;
+  try {
+    plan = planFeed(model, probe, inputShape, options, file);
+  } finally {
+    probe.release();
+  }
+  const bytes = withOutputs(model, [plan.logits, plan.features], original);
+  return { model, bytes, plan, fileBytes: original.byteLength };
 }
 
 function openSession(bytes: Uint8Array, file: string): SyncOnnxSession {
