@@ -11,6 +11,11 @@ import { parseConfig } from "../../../trainer/src/config.ts";
 import { runJob } from "../../../trainer/src/engine/run.ts";
 import { loadLayersModel } from "../../../trainer/src/models/index.ts";
 import { exportOnnx } from "../../../trainer/src/models/onnx/export.ts";
+import {
+  compressionHtml,
+  compressionRows,
+  formatCompressionTable,
+} from "../../../trainer/src/report/compression.ts";
 import { terminationResult } from "../../../trainer/src/telemetry/summary.ts";
 import { tinyJob, writeTinyIdx } from "./engine-fixtures.ts";
 
@@ -74,6 +79,11 @@ describe("ONNX in and out of a run", () => {
     expect(result.onnxModelPath).toBe(onnxPath);
     expect(result.sizeRatio).toBeGreaterThan(1);
     expect(result.speedup).toBeGreaterThan(0);
+    const table = formatCompressionTable(compressionRows(c, summary));
+    expect(table).toMatch(/^parameters +[\d.]+ k +[\d.]+ +\d+\.\dx$/m);
+    expect(table).toMatch(/^onnxruntime \(cpu, cpu\) batch-1 p50 +[\d.]+ ms +[\d.]+ ms/m);
+    expect(table).toMatch(/^tfjs \(cpu, cpu\) throughput +\d+\/s @16/m);
+    expect(compressionHtml(summary, (x) => x)).toMatch(/parity in ONNX Runtime on 64 test samples/);
     const written = JSON.parse(readFileSync(join(outputPath, "summary.json"), "utf8"));
     expect(written.compression.student.macsPerSample).toBe(c.student.macsPerSample);
 
