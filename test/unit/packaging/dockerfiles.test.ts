@@ -109,13 +109,14 @@ describe.each(images)("$dockerfile", ({ dockerfile, entry, entrypoint }) => {
 });
 
 describe("operator image", () => {
-  it("never imports tfjs, so its Dockerfile may uninstall @tensorflow/*", () => {
+  it("never imports tfjs or ONNX Runtime, so its Dockerfile may uninstall @tensorflow/*, onnxruntime-node, onnx-proto", () => {
     const { packages } = importGraph(join(ROOT, "operator/src/main.ts"));
-    expect([...packages].filter((p) => p.startsWith("@tensorflow/"))).toEqual([]);
+    expect([...packages].filter((p) => p.startsWith("@tensorflow/") || p.startsWith("onnx"))).toEqual([]);
     expect(packages).toContain("prom-client");
-    expect(readFileSync(join(ROOT, "operator/Dockerfile"), "utf8")).toMatch(
-      /npm uninstall[^\n]*--omit=optional/,
-    );
+    const dockerfile = readFileSync(join(ROOT, "operator/Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/npm uninstall[^\n]*--omit=optional/);
+    expect(dockerfile).toContain("n.startsWith('@tensorflow/') || n.startsWith('onnx')");
+    expect(dockerfile).toContain("test ! -e node_modules/onnxruntime-node");
   });
 });
 

@@ -11,7 +11,7 @@ import { exportOnnx, UnsupportedLayerError } from "../../../trainer/src/models/o
 import { loadOnnxTeacher } from "../../../trainer/src/models/onnx/teacher.ts";
 import { checkParity } from "../../../trainer/src/models/onnx/verify.ts";
 import { onnx } from "../../../trainer/src/models/onnx/proto.ts";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "./data-fixtures.ts";
 
@@ -151,6 +151,26 @@ describe("ONNX export round trip through ONNX Runtime", () => {
     const dims = model.graph?.input?.[0]?.type?.tensorType?.shape?.dim ?? [];
     expect(dims.map((d) => d.dimParam || Number(d.dimValue))).toEqual(["N", 6, 6, 2]);
     expect(model.graph?.output?.map((o) => o.name)).toEqual(["logits"]);
+  });
+
+  it("an NCHW input (as PyTorch exports take it) loads back as a teacher through the NCHW path", async () => {
+    const net = buildNetwork(
+      { architecture: "cnn", width: 4, depth: 2, hiddenUnits: 8, dropout: 0 },
+      [8, 8, 1],
+      3,
+      1,
+    );
+    const file = join(tempDir("mokd-onnx-"), "nchw.onnx");
+    writeFileSync(file, exportOnnx(net.model, { inputLayout: "nchw" }));
+    const dims =
+      onnx.ModelProto.decode(readFileSync(file)).graph?.input?.[0]?.type?.tensorType?.shape?.dim ?? [];
+    expect(dims.map((d) => d.dimParam || Number(d.dimValue))).toEqual(["N", 1, 8, 8]);
+    const teacher = await loadOnnxTeacher(file, [8, 8, 1]);
+    const xs = tf.randomNormal([3, 8, 8, 1], 0, 1, "float32", 4);
+    const a = (net.model.predict(xs) as tf.Tensor[])[0]!.dataSync();
+    const b = (teacher.model.predict(xs) as tf.Tensor[])[0]!.dataSync();
+    expect(Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!)))).toBeLessThan(TOLERANCE);
+    teacher.model.dispose();
   });
 
   it("an unsupported layer names itself", () => {

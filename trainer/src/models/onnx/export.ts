@@ -423,6 +423,11 @@ class Converter {
 
 export interface ExportOptions {
   inputNormalization?: InputNormalization;
+  /**
+   * The graph input's layout: "nhwc" (default: the tfjs model's own) or "nchw" ([N, c, h, w], as PyTorch exports
+   * take images; the converter then feeds convolutions directly and transposes only where NHWC is needed).
+   */
+  inputLayout?: "nhwc" | "nchw";
   /** Recorded in the model (producer_version). */
   producerVersion?: string;
 }
@@ -434,7 +439,8 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOptions = {}): 
   const b = new GraphBuilder();
   const converter = new Converter(b);
   const rank = shape.length + 1;
-  converter.bind(input, { name: ONNX_INPUT, layout: rank === 4 ? "nhwc" : "plain", rank });
+  const nchw = options.inputLayout === "nchw" && rank === 4;
+  converter.bind(input, { name: ONNX_INPUT, layout: rank === 4 ? (nchw ? "nchw" : "nhwc") : "plain", rank });
   const logits = converter.valueOf(model.outputs[0]!);
   if (logits.rank !== 2)
     throw new Error(`the first output has rank ${logits.rank}; expected logits [N, classes]`);
@@ -450,17 +456,17 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOptions = {}): 
     name: model.name,
     node: b.nodes,
     initializer: b.initializers,
-    input: [{ name: ONNX_INPUT, type: tensorType(["N", ...shape]) }],
+    input: [
+      { name: ONNX_INPUT, type: tensorType(["N", ...(nchw ? [shape[2]!, shape[0]!, shape[1]!] : shape)]) },
+    ],
     output: [{ name: ONNX_OUTPUT, type: tensorType(["N", classes]) }],
   });
-  const metadata = options.inputNormalization
-    ? [
-        {
-          key: METADATA_KEY,
-          value: JSON.stringify({ inputNormalization: options.inputNormalization, layout: "NHWC" }),
-        },
-      ]
-    : [{ key: METADATA_KEY, value: JSON.stringify({ layout: "NHWC" }) }];
+  const layout = nchw ? "NCHW" : "NHWC";
+  const recorded = {
+    ...(options.inputNormalization ? { inputNormalization: options.inputNormalization } : {}),
+    layout,
+  };
+  const metadata = [{ key: METADATA_KEY, value: JSON.stringify(recorded) }];
   const proto = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: "", version: ONNX_OPSET }],
