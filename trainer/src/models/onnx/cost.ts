@@ -1,6 +1,7 @@
 // What running an ONNX model costs: multiply-adds per sample (from the graph, with the shapes of one real forward)
 // and latency/throughput in ONNX Runtime (the public async API, as a deployment calls it).
 import { InferenceSession, Tensor } from "onnxruntime-node";
+import { SESSION_OPTIONS } from "./runtime.ts";
 import { elementCount, onnx, type OnnxTypes } from "./proto.ts";
 
 const MAC_OPS = new Set(["Conv", "Gemm", "MatMul"]);
@@ -18,7 +19,7 @@ export async function onnxMacsPerSample(bytes: Uint8Array, input: string, dims: 
     if (!outputs.some((o) => o.name === node.output![0]))
       outputs.push({ name: node.output![0], type: { tensorType: { elemType: 1 } } });
   if (nodes.length === 0) return 0;
-  const session = await InferenceSession.create(onnx.ModelProto.encode(model).finish());
+  const session = await InferenceSession.create(onnx.ModelProto.encode(model).finish(), SESSION_OPTIONS);
   try {
     const feed = new Tensor("float32", new Float32Array(elementCount(dims)), dims);
     const out = await session.run(
@@ -101,7 +102,7 @@ export async function timeOnnx(
   runs: TimingRuns,
   fixedBatch?: number,
 ): Promise<Timing> {
-  const session = await InferenceSession.create(bytes);
+  const session = await InferenceSession.create(bytes, SESSION_OPTIONS);
   const feeds = new Map<number, Tensor>();
   const feed = (n: number) => {
     let t = feeds.get(n);

@@ -35,6 +35,13 @@ interface Binding {
 
 export const FLOAT32 = 1;
 
+/**
+ * Session options of every ONNX Runtime session the trainer opens: intra-op threads that sleep when idle instead
+ * of spinning. The trainer shares its cores with tfjs (and, on a shared node, with other pods); spinning threads
+ * made a teacher pass 3-7x slower on 2 loaded cores (docs/benchmarks.md "Teacher paths").
+ */
+export const SESSION_OPTIONS = { extra: { session: { intra_op: { allow_spinning: "0" } } } } as const;
+
 let native: Binding | undefined;
 
 function bindingModule(): Binding {
@@ -52,7 +59,7 @@ export class SyncOnnxSession {
   /** Throws ONNX Runtime's own error when the bytes are not a model it can load. */
   constructor(model: Uint8Array) {
     const session = new (bindingModule().binding.InferenceSession)();
-    session.loadModel(model.buffer, model.byteOffset, model.byteLength, {});
+    session.loadModel(model.buffer, model.byteOffset, model.byteLength, SESSION_OPTIONS);
     this.session = session;
     this.inputs = session.inputMetadata;
     this.outputs = session.outputMetadata;

@@ -3,6 +3,7 @@
 // within a stated tolerance, with the same top-1 accuracy.
 import * as tf from "@tensorflow/tfjs";
 import { InferenceSession, Tensor } from "onnxruntime-node";
+import { SESSION_OPTIONS } from "./runtime.ts";
 import type { Network, Split } from "../../contracts.ts";
 import { ONNX_INPUT, ONNX_OUTPUT } from "./export.ts";
 
@@ -37,7 +38,7 @@ export async function checkParity(
   split: Split,
   batchSize = 256,
 ): Promise<ParityReport> {
-  const session = await InferenceSession.create(model);
+  const session = await InferenceSession.create(model, SESSION_OPTIONS);
   const totals = { samples: 0, maxAbsDiff: 0, outside: 0, tfjsCorrect: 0, onnxCorrect: 0, agree: 0 };
   try {
     for (const batch of split.batches({ batchSize, shuffle: false, seed: 0, epoch: 0, augment: false })) {
