@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
+import { TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import { selectBackend } from "../../../trainer/src/backend/index.ts";
 import type { Batch, Split } from "../../../trainer/src/contracts.ts";
 import { DataError } from "../../../trainer/src/data/errors.ts";
@@ -178,5 +179,29 @@ describe("ONNX teacher errors: a DataError (exit 3) naming the file and what was
     await expect(loadOnnxTeacher(missing, [8, 8, 1])).rejects.toThrow(
       `${missing}: cannot read the ONNX teacher`,
     );
+  });
+});
+
+describe("spec fields", () => {
+  const issues = (spec: unknown) =>
+    (TrainerSpec.safeParse(spec).error?.issues ?? []).map((i) => `${i.path.join(".")}: ${i.message}`);
+
+  it("defaults: student in both formats, compression on with 200 timed runs, auto input layout", () => {
+    const spec = TrainerSpec.parse({});
+    expect(spec.output.formats).toEqual(["tfjs", "onnx"]);
+    expect(spec.output.compression).toMatchObject({ enabled: true, latencyRuns: 200, throughputBatch: 256 });
+    expect(spec.teacher.inputLayout).toBe("auto");
+    expect(spec.teacher.format).toBeUndefined();
+  });
+
+  it("refuses a teacher format without a model, unknown or repeated output formats", () => {
+    expect(issues({ teacher: { format: "onnx" } })).toEqual([
+      "teacher.format: format applies to a loaded teacher: set teacher.model too",
+    ]);
+    expect(issues({ teacher: { model: "t.pt", format: "torchscript" } })[0]).toMatch(/^teacher.format: /);
+    expect(issues({ output: { formats: ["onnx", "onnx"] } })).toEqual([
+      "output.formats: formats must not repeat",
+    ]);
+    expect(issues({ output: { formats: ["tflite"] } })[0]).toMatch(/^output.formats.0: /);
   });
 });
