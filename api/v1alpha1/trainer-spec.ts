@@ -454,7 +454,13 @@ export const OutputSpec = section(
           .max(100000)
           .default(200)
           .describe("Timed batch-1 forwards per model and runtime (after warm-up) for the p50/p95 latency."),
-        warmupRuns: z.number().int().min(0).max(10000).default(20).describe("Untimed forwards before timing."),
+        warmupRuns: z
+          .number()
+          .int()
+          .min(0)
+          .max(10000)
+          .default(20)
+          .describe("Untimed forwards before timing."),
         throughputBatch: positiveInt()
           .max(65536)
           .default(256)
