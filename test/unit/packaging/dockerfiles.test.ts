@@ -122,6 +122,28 @@ describe("operator image", () => {
 
 const cudaPins = readFileSync(join(ROOT, "scripts/images/cuda12-requirements.txt"), "utf8");
 
+describe("trainer images: ONNX Runtime", () => {
+  it.each(["trainer/Dockerfile.cpu", "trainer/Dockerfile"])(
+    "%s keeps onnxruntime-node's linux-x64 CPU library only, and fails its build without it",
+    (file) => {
+      const runs = parseDockerfile(readFileSync(join(ROOT, file), "utf8")).filter((i) => i.keyword === "RUN");
+      const install = runs.find((r) => /npm ci --omit=dev --ignore-scripts/.test(r.args))!.args;
+      expect(install).toContain(
+        "find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 2 -maxdepth 2 ! -path '*/linux/x64' -exec rm -rf {} +",
+      );
+      expect(install).toContain(
+        "test -e node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node",
+      );
+      // Its install script (a CUDA download from outside the registries) never runs: --ignore-scripts, and
+      // package.json's allowScripts says no.
+      const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+        allowScripts: Record<string, boolean>;
+      };
+      expect(pkg.allowScripts["onnxruntime-node"]).toBe(false);
+    },
+  );
+});
+
 describe("trainer images: native TensorFlow", () => {
   it.each([
     ["trainer/Dockerfile.cpu", "--cpu", "tensorflow", "@tensorflow/tfjs-node-gpu"],
