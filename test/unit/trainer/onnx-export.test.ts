@@ -6,12 +6,13 @@ import { InferenceSession, Tensor } from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../../trainer/src/backend/index.ts";
 import type { Split } from "../../../trainer/src/contracts.ts";
+import { publishStudent } from "../../../trainer/src/engine/publish.ts";
 import { buildNetwork } from "../../../trainer/src/models/index.ts";
 import { exportOnnx, UnsupportedLayerError } from "../../../trainer/src/models/onnx/export.ts";
 import { loadOnnxTeacher } from "../../../trainer/src/models/onnx/teacher.ts";
 import { checkParity } from "../../../trainer/src/models/onnx/verify.ts";
 import { onnx } from "../../../trainer/src/models/onnx/proto.ts";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "./data-fixtures.ts";
 
@@ -239,5 +240,54 @@ describe("parity check", () => {
     // The default features are the input of the logits' Gemm: the student's hidden layer.
     expect(teacher.featureDim).toBe(8);
     teacher.model.dispose();
+  });
+});
+
+describe("publishing the student", () => {
+  const images = (n: number, value?: number): Split => ({
+    size: n,
+    augments: false,
+    *batches({ batchSize }) {
+      for (let start = 0; start < n; start += batchSize) {
+        const rows = Math.min(batchSize, n - start);
+        const xs = (
+          value === undefined
+            ? tf.randomNormal([rows, 8, 8, 1], 0, 1, "float32", start)
+            : tf.fill([rows, 8, 8, 1], value)
+        ) as tf.Tensor4D;
+        const ys = tf.tensor1d(
+          Array.from({ length: rows }, (_, i) => (start + i) % 3),
+          "int32",
+        );
+        yield { xs, ys, indices: Int32Array.from({ length: rows }, (_, i) => start + i) };
+      }
+    },
+  });
+  const normalization = { kind: "unit" as const, mean: [0], std: [1] };
+  const net = () =>
+    buildNetwork({ architecture: "cnn", width: 4, depth: 1, hiddenUnits: 8, dropout: 0 }, [8, 8, 1], 3, 1);
+
+  it("writes student.onnx after the check, and no tfjs model when only onnx is asked for", async () => {
+    const dir = tempDir("mokd-publish-");
+    const warnings: string[] = [];
+    const log = { info: () => {}, warn: (m: string) => warnings.push(m) };
+    const published = await publishStudent(net(), normalization, images(20), dir, ["onnx"], log);
+    expect(published.onnx).toMatchObject({ status: "written", path: join(dir, "student.onnx") });
+    expect(published.tfjsPath).toBeUndefined();
+    expect(existsSync(join(dir, "student"))).toBe(false);
+    expect(warnings).toEqual([]);
+  });
+
+  it("a failed parity check (here: non-finite logits) is loud, writes no student.onnx and writes tfjs anyway", async () => {
+    const dir = tempDir("mokd-publish-");
+    const warnings: string[] = [];
+    const log = { info: () => {}, warn: (m: string) => warnings.push(m) };
+    const published = await publishStudent(net(), normalization, images(20, Number.NaN), dir, ["onnx"], log);
+    expect(published.onnx.status).toBe("parity-failed");
+    expect(published.onnx.parity?.passed).toBe(false);
+    expect(existsSync(join(dir, "student.onnx"))).toBe(false);
+    expect(published.tfjsPath).toBe(join(dir, "student"));
+    expect(existsSync(join(dir, "student", "model.json"))).toBe(true);
+    expect(warnings.join("\n")).toMatch(/^ONNX EXPORT FAILED its parity check in ONNX Runtime: /);
   });
 });
