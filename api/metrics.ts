@@ -5,7 +5,18 @@
 export const TRAINER_LABELS = { job: "mokd_job", namespace: "mokd_namespace" } as const;
 
 /** The other labels of trainer metrics. */
-export const TrainerLabel = { objective: "objective", pair: "pair", stage: "stage", split: "split" } as const;
+export const TrainerLabel = {
+  objective: "objective",
+  pair: "pair",
+  stage: "stage",
+  split: "split",
+  /** tfjs | onnxruntime: where a compression-report figure was measured. */
+  runtime: "runtime",
+  /** tfjs | onnx | savedmodel: a model's format on disk. */
+  format: "format",
+  /** 0.5 | 0.95 */
+  quantile: "quantile",
+} as const;
 
 export const TrainerMetric = {
   /** gauge{objective}: latest loss of each objective (task, distillation, feature). */
@@ -51,6 +62,19 @@ export const TrainerMetric = {
   lastStepTime: "mokd_trainer_last_step_timestamp_seconds",
   /** gauge{backend, tensorflow_version, device}: 1, labelled with the tfjs backend the run trains on. */
   backendInfo: "mokd_trainer_backend_info",
+  // The compression report (teacher vs student, measured after training; stage = teacher | student).
+  /** gauge{stage}: parameters of the model. */
+  modelParameters: "mokd_trainer_model_parameters",
+  /** gauge{stage, format}: bytes on disk of the model in each format it is loaded or published in. */
+  modelSizeBytes: "mokd_trainer_model_size_bytes",
+  /** gauge{stage}: forward multiply-adds per sample (Conv, Gemm, MatMul). */
+  modelForwardMacs: "mokd_trainer_model_forward_macs",
+  /** gauge{stage, runtime, quantile}: batch-1 inference latency. */
+  inferenceLatency: "mokd_trainer_inference_latency_seconds",
+  /** gauge{stage, runtime}: inference throughput at output.compression.throughputBatch. */
+  inferenceThroughput: "mokd_trainer_inference_samples_per_second",
+  /** gauge: 1 when the ONNX student passed its parity check and was written, 0 when it was requested and not. */
+  onnxExportVerified: "mokd_trainer_onnx_export_verified",
 } as const;
 
 export const OperatorMetric = {

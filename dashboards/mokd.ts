@@ -154,6 +154,39 @@ export function buildDashboard(): dashboard.Dashboard {
     .withPanel(
       timeSeries("Seconds since last step", "s", [{ expr: q.secondsSinceLastStep, legend: perJob }], 8),
     )
+    .withRow(new dashboard.RowBuilder("Compression (teacher vs student, measured after training)"))
+    .withPanel(
+      timeSeries(
+        "Batch-1 latency p50",
+        "s",
+        [{ expr: q.inferenceLatencyP50, legend: `${perJob} {{stage}} {{runtime}}` }],
+        6,
+      ).min(0),
+    )
+    .withPanel(
+      timeSeries(
+        "Inference throughput (large batch)",
+        "none",
+        [{ expr: q.inferenceThroughput, legend: `${perJob} {{stage}} {{runtime}}` }],
+        6,
+      ).min(0),
+    )
+    .withPanel(
+      timeSeries(
+        "Size on disk",
+        "bytes",
+        [{ expr: q.modelSize, legend: `${perJob} {{stage}} {{format}}` }],
+        6,
+      ).min(0),
+    )
+    .withPanel(
+      timeSeries(
+        "Forward multiply-adds per sample",
+        "none",
+        [{ expr: q.modelForwardMacs, legend: `${perJob} {{stage}}` }],
+        6,
+      ).min(0),
+    )
     .withRow(new dashboard.RowBuilder("Operator"))
     .withPanel(statPanel("Jobs by phase", "none", { expr: q.jobsByPhase, legend: "{{phase}}" }, 8))
     .withPanel(statPanel("Reconcile errors/s", "reqps", { expr: q.reconcileErrors, legend: "errors" }, 4))

@@ -74,6 +74,10 @@ export const dashboardQueries = {
     `histogram_quantile(0.9, sum by (${byJob}, le) ` +
     `(rate(${TrainerMetric.stepDuration}_bucket${f()}[${RATE}])))`,
   secondsSinceLastStep: secondsSinceLastStep(true),
+  inferenceLatencyP50: `${TrainerMetric.inferenceLatency}${f(`${TrainerLabel.quantile}="0.5"`)}`,
+  inferenceThroughput: `${TrainerMetric.inferenceThroughput}${f()}`,
+  modelSize: `${TrainerMetric.modelSizeBytes}${f()}`,
+  modelForwardMacs: `${TrainerMetric.modelForwardMacs}${f()}`,
   jobsByPhase:
     `sum by (${OperatorLabel.phase}) ` +
     `(${OperatorMetric.jobsByPhase}{${OperatorLabel.namespace}=~"$${Variable.namespace}"})`,

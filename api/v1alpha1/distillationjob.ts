@@ -363,6 +363,20 @@ export const Result = z
     strategy: z.string().optional().describe("Weighting strategy used."),
     modelPath: z.string().optional().describe("Where the student model was written."),
     durationSeconds: z.number().optional().describe("Run time of the trainer."),
+    onnxModelPath: z
+      .string()
+      .optional()
+      .describe("Where the ONNX student was written (absent when not requested or its parity check failed)."),
+    sizeRatio: z
+      .number()
+      .optional()
+      .describe("Teacher size on disk / student size on disk (compression report)."),
+    speedup: z
+      .number()
+      .optional()
+      .describe(
+        "Teacher batch-1 p50 latency / student batch-1 p50 latency, in the student's fastest published runtime.",
+      ),
   })
   .describe("Final result, from the trainer's termination message.");
 export type Result = z.infer<typeof Result>;

@@ -48,6 +48,10 @@ export type TeacherOutputCacheMode = (typeof teacherOutputCacheModes)[number];
 /** Largest teacher output cache `auto` builds: samples x (classes + cached feature size) x 4 bytes. */
 export const TEACHER_OUTPUT_CACHE_BUDGET_MIB = 256;
 
+/** Formats of a loaded teacher (`teacher.format`). */
+export const teacherFormats = ["tfjs", "onnx", "savedmodel"] as const;
+export type TeacherFormat = (typeof teacherFormats)[number];
+
 export const TeacherSpec = section(
   {
     model: z
@@ -55,13 +59,44 @@ export const TeacherSpec = section(
       .min(1)
       .optional()
       .describe(
-        "Path or http(s) URL of a tfjs LayersModel (model.json with its weight files). When unset, the trainer first trains a teacher of `architecture` and saves it.",
+        "Path or http(s) URL of the teacher: a tfjs LayersModel (model.json with its weight files), an ONNX model (`*.onnx`, e.g. from `torch.onnx.export`) or a TensorFlow SavedModel directory (holding `saved_model.pb`, e.g. from Keras `model.export`); `format` says which when the path does not. When unset, the trainer first trains a teacher of `architecture` and saves it.",
       ),
+    format: z
+      .enum(teacherFormats)
+      .optional()
+      .describe(
+        "Format of `model`: `tfjs` (LayersModel), `onnx` (run frozen by ONNX Runtime, CPU) or `savedmodel` (TensorFlow SavedModel, run by the native TensorFlow backend). Unset: inferred from the path (`*.onnx`; a directory with `saved_model.pb`; otherwise tfjs).",
+      ),
+    inputName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "`onnx`: the graph input the images go to (default: the only input). Its layout is NHWC or NCHW (see `inputLayout`), its batch dimension dynamic or fixed (then the trainer feeds batches of that size, padding the last).",
+      ),
+    outputName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "`onnx`: the graph output holding the logits (default: the first output); `savedmodel`: the output key of the signature (default: the first key in sorted order, as TensorFlow lists them). A softmax output is undone (its input is taken as the logits).",
+      ),
+    inputLayout: z
+      .enum(["auto", "nhwc", "nchw"])
+      .default("auto")
+      .describe(
+        "`onnx`: the layout of the input tensor. `auto`: from its shape against the data's [height, width, channels] (NCHW when both fit, as PyTorch exports). The trainer transposes the NHWC data to NCHW when needed.",
+      ),
+    signature: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("`savedmodel`: the signature to run (default: `serving_default`)."),
     featureLayer: z
       .string()
       .optional()
       .describe(
-        "Name of the teacher layer whose output is the feature-distillation target (loaded models only; built-in models use their feature layer). Defaults to the layer before the last.",
+        "Name of the teacher layer whose output is the feature-distillation target (loaded models only; built-in models use their feature layer). Defaults to the layer before the last. `onnx`: the name of a graph value, an output or any intermediate tensor (default: the input of the Gemm/MatMul computing the logits); `savedmodel`: an output key of the signature (default: the logits).",
       ),
     ...modelArchitectureShape({ width: 32, hiddenUnits: 128 }),
     epochs: positiveInt()
@@ -460,6 +495,10 @@ export const TrainingSpec = section(
 );
 export type TrainingSpec = z.infer<typeof TrainingSpec>;
 
+/** Formats the student is written in (`output.formats`). */
+export const studentFormats = ["tfjs", "onnx"] as const;
+export type StudentFormat = (typeof studentFormats)[number];
+
 export const OutputSpec = section(
   {
     path: z
@@ -473,6 +512,41 @@ export const OutputSpec = section(
       .default("/checkpoints")
       .describe("Directory for checkpoints; a start resumes from the latest valid one."),
     keepCheckpoints: positiveInt().max(100).default(2).describe("How many checkpoints to keep."),
+    formats: z
+      .array(z.enum(studentFormats))
+      .min(1)
+      .max(2)
+      .default([...studentFormats])
+      .refine((formats) => new Set(formats).size === formats.length, "formats must not repeat")
+      .meta({ "x-kubernetes-list-type": "set" })
+      .describe(
+        "Formats the student is written in: `tfjs` (LayersModel, `student/`) and `onnx` (`student.onnx`, opset 17, NHWC input like the tfjs model). Every ONNX export is checked in ONNX Runtime against the tfjs student on the test set before it is written; a failed check or an unsupported layer is logged and the tfjs model is written instead.",
+      ),
+    compression: section(
+      {
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe("Measure the compression report (teacher vs student) after training."),
+        latencyRuns: positiveInt()
+          .max(100000)
+          .default(200)
+          .describe("Timed batch-1 forwards per model and runtime (after warm-up) for the p50/p95 latency."),
+        warmupRuns: z
+          .number()
+          .int()
+          .min(0)
+          .max(10000)
+          .default(20)
+          .describe("Untimed forwards before timing."),
+        throughputBatch: positiveInt()
+          .max(65536)
+          .default(256)
+          .describe("Batch size of the throughput measurement (samples/s)."),
+        throughputRuns: positiveInt().max(10000).default(10).describe("Timed forwards at `throughputBatch`."),
+      },
+      "The compression report: parameters, size on disk, multiply-adds, latency and throughput of teacher and student in each runtime the job publishes.",
+    ),
   },
   "Where results and checkpoints go.",
 );
@@ -580,6 +654,12 @@ export const trainerSpecRules: CrossFieldRule<TrainerFields>[] = [
     message: "featureLayer applies to a loaded teacher: set teacher.model too",
     field: "teacher.featureLayer",
     holds: (s) => s.teacher.featureLayer === undefined || s.teacher.model !== undefined,
+  },
+  {
+    cel: "!has(self.teacher.format) || has(self.teacher.model)",
+    message: "format applies to a loaded teacher: set teacher.model too",
+    field: "teacher.format",
+    holds: (s) => s.teacher.format === undefined || s.teacher.model !== undefined,
   },
 ];
 

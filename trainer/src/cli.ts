@@ -17,6 +17,7 @@ import { DataError } from "./data/errors.ts";
 import type { Logger, RunOptions, RunResult } from "./engine/run.ts";
 import { StopSignal, StoppedError } from "./engine/stop.ts";
 import { Progress } from "./report/progress.ts";
+import { compressionRows, formatCompressionTable } from "./report/compression.ts";
 import { formatTable, resultRows } from "./report/table.ts";
 import {
   terminationLogPath,
@@ -193,6 +194,9 @@ function localPath(fromSpec: string, podDefault: string, local: string): string 
 async function finish(result: RunResult, config: TrainerConfig): Promise<void> {
   const reportPath = await writeReport(result, config);
   process.stdout.write(`\n${formatTable(resultRows(result.summary, result.baselines))}\n\n`);
+  const { compression } = result.summary;
+  if (compression)
+    process.stdout.write(`${formatCompressionTable(compressionRows(compression, result.summary))}\n\n`);
   process.stdout.write(
     `student model: ${result.summary.student.path}\nsummary: ${join(result.outputPath, "summary.json")}\n` +
       `report: ${reportPath}\ntime: ${result.summary.durationSeconds.toFixed(1)} s\n`,

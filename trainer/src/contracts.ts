@@ -65,6 +65,8 @@ export interface Network {
   readonly numClasses: number;
   /** The normalisation the network was trained with, when known (saved with the model by saveNetwork). */
   readonly inputNormalization?: InputNormalization;
+  /** Parameters held outside tfjs (an ONNX or SavedModel teacher run inside a layer); else model.countParams(). */
+  readonly parameters?: number;
 }
 
 // ---------------------------------------------------------------- objectives (trainer/src/objectives)

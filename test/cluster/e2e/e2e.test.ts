@@ -5,7 +5,7 @@
 // volume -> Prometheus finds the trainer pod and the operator by Kubernetes service discovery, selected as the
 // chart's PodMonitor/ServiceMonitor select them. And a spec with bad data ends Failed/BadData from the real
 // container's exit code.
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -33,6 +33,7 @@ import {
 const SA = OPERATOR_DEPLOYMENT; // the chart's ServiceAccount has the release's fullname too
 const JOB = "fashion-mnist"; // the example's name
 const BAD_JOB = "fashion-mnist-bad-data";
+const EXAMPLE_ONNX_TEACHER = "examples/teachers/fashion-mnist-cnn-nchw.onnx";
 const node = realNode();
 
 let namespace = "";
@@ -43,8 +44,8 @@ let output: { dir: string; remove: () => Promise<void> } | undefined;
 type Json = Record<string, unknown>;
 
 /**
- * examples/fashion-mnist.yaml as a user applies it, with the image and its pull policy changed, and an output
- * claim: the default emptyDir output goes with the pod (the kubelet removes a finished pod's volumes), so a user
+ * examples/fashion-mnist.yaml as a user applies it, with the image and its pull policy changed, an ONNX teacher
+ * (that of examples/fashion-mnist-onnx-teacher.yaml) and an output claim: the default emptyDir output goes with the pod (the kubelet removes a finished pod's volumes), so a user
  * who wants to keep the model sets runtime.volumes.output, as the example's comment says for the data.
  */
 function example(): Json & { metadata: Json; spec: Json & { runtime: Json; data: Json } } {
@@ -55,6 +56,9 @@ function example(): Json & { metadata: Json; spec: Json & { runtime: Json; data:
   job.spec.runtime.image = images["trainer-cpu"]!.ref;
   job.spec.runtime.imagePullPolicy = "Never"; // imported into containerd; no registry to pull from
   job.spec.runtime.volumes = { output: { claimName: "output", subPath: job.metadata.name as string } };
+  // An ONNX teacher (run by ONNX Runtime in the image) instead of training one: the student comes out as tfjs and
+  // as a parity-checked ONNX model (output.formats defaults to both).
+  job.spec.teacher = { model: "/output/teacher.onnx" };
   return job;
 }
 
@@ -93,6 +97,9 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
     await importImages(node!, [images.operator!, images["trainer-cpu"]!]);
     namespace = await realNodeNamespace("e2e");
     output = await hostPathClaim(namespace, "output", [JOB, BAD_JOB]);
+    // The job distils from the ONNX teacher of examples/fashion-mnist-onnx-teacher.yaml, put where the pod reads
+    // it (the output volume here; a data volume or object storage in real use).
+    copyFileSync(join(ROOT, EXAMPLE_ONNX_TEACHER), join(output.dir, JOB, "teacher.onnx"));
 
     await installOperator(namespace, images.operator!).catch(async (e: Error) => {
       throw new Error(`${e.message}\n${await context()}`);
@@ -161,6 +168,11 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
     expect(final.trainerStatus).toMatchObject({ progressPercentage: 100, estimatedRemainingSeconds: 0 });
     expect(final.result?.strategy).toBe("mokd");
     expect(final.result?.studentAccuracy).toBeGreaterThan(0.5); // 10 classes: chance is 0.1
+    // The ONNX teacher's own test accuracy (examples/teachers/make-fashion-mnist-teacher.ts), through ONNX Runtime.
+    expect(final.result?.teacherAccuracy).toBe(0.8418);
+    expect(final.result?.onnxModelPath).toBe("/output/student.onnx");
+    expect(final.result?.sizeRatio).toBeGreaterThan(0);
+    expect(final.result?.speedup).toBeGreaterThan(0);
     const pod = await trainerPod(JOB);
     expect(pod.spec.nodeName).toBe(LOCAL_NODE);
     const container = (pod.status.containerStatuses as { image: string; state: Json }[])[0]!;
@@ -176,8 +188,17 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
     const onVolume = join(dir, modelPath.slice("/output/".length));
     expect(existsSync(onVolume), `${onVolume}; the volume has: ${readdirSync(dir).join(", ")}`).toBe(true);
     expect(existsSync(join(onVolume, "model.json")) || onVolume.endsWith(".json")).toBe(true);
-    const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as { student?: unknown };
+    const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as {
+      student?: unknown;
+      exports?: { onnx?: { status: string; parity?: { passed: boolean; samples: number } } };
+    };
     expect(summary.student).toBeDefined();
+    // The ONNX student passed its parity check in ONNX Runtime inside the trainer image, on the whole test set.
+    expect(summary.exports?.onnx).toMatchObject({
+      status: "written",
+      parity: { passed: true, samples: 10000 },
+    });
+    expect(existsSync(join(dir, "student.onnx"))).toBe(true);
   });
 
   it("is found by Prometheus through Kubernetes service discovery: the trainer pod and the operator", async () => {

@@ -3,7 +3,7 @@
 // trains a tiny job to success on its native backend (the GPU image on the CPU: no GPU here), the operator
 // image prints its flags and carries no tfjs. Each trainer build already fails when its backend does not load.
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -66,7 +66,7 @@ describe("images built from their Dockerfiles", () => {
     expect(r.status, out).toBe(2);
   });
 
-  it("operator image: carries no tfjs", () => {
+  it("operator image: carries no ML runtime (tfjs, ONNX Runtime)", () => {
     const r = podman([
       "run",
       "--rm",
@@ -79,6 +79,8 @@ describe("images built from their Dockerfiles", () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain("@kubernetes");
     expect(r.stdout).not.toContain("@tensorflow");
+    expect(r.stdout).not.toContain("onnxruntime");
+    expect(r.stdout).not.toContain("onnx-proto");
   });
 
   it.each([
@@ -115,5 +117,8 @@ describe("images built from their Dockerfiles", () => {
     >;
     // The run reports the image's native backend and its TensorFlow: no silent fallback to wasm.
     expect(summary).toMatchObject({ backend, tensorflowVersion: TF_VERSION, device: "cpu" });
+    // onnxruntime-node is in the image and runs: the ONNX student passed its parity check in it.
+    expect(summary).toMatchObject({ exports: { onnx: { status: "written", parity: { passed: true } } } });
+    expect(existsSync(join(dir, "output", "student.onnx"))).toBe(true);
   });
 });

@@ -109,17 +109,40 @@ describe.each(images)("$dockerfile", ({ dockerfile, entry, entrypoint }) => {
 });
 
 describe("operator image", () => {
-  it("never imports tfjs, so its Dockerfile may uninstall @tensorflow/*", () => {
+  it("never imports tfjs or ONNX Runtime, so its Dockerfile may uninstall @tensorflow/*, onnxruntime-node, onnx-proto", () => {
     const { packages } = importGraph(join(ROOT, "operator/src/main.ts"));
-    expect([...packages].filter((p) => p.startsWith("@tensorflow/"))).toEqual([]);
+    expect([...packages].filter((p) => p.startsWith("@tensorflow/") || p.startsWith("onnx"))).toEqual([]);
     expect(packages).toContain("prom-client");
-    expect(readFileSync(join(ROOT, "operator/Dockerfile"), "utf8")).toMatch(
-      /npm uninstall[^\n]*--omit=optional/,
-    );
+    const dockerfile = readFileSync(join(ROOT, "operator/Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/npm uninstall[^\n]*--omit=optional/);
+    expect(dockerfile).toContain("n.startsWith('@tensorflow/') || n.startsWith('onnx')");
+    expect(dockerfile).toContain("test ! -e node_modules/onnxruntime-node");
   });
 });
 
 const cudaPins = readFileSync(join(ROOT, "scripts/images/cuda12-requirements.txt"), "utf8");
+
+describe("trainer images: ONNX Runtime", () => {
+  it.each(["trainer/Dockerfile.cpu", "trainer/Dockerfile"])(
+    "%s keeps onnxruntime-node's linux-x64 CPU library only, and fails its build without it",
+    (file) => {
+      const runs = parseDockerfile(readFileSync(join(ROOT, file), "utf8")).filter((i) => i.keyword === "RUN");
+      const install = runs.find((r) => /npm ci --omit=dev --ignore-scripts/.test(r.args))!.args;
+      expect(install).toContain(
+        "find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 2 -maxdepth 2 ! -path '*/linux/x64' -exec rm -rf {} +",
+      );
+      expect(install).toContain(
+        "test -e node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node",
+      );
+      // Its install script (a CUDA download from outside the registries) never runs: --ignore-scripts, and
+      // package.json's allowScripts says no.
+      const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+        allowScripts: Record<string, boolean>;
+      };
+      expect(pkg.allowScripts["onnxruntime-node"]).toBe(false);
+    },
+  );
+});
 
 describe("trainer images: native TensorFlow", () => {
   it.each([

@@ -72,6 +72,23 @@ describe("trainer CLI exit codes", () => {
     expect(r.stderr).toMatch(/train-labels-idx1-ubyte/);
   });
 
+  it("train: 3 (BadData) for an ONNX teacher that does not fit the data, naming the file and what was expected", async () => {
+    const dir = tmp("mokd-cli-");
+    const job = tinyJob(writeTinyIdx(), dir);
+    // The fixture takes [N, 1, 8, 8] with 3 classes; the tiny data is 8x8x1 with 4 classes.
+    const teacher = join(import.meta.dirname, "../../../trainer/test-fixtures/onnx/tiny-cnn-nhwc-b2.onnx");
+    const spec = { ...job.spec, teacher: { model: teacher, inputLayout: "nchw" } };
+    const config = writeJob(dir, spec, "spec.yaml");
+    const termination = join(dir, "termination-log");
+    const r = await cli(["train"], { MOKD_CONFIG: config, MOKD_TERMINATION_LOG: termination });
+    expect(r.code).toBe(ExitCode.BadData);
+    const message = JSON.parse(readFileSync(termination, "utf8")) as { error: string; reason: string };
+    expect(message.reason).toBe("BadData");
+    expect(message.error).toBe(
+      `${teacher}: input "image" has shape [2, 8, 8, 1]; the data is 8x8x1, so expected [N, 1, 8, 8] (NCHW)`,
+    );
+  });
+
   it("train: 0 on a tiny run with config from MOKD_CONFIG; writes the termination message", async () => {
     const dir = tmp("mokd-cli-");
     const config = writeJob(dir, tinyJob(writeTinyIdx(), dir).spec, "spec.yaml");

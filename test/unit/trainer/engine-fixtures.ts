@@ -51,6 +51,9 @@ export function writeTinyIdx(train = 256, test = 64): string {
   return dir;
 }
 
+/** Compression-report timings of test runs: exercised, not measured (the defaults time 200 + 10 forwards each). */
+export const CHEAP_COMPRESSION = { latencyRuns: 5, warmupRuns: 1, throughputBatch: 16, throughputRuns: 2 };
+
 /** A tiny DistillationJob manifest: mlp teacher (trained, 1 epoch) and mlp student. */
 export function tinyJob(
   dataPath: string,
@@ -67,7 +70,12 @@ export function tinyJob(
       student: { architecture: "mlp", width: 8, depth: 1, hiddenUnits: 8 },
       strategy: { name: overrides.strategy ?? "mokd" },
       training: { epochs: overrides.epochs ?? 2, batchSize: 32, learningRate: 0.01, seed: 7 },
-      output: { path: join(out, "output"), checkpointPath: join(out, "checkpoints"), keepCheckpoints: 2 },
+      output: {
+        path: join(out, "output"),
+        checkpointPath: join(out, "checkpoints"),
+        keepCheckpoints: 2,
+        compression: CHEAP_COMPRESSION,
+      },
       metrics: { port: 0 },
     },
   };

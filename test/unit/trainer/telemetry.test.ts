@@ -141,6 +141,15 @@ const summary: RunSummary = {
   durationSeconds: 12.345,
   samplesPerSecond: 100,
   epochs: [],
+  exports: { onnx: { status: "written", path: "/output/student.onnx" } },
+  compression: {
+    teacher: { parameters: 10, sizeBytes: { tfjs: 4000 }, timings: [] },
+    student: { parameters: 5, sizeBytes: { tfjs: 1500, onnx: 1000 }, timings: [] },
+    accuracyGivenUp: 0.06,
+    parameterRatio: 2,
+    sizeRatio: 4,
+    speedup: { runtime: "onnxruntime", value: 3.21 },
+  },
 };
 
 describe("termination message", () => {
@@ -155,6 +164,9 @@ describe("termination message", () => {
       studentAccuracy: 0.85,
       teacherAccuracy: 0.9123,
       bestEpoch: 3,
+      onnxModelPath: "/output/student.onnx",
+      sizeRatio: 4,
+      speedup: 3.21,
     });
   });
 

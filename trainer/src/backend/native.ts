@@ -81,6 +81,11 @@ export async function activateNative(choice: NativeChoice): Promise<NativeInfo> 
   return info;
 }
 
+/** The native package loaded in this process, if any (its tf.node API serves SavedModel teachers). */
+export function loadedNativePackage(): string | undefined {
+  return loaded ? NATIVE_PACKAGES[loaded.choice] : undefined;
+}
+
 /** A GPU the NVIDIA driver exposes to this container (the device plugin mounts these), without loading CUDA. */
 export function nvidiaDeviceVisible(exists: (p: string) => boolean = existsSync): boolean {
   return exists("/dev/nvidiactl") || exists("/proc/driver/nvidia/version");

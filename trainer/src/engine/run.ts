@@ -7,7 +7,7 @@ import { runWorkload } from "../backend/workload.ts";
 import type { DataSpec, TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import type { TrainerConfig } from "../config.ts";
 import { loadDataset } from "../data/index.ts";
-import { modelInputShape, saveNetwork } from "../models/index.ts";
+import { modelInputShape } from "../models/index.ts";
 import { JsonlWriter } from "../telemetry/jsonl.ts";
 import { TrainerMetrics } from "../telemetry/metrics.ts";
 import { ProgressDocument, type RunPlan } from "../telemetry/progress.ts";
@@ -24,6 +24,8 @@ import { resumableCheckpoint, type StageHooks } from "./stage.ts";
 import type { StopSignal } from "./stop.ts";
 import { trainStudent } from "./student.ts";
 import type { StudentState } from "./student-stage.ts";
+import { measureCompression } from "./compression.ts";
+import { publishStudent } from "./publish.ts";
 import { buildSummary } from "./summary.ts";
 import { obtainTeacher } from "./teacher.ts";
 import { closeServer, serveMetrics, telemetryHooks, type Logger } from "./telemetry.ts";
@@ -102,8 +104,15 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
     });
     metrics.testAccuracy("student", main.accuracy);
     progress.testAccuracy("student", main.accuracy);
-    const modelPath = join(outputPath, "student");
-    await saveNetwork({ ...main.network, inputNormalization: dataset.normalization }, modelPath);
+    const published = await publishStudent(
+      main.network,
+      dataset.normalization,
+      dataset.test,
+      outputPath,
+      spec.output.formats,
+      log,
+    );
+    const modelPath = published.tfjsPath ?? published.onnx.path!;
     const baselines = options.baselines
       ? await trainBaselines(spec, dataset, teacher, log, options.hooks)
       : [];
@@ -117,6 +126,25 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
       modelPath,
       started,
     });
+    summary.exports = { onnx: published.onnx };
+    metrics.onnxExport(published.onnx);
+    if (spec.output.compression.enabled) {
+      summary.compression = await measureCompression({
+        spec,
+        inputShape: dataset.inputShape,
+        teacher: { network: teacher.network, ...teacher.info },
+        student: {
+          network: main.network,
+          accuracy: main.accuracy,
+          tfjsPath: published.tfjsPath,
+          onnxPath: published.onnx.path,
+          onnxBytes: published.onnxBytes,
+        },
+        backend,
+        log,
+      });
+      metrics.compression(summary.compression);
+    }
     writeSummary(join(outputPath, "summary.json"), summary);
     jsonl.write({ type: "summary", ...terminationResult(summary) });
     if (options.terminationLog) writeTerminationMessage(terminationResult(summary), options.terminationLog);

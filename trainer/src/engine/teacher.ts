@@ -9,10 +9,11 @@ import type { EpochRecord, Network } from "../contracts.ts";
 import { DataError, type LoadedDataset, type Normalization } from "../data/index.ts";
 import {
   buildNetwork,
-  loadTeacher,
+  loadTeacherOfAnyFormat,
   parameterCount,
   saveNetwork,
   withInputNormalization,
+  type TeacherSource,
 } from "../models/index.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
 import type { StageHooks } from "./stage.ts";
@@ -55,7 +56,8 @@ export async function obtainTeacher(
     return { network, info: saved, history: [] };
   }
   if (spec.teacher.model) {
-    const network = await loadTeacherAsData(spec.teacher.model, spec.teacher.featureLayer, dataset, ctx.log);
+    const source = { ...spec.teacher, model: spec.teacher.model };
+    const network = await loadTeacherAsData(source, spec.teacher.featureLayer, dataset, ctx.log);
     const info: TeacherInfo = {
       path: spec.teacher.model,
       source: "loaded",
@@ -71,14 +73,16 @@ export async function obtainTeacher(
  * A teacher that carries its training normalisation gets its inputs converted from the dataset's.
  */
 export async function loadTeacherAsData(
-  path: string,
+  pathOrSource: string | TeacherSource,
   featureLayer: string | undefined,
   dataset: LoadedDataset,
   log: Logger,
 ): Promise<Network> {
+  const source = typeof pathOrSource === "string" ? { model: pathOrSource, featureLayer } : pathOrSource;
+  const path = source.model;
   let network: Network;
   try {
-    network = await loadTeacher(path, featureLayer, dataset.inputShape);
+    network = await loadTeacherOfAnyFormat(source, dataset.inputShape);
   } catch (error) {
     if (error instanceof DataError) throw error;
     throw new DataError(path, `cannot load teacher: ${(error as Error).message}`);

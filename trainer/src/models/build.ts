@@ -198,5 +198,5 @@ export function buildNetwork(
 
 /** Number of parameters (trainable and not) of the network. */
 export function parameterCount(network: Network): number {
-  return network.model.countParams();
+  return network.parameters ?? network.model.countParams();
 }

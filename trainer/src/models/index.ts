@@ -9,3 +9,4 @@ export {
 export { saveNetwork, loadLayersModel, savedInputNormalization } from "./io.ts";
 export { loadTeacher, asNetwork, adaptInput, withInputNormalization } from "./teacher.ts";
 export { loadStudentTopology, modelInputShape, seedInitializers } from "./student.ts";
+export { loadTeacherOfAnyFormat, teacherFormatOf, type TeacherSource } from "./teacher-formats.ts";

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { TrainerConfig } from "../config.ts";
 import type { EpochRecord, StepRecord } from "../contracts.ts";
 import type { RunResult } from "../engine/run.ts";
+import { compressionHtml } from "./compression.ts";
 import { objectiveFigures, pairFigures } from "./figures.ts";
 import { downsample, escapeHtml, lineChart, type Series } from "./svg.ts";
 import { resultRows } from "./table.ts";
@@ -94,6 +95,7 @@ td:first-child,th:first-child{text-align:left}.plots{display:flex;flex-wrap:wrap
 ${rows}
 </table>
 <table>${facts.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`).join("")}</table>
+${compressionHtml(summary, escapeHtml)}
 ${objectivesTable(student)}
 ${pairsTable(student)}
 <div class="plots">

@@ -5,6 +5,8 @@ import { createServer, type RequestListener, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
 import type { EpochRecord, StepRecord } from "../contracts.ts";
+import type { CompressionReport, ModelCost } from "../engine/compression.ts";
+import type { OnnxExportSummary } from "../engine/publish.ts";
 
 export type Stage = "teacher" | "student";
 export type SplitName = "train" | "validation" | "test";
@@ -28,6 +30,14 @@ export class TrainerMetrics {
   private readonly stepDuration: Histogram<"stage">;
   private readonly lastStepTime: Gauge;
   private readonly backendInfo: Gauge<"backend" | "tensorflow_version" | "device">;
+  private readonly cost: {
+    parameters: Gauge<"stage">;
+    size: Gauge<"stage" | "format">;
+    macs: Gauge<"stage">;
+    latency: Gauge<"stage" | "runtime" | "quantile">;
+    throughput: Gauge<"stage" | "runtime">;
+    onnxVerified: Gauge;
+  };
 
   constructor(jobName: string, namespace: string) {
     this.registry.setDefaultLabels({ [TRAINER_LABELS.job]: jobName, [TRAINER_LABELS.namespace]: namespace });
@@ -82,6 +92,49 @@ export class TrainerMetrics {
       "tensorflow_version",
       "device",
     ]);
+    this.cost = {
+      parameters: gauge(TrainerMetric.modelParameters, "Parameters of the model.", ["stage"]),
+      size: gauge(TrainerMetric.modelSizeBytes, "Bytes on disk of the model per format.", [
+        "stage",
+        "format",
+      ]),
+      macs: gauge(TrainerMetric.modelForwardMacs, "Forward multiply-adds per sample.", ["stage"]),
+      latency: gauge(TrainerMetric.inferenceLatency, "Batch-1 inference latency.", [
+        "stage",
+        "runtime",
+        "quantile",
+      ]),
+      throughput: gauge(TrainerMetric.inferenceThroughput, "Inference throughput at a large batch.", [
+        "stage",
+        "runtime",
+      ]),
+      onnxVerified: gauge(
+        TrainerMetric.onnxExportVerified,
+        "1: the ONNX student passed its parity check.",
+        [],
+      ),
+    };
+  }
+
+  /** The compression report's figures, per stage (teacher, student) and runtime. */
+  compression(report: CompressionReport): void {
+    const set = (stage: Stage, cost: ModelCost) => {
+      this.cost.parameters.set({ stage }, cost.parameters);
+      for (const [format, bytes] of Object.entries(cost.sizeBytes))
+        if (bytes !== undefined) this.cost.size.set({ stage, format }, bytes);
+      if (cost.macsPerSample !== undefined) this.cost.macs.set({ stage }, cost.macsPerSample);
+      for (const t of cost.timings) {
+        this.cost.latency.set({ stage, runtime: t.runtime, quantile: "0.5" }, t.p50Ms / 1000);
+        this.cost.latency.set({ stage, runtime: t.runtime, quantile: "0.95" }, t.p95Ms / 1000);
+        this.cost.throughput.set({ stage, runtime: t.runtime }, t.samplesPerSecond);
+      }
+    };
+    set("teacher", report.teacher);
+    set("student", report.student);
+  }
+
+  onnxExport(summary: OnnxExportSummary): void {
+    if (summary.status !== "not-requested") this.cost.onnxVerified.set(summary.status === "written" ? 1 : 0);
   }
 
   /** tensorflow_version is "none" on wasm and cpu (no TensorFlow library). */

@@ -4,6 +4,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Result } from "../../../api/v1alpha1/index.ts";
 import type { EpochRecord } from "../contracts.ts";
+import type { CompressionReport } from "../engine/compression.ts";
+import type { OnnxExportSummary } from "../engine/publish.ts";
 
 export const TERMINATION_LOG_ENV = "MOKD_TERMINATION_LOG";
 export const DEFAULT_TERMINATION_LOG = "/dev/termination-log";
@@ -47,6 +49,10 @@ export interface RunSummary {
   /** Mean student training throughput. */
   samplesPerSecond: number;
   epochs: EpochRecord[];
+  /** The student's other formats: the ONNX export and its parity check. */
+  exports?: { onnx: OnnxExportSummary };
+  /** Teacher vs student cost (output.compression). */
+  compression?: CompressionReport;
 }
 
 export function writeSummary(path: string, summary: RunSummary): void {
@@ -64,6 +70,9 @@ export function terminationResult(summary: RunSummary): Result {
     strategy: summary.strategy,
     modelPath: summary.student.path,
     durationSeconds: Math.round(summary.durationSeconds * 10) / 10,
+    ...(summary.exports?.onnx.path ? { onnxModelPath: summary.exports.onnx.path } : {}),
+    ...(summary.compression?.sizeRatio ? { sizeRatio: round(summary.compression.sizeRatio) } : {}),
+    ...(summary.compression?.speedup ? { speedup: round(summary.compression.speedup.value) } : {}),
   };
 }
 
