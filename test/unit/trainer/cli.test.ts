@@ -155,8 +155,15 @@ describe("trainer CLI exit codes", () => {
     const second = await cli(["run", job, "--no-progress"]);
     expect(second.code).toBe(ExitCode.Success);
     expect(second.stderr).toMatch(/resumed from/);
+    // Said loudly, with the way out; the time of this run apart from the total.
+    expect(second.stderr).toMatch(/RESUMING: .* checkpoint\(s\) of an earlier run.*--fresh/);
+    expect(second.stdout).toMatch(/time: [\d.]+ s this run \(resumed; [\d.]+ s with the earlier attempts\)/);
     const summary = JSON.parse(readFileSync(join(dir, "output", "summary.json"), "utf8"));
     expect(summary.steps).toBe(3 * Math.ceil((1024 * 0.875) / 32));
     expect(second.stdout).toMatch(/teacher \(trained\)/);
+    const fresh = await cli(["run", job, "--no-progress", "--fresh"]);
+    expect(fresh.code).toBe(ExitCode.Success);
+    expect(fresh.stderr).toMatch(/--fresh: removed \d+ checkpoint\(s\)/);
+    expect(fresh.stderr).not.toMatch(/resumed from/);
   });
 });
