@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import {
   celRulesWithZodTwin,
   checkManifestFile,
@@ -16,6 +16,7 @@ import {
 import { CRD_PATH } from "../../../scripts/generate.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
 import { loadJobManifest } from "../../../trainer/src/manifest-file.ts";
+import { INVALID_SPECS } from "./invalid-specs.ts";
 import { MANIFEST_CASES, type ManifestCase } from "./manifest-cases.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mokd-manifest-"));
@@ -66,6 +67,35 @@ describe.concurrent("hostile manifests, through `trainer validate`", () => {
       expect(r.code, r.stdout).toBe(ExitCode.BadConfig);
       for (const field of c.fields) expect(r.stderr).toContain(`  ${field || "(root)"}: `);
     }
+  });
+});
+
+describe("every class of invalid spec (invalid-specs.ts), as a manifest file", () => {
+  // YAML 1.1 as kubectl writes and reads it: strings such as `y` are quoted (unquoted, both read a boolean).
+  const manifest = (spec: unknown, i: number) =>
+    stringify(
+      {
+        apiVersion: "distillation.mokd.io/v1alpha1",
+        kind: "DistillationJob",
+        metadata: { name: `j${i}` },
+        spec,
+      },
+      { version: "1.1" },
+    );
+
+  it("is refused by the manifest check and by one `trainer validate` of them all, naming each field", async () => {
+    const file = write("invalid-specs", INVALID_SPECS.map(([, spec], i) => manifest(spec, i)).join("---\n"));
+    const checked = checkManifestFile(readFileSync(file, "utf8"));
+    INVALID_SPECS.forEach(([what, , field], i) => {
+      expect(
+        checked[i]!.errors.map((e) => e.field),
+        what,
+      ).toContain(field);
+    });
+    const r = await cli(["validate", file]);
+    expect(r.code).toBe(ExitCode.BadConfig);
+    for (const [what, , field] of INVALID_SPECS) expect(r.stderr, what).toContain(`  ${field}: `);
+    INVALID_SPECS.forEach((_row, i) => expect(r.stderr).toContain(`[document ${i + 1}]`));
   });
 });
 
