@@ -93,9 +93,10 @@ export function checkManifest(
     return {
       errors: [{ field: at(""), message: "expected an object with apiVersion, kind, metadata and spec" }],
     };
-  const name = typeof value.metadata === "object" ? (value.metadata as { name?: unknown }).name : undefined;
+  const name = isRecord(value.metadata) ? value.metadata.name : undefined;
+  const named = typeof name === "string" ? { name } : {};
   const identity = identityErrors(value);
-  if (identity.length > 0) return { errors: identity.map((e) => ({ ...e, field: at(e.field) })) };
+  if (identity.length > 0) return { ...named, errors: identity.map((e) => ({ ...e, field: at(e.field) })) };
   const errors = [...unknownFieldErrors(value), ...metadataErrors(value), ...specPresence(value)];
   let job: DistillationJob | undefined;
   try {
@@ -106,7 +107,7 @@ export function checkManifest(
   }
   const unique = [...new Map(errors.map((e) => [`${e.field}\0${e.message}`, e])).values()];
   return {
-    ...(typeof name === "string" ? { name } : {}),
+    ...named,
     ...(unique.length === 0 && job ? { job } : {}),
     errors: unique.map((e) => ({ ...e, field: at(e.field) })),
   };
@@ -124,12 +125,12 @@ function identityErrors(value: Record<string, unknown>): FieldError[] {
   if (kind !== KIND)
     errors.push({
       field: "kind",
-      message: `${kind === undefined ? "missing" : `${JSON.stringify(kind)} is not`}: expected ${KIND}${hint}`,
+      message: `expected ${KIND}, ${kind === undefined ? "missing" : `got ${JSON.stringify(kind)}`}${hint}`,
     });
   if (apiVersion !== API_VERSION)
     errors.push({
       field: "apiVersion",
-      message: `${apiVersion === undefined ? "missing" : `${JSON.stringify(apiVersion)} is not`}: expected ${API_VERSION}`,
+      message: `expected ${API_VERSION}, ${apiVersion === undefined ? "missing" : `got ${JSON.stringify(apiVersion)}`}`,
     });
   return errors;
 }
