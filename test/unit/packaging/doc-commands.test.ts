@@ -100,6 +100,14 @@ describe("the commands in the docs", () => {
     expect(problems(command)).toEqual([]);
   });
 
+  it("state the Kubernetes minimum the chart enforces, which the CRD's CEL format library needs", () => {
+    const chart = parse(read("charts/mokd-operator/Chart.yaml")) as { kubeVersion: string };
+    const minimum = /^>=(\d+\.\d+)\.0-0$/.exec(chart.kubeVersion)?.[1];
+    expect(minimum).toBe("1.31");
+    expect(read("docs/quickstart.md")).toContain(`Kubernetes cluster (${minimum} or newer`);
+    expect(read("api/v1alpha1/k8s-formats.ts")).toContain(`Kubernetes >= ${minimum}`);
+  });
+
   it("would catch a missing script, file, flag or chart value", () => {
     expect(problems("npm run nope")).toEqual(["no npm script nope"]);
     expect(problems("kubectl apply -f examples/nope.yaml")).toEqual(["no file examples/nope.yaml"]);
