@@ -83,10 +83,23 @@ export function buildCrd(): Record<string, unknown> {
           additionalPrinterColumns: [
             { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Phase of the run" },
             {
+              // The epoch count restarts when the student stage follows the teacher's: the stage says which.
+              name: "Stage",
+              type: "string",
+              jsonPath: ".status.progress.stage",
+              description: "Stage in progress: teacher or student",
+            },
+            {
               name: "Epoch",
               type: "integer",
               jsonPath: ".status.progress.epoch",
-              description: "Current epoch",
+              description: "Current epoch of the stage",
+            },
+            {
+              name: "Progress",
+              type: "integer",
+              jsonPath: ".status.trainerStatus.progressPercentage",
+              description: "Percent of the run's steps done, every stage counted",
             },
             {
               name: "Student-Acc",

@@ -95,7 +95,7 @@ export function buildDashboard(): dashboard.Dashboard {
     )
     .withPanel(
       timeSeries(
-        "Strategy weights (mokd, FAMO: on log-loss gradients)",
+        "Strategy weights (mokd, mokd-amortized: on log-loss gradients)",
         "none",
         [{ expr: q.weights, legend: `${perJob} {{objective}}` }],
         8,

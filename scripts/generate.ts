@@ -7,6 +7,7 @@ import { stringify } from "yaml";
 import { buildCrd } from "../api/crd.ts";
 import { renderDashboard } from "../dashboards/mokd.ts";
 import { renderAlertRules } from "../dashboards/alerts.ts";
+import { renderChartReadme } from "./chart-readme.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const CRD_PATH = join(ROOT, "crds", "distillation.mokd.io_distillationjobs.yaml");
@@ -28,6 +29,7 @@ export function generatedFiles(): Map<string, string> {
     [join(CHART_DIR, "files", "crds", "distillation.mokd.io_distillationjobs.yaml"), renderCrd()],
     [join(CHART_DIR, "dashboards", "mokd.json"), renderDashboard()],
     [join(CHART_DIR, "files", "prometheus-rules.yaml"), renderAlertRules()],
+    [join(CHART_DIR, "README.md"), renderChartReadme(CHART_DIR)],
   ]);
 }
 

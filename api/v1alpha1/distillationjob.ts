@@ -177,9 +177,11 @@ export const RuntimeSpec = section(
       .number()
       .int()
       .min(0)
-      .max(16)
+      .max(1)
       .default(1)
-      .describe("GPUs per trainer pod (the `nvidia.com/gpu` limit); 0 runs on CPU."),
+      .describe(
+        "GPUs of the trainer pod (the `nvidia.com/gpu` limit): 1, or 0 to run on the CPU. At most 1 because the trainer trains on one device (TensorFlow's first GPU; there is no data parallelism): more would be reserved and sit idle.",
+      ),
     resources: z
       .object({ requests: ResourceList.optional(), limits: ResourceList.optional() })
       .optional()

@@ -78,11 +78,18 @@ export function isLocalDescendingPath(value: string): boolean {
   return !value.startsWith("/") && !value.split("/").includes("..");
 }
 
+/**
+ * Every CEL rule declared together with its zod predicate (by celChecked and withRules): a test checks that each
+ * rule of the generated CRD is one of them, so no rule is enforced by the apiserver alone.
+ */
+export const celRulesWithZodTwin = new Set<string>();
+
 /** A CEL rule with its zod twin on a single value (see CrossFieldRule for rules across fields). */
 export function celChecked<S extends z.ZodType>(
   schema: S,
   rule: { cel: string; message: string; holds: (value: z.output<S>) => boolean },
 ): S {
+  celRulesWithZodTwin.add(rule.cel);
   return schema
     .refine((v) => rule.holds(v), { message: rule.message })
     .meta({ "x-kubernetes-validations": [{ rule: rule.cel, message: rule.message }] }) as unknown as S;

@@ -58,6 +58,7 @@ export function parseTrainerSpec(value: unknown, source?: string): TrainerSpec {
 interface Def {
   type: string;
   shape?: Record<string, z.ZodType>;
+  catchall?: z.ZodType;
   innerType?: z.ZodType;
   in?: z.ZodType;
   element?: z.ZodType;
@@ -65,40 +66,48 @@ interface Def {
 
 const defOf = (schema: z.ZodType) => (schema as unknown as { _zod: { def: Def } })._zod.def;
 
-/** The object schema under defaults, optionals and pipes, if there is one. */
-function objectSchema(schema: z.ZodType): Def | undefined {
+/** The first def of `type` under defaults, optionals and pipes, if there is one. */
+function unwrap(schema: z.ZodType, type: "object" | "array"): Def | undefined {
   let def = defOf(schema);
   for (;;) {
-    if (def.type === "object") return def;
+    if (def.type === type) return def;
     const inner = def.innerType ?? def.in;
     if (!inner) return undefined;
     def = defOf(inner);
   }
+}
+
+/** A field the schema does not know, with the names it does know at that level (for a did-you-mean). */
+export interface UnknownField {
+  field: string;
+  known: string[];
 }
 
 /**
- * Dotted paths of the fields of `value` that `schema` does not know (zod drops them silently): an older trainer
- * told about a newer field says so instead of ignoring it. Arrays are walked element by element.
+ * The fields of `value` that `schema` does not know (zod drops them silently), as dotted paths. Arrays are walked
+ * element by element; maps (records) and open objects (a looseObject, e.g. the pass-through affinity) accept any
+ * key.
  */
-export function unknownFields(schema: z.ZodType, value: unknown, prefix: string[] = []): string[] {
+export function unknownFieldsOf(schema: z.ZodType, value: unknown, prefix: string[] = []): UnknownField[] {
   if (Array.isArray(value)) {
-    const element = arrayElement(schema);
-    return element ? value.flatMap((v, i) => unknownFields(element, v, [...prefix, String(i)])) : [];
+    const element = unwrap(schema, "array")?.element;
+    return element ? value.flatMap((v, i) => unknownFieldsOf(element, v, [...prefix, String(i)])) : [];
   }
-  const def = objectSchema(schema);
+  const def = unwrap(schema, "object");
   if (!def?.shape || typeof value !== "object" || value === null) return [];
+  const shape = def.shape;
+  const open = def.catchall !== undefined && defOf(def.catchall).type !== "never";
   return Object.entries(value).flatMap(([key, v]) => {
-    const field = def.shape![key];
-    return field ? unknownFields(field, v, [...prefix, key]) : [[...prefix, key].join(".")];
+    const field = shape[key];
+    if (field) return unknownFieldsOf(field, v, [...prefix, key]);
+    return open ? [] : [{ field: [...prefix, key].join("."), known: Object.keys(shape) }];
   });
 }
 
-function arrayElement(schema: z.ZodType): z.ZodType | undefined {
-  let def = defOf(schema);
-  for (;;) {
-    if (def.type === "array") return def.element;
-    const inner = def.innerType ?? def.in;
-    if (!inner) return undefined;
-    def = defOf(inner);
-  }
+/**
+ * Dotted paths of the fields of `value` that `schema` does not know: an older trainer told about a newer field
+ * says so instead of ignoring it.
+ */
+export function unknownFields(schema: z.ZodType, value: unknown, prefix: string[] = []): string[] {
+  return unknownFieldsOf(schema, value, prefix).map((u) => u.field);
 }

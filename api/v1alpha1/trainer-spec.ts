@@ -2,6 +2,7 @@
 // weighting strategy. The trainer parses exactly this; the operator embeds it in the CRD. One source of truth:
 // the CRD in crds/, the TypeScript types and the trainer's config parsing are all derived from these schemas.
 import { z } from "zod";
+import { celRulesWithZodTwin } from "./k8s-formats.ts";
 
 /** An object whose absent value is filled from its fields' own defaults (CRD: `default: {}`). */
 export function section<T extends z.ZodRawShape>(shape: T, description: string) {
@@ -592,6 +593,7 @@ export interface CrossFieldRule<T> {
 }
 
 export function withRules<S extends z.ZodType>(schema: S, rules: CrossFieldRule<z.output<S>>[]): S {
+  for (const r of rules) if (r.cel !== undefined && !r.transition) celRulesWithZodTwin.add(r.cel);
   const checked = schema.superRefine((value, ctx) => {
     for (const r of rules) {
       if (!r.transition && !r.holds(value)) {

@@ -1,7 +1,7 @@
 // Operator configuration from flags (--name=value or --name value) and MOKD_OPERATOR_* environment variables
 // (flags win), validated with zod so a bad value stops the process with the offending setting named.
 import { z } from "zod";
-import { DEFAULT_TRAINER_IMAGE, isQuantity } from "../../api/v1alpha1/index.ts";
+import { DEFAULT_TRAINER_IMAGE, isDns1123Subdomain, isQuantity } from "../../api/v1alpha1/index.ts";
 import { DEFAULT_RESOURCES, type ResourceDefaults } from "./builders/job.ts";
 
 const bool = z
@@ -46,6 +46,19 @@ export const OperatorConfig = z.object({
   trainerMemoryRequest: quantity(DEFAULT_RESOURCES.requests.memory),
   trainerCpuLimit: quantity(DEFAULT_RESOURCES.limits.cpu),
   trainerMemoryLimit: quantity(DEFAULT_RESOURCES.limits.memory),
+  /** Image pull secrets (names, comma-separated) of every trainer pod, merged with a job's runtime.imagePullSecrets. */
+  trainerImagePullSecrets: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((name) => name.trim())
+        .filter(Boolean),
+    )
+    .refine((names) => names.every(isDns1123Subdomain), {
+      message: "must be comma-separated Secret names (DNS subdomains)",
+    }),
 });
 export type OperatorConfig = z.infer<typeof OperatorConfig>;
 

@@ -2,7 +2,7 @@
 //   run <job.yaml>   run a DistillationJob manifest locally (progress bar, final table, HTML report)
 //   train            the container entrypoint: config from $MOKD_CONFIG (or --config), paths from the spec,
 //                    JSON logs, termination message
-//   validate <file>  check a manifest (or bare spec) and print every bad field
+//   validate <file>  check every DistillationJob of a manifest file as the apiserver would; print every bad field
 //   gpu-check        the backend, the device TensorFlow places ops on and a samples/s figure (docs/gpu.md)
 // Exit codes (api/v1alpha1/exit-codes.ts): 0 success, 1 internal error, 2 bad config, 3 bad data (dataset or
 // teacher model), 143 stopped by SIGTERM after writing a checkpoint.
@@ -13,6 +13,7 @@ import winston from "winston";
 import { ConfigError, ExitCode } from "../../api/v1alpha1/index.ts";
 import type { BackendPreference } from "./backend/index.ts";
 import { configPath, loadConfig, type TrainerConfig } from "./config.ts";
+import { checkFile, errorsOf, loadJobManifest } from "./manifest-file.ts";
 import { DataError } from "./data/errors.ts";
 import type { Logger, RunOptions, RunResult } from "./engine/run.ts";
 import { StopSignal, StoppedError } from "./engine/stop.ts";
@@ -27,8 +28,10 @@ import {
 } from "./telemetry/summary.ts";
 
 const USAGE = `usage:
-  trainer run <job.yaml> [--output DIR] [--checkpoints DIR] [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu]
-                         [--baselines] [--no-progress] [--metrics-port N]
+  trainer run <job.yaml> [--job NAME] [--fresh] [--output DIR] [--checkpoints DIR]
+                         [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--baselines] [--no-progress]
+                         [--metrics-port N]    (--fresh: delete the checkpoints of an earlier run first;
+                                                --job: which DistillationJob of a file with several)
   trainer train [--config FILE]        (default: $MOKD_CONFIG; also $MOKD_JOB_NAME, $MOKD_JOB_NAMESPACE,
                                         $MOKD_BACKEND, $MOKD_GPUS, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
   trainer validate <job.yaml>
@@ -46,6 +49,8 @@ const OPTIONS = {
   "metrics-port": { type: "string" },
   "measure-every": { type: "string" },
   config: { type: "string" },
+  job: { type: "string" },
+  fresh: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -150,7 +155,7 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
   try {
     if (!file)
       throw new ConfigError([{ field: "", message: "run needs a manifest: trainer run <job.yaml>" }]);
-    const config = loadConfig(file);
+    const config = loadJobManifest(file, flags.job);
     const { output: outputFlag, checkpoints: checkpointsFlag } = flags;
     const outputPath =
       outputFlag ?? localPath(config.spec.output.path, DEFAULT_OUTPUT, join("out", config.jobName));
@@ -159,6 +164,8 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
       localPath(config.spec.output.checkpointPath, DEFAULT_CHECKPOINTS, join(outputPath, "checkpoints"));
     const progress = flags.progress && !flags["no-progress"] ? new Progress() : undefined;
     const backend = await backendFlag(flags.backend);
+    const resumed = await announceResume(checkpointPath, flags.fresh, log);
+    const started = performance.now();
     const result = await withStop((stop) =>
       runJob({
         config,
@@ -176,7 +183,7 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
       }),
     );
     progress?.clear();
-    await finish(result, config);
+    await finish(result, config, resumed ? (performance.now() - started) / 1000 : undefined);
     return ExitCode.Success;
   } catch (error) {
     return fail(error, log, process.env[TERMINATION_LOG_ENV]);
@@ -191,15 +198,40 @@ function localPath(fromSpec: string, podDefault: string, local: string): string 
   return fromSpec === podDefault ? local : fromSpec;
 }
 
-async function finish(result: RunResult, config: TrainerConfig): Promise<void> {
+/**
+ * A local re-run of a manifest resumes from the checkpoints of the earlier run (a finished one trains nothing
+ * more): said loudly, with the way out. `--fresh` deletes them first.
+ */
+async function announceResume(dir: string, fresh: boolean, log: winston.Logger): Promise<boolean> {
+  const { listCheckpoints, removeCheckpoints } = await import("./checkpoint/index.ts");
+  const found = listCheckpoints(dir).length;
+  if (found === 0) return false;
+  if (fresh) {
+    removeCheckpoints(dir);
+    log.info(`--fresh: removed ${found} checkpoint(s) of an earlier run from ${dir}`);
+    return false;
+  }
+  log.warn(
+    `RESUMING: ${dir} holds ${found} checkpoint(s) of an earlier run of this job; it continues from the newest ` +
+      "(a finished run trains nothing more). Pass --fresh to start over.",
+  );
+  return true;
+}
+
+async function finish(result: RunResult, config: TrainerConfig, resumedSeconds?: number): Promise<void> {
   const reportPath = await writeReport(result, config);
+  const total = result.summary.durationSeconds.toFixed(1);
+  const time =
+    resumedSeconds === undefined
+      ? `${total} s`
+      : `${resumedSeconds.toFixed(1)} s this run (resumed; ${total} s with the earlier attempts)`;
   process.stdout.write(`\n${formatTable(resultRows(result.summary, result.baselines))}\n\n`);
   const { compression } = result.summary;
   if (compression)
     process.stdout.write(`${formatCompressionTable(compressionRows(compression, result.summary))}\n\n`);
   process.stdout.write(
     `student model: ${result.summary.student.path}\nsummary: ${join(result.outputPath, "summary.json")}\n` +
-      `report: ${reportPath}\ntime: ${result.summary.durationSeconds.toFixed(1)} s\n`,
+      `report: ${reportPath}\ntime: ${time}\n`,
   );
 }
 
@@ -232,18 +264,26 @@ async function commandTrain(flags: Flags): Promise<number> {
   }
 }
 
+/** Checks every object of the file as the apiserver would; exit 2 naming every bad field of every one. */
 function commandValidate(file: string | undefined): number {
   try {
     if (!file)
       throw new ConfigError([{ field: "", message: "validate needs a file: trainer validate <job.yaml>" }]);
-    const config = loadConfig(file);
-    const s = config.spec;
-    for (const field of config.unknownFields)
-      process.stderr.write(`warning: unknown field ${field} (ignored)\n`);
-    process.stdout.write(
-      `${file}: valid (job ${config.namespace}/${config.jobName}: ${s.student.architecture} student, ` +
-        `strategy ${s.strategy.name}, ${s.training.epochs} epochs)\n`,
-    );
+    const checked = checkFile(file);
+    const error = errorsOf(file, checked);
+    if (error) throw error;
+    for (const { where, job } of checked) {
+      const s = job!.spec;
+      const at = checked.length > 1 ? ` ${where}` : "";
+      process.stdout.write(
+        `${file}${at}: valid (job ${job!.metadata.namespace ?? "default"}/${job!.metadata.name}: ` +
+          `${s.student.architecture} student, strategy ${s.strategy.name}, ${s.training.epochs} epochs)\n`,
+      );
+    }
+    if (checked.length > 1)
+      process.stdout.write(
+        `${checked.length} DistillationJobs; \`trainer run\` needs --job NAME to pick one\n`,
+      );
     return ExitCode.Success;
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -51,6 +51,16 @@ export interface JobBuildOptions {
   trainerImage?: string;
   /** spec.suspend of the existing child Job, if any (see `desiredSuspend`). */
   observedSuspend?: boolean;
+  /** Pull secrets of every trainer pod (operator flag --trainer-image-pull-secrets), before the job's own. */
+  trainerImagePullSecrets?: string[];
+}
+
+/**
+ * The Kueue LocalQueue of a job: spec.queueName, else Kueue's own convention, a `kueue.x-k8s.io/queue-name`
+ * label on the DistillationJob (as on any workload Kueue manages).
+ */
+export function queueNameOf(dj: OwnerJob): string | undefined {
+  return dj.spec.queueName ?? (dj.metadata.labels?.[LABEL_KUEUE_QUEUE] || undefined);
 }
 
 /**
@@ -59,7 +69,7 @@ export interface JobBuildOptions {
  */
 export function desiredSuspend(dj: OwnerJob, observedSuspend: boolean | undefined): boolean {
   if (dj.spec.runPolicy.suspend) return true;
-  if (!dj.spec.queueName) return false;
+  if (!queueNameOf(dj)) return false;
   return observedSuspend ?? true;
 }
 
@@ -212,14 +222,19 @@ function podSpec(dj: OwnerJob, options: JobBuildOptions): V1PodSpec {
     ...(runtime.tolerations ? { tolerations: runtime.tolerations } : {}),
     ...(runtime.affinity ? { affinity: runtime.affinity } : {}),
     ...(runtime.priorityClassName ? { priorityClassName: runtime.priorityClassName } : {}),
-    ...(runtime.imagePullSecrets
-      ? { imagePullSecrets: runtime.imagePullSecrets.map((name) => ({ name })) }
-      : {}),
+    ...pullSecrets([...(options.trainerImagePullSecrets ?? []), ...(runtime.imagePullSecrets ?? [])]),
   };
 }
 
+/** The operator's and the job's pull secrets, once each. */
+function pullSecrets(names: string[]): Pick<V1PodSpec, "imagePullSecrets"> {
+  const unique = [...new Set(names)];
+  return unique.length > 0 ? { imagePullSecrets: unique.map((name) => ({ name })) } : {};
+}
+
 export function buildJob(dj: OwnerJob, options: JobBuildOptions = {}): V1Job {
-  const { runPolicy, runtime, queueName } = dj.spec;
+  const { runPolicy, runtime } = dj.spec;
+  const queueName = queueNameOf(dj);
   const metadata = childMetadata(dj, jobNameFor(dj.metadata.name), "trainer");
   if (queueName) metadata.labels = { ...metadata.labels, [LABEL_KUEUE_QUEUE]: queueName };
   return {

@@ -67,7 +67,7 @@ describe.concurrent("DistillationJob lifecycle", () => {
   it("creates a ConfigMap and a GPU Job, runs on a kwok GPU node, and succeeds with the trainer's result", async () => {
     await jobs.create(
       "ok",
-      { runtime: { gpus: 2 } },
+      { runtime: { gpus: 1 } },
       { ...succeed("3s"), "kwok.mokd.io/message": JSON.stringify(RESULT) },
     );
     const cm = await waitFor("ConfigMap", () =>
@@ -76,7 +76,7 @@ describe.concurrent("DistillationJob lifecycle", () => {
     expect(JSON.parse(cm.data!["job.json"]!).metadata.name).toBe("ok");
     // The ConfigMap is applied first; the Job's apply may still be in flight.
     const job = await waitFor("Job", () => batch.readNamespacedJob({ name: "ok", namespace: ns }));
-    expect(job.spec!.template.spec!.containers[0]!.resources!.limits!["nvidia.com/gpu"]).toBe("2");
+    expect(job.spec!.template.spec!.containers[0]!.resources!.limits!["nvidia.com/gpu"]).toBe("1");
     expect(job.metadata!.ownerReferences![0]).toMatchObject({
       kind: "DistillationJob",
       name: "ok",
@@ -225,10 +225,11 @@ describe.concurrent("DistillationJob lifecycle", () => {
     );
   });
 
-  it("shows Unschedulable within 60 s when no node has enough GPUs", async () => {
-    // The wait's timeout is the bound (it throws after 60 s from before the create).
+  it("shows Unschedulable within 60 s when no node has enough CPU", async () => {
+    // The wait's timeout is the bound (it throws after 60 s from before the create). runtime.gpus is at most 1
+    // (the trainer uses one device), which every GPU node has: a CPU request no node has is the unschedulable one.
     const deadline = Date.now() + 60_000;
-    await jobs.create("huge", { runtime: { gpus: 16 } });
+    await jobs.create("huge", { runtime: { gpus: 1, resources: { requests: { cpu: "1000" } } } });
     const pending = await jobs.waitStatus(
       "huge",
       "Unschedulable",
@@ -236,7 +237,7 @@ describe.concurrent("DistillationJob lifecycle", () => {
       deadline - Date.now(),
     );
     expect(pending.status!.phase).toBe("Pending");
-    expect(condition(pending.status, "Running")!.message).toContain("nvidia.com/gpu");
+    expect(condition(pending.status, "Running")!.message).toContain("Insufficient cpu");
   });
 
   it("shows an image that cannot be pulled as the ImagePullBackOff reason within 60 s", async () => {

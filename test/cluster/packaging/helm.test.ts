@@ -357,6 +357,49 @@ describe("chart", () => {
     expect(container.ports[0]!.containerPort).toBe(config.port);
   });
 
+  it("refuses a cluster older than 1.31 (the CRD's CEL uses the format library) and takes subchart globals", async () => {
+    const old = await helm(["template", "mokd", CHART_DIR, "--kube-version", "1.30.0"]);
+    expect(old.code).not.toBe(0);
+    expect(old.stderr).toMatch(/kubeVersion|kubernetes version/i);
+    const ok = await helm([
+      "template",
+      "mokd",
+      CHART_DIR,
+      "--kube-version",
+      "1.31.0",
+      "--set",
+      "global.registry=x",
+    ]);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it("sets the heap through heapLimitMiB, passes trainer pull secrets, and refuses env the chart sets", async () => {
+    const manifest = await render("mokd-system", [
+      "heapLimitMiB=256",
+      "trainerImagePullSecrets={regcred,mirror}",
+    ]);
+    const deployment = objects(manifest).find((d) => d.kind === "Deployment")!.spec as {
+      template: { spec: { containers: { env: { name: string; value?: string }[] }[] } };
+    };
+    const env = deployment.template.spec.containers[0]!.env;
+    expect(env.filter((e) => e.name === "NODE_OPTIONS").map((e) => e.value)).toEqual([
+      "--max-semi-space-size=2 --max-old-space-size=256",
+    ]);
+    const values = Object.fromEntries(env.map((e) => [e.name, e.value ?? "x"]));
+    expect(loadConfig([], values).trainerImagePullSecrets).toEqual(["regcred", "mirror"]);
+    const duplicate = await helm([
+      "template",
+      "mokd",
+      CHART_DIR,
+      "--set",
+      "extraEnv[0].name=NODE_OPTIONS",
+      "--set",
+      "extraEnv[0].value=x",
+    ]);
+    expect(duplicate.code).not.toBe(0);
+    expect(duplicate.stderr).toContain("heapLimitMiB");
+  });
+
   it("leaves the CRD out when crds.enabled=false", async () => {
     expect(kinds(await render(namespace, ["crds.enabled=false"]))).not.toContain("CustomResourceDefinition");
   });
@@ -481,5 +524,36 @@ describe("release", () => {
       "name",
     ]);
     expect(gone.stdout.trim()).toBe("");
+  });
+
+  it("installs a second release beside the first with crds.enabled=false (one release owns the CRD)", async () => {
+    const second = await createTestNamespace("helm-second");
+    const first = `${release}-a`;
+    const other = `${release}-b`;
+    try {
+      // The CRD is kept from earlier releases (resource-policy keep): let the first release adopt it.
+      if ((await kubectl(["get", "crd", CRD_NAME])).code === 0) {
+        await kubectl(["label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
+        // prettier-ignore
+        await kubectl(["annotate", "crd", CRD_NAME, `meta.helm.sh/release-name=${first}`,
+          `meta.helm.sh/release-namespace=${namespace}`, "--overwrite"]);
+      }
+      const a = await helm(["install", first, CHART_DIR, "-n", namespace, "--set", "replicaCount=0"]);
+      expect(a.code, a.stderr).toBe(0);
+      // prettier-ignore
+      const clash = await helm(["install", other, CHART_DIR, "-n", second, "--set", "replicaCount=0",
+        "--set", `watchNamespace=${second}`]);
+      expect(clash.code).not.toBe(0);
+      expect(clash.stderr).toContain(CRD_NAME);
+      // prettier-ignore
+      const b = await helm(["install", other, CHART_DIR, "-n", second, "--set", "replicaCount=0",
+        "--set", `watchNamespace=${second}`, "--set", "crds.enabled=false"]);
+      expect(b.code, b.stderr).toBe(0);
+      expect(b.stdout).toContain("crds.enabled=false");
+    } finally {
+      await helm(["uninstall", other, "-n", second, "--wait=false"]);
+      await helm(["uninstall", first, "-n", namespace, "--wait=false"]);
+      await deleteNamespace(second);
+    }
   });
 });

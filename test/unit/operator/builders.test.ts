@@ -50,7 +50,7 @@ describe("buildConfigMap of a spec too large for a ConfigMap", () => {
 describe("buildJob", () => {
   const base = distillationJob({
     runtime: {
-      gpus: 2,
+      gpus: 1,
       podAnnotations: { a: "b" },
       podLabels: { team: "x" },
       env: [{ name: "FOO", value: "1" }],
@@ -62,7 +62,7 @@ describe("buildJob", () => {
   const container = pod.containers[0]!;
 
   it("asks for nvidia.com/gpu limits and never restarts in place", () => {
-    expect(container.resources?.limits?.["nvidia.com/gpu"]).toBe("2");
+    expect(container.resources?.limits?.["nvidia.com/gpu"]).toBe("1");
     expect(pod.restartPolicy).toBe("Never");
     expect(job.spec).toMatchObject({ backoffLimit: 2, activeDeadlineSeconds: 600, suspend: false });
   });
@@ -96,7 +96,7 @@ describe("buildJob", () => {
         { name: "MOKD_JOB_NAMESPACE", value: "team-a" },
         // runtime is not in the trainer's config: its backend and GPU count come as variables.
         { name: "MOKD_BACKEND", value: "auto" },
-        { name: "MOKD_GPUS", value: "2" },
+        { name: "MOKD_GPUS", value: "1" },
         { name: "FOO", value: "1" },
       ]),
     );

@@ -53,13 +53,14 @@ describe("trainer CLI exit codes", () => {
     expect(r.stderr).toContain("spec.strategy.name");
   });
 
-  it("validate: warns on fields this trainer does not know, and still passes", async () => {
+  it("validate: refuses a field it does not know, naming it, as `kubectl apply` does", async () => {
+    // The lenient path (a spec mounted by an older or newer operator only warns) is `train`'s: config.test.ts.
     const dir = tmp("mokd-cli-");
     const job = tinyJob("/data", dir);
     const newer = { ...job, spec: { ...job.spec, training: { ...job.spec.training, futureKnob: 3 } } };
     const r = await cli(["validate", writeJob(dir, newer)]);
-    expect(r.code).toBe(ExitCode.Success);
-    expect(r.stderr).toContain("warning: unknown field spec.training.futureKnob (ignored)");
+    expect(r.code).toBe(ExitCode.BadConfig);
+    expect(r.stderr).toContain("spec.training.futureKnob: unknown field");
   });
 
   it("run: 2 for a bad config, 3 for corrupt data", async () => {
@@ -171,8 +172,15 @@ describe("trainer CLI exit codes", () => {
     const second = await cli(["run", job, "--no-progress"]);
     expect(second.code).toBe(ExitCode.Success);
     expect(second.stderr).toMatch(/resumed from/);
+    // Said loudly, with the way out; the time of this run apart from the total.
+    expect(second.stderr).toMatch(/RESUMING: .* checkpoint\(s\) of an earlier run.*--fresh/);
+    expect(second.stdout).toMatch(/time: [\d.]+ s this run \(resumed; [\d.]+ s with the earlier attempts\)/);
     const summary = JSON.parse(readFileSync(join(dir, "output", "summary.json"), "utf8"));
     expect(summary.steps).toBe(3 * Math.ceil((1024 * 0.875) / 32));
     expect(second.stdout).toMatch(/teacher \(trained\)/);
+    const fresh = await cli(["run", job, "--no-progress", "--fresh"]);
+    expect(fresh.code).toBe(ExitCode.Success);
+    expect(fresh.stderr).toMatch(/--fresh: removed \d+ checkpoint\(s\)/);
+    expect(fresh.stderr).not.toMatch(/resumed from/);
   });
 });

@@ -98,7 +98,7 @@ describe("a native package without its backend", () => {
     const dir = mkdtempSync(join(tmpdir(), "mokd-no-binding-"));
     // "tensorflow": the package this file has loaded (another one would be refused as a second library first).
     expect(nativeUnavailableReason("tensorflow", () => dir)).toBe(
-      "@tensorflow/tfjs-node has no native backend (run node scripts/native-tf/install.ts)",
+      "@tensorflow/tfjs-node has no native backend (run npm run native-tf)",
     );
     expect(nativeUnavailableReason("tensorflow", () => undefined)).toMatch(/not installed \(run npm ci\)/);
   });

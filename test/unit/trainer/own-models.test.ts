@@ -244,9 +244,16 @@ describe("exit codes of own models and data", () => {
       teacher: { architecture: "mlp", width: 4, depth: 1, hiddenUnits: 4, epochs: 1 },
       training: { epochs: 1 },
     };
+    // `validate` and `run` take a whole manifest, as kubectl apply does.
+    const manifest = (spec: object) => ({
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationJob",
+      metadata: { name: "own" },
+      spec,
+    });
     const noSize = await cli([
       "validate",
-      writeJob(dir, { ...base, data: { format: "image-folder" } }, "a.yaml"),
+      writeJob(dir, manifest({ ...base, data: { format: "image-folder" } }), "a.yaml"),
     ]);
     expect(noSize.code).toBe(ExitCode.BadConfig);
     expect(noSize.stderr).toContain("spec.data.imageSize");
@@ -255,7 +262,7 @@ describe("exit codes of own models and data", () => {
     await saveNetwork(buildNetwork(resnet(1, 2), [8, 8, 3], 5, 1), model);
     const wrong = await cli([
       "run",
-      writeJob(dir, { ...base, student: { model } }, "b.yaml"),
+      writeJob(dir, manifest({ ...base, student: { model } }), "b.yaml"),
       "--no-progress",
     ]);
     expect(wrong.code).toBe(ExitCode.BadData);

@@ -28,8 +28,8 @@ interface Binding {
 }
 
 const INSTALL_HINT: Record<NativeChoice, string> = {
-  tensorflow: "node scripts/native-tf/install.ts",
-  "tensorflow-gpu": "node scripts/native-tf/install.ts --gpu",
+  tensorflow: "npm run native-tf",
+  "tensorflow-gpu": "npm run native-tf -- --gpu",
 };
 
 let loaded: { choice: NativeChoice; info: NativeInfo } | undefined;
