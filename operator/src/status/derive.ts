@@ -2,20 +2,20 @@
 // progress) to the new status. No I/O, so every case is unit-tested.
 import type { CoreV1Event, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
 import {
-  ExitCode,
+  EXIT_CODE_REASONS,
   Result,
   type DistillationJobStatus,
   type Phase,
   type Progress,
 } from "../../../api/v1alpha1/index.ts";
 import { TRAINER_CONTAINER } from "../names.ts";
-import type { OwnerJob } from "../builders/common.ts";
-import { ConditionType, findCondition, setCondition } from "./conditions.ts";
+import type { OwnerJob } from "../owner-job.ts";
+import { ConditionType, STUCK_WAITING_REASONS, findCondition, setCondition } from "./conditions.ts";
 
 export interface Observed {
   job?: V1Job;
   pods: V1Pod[];
-  /** The apiserver's message when it refused to create a child as invalid (status/refusal.ts). */
+  /** The apiserver's message when it refused to create a child as invalid (controller/refusal.ts). */
   refused?: string;
   /** FailedCreate events of the child Job (the Job controller could not create its pod: quota, PriorityClass). */
   events?: CoreV1Event[];
@@ -28,16 +28,6 @@ export interface Observation {
   message: string;
   result?: Result;
 }
-
-/** Container waiting reasons that mean the pod will not start by itself: surfaced as condition reasons. */
-export const STUCK_WAITING_REASONS = [
-  "ImagePullBackOff",
-  "ErrImagePull",
-  "InvalidImageName",
-  "CrashLoopBackOff",
-  "CreateContainerConfigError",
-  "CreateContainerError",
-] as const;
 
 const MAX_MESSAGE = 1024;
 const TERMINAL: readonly Phase[] = ["Succeeded", "Failed"];
@@ -104,14 +94,9 @@ function lastTermination(pods: V1Pod[], phase: "Succeeded" | "Failed") {
   return undefined;
 }
 
-const EXIT_REASONS: Record<number, string> = {
-  [ExitCode.BadConfig]: "BadConfig",
-  [ExitCode.BadData]: "BadData",
-};
-
 function failure(job: V1Job, condition: V1JobCondition, pods: V1Pod[]): Observation {
   const terminated = lastTermination(pods, "Failed");
-  const byExitCode = terminated ? EXIT_REASONS[terminated.exitCode] : undefined;
+  const byExitCode = terminated ? EXIT_CODE_REASONS[terminated.exitCode] : undefined;
   const reason = (condition.reason === "PodFailurePolicy" && byExitCode) || condition.reason || "Failed";
   const trainer = trainerMessage(terminated?.message);
   const exit = terminated ? ` (exit code ${terminated.exitCode})` : "";
@@ -142,7 +127,7 @@ function podBlocker(pod: V1Pod): { reason: string; message: string } | undefined
     };
   }
   const waiting = trainerStatus(pod)?.state?.waiting;
-  if (waiting?.reason && (STUCK_WAITING_REASONS as readonly string[]).includes(waiting.reason)) {
+  if (waiting?.reason && STUCK_WAITING_REASONS.includes(waiting.reason)) {
     return { reason: waiting.reason, message: truncateMessage(waiting.message ?? waiting.reason) };
   }
   return undefined;

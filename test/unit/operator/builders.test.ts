@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { NON_RETRYABLE_EXIT_CODES } from "../../../api/v1alpha1/index.ts";
 import { buildConfigMap, CONFIGMAP_MAX_BYTES } from "../../../operator/src/builders/configmap.ts";
-import { SpecRefusal } from "../../../operator/src/status/refusal.ts";
+import { SpecRefusal } from "../../../operator/src/builders/spec-refusal.ts";
 import { buildJob, desiredSuspend } from "../../../operator/src/builders/job.ts";
 import { boundedName } from "../../../operator/src/names.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
