@@ -42,14 +42,20 @@ const configMapCurrent = (desired: V1ConfigMap, actual?: V1ConfigMap) =>
 
 export const desiredConfigMap = (dj: OwnerJob) => withHash(buildConfigMap(dj));
 
-export function desiredJob(dj: OwnerJob, options: ChildOptions, observedSuspend?: boolean): V1Job {
-  return withHash(
-    buildJob(dj, {
-      trainerImage: options.trainerImage,
-      observedSuspend,
-      ...(options.resourceDefaults ? { resourceDefaults: options.resourceDefaults } : {}),
-    }),
-  );
+/** The desired Job; `name` keeps the name an existing Job of this DistillationJob has (legacyJobNameFor). */
+export function desiredJob(
+  dj: OwnerJob,
+  options: ChildOptions,
+  observedSuspend?: boolean,
+  name?: string,
+): V1Job {
+  const job = buildJob(dj, {
+    trainerImage: options.trainerImage,
+    observedSuspend,
+    ...(options.resourceDefaults ? { resourceDefaults: options.resourceDefaults } : {}),
+  });
+  if (name) job.metadata = { ...job.metadata, name };
+  return withHash(job);
 }
 
 export async function applyConfigMap(

@@ -12,7 +12,7 @@ import {
   type DistillationJobStatus,
   type Phase,
 } from "../../../api/v1alpha1/index.ts";
-import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
+import { configMapNameFor, jobNameFor, keyOf, legacyJobNameFor, splitKey } from "../names.ts";
 import type { OwnerJob } from "../owner-job.ts";
 import { trainerStatusFor } from "../progress/document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
@@ -29,6 +29,7 @@ import {
 } from "../status/derive.ts";
 import { applyConfigMap, applyJob, desiredConfigMap, desiredJob, type ChildOptions } from "./children.ts";
 import type { ClusterWriter } from "./kube.ts";
+import { isControlledBy, NameConflictError } from "./ownership.ts";
 import { refusalMessage } from "./refusal.ts";
 import { StatusWriter } from "./status-writer.ts";
 import { eventsFor, finishedSeconds } from "./transitions.ts";
@@ -45,8 +46,8 @@ export interface ClusterReader {
   distillationJob(namespace: string, name: string): unknown;
   job(namespace: string, name: string): V1Job | undefined;
   configMap(namespace: string, name: string): V1ConfigMap | undefined;
-  /** Pods of the child Job (label mokd.io/job-name). */
-  pods(namespace: string, djName: string): V1Pod[];
+  /** Pods the child Job controls (by its UID: not by labels, which anyone may change). */
+  pods(namespace: string, job: V1Job): V1Pod[];
   /** FailedCreate events of the child Job (quota, PriorityClass admission refusing its pod). */
   jobEvents?(namespace: string, jobName: string): CoreV1Event[];
 }
@@ -81,9 +82,13 @@ export interface ReconcileScope {
   key: string;
   /** Parsed and defaulted; its status is the newest we know (ours while the cache is behind). */
   dj: OwnerJob;
-  /** The child Job as the cache showed it when the reconcile began. */
+  /** The name of the child Job (legacyJobNameFor when a Job of this job has that one). */
+  jobName: string;
+  /** The child Job as the cache showed it when the reconcile began; only one this DistillationJob controls. */
   cachedJob: V1Job | undefined;
   cachedConfigMap: V1ConfigMap | undefined;
+  /** Why the children are not applied: a foreign object holds a name (final), or an earlier one's (wait). */
+  conflict?: { message: string; final: boolean };
   /** The children after the apply (or as cached, when it failed). */
   observed?: Observed;
   /** Why the apply failed, when it did (and the job still needs its children). */
@@ -148,6 +153,25 @@ function load(raw: unknown): OwnerJob | string {
   }
 }
 
+/**
+ * A child's name held by an object this job does not control: final (NameConflict), unless it is the child of
+ * an earlier DistillationJob of the same name on its way out (the garbage collector removes it; then we apply).
+ */
+function conflictOf(
+  dj: OwnerJob,
+  kind: string,
+  obj: V1Job | V1ConfigMap,
+): { message: string; final: boolean } {
+  const owner = obj.metadata?.ownerReferences?.find((r) => r.controller);
+  const previous = owner?.kind === KIND && owner.name === dj.metadata.name;
+  if (previous || obj.metadata?.deletionTimestamp) {
+    const message = `the ${kind} ${obj.metadata?.name} of an earlier DistillationJob of this name is being deleted`;
+    return { message, final: false };
+  }
+  const error = new NameConflictError(kind, obj.metadata?.name ?? "", dj.metadata.namespace, obj);
+  return { message: error.message, final: true };
+}
+
 const objectRef = (dj: { metadata: { name: string; namespace: string; uid: string } }) => {
   const { name, namespace, uid } = dj.metadata;
   return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } };
@@ -198,12 +222,29 @@ export class Reconciler {
     const dj = load(raw);
     if (typeof dj === "string") return { invalid: dj, raw };
     dj.status = this.statusWriter.previous(key, dj, raw.status ?? {});
-    return {
+    const jobName = this.jobNameOf(dj);
+    const job = this.o.reader.job(namespace, jobName);
+    const configMap = this.o.reader.configMap(namespace, configMapNameFor(name));
+    const scope: ReconcileScope = {
       key,
       dj,
-      cachedJob: this.o.reader.job(namespace, jobNameFor(name)),
-      cachedConfigMap: this.o.reader.configMap(namespace, configMapNameFor(name)),
+      jobName,
+      cachedJob: isControlledBy(job, dj.metadata.uid) ? job : undefined,
+      cachedConfigMap: isControlledBy(configMap, dj.metadata.uid) ? configMap : undefined,
     };
+    const foreign =
+      (job && !scope.cachedJob && { kind: "Job", obj: job }) ||
+      (configMap && !scope.cachedConfigMap && { kind: "ConfigMap", obj: configMap });
+    if (foreign) scope.conflict = conflictOf(dj, foreign.kind, foreign.obj);
+    return scope;
+  }
+
+  /** The child Job's name: the injective one, or the legacy one an existing Job of this job already has. */
+  private jobNameOf(dj: OwnerJob): string {
+    const { namespace, name, uid } = dj.metadata;
+    const legacy = legacyJobNameFor(name);
+    if (legacy && isControlledBy(this.o.reader.job(namespace, legacy), uid)) return legacy;
+    return jobNameFor(name);
   }
 
   /** A finished job (its final status uncontradicted by the cluster) only waits for its TTL. */
@@ -222,16 +263,26 @@ export class Reconciler {
 
   /** Phase: apply the ConfigMap and the Job; a failure is kept in the scope (and on the Synced condition). */
   private async applyChildren(scope: ReconcileScope): Promise<void> {
-    const { dj, cachedJob } = scope;
+    const { dj, cachedJob, conflict } = scope;
+    if (conflict) {
+      // Nothing of someone else's is adopted, patched or deleted: the job waits, or fails naming the object.
+      const pods = this.pods(cachedJob);
+      scope.observed = conflict.final
+        ? { job: cachedJob, pods, conflict: conflict.message }
+        : { job: cachedJob, pods, previousChildren: conflict.message };
+      return;
+    }
     try {
       await applyConfigMap(this.o.writer, desiredConfigMap(dj), scope.cachedConfigMap);
-      const job = await applyJob(this.o.writer, desiredJob(dj, this.o, cachedJob?.spec?.suspend), cachedJob);
-      scope.observed = { job, pods: this.pods(dj) };
+      const desired = desiredJob(dj, this.o, cachedJob?.spec?.suspend, scope.jobName);
+      const job = await applyJob(this.o.writer, desired, cachedJob);
+      scope.observed = { job, pods: this.pods(job) };
     } catch (error) {
-      scope.observed = { job: cachedJob, pods: this.pods(dj) };
+      scope.observed = { job: cachedJob, pods: this.pods(cachedJob) };
       // Refused as invalid before the trainer Job exists: final (Failed/InvalidSpec), not retried.
       const refused = refusalMessage(error);
-      if (refused !== undefined && !cachedJob) scope.observed.refused = refused;
+      if (error instanceof NameConflictError) scope.observed.conflict = error.message;
+      else if (refused !== undefined && !cachedJob) scope.observed.refused = refused;
       else scope.applyError = error;
     }
     scope.observed.events = this.jobEvents(scope.observed.job);
@@ -306,9 +357,10 @@ export class Reconciler {
     if (seconds !== undefined) this.o.onFinished?.(status.phase!, seconds);
   }
 
-  /** The pods of the job's child Job. */
-  private pods(dj: OwnerJob): V1Pod[] {
-    return this.o.reader.pods(dj.metadata.namespace, dj.metadata.name);
+  /** The pods the child Job controls. */
+  private pods(job: V1Job | undefined): V1Pod[] {
+    const namespace = job?.metadata?.namespace;
+    return job && namespace ? this.o.reader.pods(namespace, job) : [];
   }
 
   /** The child Job's FailedCreate events (this Job's, by uid: not those of an earlier one of the same name). */
@@ -345,7 +397,8 @@ export class Reconciler {
     );
     this.forget(key);
     const previous = current ?? {};
-    if (isTerminal(previous.phase) || this.o.reader.job(namespace, jobNameFor(name))) return {};
+    const job = this.o.reader.job(namespace, jobNameFor(name));
+    if (isTerminal(previous.phase) || isControlledBy(job, uid)) return {};
     const status = invalidSpecStatus(previous, message, this.now().toISOString(), generation);
     await this.o.writer.applyStatus(namespace, name, status);
     this.o.log?.("warn", "invalid spec", { namespace, name, message });

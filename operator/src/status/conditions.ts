@@ -33,6 +33,7 @@ export const REASONS = {
   JobCreated: "transient",
   PodPending: "transient",
   Retrying: "normal",
+  PreviousChildDeleting: "normal",
   // Running, suspended.
   TrainerRunning: "normal",
   Suspended: "normal",
@@ -55,6 +56,7 @@ export const REASONS = {
   BadConfig: "terminal",
   BadData: "terminal",
   InvalidSpec: "terminal",
+  NameConflict: "terminal",
   // Synced.
   Applied: "normal",
   ApplyFailed: "warning",

@@ -19,6 +19,10 @@ export interface Observed {
   refused?: string;
   /** FailedCreate events of the child Job (the Job controller could not create its pod: quota, PriorityClass). */
   events?: CoreV1Event[];
+  /** A child's name is taken by an object this DistillationJob does not control (controller/ownership.ts). */
+  conflict?: string;
+  /** A child's name is still held by the children of an earlier DistillationJob of this name, being deleted. */
+  previousChildren?: string;
 }
 
 /** What the child Job and its pods say right now. */
@@ -206,6 +210,16 @@ function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[])
 
 export function observe(dj: OwnerJob, observed: Observed): Observation {
   const { job, pods } = observed;
+  if (observed.conflict !== undefined) {
+    return { phase: "Failed", reason: "NameConflict", message: truncateMessage(observed.conflict) };
+  }
+  if (observed.previousChildren !== undefined) {
+    return {
+      phase: "Pending",
+      reason: "PreviousChildDeleting",
+      message: truncateMessage(observed.previousChildren),
+    };
+  }
   if (!job && observed.refused !== undefined) {
     const message = `the apiserver refused the trainer's children: ${observed.refused}`;
     return { phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };

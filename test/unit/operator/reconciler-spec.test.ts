@@ -156,7 +156,12 @@ describe("a status the cluster contradicts", () => {
       ],
     };
     const c = cluster({}, spoofed);
-    c.state.job = { metadata: { name: "j", namespace: "ns" }, spec: { template: {} }, status: { active: 1 } };
+    const owner = { apiVersion: "v1", kind: "DistillationJob", name: "j", uid: "u1", controller: true };
+    c.state.job = {
+      metadata: { name: "j", namespace: "ns", ownerReferences: [owner] },
+      spec: { template: {} },
+      status: { active: 1 },
+    };
     c.state.pods = [pod("p", { phase: "Running" })];
     await c.reconciler.reconcile("ns/j");
     const s = c.status()!;
@@ -225,5 +230,61 @@ describe("runPolicy.pendingDeadlineSeconds", () => {
       reason: "ExceededQuota",
       message: event.message,
     });
+  });
+});
+
+describe("ownership before trust", () => {
+  const ownedBy = (uid: string, name = "j") => [
+    { apiVersion: "distillation.mokd.io/v1alpha1", kind: "DistillationJob", name, uid, controller: true },
+  ];
+
+  it("fails NameConflict and touches nothing when a Job of its name is not its own (labels copied or not)", async () => {
+    const c = cluster({});
+    const userJob: V1Job = {
+      metadata: { name: "j", namespace: "ns", labels: { "app.kubernetes.io/managed-by": "mokd-operator" } },
+      spec: { template: {} },
+      status: { succeeded: 1, conditions: [{ type: "Complete", status: "True" }] },
+    };
+    c.state.job = userJob;
+    c.state.pods = [pod("p", { phase: "Succeeded" })];
+    await c.reconciler.reconcile("ns/j");
+    expect(c.status()?.phase).toBe("Failed");
+    expect(findCondition(c.status()?.conditions, "Failed")?.reason).toBe("NameConflict");
+    expect(findCondition(c.status()?.conditions, "Failed")?.message).toMatch(/a Job named j already exists/);
+    expect(c.status()?.result).toBeUndefined();
+    expect(c.writes).toEqual(["status"]);
+    expect(c.state.job).toBe(userJob);
+  });
+
+  it("fails NameConflict for a ConfigMap of its config's name controlled by another DistillationJob", async () => {
+    const c = cluster({});
+    c.state.cm = { metadata: { name: "j-config", namespace: "ns", ownerReferences: ownedBy("other", "x") } };
+    await c.reconciler.reconcile("ns/j");
+    expect(findCondition(c.status()?.conditions, "Failed")?.reason).toBe("NameConflict");
+    expect(c.writes).toEqual(["status"]);
+  });
+
+  it("fails NameConflict when the apiserver shows a child the cache does not (no adoption by apply)", async () => {
+    const { NameConflictError } = await import("../../../operator/src/controller/ownership.ts");
+    const c = cluster({}, undefined, new NameConflictError("Job", "j", "ns", undefined) as never);
+    await c.reconciler.reconcile("ns/j");
+    expect(findCondition(c.status()?.conditions, "Failed")?.reason).toBe("NameConflict");
+  });
+
+  it("waits while the Job of an earlier DistillationJob of the same name is garbage-collected", async () => {
+    const c = cluster({});
+    c.state.job = { metadata: { name: "j", namespace: "ns", ownerReferences: ownedBy("old-uid") } };
+    await c.reconciler.reconcile("ns/j");
+    expect(c.status()?.phase).toBe("Pending");
+    expect(findCondition(c.status()?.conditions, "Running")?.reason).toBe("PreviousChildDeleting");
+    expect(c.writes).toEqual(["status"]);
+  });
+
+  it("reads only the pods of its own Job", async () => {
+    const c = cluster({});
+    const pods: string[] = [];
+    c.reader.pods = (_ns, job) => (pods.push(job.metadata!.uid ?? "none"), []);
+    await c.reconciler.reconcile("ns/j");
+    expect(pods.length).toBeGreaterThan(0);
   });
 });
