@@ -12,7 +12,7 @@ import {
   type DistillationJobStatus,
   type Phase,
 } from "../../../api/v1alpha1/index.ts";
-import { configMapNameFor, jobNameFor, keyOf, legacyJobNameFor, splitKey } from "../names.ts";
+import { configMapNameFor, FIELD_MANAGER, jobNameFor, keyOf, legacyJobNameFor, splitKey } from "../names.ts";
 import type { OwnerJob } from "../owner-job.ts";
 import { trainerStatusFor } from "../progress/document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
@@ -29,6 +29,8 @@ import {
 } from "../status/derive.ts";
 import { applyConfigMap, applyJob, desiredConfigMap, desiredJob, type ChildOptions } from "./children.ts";
 import type { ClusterWriter } from "./kube.ts";
+import { checkedStatus, foreignStatusFields, withoutFields } from "../status/trust.ts";
+import { sameJson } from "./canonical.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
 import { refusalMessage } from "./refusal.ts";
 import { StatusWriter } from "./status-writer.ts";
@@ -89,6 +91,12 @@ export interface ReconcileScope {
   cachedConfigMap: V1ConfigMap | undefined;
   /** Why the children are not applied: a foreign object holds a name (final), or an earlier one's (wait). */
   conflict?: { message: string; final: boolean };
+  /** Being deleted (a finalizer holds it): nothing is applied, the status stays honest until it is gone. */
+  deleting: boolean;
+  /** Status fields other field managers wrote: dropped before deriving, and removed from the object. */
+  foreignFields: string[];
+  /** The stored status did not pass the checks (status/trust.ts): it is written even if nothing else changed. */
+  untrusted: boolean;
   /** The children after the apply (or as cached, when it failed). */
   observed?: Observed;
   /** Why the apply failed, when it did (and the job still needs its children). */
@@ -153,6 +161,36 @@ function load(raw: unknown): OwnerJob | string {
   }
 }
 
+/** Drops other managers' fields and checks the rest (status/trust.ts). */
+function trustedStatus(
+  status: DistillationJobStatus,
+  foreignFields: readonly string[],
+  now: string,
+): DistillationJobStatus {
+  const checked = checkedStatus(withoutFields(status, foreignFields), now);
+  // A final status needs its completion time (the TTL counts from it): when it was not believable, from now.
+  return isTerminal(checked.phase) && !checked.completionTime ? { ...checked, completionTime: now } : checked;
+}
+
+/**
+ * Why the run restarts from outside, if it does: its Job was deleted (we create it again), or suspended by
+ * someone other than runPolicy or Kueue (we resume it). The Job controller's counts start again either way.
+ */
+function restartOf(dj: OwnerJob, cached: V1Job | undefined, desired: V1Job): string | undefined {
+  const previous = dj.status ?? {};
+  const checkpoints =
+    "from its last checkpoint if spec.output.checkpointPath is on a volume, else from the start";
+  const ranBefore = findCondition(previous.conditions, ConditionType.Created)?.status === "True";
+  if (!cached && ranBefore && previous.jobName && !isTerminal(previous.phase)) {
+    return `the trainer Job ${previous.jobName} was deleted by someone; a new one is created and training restarts ${checkpoints}`;
+  }
+  const resumedByUs = cached?.spec?.suspend === true && desired.spec?.suspend === false;
+  if (resumedByUs && !dj.spec.queueName && previous.phase !== "Suspended") {
+    return `someone suspended the trainer Job ${cached.metadata?.name}, which stopped its pod; it is resumed and training restarts ${checkpoints}`;
+  }
+  return undefined;
+}
+
 /**
  * A child's name held by an object this job does not control: final (NameConflict), unless it is the child of
  * an earlier DistillationJob of the same name on its way out (the garbage collector removes it; then we apply).
@@ -202,7 +240,10 @@ export class Reconciler {
     const scope = this.scopeFor(key);
     if (!scope) return this.forget(key);
     if ("invalid" in scope) return this.rejectInvalid(key, scope.raw, scope.invalid);
-    if (this.isFinished(scope)) return this.expire(scope.dj);
+    if (this.isFinished(scope)) {
+      if (scope.untrusted) await this.writeStatus({ ...scope, status: scope.dj.status! });
+      return scope.deleting ? {} : this.expire(scope.dj);
+    }
     for (const phase of this.phases) await phase(scope);
     // Always-patch (as Cluster API's reconcilers do): a failed apply still ends in a derived status, with a
     // Synced condition that says what failed; the error is then returned, so the key is retried with backoff.
@@ -217,11 +258,17 @@ export class Reconciler {
   private scopeFor(key: string): ReconcileScope | { invalid: string; raw: unknown } | undefined {
     const { namespace, name } = splitKey(key);
     const raw = this.o.reader.distillationJob(namespace, name) as
-      { metadata?: { deletionTimestamp?: unknown }; status?: DistillationJobStatus } | undefined;
-    if (!raw || raw.metadata?.deletionTimestamp) return undefined;
+      | {
+          metadata?: { deletionTimestamp?: unknown; managedFields?: unknown };
+          status?: DistillationJobStatus;
+        }
+      | undefined;
+    if (!raw) return undefined;
     const dj = load(raw);
-    if (typeof dj === "string") return { invalid: dj, raw };
-    dj.status = this.statusWriter.previous(key, dj, raw.status ?? {});
+    if (typeof dj === "string") return raw.metadata?.deletionTimestamp ? undefined : { invalid: dj, raw };
+    const previous = this.statusWriter.previous(key, dj, raw.status ?? {});
+    const foreignFields = foreignStatusFields(raw.metadata, FIELD_MANAGER);
+    dj.status = trustedStatus(previous, foreignFields, this.now().toISOString());
     const jobName = this.jobNameOf(dj);
     const job = this.o.reader.job(namespace, jobName);
     const configMap = this.o.reader.configMap(namespace, configMapNameFor(name));
@@ -231,6 +278,9 @@ export class Reconciler {
       jobName,
       cachedJob: isControlledBy(job, dj.metadata.uid) ? job : undefined,
       cachedConfigMap: isControlledBy(configMap, dj.metadata.uid) ? configMap : undefined,
+      deleting: Boolean(raw.metadata?.deletionTimestamp),
+      foreignFields,
+      untrusted: !sameJson(previous, dj.status),
     };
     const foreign =
       (job && !scope.cachedJob && { kind: "Job", obj: job }) ||
@@ -254,16 +304,25 @@ export class Reconciler {
     return true;
   }
 
-  /** Phase: someone else's final status on a running job: remove its claims; the derived status replaces the rest. */
-  private async clearClaims({ dj, cachedJob }: ReconcileScope): Promise<void> {
-    if (!contradictedByCluster(dj.status ?? {}, cachedJob)) return;
+  /**
+   * Phase: status fields someone else wrote, and someone else's final status on a running job, are removed (a
+   * merge patch: server-side apply leaves other managers' fields in place); the derived status replaces them.
+   */
+  private async clearClaims({ dj, cachedJob, foreignFields }: ReconcileScope): Promise<void> {
+    const claims = contradictedByCluster(dj.status ?? {}, cachedJob) ? CLAIMED_STATUS_FIELDS : [];
+    const fields = [...new Set([...claims, ...foreignFields])];
+    if (fields.length === 0) return;
     const { namespace, name } = dj.metadata;
-    await this.o.writer.clearStatus?.(namespace, name, CLAIMED_STATUS_FIELDS);
+    await this.o.writer.clearStatus?.(namespace, name, fields);
   }
 
   /** Phase: apply the ConfigMap and the Job; a failure is kept in the scope (and on the Synced condition). */
   private async applyChildren(scope: ReconcileScope): Promise<void> {
     const { dj, cachedJob, conflict } = scope;
+    if (scope.deleting) {
+      scope.observed = { job: cachedJob, pods: this.pods(cachedJob) };
+      return;
+    }
     if (conflict) {
       // Nothing of someone else's is adopted, patched or deleted: the job waits, or fails naming the object.
       const pods = this.pods(cachedJob);
@@ -276,14 +335,19 @@ export class Reconciler {
       await applyConfigMap(this.o.writer, desiredConfigMap(dj), scope.cachedConfigMap);
       const desired = desiredJob(dj, this.o, cachedJob?.spec?.suspend, scope.jobName);
       const job = await applyJob(this.o.writer, desired, cachedJob);
-      scope.observed = { job, pods: this.pods(job) };
+      const restart = restartOf(dj, cachedJob, desired);
+      scope.observed = { job, pods: this.pods(job), ...(restart ? { restarted: true } : {}) };
+      if (restart) this.o.events.record(objectRef(dj), "Warning", "Restarted", restart);
     } catch (error) {
       scope.observed = { job: cachedJob, pods: this.pods(cachedJob) };
       // Refused as invalid before the trainer Job exists: final (Failed/InvalidSpec), not retried.
       const refused = refusalMessage(error);
       if (error instanceof NameConflictError) scope.observed.conflict = error.message;
       else if (refused !== undefined && !cachedJob) scope.observed.refused = refused;
-      else scope.applyError = error;
+      else {
+        scope.applyError = error;
+        scope.observed.applyError = errorMessage(error);
+      }
     }
     scope.observed.events = this.jobEvents(scope.observed.job);
   }
@@ -300,14 +364,20 @@ export class Reconciler {
       now,
       this.o.scraper?.latest(key),
     );
-    // A job that has finished needs no children any more: an apply failing then is no failure of the job.
-    if (isTerminal(derived.phase)) scope.applyError = undefined;
+    // A job that has finished needs no children any more: an apply failing then is no failure of the job, and
+    // Synced keeps saying how the last apply went (never "applied" for children that never were).
+    if (isTerminal(derived.phase)) {
+      scope.applyError = undefined;
+      scope.status = derived;
+      return;
+    }
     scope.status = withSynced(derived, scope.applyError, now, dj.metadata.generation);
   }
 
   /** Phase: a job that failed without its Job (pendingDeadlineSeconds) suspends it: the Job controller removes its pod. */
-  private async stopUnfinished({ status, observed }: ReconcileScope): Promise<void> {
+  private async stopUnfinished({ status, observed, deleting }: ReconcileScope): Promise<void> {
     const job = observed?.job;
+    if (deleting) return;
     const { namespace, name } = job?.metadata ?? {};
     if (!isTerminal(status?.phase) || !job || !namespace || !name || jobFinished(job) || job.spec?.suspend)
       return;
@@ -336,10 +406,20 @@ export class Reconciler {
   }
 
   /** The deferred status write, then its events. */
-  private async writeStatus({ key, dj, status, applyError }: ReconcileScope): Promise<ReconcileResult> {
+  private async writeStatus(scope: ReconcileScope): Promise<ReconcileResult> {
+    const { key, dj, status, applyError, untrusted } = scope;
     const previous = dj.status ?? {};
-    const outcome = await this.statusWriter.write(key, dj, status!, applyError !== undefined);
-    if (outcome.written) this.announce(dj, previous, status!);
+    const outcome = await this.statusWriter.write(key, dj, status!, applyError !== undefined, untrusted);
+    if (outcome.refused !== undefined) {
+      const message = `the apiserver refused the derived status (a minimal one was written instead): ${outcome.refused}`;
+      this.o.events.record(objectRef(dj), "Warning", "StatusRefused", truncateMessage(message));
+      this.o.log?.("warn", "status refused", {
+        namespace: dj.metadata.namespace,
+        name: dj.metadata.name,
+        message,
+      });
+    }
+    if (outcome.written) this.announce(dj, previous, outcome.written);
     return outcome.requeueAfterMs !== undefined ? { requeueAfterMs: outcome.requeueAfterMs } : {};
   }
 

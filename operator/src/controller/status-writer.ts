@@ -2,6 +2,7 @@
 // one for a moment so a burst costs one write per job; remember what we wrote, because the informer cache may
 // not have caught up with it when the next reconcile runs.
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
+import { KubeApiError } from "../lib/kube-http.ts";
 import type { OwnerJob } from "../owner-job.ts";
 import { findCondition, isTransientReason } from "../status/conditions.ts";
 import { sameJson } from "./canonical.ts";
@@ -28,10 +29,39 @@ export function isTransient(status: DistillationJobStatus): boolean {
   return status.phase === "Pending" && isTransientReason(findCondition(status.conditions, "Running")?.reason);
 }
 
-/** What a write did: written (announce it), or held until `requeueAfterMs`, or nothing changed. */
+/** What a write did: what it wrote (announce it), or held until `requeueAfterMs`, or nothing changed. */
 export interface WriteOutcome {
-  written: boolean;
+  written?: DistillationJobStatus;
   requeueAfterMs?: number;
+  /** The apiserver's message when it refused the derived status (a minimal one was written instead). */
+  refused?: string;
+}
+
+/** HTTP statuses of a status the apiserver will refuse again: bad request, too large, invalid. */
+const REFUSED = new Set([400, 413, 422]);
+
+/**
+ * What is left of a status the apiserver refused: the phase and the conditions with their reasons, each message
+ * replaced by a plain one (whatever broke the write cannot be in it); no result, progress or trainerStatus.
+ */
+export function minimalStatus(status: DistillationJobStatus): DistillationJobStatus {
+  const { phase, observedGeneration, startTime, completionTime, attempts, jobName } = status;
+  const conditions = status.conditions?.map((c) => ({
+    ...c,
+    message:
+      c.message ? `${c.reason} (details refused by the apiserver: see the job's events)` : "",
+  }));
+  return Object.fromEntries(
+    Object.entries({
+      phase,
+      conditions,
+      observedGeneration,
+      startTime,
+      completionTime,
+      attempts,
+      jobName,
+    }).filter(([, v]) => v !== undefined),
+  ) as DistillationJobStatus;
 }
 
 export class StatusWriter {
@@ -73,24 +103,40 @@ export class StatusWriter {
     return held?.uid === dj.metadata.uid ? held.status : undefined;
   }
 
-  /** Writes a changed status, unless it is transient and young: then says when to come back and write it. */
+  /**
+   * Writes a changed status, unless it is transient and young: then says when to come back and write it.
+   * `force`: write even an unchanged status (the stored one did not pass the checks). A status the apiserver
+   * refuses as invalid falls back to minimalStatus (never to silence and an endless retry).
+   */
   async write(
     key: string,
     dj: OwnerJob,
     status: DistillationJobStatus,
     urgent = false,
+    force = false,
   ): Promise<WriteOutcome> {
-    if (sameJson(dj.status ?? {}, status)) {
+    if (!force && sameJson(dj.status ?? {}, status)) {
       this.held.delete(key);
-      return { written: false };
+      return {};
     }
-    const waitMs = urgent ? 0 : this.holdTime(key, dj.metadata.uid, status);
-    if (waitMs > 0) return { written: false, requeueAfterMs: waitMs };
+    const waitMs = urgent || force ? 0 : this.holdTime(key, dj.metadata.uid, status);
+    if (waitMs > 0) return { requeueAfterMs: waitMs };
     this.held.delete(key);
+    try {
+      await this.apply(key, dj, status);
+      return { written: status };
+    } catch (error) {
+      if (!(error instanceof KubeApiError) || !REFUSED.has(error.status)) throw error;
+      const minimal = minimalStatus(status);
+      await this.apply(key, dj, minimal);
+      return { written: minimal, refused: error.message };
+    }
+  }
+
+  private async apply(key: string, dj: OwnerJob, status: DistillationJobStatus): Promise<void> {
     const { namespace, name, uid } = dj.metadata;
     const resourceVersion = await this.writer.applyStatus(namespace, name, status);
     if (resourceVersion) this.written.set(key, { uid, basedOn: dj.metadata.resourceVersion, status });
-    return { written: true };
   }
 
   forget(key: string): void {

@@ -44,9 +44,11 @@ export function syncedEvent(
 
 /** Every event a written status change announces, in order. */
 export function eventsFor(previous: DistillationJobStatus, next: DistillationJobStatus): PlannedEvent[] {
-  return [phaseEvent(previous, next), syncedEvent(previous, next)].filter(
-    (e): e is PlannedEvent => e !== undefined,
-  );
+  const phase = phaseEvent(previous, next);
+  const synced = syncedEvent(previous, next);
+  // An apply failing before any Job exists is also the phase's reason: one event says it.
+  const same = phase && synced && phase.reason === synced.reason;
+  return [phase, same ? undefined : synced].filter((e): e is PlannedEvent => e !== undefined);
 }
 
 /** Seconds from start to completion of a job that just finished (for the duration histogram). */

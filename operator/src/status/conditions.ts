@@ -33,6 +33,7 @@ export const REASONS = {
   JobCreated: "transient",
   PodPending: "transient",
   Retrying: "normal",
+  TrainerFinished: "normal",
   PreviousChildDeleting: "normal",
   // Running, suspended.
   TrainerRunning: "normal",
@@ -60,6 +61,9 @@ export const REASONS = {
   // Synced.
   Applied: "normal",
   ApplyFailed: "warning",
+  // Events only.
+  Restarted: "warning",
+  StatusRefused: "warning",
 } as const satisfies Record<string, ReasonClass>;
 export type Reason = keyof typeof REASONS;
 

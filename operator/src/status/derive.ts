@@ -23,6 +23,10 @@ export interface Observed {
   conflict?: string;
   /** A child's name is still held by the children of an earlier DistillationJob of this name, being deleted. */
   previousChildren?: string;
+  /** Why applying the children failed this time (the error is retried; with no Job yet it is the reason). */
+  applyError?: string;
+  /** The run was restarted from outside: its Job deleted and created again, or suspended and resumed. */
+  restarted?: boolean;
 }
 
 /** What the child Job and its pods say right now. */
@@ -43,8 +47,18 @@ export function toIso(time: Date | string | undefined): string | undefined {
   return typeof time === "string" ? time : time.toISOString();
 }
 
-export const truncateMessage = (s: string) =>
-  s.length > MAX_MESSAGE ? s.slice(0, MAX_MESSAGE - 1) + "…" : s;
+/**
+ * At most MAX_MESSAGE UTF-16 units, cut on a code point boundary (a split surrogate pair is invalid Unicode, which
+ * the apiserver refuses: the whole status write would fail); lone surrogates in the input become U+FFFD.
+ */
+export function truncateMessage(s: string): string {
+  const text = s.toWellFormed();
+  if (text.length <= MAX_MESSAGE) return text;
+  let end = MAX_MESSAGE - 1;
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--; // a high surrogate whose pair would be cut off
+  return text.slice(0, end) + "…";
+}
 
 function trueJobCondition(job: V1Job, ...types: string[]): V1JobCondition | undefined {
   return job.status?.conditions?.find((c) => types.includes(c.type) && c.status === "True");
@@ -197,12 +211,19 @@ function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[])
     return { phase: "Pending", reason: "PodPending", message: `pod ${pod.metadata?.name} is starting` };
   }
   if (job.spec?.suspend) return suspended(dj);
+  const finished = newestFirst(pods).find((p) => p.status?.phase === "Succeeded");
+  if (finished || (job.status?.succeeded ?? 0) > 0) {
+    // Between the trainer's exit and the Job controller's Complete condition: done, not "creating its pod".
+    const message = `the trainer finished${finished ? ` (pod ${finished.metadata?.name})` : ""}; the Job controller is completing Job ${job.metadata?.name}`;
+    return { phase: "Running", reason: "TrainerFinished", message };
+  }
   const refused = podCreationFailure(pods, events);
   if (refused) return refused;
-  if ((job.status?.failed ?? 0) > 0) {
+  const lastPod = newestFirst(pods)[0];
+  if ((job.status?.failed ?? 0) > 0 || lastPod?.status?.phase === "Failed") {
     const trainer = trainerMessage(lastTermination(pods, "Failed")?.message);
-    const message =
-      `retrying after ${job.status?.failed} failed attempt(s)` + (trainer ? `; trainer: ${trainer}` : "");
+    const failed = Math.max(job.status?.failed ?? 0, 1);
+    const message = `retrying after ${failed} failed attempt(s)` + (trainer ? `; trainer: ${trainer}` : "");
     return { phase: "Pending", reason: "Retrying", message: truncateMessage(message) };
   }
   return { phase: "Pending", reason: "JobCreated", message: `Job ${job.metadata?.name} is creating its pod` };
@@ -224,6 +245,10 @@ export function observe(dj: OwnerJob, observed: Observed): Observation {
     const message = `the apiserver refused the trainer's children: ${observed.refused}`;
     return { phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };
   }
+  if (!job && observed.applyError !== undefined) {
+    const message = `creating the trainer's ConfigMap or Job failed (retried): ${observed.applyError}`;
+    return { phase: "Pending", reason: "ApplyFailed", message: truncateMessage(message) };
+  }
   if (!job) return { phase: "Pending", reason: "Creating", message: "creating the trainer Job" };
   const failed = trueJobCondition(job, "Failed", "FailureTarget");
   if (failed) return failure(job, failed, pods);
@@ -231,10 +256,15 @@ export function observe(dj: OwnerJob, observed: Observed): Observation {
   return active(dj, job, pods, observed.events);
 }
 
-/** Pods started so far; never less than reported before (a suspend deletes pods and resets `active`). */
-function attempts(previous: number | undefined, job: V1Job | undefined, pods: V1Pod[]): number {
-  const s = job?.status;
-  return Math.max(previous ?? 0, (s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0), pods.length);
+/**
+ * Pods started so far; never less than reported before (a suspend deletes pods and resets `active`); one more
+ * for a run restarted from outside (its Job replaced or suspended and resumed: its counts start again).
+ */
+function attempts(previous: number | undefined, observed: Observed): number {
+  const s = observed.job?.status;
+  const counted = (s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0);
+  const before = (previous ?? 0) + (observed.restarted ? 1 : 0);
+  return Math.max(before, counted, observed.pods.length);
 }
 
 export const jobFinished = (job: V1Job) =>
@@ -397,7 +427,7 @@ export function deriveStatus(
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     ...(startTime ? { startTime } : {}),
     ...(isTerminal(o.phase) ? { completionTime: completionTime(job, now) } : {}),
-    attempts: attempts(previous.attempts, job, observed.pods),
+    attempts: attempts(previous.attempts, observed),
     ...(job?.metadata?.name
       ? { jobName: job.metadata.name }
       : previous.jobName
