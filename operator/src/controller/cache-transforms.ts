@@ -14,18 +14,34 @@ function slimMeta(meta: V1ObjectMeta | undefined): V1ObjectMeta | undefined {
   return { ...meta, annotations: rest };
 }
 
-/** Pods: metadata, phase, IP, the PodScheduled condition and each container's name and state. */
+/** Pod conditions status derivation reads: scheduling, and a lost node (Ready=False, eviction). */
+const POD_CONDITIONS = new Set(["PodScheduled", "Ready", "DisruptionTarget"]);
+
+/**
+ * Pods: metadata, the node and its not-ready/unreachable tolerations, phase, IP, the conditions of
+ * POD_CONDITIONS and each container's name and state.
+ */
 export function slimPod(pod: V1Pod): V1Pod {
   const status = pod.status;
+  const tolerations = pod.spec?.tolerations?.filter((t) => t.key?.startsWith("node.kubernetes.io/"));
   return {
     metadata: slimMeta(pod.metadata),
+    ...(pod.spec
+      ? {
+          spec: {
+            containers: [],
+            ...(pod.spec.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+            ...(tolerations?.length ? { tolerations } : {}),
+          },
+        }
+      : {}),
     ...(status
       ? {
           status: {
             phase: status.phase,
             podIP: status.podIP,
             conditions: status.conditions
-              ?.filter((c) => c.type === "PodScheduled")
+              ?.filter((c) => POD_CONDITIONS.has(c.type))
               .map(({ type, status: s, reason, message }) => ({ type, status: s, reason, message })),
             containerStatuses: status.containerStatuses?.map(
               (c) =>

@@ -14,6 +14,8 @@ export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
 
 export interface ChildOptions {
   trainerImage?: string;
+  /** tolerationSeconds for the not-ready/unreachable NoExecute taints on trainer pods (unset or 0: none). */
+  nodeLossTolerationSeconds?: number;
   /** CPU/memory for trainer containers whose spec leaves them out (builders/job.ts DEFAULT_RESOURCES). */
   resourceDefaults?: ResourceDefaults;
 }
@@ -40,6 +42,23 @@ const configMapCurrent = (desired: V1ConfigMap, actual?: V1ConfigMap) =>
   hashMatches(desired, actual) &&
   (actual!.metadata?.annotations?.[OBSERVED_DATA_HASH] ?? dataHashOf(actual!)) === dataHashOf(desired);
 
+/** The taints the node lifecycle controller puts on a node that stopped responding. */
+export const NODE_LOSS_TAINTS = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] as const;
+
+/** Tolerates a lost node for `seconds` (not the 300 s default), unless the spec sets its own for that taint. */
+function withNodeLossTolerations(job: V1Job, seconds: number | undefined): void {
+  const pod = job.spec?.template.spec;
+  if (!pod || !seconds) return;
+  const own = new Set((pod.tolerations ?? []).map((t) => t.key));
+  const added = NODE_LOSS_TAINTS.filter((key) => !own.has(key)).map((key) => ({
+    key,
+    operator: "Exists",
+    effect: "NoExecute",
+    tolerationSeconds: seconds,
+  }));
+  if (added.length) pod.tolerations = [...(pod.tolerations ?? []), ...added];
+}
+
 export const desiredConfigMap = (dj: OwnerJob) => withHash(buildConfigMap(dj));
 
 /** The desired Job; `name` keeps the name an existing Job of this DistillationJob has (legacyJobNameFor). */
@@ -55,6 +74,7 @@ export function desiredJob(
     ...(options.resourceDefaults ? { resourceDefaults: options.resourceDefaults } : {}),
   });
   if (name) job.metadata = { ...job.metadata, name };
+  withNodeLossTolerations(job, options.nodeLossTolerationSeconds);
   return withHash(job);
 }
 

@@ -137,6 +137,7 @@ export class Manager {
       events: this.events,
       scraper: this.scraper,
       trainerImage: config.trainerImage,
+      nodeLossTolerationSeconds: config.nodeLossTolerationSeconds,
       resourceDefaults: resourceDefaultsOf(config),
       onFinished: (phase, seconds) => metrics.jobDuration.observe({ phase }, seconds),
       log: (level, message, meta) => log.log(level, message, meta),

@@ -48,8 +48,7 @@ export function minimalStatus(status: DistillationJobStatus): DistillationJobSta
   const { phase, observedGeneration, startTime, completionTime, attempts, jobName } = status;
   const conditions = status.conditions?.map((c) => ({
     ...c,
-    message:
-      c.message ? `${c.reason} (details refused by the apiserver: see the job's events)` : "",
+    message: c.message ? `${c.reason} (details refused by the apiserver: see the job's events)` : "",
   }));
   return Object.fromEntries(
     Object.entries({

@@ -37,6 +37,7 @@ export const REASONS = {
   PreviousChildDeleting: "normal",
   // Running, suspended.
   TrainerRunning: "normal",
+  NodeUnreachable: "warning",
   Suspended: "normal",
   WaitingForAdmission: "normal",
   Preempted: "normal",
@@ -45,13 +46,24 @@ export const REASONS = {
   ExceededQuota: "warning",
   PriorityClassNotFound: "warning",
   FailedCreate: "warning",
-  // Container waiting reasons of the kubelet that a pod does not leave by itself.
+  // Container waiting reasons of the kubelet (pkg/kubelet/images, kuberuntime, container) that a pod does not
+  // leave by itself, or leaves only to fall back into (ErrImagePull <-> ImagePullBackOff).
   ImagePullBackOff: "stuck",
   ErrImagePull: "stuck",
+  ErrImageNeverPull: "stuck",
   InvalidImageName: "stuck",
+  ImageInspectError: "stuck",
+  RegistryUnavailable: "stuck",
+  SignatureValidationFailed: "stuck",
   CrashLoopBackOff: "stuck",
+  RunContainerError: "stuck",
   CreateContainerConfigError: "stuck",
   CreateContainerError: "stuck",
+  PreCreateHookError: "stuck",
+  PreStartHookError: "stuck",
+  PostStartHookError: "stuck",
+  KillContainerError: "stuck",
+  VerifyNonRootError: "stuck",
   // Finished.
   Completed: "terminal",
   BadConfig: "terminal",

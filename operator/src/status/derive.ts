@@ -35,6 +35,8 @@ export interface Observation {
   reason: string;
   message: string;
   result?: Result;
+  /** Running, but nobody can tell how it goes (its node stopped responding): the Running condition is Unknown. */
+  unknown?: boolean;
 }
 
 const MAX_MESSAGE = 1024;
@@ -151,6 +153,31 @@ function podBlocker(pod: V1Pod): { reason: string; message: string } | undefined
   return undefined;
 }
 
+/** Kubernetes' default tolerationSeconds for a lost node (the DefaultTolerationSeconds admission plugin). */
+const DEFAULT_NODE_LOSS_TOLERATION = 300;
+
+/**
+ * A running trainer whose node stopped responding: the node lifecycle controller marks the pod not ready while
+ * its container still runs as far as anyone knows (the kubelet cannot say otherwise), then evicts it once its
+ * toleration runs out. Says what happens next; undefined for a pod whose node is fine.
+ */
+function nodeLost(pod: V1Pod): string | undefined {
+  const conditions = pod.status?.conditions ?? [];
+  const notReady = conditions.some((c) => c.type === "Ready" && c.status === "False");
+  const evicting = conditions.find((c) => c.type === "DisruptionTarget" && c.status === "True");
+  if (!notReady || !trainerStatus(pod)?.state?.running) return undefined;
+  const node = pod.spec?.nodeName ? `node ${pod.spec.nodeName}` : "its node";
+  const toleration = pod.spec?.tolerations?.find((t) => t.key === "node.kubernetes.io/unreachable");
+  const seconds = toleration?.tolerationSeconds ?? DEFAULT_NODE_LOSS_TOLERATION;
+  const next = evicting
+    ? `Kubernetes is evicting it (${evicting.reason ?? "DisruptionTarget"})`
+    : `Kubernetes evicts it once the node has been unreachable for ${seconds} s`;
+  return (
+    `${node} of pod ${pod.metadata?.name} stopped responding: the trainer's state is unknown. ${next}; the Job ` +
+    "then starts a new pod, which resumes from the last checkpoint if spec.output.checkpointPath is on a volume"
+  );
+}
+
 const eventTime = (e: CoreV1Event) =>
   toIso(e.lastTimestamp) ?? toIso(e.eventTime as Date | string | undefined) ?? toIso(e.firstTimestamp) ?? "";
 
@@ -206,6 +233,8 @@ function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[])
   if (pod) {
     const blocker = podBlocker(pod);
     if (blocker) return { phase: "Pending", ...blocker };
+    const lost = pod.status?.phase === "Running" ? nodeLost(pod) : undefined;
+    if (lost) return { phase: "Running", reason: "NodeUnreachable", message: lost, unknown: true };
     if (pod.status?.phase === "Running")
       return { phase: "Running", reason: "TrainerRunning", message: `pod ${pod.metadata?.name} is running` };
     return { phase: "Pending", reason: "PodPending", message: `pod ${pod.metadata?.name} is starting` };
@@ -375,7 +404,14 @@ function conditionsFor(
     jobExists ? "JobCreated" : "Creating",
     jobExists ? "the trainer Job exists" : "creating the trainer Job",
   );
-  list = set(list, ConditionType.Running, o.phase === "Running", o.reason, o.message);
+  list = o.unknown
+    ? setCondition(
+        list,
+        { type: ConditionType.Running, status: "Unknown", reason: o.reason, message: o.message },
+        now,
+        gen,
+      )
+    : set(list, ConditionType.Running, o.phase === "Running", o.reason, o.message);
   list = optional(list, ConditionType.Suspended, o.phase === "Suspended");
   list = optional(list, ConditionType.Succeeded, o.phase === "Succeeded");
   list = optional(list, ConditionType.Failed, o.phase === "Failed");
