@@ -241,6 +241,8 @@ export class Reconciler {
     if (!scope) return this.forget(key);
     if ("invalid" in scope) return this.rejectInvalid(key, scope.raw, scope.invalid);
     if (this.isFinished(scope)) {
+      // A final status is not derived again, but what others wrote into it is removed all the same.
+      await this.clearClaims(scope);
       if (scope.untrusted) await this.writeStatus({ ...scope, status: scope.dj.status! });
       return scope.deleting ? {} : this.expire(scope.dj);
     }

@@ -319,6 +319,22 @@ describe("status is ours", () => {
     expect(c.status()?.progress).toBeUndefined();
   });
 
+  it("removes a result someone wrote into a final status, once, and writes nothing after", async () => {
+    const done: DistillationJobStatus = {
+      phase: "Succeeded",
+      completionTime: "2025-01-01T00:00:05Z",
+      result: { studentAccuracy: 0.999 },
+    };
+    const c = cluster({}, done);
+    c.state.dj = { ...c.state.dj, metadata: { ...metadataOf(c), managedFields: managed("result") } };
+    await c.reconciler.reconcile("ns/j");
+    expect(c.writes).toEqual(["clear:result", "status"]);
+    expect(c.status()).toEqual({ phase: "Succeeded", completionTime: "2025-01-01T00:00:05Z" });
+    c.state.dj = { ...c.state.dj, metadata: { ...metadataOf(c), managedFields: [] } };
+    await c.reconciler.reconcile("ns/j");
+    expect(c.writes).toEqual(["clear:result", "status"]);
+  });
+
   it.each([
     ["garbage", "garbage"],
     ["the year 2999", "2999-01-01T00:00:00Z"],
