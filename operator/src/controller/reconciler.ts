@@ -359,6 +359,11 @@ export class Reconciler {
     const { key, dj } = scope;
     const now = this.now().toISOString();
     scope.now = now;
+    if (scope.deleting && !scope.observed?.job) {
+      // Its Job already collected (foreground deletion): nothing more to observe, and "creating" would be untrue.
+      scope.status = dj.status ?? {};
+      return;
+    }
     scope.base = this.statusWriter.heldStatus(key, dj) ?? dj.status;
     const derived = deriveStatus(
       { ...dj, status: scope.base },
