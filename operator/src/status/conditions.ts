@@ -19,7 +19,8 @@ export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
 /**
  * - transient: replaced by the Job controller, scheduler or kubelet within moments (Job created -> pod created ->
- *   pod running); a status with one is held back briefly (coalesced) and announces no event.
+ *   pod running; trainer finished -> Job complete); announces no event, and a Pending one is held back briefly
+ *   (coalesced).
  * - normal: a state worth a Normal event.
  * - warning: needs someone to act (a Warning event); the job stays Pending until it is fixed or times out.
  * - stuck: a container waiting reason the pod does not leave by itself: shown as the job's reason, a Warning.
@@ -33,7 +34,7 @@ export const REASONS = {
   JobCreated: "transient",
   PodPending: "transient",
   Retrying: "normal",
-  TrainerFinished: "normal",
+  TrainerFinished: "transient",
   PreviousChildDeleting: "normal",
   // Running, suspended.
   TrainerRunning: "normal",
