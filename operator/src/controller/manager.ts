@@ -82,6 +82,8 @@ export class Manager {
         path: collection(`/apis/${GROUP}/${VERSION}`, PLURAL, ns),
         onEvent: (_t, obj) => this.queue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
         onError: onError("DistillationJob"),
+        // Who else wrote the status is in managedFields: slimDistillationJob keeps just that of them.
+        stripManagedFields: false,
         transform: slimDistillationJob,
       }),
       jobs: watchOwned<V1Job>("/apis/batch/v1", "jobs", "Job", slimJob),

@@ -115,9 +115,12 @@ describe.concurrent("a hostile namespace", () => {
       const done = await jobs.waitPhase("spoof-job", "Failed", 30_000);
       expect(reasonOf(done.status!)).toBe("NameConflict");
       expect(done.status!.result).toBeUndefined();
+      // The Job controller updates the user's Job's status; the operator writes nothing of it.
       const after = await batch.readNamespacedJob({ namespace: ns, name: "spoof-job" });
-      expect(after.metadata!.resourceVersion).toBe(userJob.metadata!.resourceVersion);
       expect(after.metadata!.ownerReferences).toBeUndefined();
+      expect(after.metadata!.labels).toEqual(userJob.metadata!.labels);
+      expect(after.spec!.suspend).toBe(true);
+      expect(after.metadata!.managedFields!.map((m) => m.manager)).not.toContain("mokd-operator");
     });
   });
 
