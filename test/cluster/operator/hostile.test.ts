@@ -17,8 +17,12 @@ import {
 } from "./harness.ts";
 
 const RESULT = { teacherAccuracy: 0.91, studentAccuracy: 0.88, bestEpoch: 2, modelPath: "/output/student" };
-/** No GPU: these pods land on any kwok node and leave the fake GPUs to the other files. */
-const CPU_ONLY = { runtime: { gpus: 0 } };
+/**
+ * No GPU and tiny requests: these pods land on any kwok node and leave the fake GPUs and CPUs to the other files
+ * (the default 1 CPU per pod of ~25 pods here starved the resilience tests' pods: Unschedulable).
+ */
+const SMALL = { requests: { cpu: "10m", memory: "32Mi" }, limits: { cpu: "100m", memory: "64Mi" } };
+const CPU_ONLY = { runtime: { gpus: 0, resources: SMALL } };
 
 let ns: string;
 let jobs: Jobs;
@@ -293,6 +297,7 @@ describe.concurrent("a hostile namespace", () => {
         await jobs.create("lost", {
           runtime: {
             gpus: 0,
+            resources: SMALL,
             nodeSelector: { "mokd.io/lost-node-test": ns },
             tolerations: [{ key: taint.key, operator: "Equal", value: ns, effect: "NoSchedule" }],
           },
