@@ -5,3 +5,4 @@ export * from "./parse.ts";
 export * from "./k8s-formats.ts";
 export * from "./progress.ts";
 export * from "./manifest.ts";
+export * from "./termination.ts";

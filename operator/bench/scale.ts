@@ -5,10 +5,12 @@
 //   npm run bench:scale -- [--jobs 1000] [--gpus 1] [--idle-seconds 30] [--settle-timeout 120] [--no-write] [--profile DIR]
 //                      [--operator-concurrency N] [--operator-root DIR] [--operator-node-options "FLAGS"] [--cold-start]
 //
-// Uses the bed from `npm run testbed:up` when MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR are set, else starts (and
-// stops) one. The operator runs as `node operator/src/main.ts` with a kubeconfig pointing at a counting HTTP
-// proxy in this process (test/cluster/operator-lib/api-proxy.ts, which forwards as admin), so every API request
-// the operator makes is counted exactly, by verb and resource. Results go to docs/benchmarks.md "Operator scale".
+// Runs against the cluster of MOKD_TEST_KUBECONFIG (else KUBECONFIG) as admin; `npm run bench:scale` runs it
+// under `node test/bed/cli.ts run`, which uses the bed from `npm run testbed:up` or starts (and stops) one, so
+// the bench itself imports nothing of the test tree. The operator runs as `node operator/src/main.ts` with a
+// kubeconfig pointing at a counting HTTP proxy in this process (api-proxy.ts, which forwards as admin), so every
+// API request the operator makes is counted exactly, by verb and resource. Results go to docs/benchmarks.md
+// "Operator scale".
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
@@ -19,9 +21,7 @@ import YAML from "yaml";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../../api/v1alpha1/index.ts";
 import { watchResource } from "../src/lib/informer.ts";
 import { KubeHttp, isStatus } from "../src/lib/kube-http.ts";
-import { newWorkDir, startBed, stopBed, type BedState } from "../../test/bed/bed.ts";
-import { ENV_BIN_DIR, ENV_KUBECONFIG } from "../../test/bed/config.ts";
-import { startApiProxy, type ApiProxy } from "../../test/cluster/operator-lib/api-proxy.ts";
+import { startApiProxy, type ApiProxy } from "./api-proxy.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const log = (message: string) => console.error(`[bench:scale] ${message}`);
@@ -80,22 +80,18 @@ const CHART_RUNTIME_ENV = ["MALLOC_ARENA_MAX"] as const;
 
 interface Bed {
   kubeconfig: string;
-  binDir: string;
-  state?: BedState;
 }
 
-async function bed(): Promise<Bed> {
-  const kubeconfig = process.env[ENV_KUBECONFIG];
-  const binDir = process.env[ENV_BIN_DIR];
-  if (kubeconfig && binDir) {
-    log(`using the running test bed (${kubeconfig})`);
-    return { kubeconfig, binDir };
+/** The cluster to measure on: the test bed's (test/bed/cli.ts run sets it), or KUBECONFIG's. */
+function bed(): Bed {
+  const kubeconfig = process.env.MOKD_TEST_KUBECONFIG || process.env.KUBECONFIG;
+  if (!kubeconfig) {
+    throw new Error(
+      "no cluster: run `npm run bench:scale` (it starts a test bed) or set MOKD_TEST_KUBECONFIG",
+    );
   }
-  log(
-    "starting a test bed (set MOKD_TEST_KUBECONFIG/MOKD_TEST_BIN_DIR from `npm run testbed:up` to reuse one)",
-  );
-  const state = await startBed({ workDir: newWorkDir(), log });
-  return { kubeconfig: state.kubeconfig, binDir: state.binDir, state };
+  log(`using the cluster of ${kubeconfig}`);
+  return { kubeconfig };
 }
 
 /** Server-side applies every CRD in crds/ and waits until each is Established. */
@@ -538,12 +534,7 @@ function writeDocs(body: string, r: Result): void {
   log(`wrote ${file}`);
 }
 
-const b = await bed();
-try {
-  const result = await measure(b);
-  const body = report(result);
-  console.log(body);
-  if (WRITE) writeDocs(body, result);
-} finally {
-  if (b.state) await stopBed(b.state);
-}
+const result = await measure(bed());
+const body = report(result);
+console.log(body);
+if (WRITE) writeDocs(body, result);

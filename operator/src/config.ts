@@ -39,6 +39,12 @@ export const OperatorConfig = z.object({
   /** Client-side rate limit of all API requests (0: unlimited), as client-go's QPS and Burst. */
   kubeApiQps: z.coerce.number().min(0).max(10_000).default(100),
   kubeApiBurst: int(1, 20_000).default(200),
+  /**
+   * tolerationSeconds of trainer pods for the node.kubernetes.io/not-ready and /unreachable NoExecute taints: how
+   * long a pod stays bound to a node that stopped responding before Kubernetes evicts it and the Job replaces it
+   * (and the GPU is free again). 0 leaves Kubernetes' default (300 s, DefaultTolerationSeconds).
+   */
+  nodeLossTolerationSeconds: int(0, 86_400).default(60),
   unreadyAfterSeconds: int(1, 3600).default(10),
   unhealthyAfterSeconds: int(10, 86_400).default(120),
   /** CPU/memory of trainer containers whose spec leaves them out ("" for none): quota'd namespaces need them. */

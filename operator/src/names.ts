@@ -29,8 +29,36 @@ export function boundedName(name: string, limit = MAX_LABEL_VALUE): string {
   return `${name.slice(0, limit - hash.length - 1).replace(/[-.]+$/, "")}-${hash}`;
 }
 
-/** The child Job: named after the DistillationJob so a re-apply can never create a second one. */
-export const jobNameFor = (djName: string) => boundedName(djName);
+/** Hex digits of the hash in a shortened Job name: 64 bits. */
+const JOB_NAME_HASH = 16;
+
+/**
+ * The child Job: named after the DistillationJob so a re-apply can never create a second one. Injective: a name
+ * of at most 62 characters is kept; any longer one becomes exactly 63 characters (a 46-character prefix, "-",
+ * 16 hex digits of the SHA-256 of the whole name). The two ranges are disjoint by length, so no DistillationJob
+ * can be named like another's shortened child; two shortened names meet only if 64 bits of SHA-256 do.
+ */
+export function jobNameFor(djName: string): string {
+  if (djName.length < MAX_LABEL_VALUE) return djName;
+  const hash = createHash("sha256").update(djName).digest("hex").slice(0, JOB_NAME_HASH);
+  // A prefix ending in "-" or "." would make an invalid name: those characters become "x" (same length).
+  const prefix = djName
+    .slice(0, MAX_LABEL_VALUE - JOB_NAME_HASH - 1)
+    .replace(/[-.]+$/, (tail) => "x".repeat(tail.length));
+  return `${prefix}-${hash}`;
+}
+
+/**
+ * The name operator versions before the injective scheme gave the Job of a DistillationJob of 63 or more
+ * characters (boundedName): a Job of that name that this DistillationJob controls is still its Job.
+ */
+export const legacyJobNameFor = (djName: string): string | undefined =>
+  djName.length >= MAX_LABEL_VALUE ? boundedName(djName) : undefined;
+
+/**
+ * The trainer config. Injective too: a kept name ends in "-config", a shortened one (over 253 characters) in
+ * 8 hex digits, which never spell "-config".
+ */
 export const configMapNameFor = (djName: string) => boundedName(`${djName}-config`, 253);
 
 /** Key of a namespaced object in the work queue and caches. */

@@ -1,5 +1,8 @@
 // `npm run testbed:up` starts the control plane detached and prints the shell lines to use it;
 // `npm run testbed:down` stops it. State lives in ~/.cache/mokd-testbed/run/.
+// `node test/bed/cli.ts run -- CMD ARGS...` runs CMD against the bed from `up` when one runs, else against a
+// bed it starts and stops around CMD (how `npm run bench:scale` gets a cluster without importing the test tree).
+import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BedStartError, newWorkDir, startBed, stopBed, type BedState } from "./bed.ts";
@@ -56,13 +59,44 @@ async function down(): Promise<void> {
   }
 }
 
+/** Runs `argv` with the bed's kubeconfig in its environment; resolves to its exit code. */
+function runWith(state: Pick<BedState, "kubeconfig" | "binDir">, argv: string[]): Promise<number> {
+  const env = {
+    ...process.env,
+    KUBECONFIG: state.kubeconfig,
+    [ENV_KUBECONFIG]: state.kubeconfig,
+    [ENV_BIN_DIR]: state.binDir,
+    PATH: `${state.binDir}:${process.env.PATH ?? ""}`,
+  };
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: "inherit", env });
+  return new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+}
+
+async function run(argv: string[]): Promise<number> {
+  if (argv.length === 0) throw new Error("usage: node test/bed/cli.ts run -- CMD [ARGS...]");
+  const running = readState();
+  if (running && [...running.pgids, ...(running.node?.pgids ?? [])].every(isAlive)) {
+    console.error(`[testbed] using the bed up at ${running.server}`);
+    return runWith({ kubeconfig: KUBECONFIG, binDir: running.binDir }, argv);
+  }
+  const state = await startBed({ workDir: newWorkDir(), log: (m) => console.error(`[testbed] ${m}`) });
+  try {
+    return await runWith(state, argv);
+  } finally {
+    await stopBed(state);
+  }
+}
+
 const command = process.argv[2];
 try {
   if (command === "up") await up();
   else if (command === "down") await down();
   else if (command === "clean-node") cleanStale((m) => console.error(`[testbed] ${m}`));
-  else {
-    console.error("usage: node test/bed/cli.ts up|down|clean-node");
+  else if (command === "run") {
+    const args = process.argv.slice(3);
+    process.exitCode = await run(args[0] === "--" ? args.slice(1) : args);
+  } else {
+    console.error("usage: node test/bed/cli.ts up|down|clean-node|run -- CMD [ARGS...]");
     process.exitCode = 2;
   }
 } catch (err) {

@@ -1,7 +1,7 @@
 // Shared pieces of the trainer benchmarks: a student like the built-in ones (defined inline: the models module
 // belongs to another part), synthetic Fashion-MNIST-shaped batches and task + KD losses.
 import * as tf from "@tensorflow/tfjs";
-import { buildResNetProbe, PROBE_INPUT } from "../src/backend/probe.ts";
+import { buildResNetProbe, PROBE_INPUT } from "../src/diagnostics/probe.ts";
 
 /** mlp and cnn: small Fashion-MNIST students (28x28x1); resnet: the compute-bound probe (32x32x3). */
 export type Architecture = "cnn" | "mlp" | "resnet";
@@ -11,7 +11,7 @@ export const inputShapeOf = (architecture: Architecture): [number, number, numbe
 
 /**
  * cnn: conv16-pool-conv32-pool-dense64-10 (ReLU, 3x3 same); mlp: 784-128-64-10; resnet: the ResNet-style probe
- * of trainer/src/backend/probe.ts (what `trainer gpu-check` times).
+ * of trainer/src/diagnostics/probe.ts (what `trainer gpu-check` times).
  */
 export function buildStudent(architecture: Architecture, seed = 1): tf.LayersModel {
   if (architecture === "resnet") return buildResNetProbe(seed);

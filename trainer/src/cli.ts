@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import winston from "winston";
-import { ConfigError, ExitCode } from "../../api/v1alpha1/index.ts";
+import { ConfigError, EXIT_CODE_REASONS, ExitCode } from "../../api/v1alpha1/index.ts";
 import type { BackendPreference } from "./backend/index.ts";
 import { configPath, loadConfig, type TrainerConfig } from "./config.ts";
 import { checkFile, errorsOf, loadJobManifest } from "./manifest-file.ts";
@@ -20,12 +20,7 @@ import { StopSignal, StoppedError } from "./engine/stop.ts";
 import { Progress } from "./report/progress.ts";
 import { compressionRows, formatCompressionTable } from "./report/compression.ts";
 import { formatTable, resultRows } from "./report/table.ts";
-import {
-  terminationLogPath,
-  TERMINATION_LOG_ENV,
-  writeFailureMessage,
-  type FailureReason,
-} from "./telemetry/summary.ts";
+import { terminationLogPath, TERMINATION_LOG_ENV, writeFailureMessage } from "./telemetry/summary.ts";
 
 const USAGE = `usage:
   trainer run <job.yaml> [--job NAME] [--fresh] [--output DIR] [--checkpoints DIR]
@@ -126,18 +121,12 @@ function exitCodeFor(error: unknown, log: Pick<Logger, "warn"> & { error(m: stri
   return ExitCode.InternalError;
 }
 
-const FAILURE_REASONS: Partial<Record<number, FailureReason>> = {
-  [ExitCode.BadConfig]: "BadConfig",
-  [ExitCode.BadData]: "BadData",
-  [ExitCode.InternalError]: "InternalError",
-};
-
 /**
  * Tells the operator why the run failed: `{"error", "reason"}` in the termination message (a stop by SIGTERM is
  * no failure and writes none). `path` undefined: no termination message (local runs).
  */
 function reportFailure(code: number, error: unknown, path: string | undefined): void {
-  const reason = FAILURE_REASONS[code];
+  const reason = EXIT_CODE_REASONS[code];
   if (!reason || !path) return;
   const text = error instanceof Error ? error.message : String(error);
   writeFailureMessage(reason, reason === "InternalError" ? `internal error: ${text}` : text, path);
@@ -313,7 +302,7 @@ function progressAware(log: winston.Logger, progress: Progress | undefined): Log
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "gpu-check") {
-    const { gpuCheck } = await import("./backend/gpu-check.ts");
+    const { gpuCheck } = await import("./diagnostics/gpu-check.ts");
     return gpuCheck(argv.slice(1));
   }
   let parsed;

@@ -1,6 +1,6 @@
 // Labels and owner references shared by every child of a DistillationJob.
 import type { V1ObjectMeta, V1OwnerReference } from "@kubernetes/client-node";
-import { API_VERSION, KIND, type DistillationJob } from "../../../api/v1alpha1/index.ts";
+import { API_VERSION, KIND } from "../../../api/v1alpha1/index.ts";
 import {
   COMPONENT,
   LABEL_APP_NAME,
@@ -10,11 +10,9 @@ import {
   LABEL_MANAGED_BY,
   boundedName,
 } from "../names.ts";
+import type { OwnerJob } from "../owner-job.ts";
 
-/** A DistillationJob as the controller sees it: parsed and defaulted, with the identity children need. */
-export interface OwnerJob extends DistillationJob {
-  metadata: DistillationJob["metadata"] & { name: string; namespace: string; uid: string };
-}
+export type { OwnerJob };
 
 export function childLabels(dj: OwnerJob, component: string): Record<string, string> {
   return {

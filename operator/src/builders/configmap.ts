@@ -5,7 +5,7 @@
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { API_VERSION, KIND, TRAINER_SPEC_FIELDS } from "../../../api/v1alpha1/index.ts";
 import { CONFIG_FILE, configMapNameFor } from "../names.ts";
-import { SpecRefusal } from "../status/refusal.ts";
+import { SpecRefusal } from "./spec-refusal.ts";
 import { childMetadata, type OwnerJob } from "./common.ts";
 
 /** The apiserver's limit on a ConfigMap's data (keys and values, in bytes). */

@@ -3,6 +3,7 @@
 // most of the operator's memory: a pod is several KiB of spec the operator never looks at, a ConfigMap holds
 // the whole trainer config. Reading a new field of a cached child means keeping it here.
 import type { CoreV1Event, V1ConfigMap, V1Job, V1ObjectMeta, V1Pod } from "@kubernetes/client-node";
+import { FIELD_MANAGER } from "../names.ts";
 import { hashOf } from "./canonical.ts";
 import { mutableSpecOf } from "./job-update.ts";
 
@@ -14,18 +15,34 @@ function slimMeta(meta: V1ObjectMeta | undefined): V1ObjectMeta | undefined {
   return { ...meta, annotations: rest };
 }
 
-/** Pods: metadata, phase, IP, the PodScheduled condition and each container's name and state. */
+/** Pod conditions status derivation reads: scheduling, and a lost node (Ready=False, eviction). */
+const POD_CONDITIONS = new Set(["PodScheduled", "Ready", "DisruptionTarget"]);
+
+/**
+ * Pods: metadata, the node and its not-ready/unreachable tolerations, phase, IP, the conditions of
+ * POD_CONDITIONS and each container's name and state.
+ */
 export function slimPod(pod: V1Pod): V1Pod {
   const status = pod.status;
+  const tolerations = pod.spec?.tolerations?.filter((t) => t.key?.startsWith("node.kubernetes.io/"));
   return {
     metadata: slimMeta(pod.metadata),
+    ...(pod.spec
+      ? {
+          spec: {
+            containers: [],
+            ...(pod.spec.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+            ...(tolerations?.length ? { tolerations } : {}),
+          },
+        }
+      : {}),
     ...(status
       ? {
           status: {
             phase: status.phase,
             podIP: status.podIP,
             conditions: status.conditions
-              ?.filter((c) => c.type === "PodScheduled")
+              ?.filter((c) => POD_CONDITIONS.has(c.type))
               .map(({ type, status: s, reason, message }) => ({ type, status: s, reason, message })),
             containerStatuses: status.containerStatuses?.map(
               (c) =>
@@ -70,10 +87,30 @@ export function slimConfigMap(configMap: V1ConfigMap): V1ConfigMap {
   };
 }
 
-/** DistillationJobs are read whole (the spec is parsed); only kubectl's last-applied copy is dropped. */
+/**
+ * Of managedFields, only who else wrote which top-level status fields (status/trust.ts drops and removes them):
+ * entries of other managers on the status subresource, each with just its top-level `f:status` keys.
+ */
+function foreignStatusEntries(meta: V1ObjectMeta | undefined): V1ObjectMeta["managedFields"] {
+  return meta?.managedFields
+    ?.filter((e) => e.manager !== FIELD_MANAGER && e.subresource === "status")
+    .map((e) => {
+      const status = (e.fieldsV1 as Record<string, object> | undefined)?.["f:status"] ?? {};
+      const keys = Object.fromEntries(Object.keys(status).map((k) => [k, {}]));
+      return { manager: e.manager, subresource: e.subresource, fieldsV1: { "f:status": keys } };
+    });
+}
+
+/**
+ * DistillationJobs are read whole (the spec is parsed); kubectl's last-applied copy is dropped, and of
+ * managedFields (the informer keeps them for this cache only) only foreignStatusEntries.
+ */
 export function slimDistillationJob<T extends { metadata?: V1ObjectMeta }>(dj: T): T {
   const metadata = slimMeta(dj.metadata);
-  return metadata === dj.metadata ? dj : { ...dj, metadata };
+  if (!metadata?.managedFields) return metadata === dj.metadata ? dj : { ...dj, metadata };
+  const managedFields = foreignStatusEntries(metadata);
+  const { managedFields: _all, ...rest } = metadata;
+  return { ...dj, metadata: managedFields?.length ? { ...rest, managedFields } : rest };
 }
 
 /** Events (FailedCreate of child Jobs): whom they are about, why, and when; not their source or series. */

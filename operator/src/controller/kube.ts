@@ -2,7 +2,7 @@
 // Children and status go through server-side apply under our field manager, with force: we own these fields.
 // All through the lib's KubeHttp (one keep-alive pool): client-node 2.0.1's generated clients open a new
 // connection per request and importing them costs ~80 MiB of RSS (docs/benchmarks.md "Operator scale").
-import type { V1ConfigMap, V1Job } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Job, V1ObjectMeta } from "@kubernetes/client-node";
 import {
   GROUP,
   PLURAL,
@@ -14,10 +14,15 @@ import {
 import { KubeHttp, isStatus, type KubeConfigLike } from "../lib/kube-http.ts";
 import { FIELD_MANAGER } from "../names.ts";
 import type { JobSpecUpdate } from "./job-update.ts";
+import { controllerUid, isControlledBy, NameConflictError } from "./ownership.ts";
 
 export interface ClusterWriter {
+  /**
+   * Creates the ConfigMap, or applies it over one the same owner controls; throws NameConflictError (and
+   * changes nothing) when the name is taken by an object the desired owner reference does not control.
+   */
   applyConfigMap(configMap: V1ConfigMap): Promise<V1ConfigMap>;
-  /** Creates the Job, or (server-side) applies the whole desired Job; only for a Job that does not exist yet. */
+  /** Creates the Job (as applyConfigMap, NameConflictError for a foreign one); only for a Job not cached yet. */
   applyJob(job: V1Job): Promise<V1Job>;
   /** Changes only mutable fields of an existing Job (its pod template is immutable: job-update.ts). */
   patchJob(namespace: string, name: string, spec: JobSpecUpdate): Promise<V1Job>;
@@ -56,13 +61,40 @@ export class KubeClusterWriter implements ClusterWriter {
   }
 
   applyConfigMap(body: V1ConfigMap): Promise<V1ConfigMap> {
-    const { name, namespace } = nameOf(body);
-    return this.http.apply(`/api/v1/namespaces/${namespace}/configmaps/${name}`, body, FIELD_MANAGER);
+    const { namespace } = nameOf(body);
+    return this.createOrApplyOwned("ConfigMap", `/api/v1/namespaces/${namespace}/configmaps`, body);
   }
 
   applyJob(body: V1Job): Promise<V1Job> {
+    const { namespace } = nameOf(body);
+    return this.createOrApplyOwned("Job", `/apis/batch/v1/namespaces/${namespace}/jobs`, body);
+  }
+
+  /**
+   * Create first: a server-side apply onto an existing object would take over someone else's object of the same
+   * name (adding our owner reference: adoption, and later garbage collection of the user's data). Only an
+   * object our owner reference already controls (one the cache has not shown us yet) is applied over.
+   */
+  private async createOrApplyOwned<T extends { metadata?: V1ObjectMeta }>(
+    kind: string,
+    collection: string,
+    body: T,
+  ): Promise<T> {
     const { name, namespace } = nameOf(body);
-    return this.http.apply(`/apis/batch/v1/namespaces/${namespace}/jobs/${name}`, body, FIELD_MANAGER);
+    try {
+      return await this.http.request<T>(collection, {
+        method: "POST",
+        body,
+        query: { fieldManager: FIELD_MANAGER },
+      });
+    } catch (error) {
+      if (!isStatus(error, 409)) throw error;
+    }
+    const existing = await this.http.request<T>(`${collection}/${name}`);
+    const owner = controllerUid(body);
+    if (!owner || !isControlledBy(existing, owner))
+      throw new NameConflictError(kind, name, namespace, existing);
+    return this.http.apply<T>(`${collection}/${name}`, body, FIELD_MANAGER);
   }
 
   /**

@@ -8,14 +8,21 @@ import type { KubeConfigLike } from "../lib/kube-http.ts";
 import { runWorkers, WorkQueue } from "../lib/workqueue.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
-import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, boundedName, keyOf } from "../names.ts";
+import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, keyOf } from "../names.ts";
 import { resourceDefaultsOf, type OperatorConfig } from "../config.ts";
 import { ProgressDocumentError, ProgressScraper } from "../progress/scraper.ts";
 import { slimConfigMap, slimDistillationJob, slimEvent, slimJob, slimPod } from "./cache-transforms.ts";
 import { KubeClusterWriter } from "./kube.ts";
+import { controllerUid } from "./ownership.ts";
 import { Reconciler } from "./reconciler.ts";
 
 type Obj = KubernetesObject & { status?: { phase?: string } };
+
+/**
+ * Pods are watched by the label the Job controller itself puts on every pod of a Job (a pod without it is no
+ * Job's), not by ours: a pod whose mokd labels someone removed is still its Job's, with its result.
+ */
+const JOB_POD_SELECTOR = "batch.kubernetes.io/controller-uid";
 
 const collection = (prefix: string, resource: string, namespace?: string) =>
   `${prefix}${namespace ? `/namespaces/${namespace}` : ""}/${resource}`;
@@ -58,11 +65,12 @@ export class Manager {
       kind: string,
       transform: (obj: T) => T,
       indexBy?: (obj: T) => string | undefined,
+      labelSelector = MANAGED_SELECTOR,
     ) =>
       watchResource<T>({
         kubeConfig,
         path: collection(apiPrefix, plural, ns),
-        labelSelector: MANAGED_SELECTOR,
+        labelSelector,
         onEvent: (_t, o) => enqueueOwner(o),
         onError: onError(kind),
         transform,
@@ -74,15 +82,15 @@ export class Manager {
         path: collection(`/apis/${GROUP}/${VERSION}`, PLURAL, ns),
         onEvent: (_t, obj) => this.queue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
         onError: onError("DistillationJob"),
+        // Who else wrote the status is in managedFields: slimDistillationJob keeps just that of them.
+        stripManagedFields: false,
         transform: slimDistillationJob,
       }),
       jobs: watchOwned<V1Job>("/apis/batch/v1", "jobs", "Job", slimJob),
       configMaps: watchOwned<V1ConfigMap>("/api/v1", "configmaps", "ConfigMap", slimConfigMap),
-      // Indexed: the pods of one child Job, without scanning every cached pod on each reconcile.
-      pods: watchOwned<V1Pod>("/api/v1", "pods", "Pod", slimPod, (p) => {
-        const label = p.metadata?.labels?.[LABEL_JOB_NAME];
-        return label ? keyOf(p.metadata!.namespace!, label) : undefined;
-      }),
+      // Indexed by the UID of the Job that controls them: the pods of one child Job, without scanning every
+      // cached pod on each reconcile, and only those that Job owns.
+      pods: watchOwned<V1Pod>("/api/v1", "pods", "Pod", slimPod, controllerUid, JOB_POD_SELECTOR),
       // The Job controller's FailedCreate events (a ResourceQuota or a missing PriorityClass refusing the pod):
       // the only place those show. Field-selected server-side; indexed by the Job they are about.
       events: watchResource<CoreV1Event>({
@@ -124,13 +132,14 @@ export class Manager {
         distillationJob: (n, name) => this.informers.djs.get(n, name),
         job: (n, name) => this.informers.jobs.get(n, name),
         configMap: (n, name) => this.informers.configMaps.get(n, name),
-        pods: (n, djName) => this.informers.pods.byIndex(keyOf(n, boundedName(djName))),
+        pods: (_n, job) => (job.metadata?.uid ? this.informers.pods.byIndex(job.metadata.uid) : []),
         jobEvents: (n, jobName) => this.informers.events.byIndex(keyOf(n, jobName)),
       },
       writer: new KubeClusterWriter(kubeConfig),
       events: this.events,
       scraper: this.scraper,
       trainerImage: config.trainerImage,
+      nodeLossTolerationSeconds: config.nodeLossTolerationSeconds,
       resourceDefaults: resourceDefaultsOf(config),
       onFinished: (phase, seconds) => metrics.jobDuration.observe({ phase }, seconds),
       log: (level, message, meta) => log.log(level, message, meta),

@@ -1,5 +1,8 @@
-// The reconciler, in phases like Cluster API's: load -> compute desired children -> apply children -> derive
-// status -> patch status (only when it changed). Reads come from informer caches, writes go through ClusterWriter.
+// The reconciler, in phases like Cluster API's machine controller: a ReconcileScope is built once (the job, its
+// cached children), then each phase reads and extends it (finished? -> claims cleared -> children applied ->
+// status derived -> unfinished Job stopped -> trainerStatus -> progress steering), and the status is written
+// last by the StatusWriter (only when it changed), whatever the apply did. Reads come from informer caches,
+// writes go through ClusterWriter; events are eventsFor(previous, next); TTL expiry is ttl.ts.
 import type { CoreV1Event, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import {
   API_VERSION,
@@ -9,13 +12,11 @@ import {
   type DistillationJobStatus,
   type Phase,
 } from "../../../api/v1alpha1/index.ts";
-import { buildConfigMap } from "../builders/configmap.ts";
-import type { OwnerJob } from "../builders/common.ts";
-import { buildJob, type ResourceDefaults } from "../builders/job.ts";
-import { configMapNameFor, jobNameFor, keyOf, splitKey } from "../names.ts";
+import { configMapNameFor, FIELD_MANAGER, jobNameFor, keyOf, legacyJobNameFor, splitKey } from "../names.ts";
+import type { OwnerJob } from "../owner-job.ts";
 import { trainerStatusFor } from "../progress/document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
-import { findCondition, setCondition } from "../status/conditions.ts";
+import { ConditionType, findCondition, setCondition } from "../status/conditions.ts";
 import {
   contradictedByCluster,
   deriveStatus,
@@ -23,51 +24,32 @@ import {
   isTerminal,
   jobFinished,
   pendingDeadlineIn,
-  toIso,
   truncateMessage,
   type Observed,
 } from "../status/derive.ts";
-import { refusalMessage } from "../status/refusal.ts";
-import { dataHashOf, OBSERVED_DATA_HASH } from "./cache-transforms.ts";
-import { hashOf, sameJson } from "./canonical.ts";
-import { jobSpecUpdate } from "./job-update.ts";
+import { applyConfigMap, applyJob, desiredConfigMap, desiredJob, type ChildOptions } from "./children.ts";
 import type { ClusterWriter } from "./kube.ts";
+import { checkedStatus, foreignStatusFields, withoutFields } from "../status/trust.ts";
+import { sameJson } from "./canonical.ts";
+import { isControlledBy, NameConflictError } from "./ownership.ts";
+import { refusalMessage } from "./refusal.ts";
+import { StatusWriter } from "./status-writer.ts";
+import { eventsFor, finishedSeconds } from "./transitions.ts";
+import { MAX_TIMER_MS, ttlDueInMs } from "./ttl.ts";
 
-/** Annotation on each child: hash of what we last applied, so an unchanged child is not re-applied. */
-export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
+export { SPEC_HASH_ANNOTATION } from "./children.ts";
+export { DEFAULT_TRANSIENT_HOLD_MS, isTransient } from "./status-writer.ts";
+export { MAX_TIMER_MS };
 
-/**
- * Pending reasons that the Job controller, scheduler and kubelet replace by themselves within moments (Job
- * created -> pod created -> pod running). A status with one of them is held back for a short while, so a
- * burst writes one status (and one event) per job instead of one per step; nothing else is ever held.
- */
-export const TRANSIENT_REASONS: ReadonlySet<string> = new Set(["Creating", "JobCreated", "PodPending"]);
-/** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
-export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
-/** Pending reasons that need someone to act: announced as Warning events. */
-const WARNING_REASONS: ReadonlySet<string> = new Set([
-  "Unschedulable",
-  "ImagePullBackOff",
-  "ErrImagePull",
-  "InvalidImageName",
-  "CrashLoopBackOff",
-  "CreateContainerConfigError",
-  "CreateContainerError",
-  "ExceededQuota",
-  "PriorityClassNotFound",
-  "FailedCreate",
-]);
 /** What a status written by someone else may claim that the operator's own status would not correct. */
 const CLAIMED_STATUS_FIELDS = ["result", "completionTime", "progress"];
-/** The longest delay a Node timer takes (setTimeout overflows above it). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ClusterReader {
   distillationJob(namespace: string, name: string): unknown;
   job(namespace: string, name: string): V1Job | undefined;
   configMap(namespace: string, name: string): V1ConfigMap | undefined;
-  /** Pods of the child Job (label mokd.io/job-name). */
-  pods(namespace: string, djName: string): V1Pod[];
+  /** Pods the child Job controls (by its UID: not by labels, which anyone may change). */
+  pods(namespace: string, job: V1Job): V1Pod[];
   /** FailedCreate events of the child Job (quota, PriorityClass admission refusing its pod). */
   jobEvents?(namespace: string, jobName: string): CoreV1Event[];
 }
@@ -81,14 +63,11 @@ export interface EventSink {
   ): void;
 }
 
-export interface ReconcilerOptions {
+export interface ReconcilerOptions extends ChildOptions {
   reader: ClusterReader;
   writer: ClusterWriter;
   events: EventSink;
   scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest" | "trainerStatus">;
-  trainerImage?: string;
-  /** CPU/memory for trainer containers whose spec leaves them out (builders/job.ts DEFAULT_RESOURCES). */
-  resourceDefaults?: ResourceDefaults;
   now?: () => Date;
   onFinished?: (phase: Phase, seconds: number) => void;
   log?: (level: "info" | "warn" | "debug", message: string, meta: Record<string, unknown>) => void;
@@ -100,31 +79,37 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-interface Written {
-  uid: string;
-  /** The resourceVersion of the object our status was written onto (what the cache showed then). */
-  basedOn: string | undefined;
-  status: DistillationJobStatus;
+/** Everything one reconcile knows, built once and extended phase by phase. */
+export interface ReconcileScope {
+  key: string;
+  /** Parsed and defaulted; its status is the newest we know (ours while the cache is behind). */
+  dj: OwnerJob;
+  /** The name of the child Job (legacyJobNameFor when a Job of this job has that one). */
+  jobName: string;
+  /** The child Job as the cache showed it when the reconcile began; only one this DistillationJob controls. */
+  cachedJob: V1Job | undefined;
+  cachedConfigMap: V1ConfigMap | undefined;
+  /** Why the children are not applied: a foreign object holds a name (final), or an earlier one's (wait). */
+  conflict?: { message: string; final: boolean };
+  /** Being deleted (a finalizer holds it): nothing is applied, the status stays honest until it is gone. */
+  deleting: boolean;
+  /** Status fields other field managers wrote: dropped before deriving, and removed from the object. */
+  foreignFields: string[];
+  /** The stored status did not pass the checks (status/trust.ts): it is written even if nothing else changed. */
+  untrusted: boolean;
+  /** The children after the apply (or as cached, when it failed). */
+  observed?: Observed;
+  /** Why the apply failed, when it did (and the job still needs its children). */
+  applyError?: unknown;
+  /** The status derived from what was held back, if anything was (its conditions keep their first times). */
+  base?: DistillationJobStatus;
+  /** The status to write. */
+  status?: DistillationJobStatus;
+  now?: string;
 }
 
-/** A derived but not yet written transient status, and when it was first derived. */
-interface Held {
-  uid: string;
-  status: DistillationJobStatus;
-  since: number;
-}
-
-const runningReason = (status: DistillationJobStatus) => findCondition(status.conditions, "Running")?.reason;
-
-export function isTransient(status: DistillationJobStatus): boolean {
-  return status.phase === "Pending" && TRANSIENT_REASONS.has(runningReason(status) ?? "");
-}
-
-/**
- * Condition type of the last apply of the children (Crossplane's `Synced`): False with reason ApplyFailed and
- * the apiserver's message while an apply fails, True once one succeeds again. Absent while nothing ever failed.
- */
-export const SYNCED = "Synced";
+/** A phase reads the scope and extends it (sync or async: its return value is only awaited). */
+type ReconcilePhase = (scope: ReconcileScope) => unknown;
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -138,17 +123,22 @@ export function withSynced(
   generation?: number,
 ): DistillationJobStatus {
   const failed = applyError !== undefined;
-  if (!failed && !findCondition(status.conditions, SYNCED)) return status;
+  if (!failed && !findCondition(status.conditions, ConditionType.Synced)) return status;
   const update = failed
     ? {
-        type: SYNCED,
+        type: ConditionType.Synced,
         status: "False" as const,
         reason: "ApplyFailed",
         message: truncateMessage(
           `applying the trainer's ConfigMap or Job failed: ${errorMessage(applyError)}`,
         ),
       }
-    : { type: SYNCED, status: "True" as const, reason: "Applied", message: "the children are applied" };
+    : {
+        type: ConditionType.Synced,
+        status: "True" as const,
+        reason: "Applied",
+        message: "the children are applied",
+      };
   return { ...status, conditions: setCondition(status.conditions, update, now, generation) };
 }
 
@@ -159,37 +149,87 @@ function withDeadline(result: ReconcileResult, deadlineMs: number | undefined): 
   return { requeueAfterMs: Math.min(result.requeueAfterMs ?? ms, ms) };
 }
 
-function withHash<T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T {
-  const hash = hashOf(obj);
-  obj.metadata = {
-    ...obj.metadata,
-    annotations: { ...obj.metadata?.annotations, [SPEC_HASH_ANNOTATION]: hash },
-  };
-  return obj;
+/** Parses and defaults the object; for one the schema refuses, the message naming each bad field. */
+function load(raw: unknown): OwnerJob | string {
+  const { status, ...manifest } = raw as Record<string, unknown>;
+  try {
+    const dj = parseDistillationJob({ ...manifest, apiVersion: API_VERSION, kind: KIND }) as OwnerJob;
+    dj.status = (status ?? {}) as DistillationJobStatus;
+    return dj;
+  } catch (error) {
+    return error instanceof ConfigError ? error.message : String(error);
+  }
 }
 
-const hashMatches = (
-  desired: { metadata?: { annotations?: Record<string, string> } },
-  actual?: V1Job | V1ConfigMap,
-) =>
-  actual !== undefined &&
-  actual.metadata?.annotations?.[SPEC_HASH_ANNOTATION] ===
-    desired.metadata?.annotations?.[SPEC_HASH_ANNOTATION];
+/** Drops other managers' fields and checks the rest (status/trust.ts). */
+function trustedStatus(
+  status: DistillationJobStatus,
+  foreignFields: readonly string[],
+  now: string,
+): DistillationJobStatus {
+  const checked = checkedStatus(withoutFields(status, foreignFields), now);
+  // A final status needs its completion time (the TTL counts from it): when it was not believable, from now.
+  return isTerminal(checked.phase) && !checked.completionTime ? { ...checked, completionTime: now } : checked;
+}
 
-/** Our last apply is in place and nobody has changed the config since (a cached copy carries only its hash). */
-const configMapCurrent = (desired: V1ConfigMap, actual?: V1ConfigMap) =>
-  hashMatches(desired, actual) &&
-  (actual!.metadata?.annotations?.[OBSERVED_DATA_HASH] ?? dataHashOf(actual!)) === dataHashOf(desired);
+/**
+ * Why the run restarts from outside, if it does: its Job was deleted (we create it again), or suspended by
+ * someone other than runPolicy or Kueue (we resume it). The Job controller's counts start again either way.
+ */
+function restartOf(dj: OwnerJob, cached: V1Job | undefined, desired: V1Job): string | undefined {
+  const previous = dj.status ?? {};
+  const checkpoints =
+    "from its last checkpoint if spec.output.checkpointPath is on a volume, else from the start";
+  const ranBefore = findCondition(previous.conditions, ConditionType.Created)?.status === "True";
+  if (!cached && ranBefore && previous.jobName && !isTerminal(previous.phase)) {
+    return `the trainer Job ${previous.jobName} was deleted by someone; a new one is created and training restarts ${checkpoints}`;
+  }
+  const resumedByUs = cached?.spec?.suspend === true && desired.spec?.suspend === false;
+  if (resumedByUs && !dj.spec.queueName && previous.phase !== "Suspended") {
+    return `someone suspended the trainer Job ${cached.metadata?.name}, which stopped its pod; it is resumed and training restarts ${checkpoints}`;
+  }
+  return undefined;
+}
+
+/**
+ * A child's name held by an object this job does not control: final (NameConflict), unless it is the child of
+ * an earlier DistillationJob of the same name on its way out (the garbage collector removes it; then we apply).
+ */
+function conflictOf(
+  dj: OwnerJob,
+  kind: string,
+  obj: V1Job | V1ConfigMap,
+): { message: string; final: boolean } {
+  const owner = obj.metadata?.ownerReferences?.find((r) => r.controller);
+  const previous = owner?.kind === KIND && owner.name === dj.metadata.name;
+  if (previous || obj.metadata?.deletionTimestamp) {
+    const message = `the ${kind} ${obj.metadata?.name} of an earlier DistillationJob of this name is being deleted`;
+    return { message, final: false };
+  }
+  const error = new NameConflictError(kind, obj.metadata?.name ?? "", dj.metadata.namespace, obj);
+  return { message: error.message, final: true };
+}
+
+const objectRef = (dj: { metadata: { name: string; namespace: string; uid: string } }) => {
+  const { name, namespace, uid } = dj.metadata;
+  return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } };
+};
 
 export class Reconciler {
   private readonly o: ReconcilerOptions;
-  /** The last status we wrote per key: the informer cache may not have caught up with it yet. */
-  private readonly written = new Map<string, Written>();
-  /** Transient statuses held back per key (see TRANSIENT_REASONS). */
-  private readonly held = new Map<string, Held>();
+  private readonly statusWriter: StatusWriter;
+  private readonly phases: readonly ReconcilePhase[] = [
+    (s) => this.clearClaims(s),
+    (s) => this.applyChildren(s),
+    (s) => this.derive(s),
+    (s) => this.stopUnfinished(s),
+    (s) => this.mergeTrainerStatus(s),
+    (s) => this.steerProgress(s),
+  ];
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
+    this.statusWriter = new StatusWriter(options.writer, () => this.now(), options.transientHoldMs);
   }
 
   private now(): Date {
@@ -197,51 +237,217 @@ export class Reconciler {
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    const { namespace, name } = splitKey(key);
-    const raw = this.o.reader.distillationJob(namespace, name) as
-      { metadata?: { deletionTimestamp?: unknown } } | undefined;
-    if (!raw || raw.metadata?.deletionTimestamp) return this.forget(key);
-    const dj = this.load(raw);
-    if (typeof dj === "string") return this.rejectInvalid(key, raw, dj);
-    dj.status = this.previousStatus(key, dj, raw);
-    const cachedJob = this.o.reader.job(namespace, jobNameFor(name));
-    if (isTerminal(dj.status.phase) && !contradictedByCluster(dj.status, cachedJob)) {
-      this.o.scraper?.untrack(key);
-      return this.expire(dj);
+    const scope = this.scopeFor(key);
+    if (!scope) return this.forget(key);
+    if ("invalid" in scope) return this.rejectInvalid(key, scope.raw, scope.invalid);
+    if (this.isFinished(scope)) {
+      // A final status is not derived again, but what others wrote into it is removed all the same.
+      await this.clearClaims(scope);
+      if (scope.untrusted) await this.writeStatus({ ...scope, status: scope.dj.status! });
+      return scope.deleting ? {} : this.expire(scope.dj);
     }
-    if (contradictedByCluster(dj.status, cachedJob)) {
-      // Someone else's final status on a running job: remove its claims; the derived status replaces the rest.
-      await this.o.writer.clearStatus?.(namespace, name, CLAIMED_STATUS_FIELDS);
-    }
+    for (const phase of this.phases) await phase(scope);
     // Always-patch (as Cluster API's reconcilers do): a failed apply still ends in a derived status, with a
     // Synced condition that says what failed; the error is then returned, so the key is retried with backoff.
-    let applyError: unknown;
-    const observed = await this.applyChildren(dj).catch((error: unknown): Observed => {
+    const held = await this.writeStatus(scope);
+    if (scope.applyError !== undefined) throw scope.applyError;
+    const status = scope.status!;
+    if (isTerminal(status.phase)) return this.expire({ ...scope.dj, status });
+    return withDeadline(held, pendingDeadlineIn(scope.dj, status, scope.now!));
+  }
+
+  /** The scope; undefined for a job that is gone or going; the schema's message for one it refuses. */
+  private scopeFor(key: string): ReconcileScope | { invalid: string; raw: unknown } | undefined {
+    const { namespace, name } = splitKey(key);
+    const raw = this.o.reader.distillationJob(namespace, name) as
+      | {
+          metadata?: { deletionTimestamp?: unknown; managedFields?: unknown };
+          status?: DistillationJobStatus;
+        }
+      | undefined;
+    if (!raw) return undefined;
+    const dj = load(raw);
+    if (typeof dj === "string") return raw.metadata?.deletionTimestamp ? undefined : { invalid: dj, raw };
+    const previous = this.statusWriter.previous(key, dj, raw.status ?? {});
+    const foreignFields = foreignStatusFields(raw.metadata, FIELD_MANAGER);
+    dj.status = trustedStatus(previous, foreignFields, this.now().toISOString());
+    const jobName = this.jobNameOf(dj);
+    const job = this.o.reader.job(namespace, jobName);
+    const configMap = this.o.reader.configMap(namespace, configMapNameFor(name));
+    const scope: ReconcileScope = {
+      key,
+      dj,
+      jobName,
+      cachedJob: isControlledBy(job, dj.metadata.uid) ? job : undefined,
+      cachedConfigMap: isControlledBy(configMap, dj.metadata.uid) ? configMap : undefined,
+      deleting: Boolean(raw.metadata?.deletionTimestamp),
+      foreignFields,
+      untrusted: !sameJson(previous, dj.status),
+    };
+    const foreign =
+      (job && !scope.cachedJob && { kind: "Job", obj: job }) ||
+      (configMap && !scope.cachedConfigMap && { kind: "ConfigMap", obj: configMap });
+    if (foreign) scope.conflict = conflictOf(dj, foreign.kind, foreign.obj);
+    return scope;
+  }
+
+  /** The child Job's name: the injective one, or the legacy one an existing Job of this job already has. */
+  private jobNameOf(dj: OwnerJob): string {
+    const { namespace, name, uid } = dj.metadata;
+    const legacy = legacyJobNameFor(name);
+    if (legacy && isControlledBy(this.o.reader.job(namespace, legacy), uid)) return legacy;
+    return jobNameFor(name);
+  }
+
+  /** A finished job (its final status uncontradicted by the cluster) only waits for its TTL. */
+  private isFinished({ key, dj, cachedJob }: ReconcileScope): boolean {
+    if (!isTerminal(dj.status?.phase) || contradictedByCluster(dj.status!, cachedJob)) return false;
+    this.o.scraper?.untrack(key);
+    return true;
+  }
+
+  /**
+   * Phase: status fields someone else wrote, and someone else's final status on a running job, are removed (a
+   * merge patch: server-side apply leaves other managers' fields in place); the derived status replaces them.
+   */
+  private async clearClaims({ dj, cachedJob, foreignFields }: ReconcileScope): Promise<void> {
+    const claims = contradictedByCluster(dj.status ?? {}, cachedJob) ? CLAIMED_STATUS_FIELDS : [];
+    const fields = [...new Set([...claims, ...foreignFields])];
+    if (fields.length === 0) return;
+    const { namespace, name } = dj.metadata;
+    await this.o.writer.clearStatus?.(namespace, name, fields);
+  }
+
+  /** Phase: apply the ConfigMap and the Job; a failure is kept in the scope (and on the Synced condition). */
+  private async applyChildren(scope: ReconcileScope): Promise<void> {
+    const { dj, cachedJob, conflict } = scope;
+    if (scope.deleting) {
+      scope.observed = { job: cachedJob, pods: this.pods(cachedJob) };
+      return;
+    }
+    if (conflict) {
+      // Nothing of someone else's is adopted, patched or deleted: the job waits, or fails naming the object.
+      const pods = this.pods(cachedJob);
+      scope.observed = conflict.final
+        ? { job: cachedJob, pods, conflict: conflict.message }
+        : { job: cachedJob, pods, previousChildren: conflict.message };
+      return;
+    }
+    try {
+      await applyConfigMap(this.o.writer, desiredConfigMap(dj), scope.cachedConfigMap);
+      const desired = desiredJob(dj, this.o, cachedJob?.spec?.suspend, scope.jobName);
+      const job = await applyJob(this.o.writer, desired, cachedJob);
+      const restart = restartOf(dj, cachedJob, desired);
+      scope.observed = { job, pods: this.pods(job), ...(restart ? { restarted: true } : {}) };
+      if (restart) this.o.events.record(objectRef(dj), "Warning", "Restarted", restart);
+    } catch (error) {
+      scope.observed = { job: cachedJob, pods: this.pods(cachedJob) };
       // Refused as invalid before the trainer Job exists: final (Failed/InvalidSpec), not retried.
       const refused = refusalMessage(error);
-      if (refused !== undefined && !cachedJob) return { ...this.cachedChildren(dj), refused };
-      applyError = error;
-      return this.cachedChildren(dj);
-    });
-    observed.events = this.jobEvents(observed.job);
+      if (error instanceof NameConflictError) scope.observed.conflict = error.message;
+      else if (refused !== undefined && !cachedJob) scope.observed.refused = refused;
+      else {
+        scope.applyError = error;
+        scope.observed.applyError = errorMessage(error);
+      }
+    }
+    scope.observed.events = this.jobEvents(scope.observed.job);
+  }
+
+  /** Phase: the status from the children (from a held status when there is one, to keep its transition times). */
+  private derive(scope: ReconcileScope): void {
+    const { key, dj } = scope;
     const now = this.now().toISOString();
-    // Derive from a held status when there is one, so its conditions keep their first transition times.
-    const base = { ...dj, status: this.heldStatus(key, dj) ?? dj.status };
-    const derived = deriveStatus(base, observed, now, this.o.scraper?.latest(key));
-    if (isTerminal(derived.phase)) await this.stopUnfinished(observed.job);
-    // A job that has finished needs no children any more: an apply failing then is no failure of the job.
-    if (isTerminal(derived.phase)) applyError = undefined;
-    const status = this.withTrainerStatus(
-      key,
-      withSynced(derived, applyError, now, dj.metadata.generation),
-      base.status,
+    scope.now = now;
+    if (scope.deleting && !scope.observed?.job) {
+      // Its Job already collected (foreground deletion): nothing more to observe, and "creating" would be untrue.
+      scope.status = dj.status ?? {};
+      return;
+    }
+    scope.base = this.statusWriter.heldStatus(key, dj) ?? dj.status;
+    const derived = deriveStatus(
+      { ...dj, status: scope.base },
+      scope.observed!,
       now,
+      this.o.scraper?.latest(key),
     );
-    this.trackProgress(key, dj, status, observed);
-    const held = await this.patchStatus(key, dj, status, applyError !== undefined);
-    if (applyError !== undefined) throw applyError;
-    if (isTerminal(status.phase)) return this.expire({ ...dj, status });
-    return withDeadline(held, pendingDeadlineIn(dj, status, now));
+    // A job that has finished needs no children any more: an apply failing then is no failure of the job, and
+    // Synced keeps saying how the last apply went (never "applied" for children that never were).
+    if (isTerminal(derived.phase)) {
+      scope.applyError = undefined;
+      scope.status = derived;
+      return;
+    }
+    scope.status = withSynced(derived, scope.applyError, now, dj.metadata.generation);
+  }
+
+  /** Phase: a job that failed without its Job (pendingDeadlineSeconds) suspends it: the Job controller removes its pod. */
+  private async stopUnfinished({ status, observed, deleting }: ReconcileScope): Promise<void> {
+    const job = observed?.job;
+    if (deleting) return;
+    const { namespace, name } = job?.metadata ?? {};
+    if (!isTerminal(status?.phase) || !job || !namespace || !name || jobFinished(job) || job.spec?.suspend)
+      return;
+    await this.o.writer.patchJob(namespace, name, { suspend: true });
+  }
+
+  /** Phase: status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/document.ts). */
+  private mergeTrainerStatus(scope: ReconcileScope): void {
+    const latest = this.o.scraper?.trainerStatus(scope.key);
+    const trainerStatus = trainerStatusFor(scope.status!, scope.base?.trainerStatus, latest, scope.now!);
+    if (trainerStatus) scope.status = { ...scope.status!, trainerStatus };
+  }
+
+  /** Phase: scrape progress only while a trainer pod runs with a metrics port. */
+  private steerProgress({ key, dj, status, observed }: ReconcileScope): void {
+    if (!this.o.scraper) return;
+    const port = dj.spec.metrics.port;
+    const running = observed!.pods.find(
+      (p) => p.status?.phase === "Running" && p.status.podIP && !p.metadata?.deletionTimestamp,
+    );
+    if (status!.phase === "Running" && port > 0 && running?.status?.podIP) {
+      this.o.scraper.track(key, { podIP: running.status.podIP, port });
+    } else {
+      this.o.scraper.untrack(key);
+    }
+  }
+
+  /** The deferred status write, then its events. */
+  private async writeStatus(scope: ReconcileScope): Promise<ReconcileResult> {
+    const { key, dj, status, applyError, untrusted } = scope;
+    const previous = dj.status ?? {};
+    const outcome = await this.statusWriter.write(key, dj, status!, applyError !== undefined, untrusted);
+    if (outcome.refused !== undefined) {
+      const message = `the apiserver refused the derived status (a minimal one was written instead): ${outcome.refused}`;
+      this.o.events.record(objectRef(dj), "Warning", "StatusRefused", truncateMessage(message));
+      this.o.log?.("warn", "status refused", {
+        namespace: dj.metadata.namespace,
+        name: dj.metadata.name,
+        message,
+      });
+    }
+    if (outcome.written) this.announce(dj, previous, outcome.written);
+    return outcome.requeueAfterMs !== undefined ? { requeueAfterMs: outcome.requeueAfterMs } : {};
+  }
+
+  private announce(dj: OwnerJob, previous: DistillationJobStatus, status: DistillationJobStatus): void {
+    const { namespace, name } = dj.metadata;
+    for (const { about, type, reason, message } of eventsFor(previous, status)) {
+      this.o.events.record(objectRef(dj), type, reason, message);
+      if (about === "phase") {
+        this.o.log?.("info", "phase", { namespace, name, from: previous.phase, to: status.phase, reason });
+      } else if (type === "Warning") {
+        this.o.log?.("warn", "apply failed", { namespace, name, message });
+      }
+    }
+    const seconds = finishedSeconds(previous, status);
+    if (seconds !== undefined) this.o.onFinished?.(status.phase!, seconds);
+  }
+
+  /** The pods the child Job controls. */
+  private pods(job: V1Job | undefined): V1Pod[] {
+    const namespace = job?.metadata?.namespace;
+    return job && namespace ? this.o.reader.pods(namespace, job) : [];
   }
 
   /** The child Job's FailedCreate events (this Job's, by uid: not those of an earlier one of the same name). */
@@ -251,35 +457,10 @@ export class Reconciler {
     return this.o.reader.jobEvents(namespace, name).filter((e) => !uid || e.involvedObject.uid === uid);
   }
 
-  /** A job that failed without its Job (pendingDeadlineSeconds) suspends it: the Job controller removes its pod. */
-  private async stopUnfinished(job: V1Job | undefined): Promise<void> {
-    const { namespace, name } = job?.metadata ?? {};
-    if (!job || !namespace || !name || jobFinished(job) || job.spec?.suspend) return;
-    await this.o.writer.patchJob(namespace, name, { suspend: true });
-  }
-
   private forget(key: string): ReconcileResult {
     this.o.scraper?.untrack(key);
-    this.written.delete(key);
-    this.held.delete(key);
+    this.statusWriter.forget(key);
     return {};
-  }
-
-  private heldStatus(key: string, dj: OwnerJob): DistillationJobStatus | undefined {
-    const held = this.held.get(key);
-    return held?.uid === dj.metadata.uid ? held.status : undefined;
-  }
-
-  /** Parses and defaults the object; for one the schema refuses, the message naming each bad field. */
-  private load(raw: unknown): OwnerJob | string {
-    const { status, ...manifest } = raw as Record<string, unknown>;
-    try {
-      const dj = parseDistillationJob({ ...manifest, apiVersion: API_VERSION, kind: KIND }) as OwnerJob;
-      dj.status = (status ?? {}) as DistillationJobStatus;
-      return dj;
-    } catch (error) {
-      return error instanceof ConfigError ? error.message : String(error);
-    }
   }
 
   /**
@@ -295,181 +476,33 @@ export class Reconciler {
       status?: DistillationJobStatus;
     };
     const { namespace, name, uid, generation } = metadata;
-    const ref = { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } };
-    this.o.events.record(ref, "Warning", "InvalidSpec", message);
+    this.o.events.record(
+      objectRef({ metadata: { name, namespace, uid } }),
+      "Warning",
+      "InvalidSpec",
+      message,
+    );
     this.forget(key);
     const previous = current ?? {};
-    if (isTerminal(previous.phase) || this.o.reader.job(namespace, jobNameFor(name))) return {};
+    const job = this.o.reader.job(namespace, jobNameFor(name));
+    if (isTerminal(previous.phase) || isControlledBy(job, uid)) return {};
     const status = invalidSpecStatus(previous, message, this.now().toISOString(), generation);
     await this.o.writer.applyStatus(namespace, name, status);
     this.o.log?.("warn", "invalid spec", { namespace, name, message });
     return {};
   }
 
-  private previousStatus(key: string, dj: OwnerJob, raw: unknown): DistillationJobStatus {
-    const cached = (raw as { status?: DistillationJobStatus }).status ?? {};
-    const written = this.written.get(key);
-    // resourceVersions are opaque (never compared as numbers, as the API conventions require): while the cache
-    // still shows the very version our write replaced, it has not caught up, and our status is the newer one.
-    const behind =
-      written?.uid === dj.metadata.uid &&
-      written.basedOn !== undefined &&
-      written.basedOn === dj.metadata.resourceVersion;
-    return behind && written ? written.status : cached;
-  }
-
-  private async applyChildren(dj: OwnerJob): Promise<Observed> {
-    const { namespace, name } = dj.metadata;
-    const configMap = withHash(buildConfigMap(dj));
-    if (!configMapCurrent(configMap, this.o.reader.configMap(namespace, configMapNameFor(name)))) {
-      await this.o.writer.applyConfigMap(configMap);
-    }
-    const cachedJob = this.o.reader.job(namespace, jobNameFor(name));
-    const desired = withHash(
-      buildJob(dj, {
-        trainerImage: this.o.trainerImage,
-        observedSuspend: cachedJob?.spec?.suspend,
-        ...(this.o.resourceDefaults ? { resourceDefaults: this.o.resourceDefaults } : {}),
-      }),
-    );
-    return { job: await this.applyJob(desired, cachedJob), pods: this.o.reader.pods(namespace, name) };
-  }
-
-  /**
-   * A new Job is applied whole; an existing one gets only its mutable fields (job-update.ts): it keeps the pod
-   * template it was created with, also when this operator would build another one (a new trainer image).
-   */
-  private async applyJob(desired: V1Job, cached: V1Job | undefined): Promise<V1Job> {
-    if (!cached) return this.o.writer.applyJob(desired);
-    const update = jobSpecUpdate(desired, cached);
-    if (!update) return cached;
-    const { namespace, name } = desired.metadata as { namespace: string; name: string };
-    return this.o.writer.patchJob(namespace, name, update);
-  }
-
-  /** What the caches show of the children, for a status derived after a failed apply. */
-  private cachedChildren(dj: OwnerJob): Observed {
-    const { namespace, name } = dj.metadata;
-    return { job: this.o.reader.job(namespace, jobNameFor(name)), pods: this.o.reader.pods(namespace, name) };
-  }
-
-  /** status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/document.ts). */
-  private withTrainerStatus(
-    key: string,
-    status: DistillationJobStatus,
-    previous: DistillationJobStatus,
-    now: string,
-  ): DistillationJobStatus {
-    const latest = this.o.scraper?.trainerStatus(key);
-    const trainerStatus = trainerStatusFor(status, previous.trainerStatus, latest, now);
-    return trainerStatus ? { ...status, trainerStatus } : status;
-  }
-
-  /** Scrape progress only while a trainer pod runs with a metrics port. */
-  private trackProgress(key: string, dj: OwnerJob, status: DistillationJobStatus, observed: Observed): void {
-    if (!this.o.scraper) return;
-    const port = dj.spec.metrics.port;
-    const running = observed.pods.find(
-      (p) => p.status?.phase === "Running" && p.status.podIP && !p.metadata?.deletionTimestamp,
-    );
-    if (status.phase === "Running" && port > 0 && running?.status?.podIP) {
-      this.o.scraper.track(key, { podIP: running.status.podIP, port });
-    } else {
-      this.o.scraper.untrack(key);
-    }
-  }
-
-  /** Writes a changed status, unless it is transient and young: then says when to come back and write it. */
-  private async patchStatus(
-    key: string,
-    dj: OwnerJob,
-    status: DistillationJobStatus,
-    urgent = false,
-  ): Promise<ReconcileResult> {
-    const previous = dj.status ?? {};
-    if (sameJson(previous, status)) {
-      this.held.delete(key);
-      return {};
-    }
-    const waitMs = urgent ? 0 : this.holdTime(key, dj.metadata.uid, status);
-    if (waitMs > 0) return { requeueAfterMs: waitMs };
-    this.held.delete(key);
-    const { namespace, name, uid } = dj.metadata;
-    const resourceVersion = await this.o.writer.applyStatus(namespace, name, status);
-    if (resourceVersion) this.written.set(key, { uid, basedOn: dj.metadata.resourceVersion, status });
-    this.announce(dj, previous, status);
-    this.announceSynced(dj, previous, status);
-    return {};
-  }
-
-  /** Milliseconds a transient status may still wait (0: write now); remembers it meanwhile. */
-  private holdTime(key: string, uid: string, status: DistillationJobStatus): number {
-    const holdMs = this.o.transientHoldMs ?? DEFAULT_TRANSIENT_HOLD_MS;
-    if (holdMs <= 0 || !isTransient(status)) return 0;
-    const now = this.now().getTime();
-    const held = this.held.get(key);
-    const since = held?.uid === uid ? held.since : now;
-    const remaining = since + holdMs - now;
-    if (remaining > 0) this.held.set(key, { uid, status, since });
-    return Math.max(0, remaining);
-  }
-
-  /**
-   * One event per phase transition, and one when a pending job gets stuck for a new reason (Unschedulable,
-   * image pulls, crash loops, retries); not for the transient steps in between.
-   */
-  private announce(dj: OwnerJob, previous: DistillationJobStatus, status: DistillationJobStatus): void {
-    const before = findCondition(previous.conditions, "Running");
-    const after = findCondition(status.conditions, "Running");
-    const phaseChanged = previous.phase !== status.phase;
-    const newReason = before?.reason !== after?.reason && !TRANSIENT_REASONS.has(after?.reason ?? "");
-    if (!phaseChanged && !newReason) return;
-    const reason = status.phase === "Succeeded" ? "Succeeded" : (after?.reason ?? status.phase ?? "Pending");
-    const failing = status.phase === "Failed" || WARNING_REASONS.has(reason);
-    const message = `${previous.phase ?? "New"} -> ${status.phase}: ${after?.message ?? ""}`.trim();
-    const { name, namespace, uid } = dj.metadata;
-    this.o.events.record(
-      { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } },
-      failing ? "Warning" : "Normal",
-      reason,
-      message,
-    );
-    this.o.log?.("info", "phase", { namespace, name, from: previous.phase, to: status.phase, reason });
-    if (phaseChanged && isTerminal(status.phase) && status.startTime && status.completionTime) {
-      const seconds = (Date.parse(status.completionTime) - Date.parse(status.startTime)) / 1000;
-      this.o.onFinished?.(status.phase!, Math.max(0, seconds));
-    }
-  }
-
-  /** A Warning event when an apply starts failing or fails differently; a Normal one when it recovers. */
-  private announceSynced(dj: OwnerJob, previous: DistillationJobStatus, status: DistillationJobStatus): void {
-    const before = findCondition(previous.conditions, SYNCED);
-    const after = findCondition(status.conditions, SYNCED);
-    if (!after || (before?.status === after.status && before.message === after.message)) return;
-    const { name, namespace, uid } = dj.metadata;
-    const failing = after.status === "False";
-    this.o.events.record(
-      { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, uid } },
-      failing ? "Warning" : "Normal",
-      after.reason,
-      after.message,
-    );
-    if (failing) this.o.log?.("warn", "apply failed", { namespace, name, message: after.message });
-  }
-
   /** ttlSecondsAfterFinished: delete the finished DistillationJob (children follow by GC), or come back when due. */
   private async expire(dj: OwnerJob): Promise<ReconcileResult> {
-    const ttl = dj.spec.runPolicy.ttlSecondsAfterFinished;
-    const finished = toIso(dj.status?.completionTime);
-    if (ttl === undefined || !finished) return {};
-    const dueMs = Date.parse(finished) + ttl * 1000 - this.now().getTime();
+    const dueMs = ttlDueInMs(dj, this.now());
+    if (dueMs === undefined) return {};
     // Node's timers overflow past 2^31-1 ms (~24.8 days) and fire at once: wait at most that, then look again.
     if (dueMs > 0) return { requeueAfterMs: Math.min(dueMs, MAX_TIMER_MS) };
     const { namespace, name, uid } = dj.metadata;
     await this.o.writer.deleteDistillationJob(namespace, name, uid);
+    const ttl = dj.spec.runPolicy.ttlSecondsAfterFinished;
     this.o.log?.("info", "deleted after ttlSecondsAfterFinished", { namespace, name, ttl });
-    this.written.delete(keyOf(namespace, name));
-    this.held.delete(keyOf(namespace, name));
+    this.statusWriter.forget(keyOf(namespace, name));
     return {};
   }
 }

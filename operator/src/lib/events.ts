@@ -26,6 +26,23 @@ export interface EventSubject {
 
 export type EventType = "Normal" | "Warning";
 
+/** The apiserver's limit on an Event's note, in bytes of UTF-8 (Go's len). */
+const MAX_NOTE_BYTES = 1024;
+
+/** The message cut to MAX_NOTE_BYTES on a code point boundary (well-formed: lone surrogates become U+FFFD). */
+export function eventNote(message: string): string {
+  const text = message.toWellFormed();
+  if (Buffer.byteLength(text) <= MAX_NOTE_BYTES) return text;
+  let note = "";
+  let bytes = 3; // the "..." appended
+  for (const char of text) {
+    bytes += Buffer.byteLength(char);
+    if (bytes > MAX_NOTE_BYTES) break;
+    note += char;
+  }
+  return `${note}...`;
+}
+
 export interface EventRecorderOptions {
   kubeConfig: KubeConfigLike;
   /** reportingController, e.g. "mokd.io/operator". */
@@ -161,7 +178,7 @@ export class EventRecorder {
   #record(obj: EventSubject, type: EventType, reason: string, message: string): void {
     const { name = "", namespace = "default", uid = "" } = obj.metadata;
     const objectKey = `${obj.kind}/${namespace}/${name}/${uid}`;
-    const note = message.length > 1024 ? `${message.slice(0, 1021)}...` : message;
+    const note = eventNote(message);
     const eventKey = JSON.stringify([objectKey, type, reason, note]);
     const now = monotonicNow();
     const wall = Date.now();

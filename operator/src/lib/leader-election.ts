@@ -11,6 +11,9 @@
 //   another replica takes over at its next retry instead of waiting out the lease.
 
 import { KubeHttp, isStatus, type KubeConfigLike } from "./kube-http.ts";
+
+/** User agent of the leader election's requests. */
+export const LEADER_ELECTION_USER_AGENT = "mokd-operator-leader-election";
 import { sleepUnlessAborted } from "./sleep.ts";
 import { monotonicNow } from "./clock.ts";
 
@@ -69,7 +72,10 @@ export class LeaderElector {
     if (!(leaseDurationSeconds > renewDeadlineSeconds && renewDeadlineSeconds > retryPeriodSeconds)) {
       throw new Error("leader election needs leaseDuration > renewDeadline > retryPeriod");
     }
-    this.#http = KubeHttp.for(opts.kubeConfig);
+    // Its own client (connection pool, no client-side rate limit, its own user agent for APF flow schemas): a
+    // renewal must never queue behind the controller's own request burst, or the leader loses its Lease to
+    // itself (seen at 5,000 jobs: renewals timed out behind the reconcilers' writes and the leader exited).
+    this.#http = new KubeHttp(opts.kubeConfig, LEADER_ELECTION_USER_AGENT, { qps: 0, burst: 1 });
     this.#path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases/${opts.name}`;
   }
 
@@ -102,7 +108,8 @@ export class LeaderElector {
     const wasLeading = this.isLeader();
     this.#stopLeading();
     const lease = this.#observed;
-    if (!wasLeading || !lease || lease.spec?.holderIdentity !== this.#opts.identity) return;
+    if (!wasLeading || !lease || lease.spec?.holderIdentity !== this.#opts.identity)
+      return this.#http.close();
     const now = microTime(new Date());
     const released: Lease = {
       ...lease,
@@ -113,6 +120,7 @@ export class LeaderElector {
     } catch (error) {
       this.#opts.onError?.(error); // the Lease expires on its own
     }
+    this.#http.close();
   }
 
   #stopLeading(): void {

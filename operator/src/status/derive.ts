@@ -2,23 +2,31 @@
 // progress) to the new status. No I/O, so every case is unit-tested.
 import type { CoreV1Event, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
 import {
-  ExitCode,
+  EXIT_CODE_REASONS,
   Result,
   type DistillationJobStatus,
   type Phase,
   type Progress,
 } from "../../../api/v1alpha1/index.ts";
 import { TRAINER_CONTAINER } from "../names.ts";
-import type { OwnerJob } from "../builders/common.ts";
-import { ConditionType, findCondition, setCondition } from "./conditions.ts";
+import type { OwnerJob } from "../owner-job.ts";
+import { ConditionType, STUCK_WAITING_REASONS, findCondition, setCondition } from "./conditions.ts";
 
 export interface Observed {
   job?: V1Job;
   pods: V1Pod[];
-  /** The apiserver's message when it refused to create a child as invalid (status/refusal.ts). */
+  /** The apiserver's message when it refused to create a child as invalid (controller/refusal.ts). */
   refused?: string;
   /** FailedCreate events of the child Job (the Job controller could not create its pod: quota, PriorityClass). */
   events?: CoreV1Event[];
+  /** A child's name is taken by an object this DistillationJob does not control (controller/ownership.ts). */
+  conflict?: string;
+  /** A child's name is still held by the children of an earlier DistillationJob of this name, being deleted. */
+  previousChildren?: string;
+  /** Why applying the children failed this time (the error is retried; with no Job yet it is the reason). */
+  applyError?: string;
+  /** The run was restarted from outside: its Job deleted and created again, or suspended and resumed. */
+  restarted?: boolean;
 }
 
 /** What the child Job and its pods say right now. */
@@ -27,17 +35,9 @@ export interface Observation {
   reason: string;
   message: string;
   result?: Result;
+  /** Running, but nobody can tell how it goes (its node stopped responding): the Running condition is Unknown. */
+  unknown?: boolean;
 }
-
-/** Container waiting reasons that mean the pod will not start by itself: surfaced as condition reasons. */
-export const STUCK_WAITING_REASONS = [
-  "ImagePullBackOff",
-  "ErrImagePull",
-  "InvalidImageName",
-  "CrashLoopBackOff",
-  "CreateContainerConfigError",
-  "CreateContainerError",
-] as const;
 
 const MAX_MESSAGE = 1024;
 const TERMINAL: readonly Phase[] = ["Succeeded", "Failed"];
@@ -49,8 +49,18 @@ export function toIso(time: Date | string | undefined): string | undefined {
   return typeof time === "string" ? time : time.toISOString();
 }
 
-export const truncateMessage = (s: string) =>
-  s.length > MAX_MESSAGE ? s.slice(0, MAX_MESSAGE - 1) + "…" : s;
+/**
+ * At most MAX_MESSAGE UTF-16 units, cut on a code point boundary (a split surrogate pair is invalid Unicode, which
+ * the apiserver refuses: the whole status write would fail); lone surrogates in the input become U+FFFD.
+ */
+export function truncateMessage(s: string): string {
+  const text = s.toWellFormed();
+  if (text.length <= MAX_MESSAGE) return text;
+  let end = MAX_MESSAGE - 1;
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--; // a high surrogate whose pair would be cut off
+  return text.slice(0, end) + "…";
+}
 
 function trueJobCondition(job: V1Job, ...types: string[]): V1JobCondition | undefined {
   return job.status?.conditions?.find((c) => types.includes(c.type) && c.status === "True");
@@ -104,14 +114,9 @@ function lastTermination(pods: V1Pod[], phase: "Succeeded" | "Failed") {
   return undefined;
 }
 
-const EXIT_REASONS: Record<number, string> = {
-  [ExitCode.BadConfig]: "BadConfig",
-  [ExitCode.BadData]: "BadData",
-};
-
 function failure(job: V1Job, condition: V1JobCondition, pods: V1Pod[]): Observation {
   const terminated = lastTermination(pods, "Failed");
-  const byExitCode = terminated ? EXIT_REASONS[terminated.exitCode] : undefined;
+  const byExitCode = terminated ? EXIT_CODE_REASONS[terminated.exitCode] : undefined;
   const reason = (condition.reason === "PodFailurePolicy" && byExitCode) || condition.reason || "Failed";
   const trainer = trainerMessage(terminated?.message);
   const exit = terminated ? ` (exit code ${terminated.exitCode})` : "";
@@ -142,10 +147,35 @@ function podBlocker(pod: V1Pod): { reason: string; message: string } | undefined
     };
   }
   const waiting = trainerStatus(pod)?.state?.waiting;
-  if (waiting?.reason && (STUCK_WAITING_REASONS as readonly string[]).includes(waiting.reason)) {
+  if (waiting?.reason && STUCK_WAITING_REASONS.includes(waiting.reason)) {
     return { reason: waiting.reason, message: truncateMessage(waiting.message ?? waiting.reason) };
   }
   return undefined;
+}
+
+/** Kubernetes' default tolerationSeconds for a lost node (the DefaultTolerationSeconds admission plugin). */
+const DEFAULT_NODE_LOSS_TOLERATION = 300;
+
+/**
+ * A running trainer whose node stopped responding: the node lifecycle controller marks the pod not ready while
+ * its container still runs as far as anyone knows (the kubelet cannot say otherwise), then evicts it once its
+ * toleration runs out. Says what happens next; undefined for a pod whose node is fine.
+ */
+function nodeLost(pod: V1Pod): string | undefined {
+  const conditions = pod.status?.conditions ?? [];
+  const notReady = conditions.some((c) => c.type === "Ready" && c.status === "False");
+  const evicting = conditions.find((c) => c.type === "DisruptionTarget" && c.status === "True");
+  if (!notReady || !trainerStatus(pod)?.state?.running) return undefined;
+  const node = pod.spec?.nodeName ? `node ${pod.spec.nodeName}` : "its node";
+  const toleration = pod.spec?.tolerations?.find((t) => t.key === "node.kubernetes.io/unreachable");
+  const seconds = toleration?.tolerationSeconds ?? DEFAULT_NODE_LOSS_TOLERATION;
+  const next = evicting
+    ? `Kubernetes is evicting it (${evicting.reason ?? "DisruptionTarget"})`
+    : `Kubernetes evicts it once the node has been unreachable for ${seconds} s`;
+  return (
+    `${node} of pod ${pod.metadata?.name} stopped responding: the trainer's state is unknown. ${next}; the Job ` +
+    "then starts a new pod, which resumes from the last checkpoint if spec.output.checkpointPath is on a volume"
+  );
 }
 
 const eventTime = (e: CoreV1Event) =>
@@ -203,17 +233,26 @@ function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[])
   if (pod) {
     const blocker = podBlocker(pod);
     if (blocker) return { phase: "Pending", ...blocker };
+    const lost = pod.status?.phase === "Running" ? nodeLost(pod) : undefined;
+    if (lost) return { phase: "Running", reason: "NodeUnreachable", message: lost, unknown: true };
     if (pod.status?.phase === "Running")
       return { phase: "Running", reason: "TrainerRunning", message: `pod ${pod.metadata?.name} is running` };
     return { phase: "Pending", reason: "PodPending", message: `pod ${pod.metadata?.name} is starting` };
   }
   if (job.spec?.suspend) return suspended(dj);
+  const finished = newestFirst(pods).find((p) => p.status?.phase === "Succeeded");
+  if (finished || (job.status?.succeeded ?? 0) > 0) {
+    // Between the trainer's exit and the Job controller's Complete condition: done, not "creating its pod".
+    const message = `the trainer finished${finished ? ` (pod ${finished.metadata?.name})` : ""}; the Job controller is completing Job ${job.metadata?.name}`;
+    return { phase: "Running", reason: "TrainerFinished", message };
+  }
   const refused = podCreationFailure(pods, events);
   if (refused) return refused;
-  if ((job.status?.failed ?? 0) > 0) {
+  const lastPod = newestFirst(pods)[0];
+  if ((job.status?.failed ?? 0) > 0 || lastPod?.status?.phase === "Failed") {
     const trainer = trainerMessage(lastTermination(pods, "Failed")?.message);
-    const message =
-      `retrying after ${job.status?.failed} failed attempt(s)` + (trainer ? `; trainer: ${trainer}` : "");
+    const failed = Math.max(job.status?.failed ?? 0, 1);
+    const message = `retrying after ${failed} failed attempt(s)` + (trainer ? `; trainer: ${trainer}` : "");
     return { phase: "Pending", reason: "Retrying", message: truncateMessage(message) };
   }
   return { phase: "Pending", reason: "JobCreated", message: `Job ${job.metadata?.name} is creating its pod` };
@@ -221,9 +260,23 @@ function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[])
 
 export function observe(dj: OwnerJob, observed: Observed): Observation {
   const { job, pods } = observed;
+  if (observed.conflict !== undefined) {
+    return { phase: "Failed", reason: "NameConflict", message: truncateMessage(observed.conflict) };
+  }
+  if (observed.previousChildren !== undefined) {
+    return {
+      phase: "Pending",
+      reason: "PreviousChildDeleting",
+      message: truncateMessage(observed.previousChildren),
+    };
+  }
   if (!job && observed.refused !== undefined) {
     const message = `the apiserver refused the trainer's children: ${observed.refused}`;
     return { phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };
+  }
+  if (!job && observed.applyError !== undefined) {
+    const message = `creating the trainer's ConfigMap or Job failed (retried): ${observed.applyError}`;
+    return { phase: "Pending", reason: "ApplyFailed", message: truncateMessage(message) };
   }
   if (!job) return { phase: "Pending", reason: "Creating", message: "creating the trainer Job" };
   const failed = trueJobCondition(job, "Failed", "FailureTarget");
@@ -232,10 +285,15 @@ export function observe(dj: OwnerJob, observed: Observed): Observation {
   return active(dj, job, pods, observed.events);
 }
 
-/** Pods started so far; never less than reported before (a suspend deletes pods and resets `active`). */
-function attempts(previous: number | undefined, job: V1Job | undefined, pods: V1Pod[]): number {
-  const s = job?.status;
-  return Math.max(previous ?? 0, (s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0), pods.length);
+/**
+ * Pods started so far; never less than reported before (a suspend deletes pods and resets `active`); one more
+ * for a run restarted from outside (its Job replaced or suspended and resumed: its counts start again).
+ */
+function attempts(previous: number | undefined, observed: Observed): number {
+  const s = observed.job?.status;
+  const counted = (s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0);
+  const before = (previous ?? 0) + (observed.restarted ? 1 : 0);
+  return Math.max(before, counted, observed.pods.length);
 }
 
 export const jobFinished = (job: V1Job) =>
@@ -346,7 +404,14 @@ function conditionsFor(
     jobExists ? "JobCreated" : "Creating",
     jobExists ? "the trainer Job exists" : "creating the trainer Job",
   );
-  list = set(list, ConditionType.Running, o.phase === "Running", o.reason, o.message);
+  list = o.unknown
+    ? setCondition(
+        list,
+        { type: ConditionType.Running, status: "Unknown", reason: o.reason, message: o.message },
+        now,
+        gen,
+      )
+    : set(list, ConditionType.Running, o.phase === "Running", o.reason, o.message);
   list = optional(list, ConditionType.Suspended, o.phase === "Suspended");
   list = optional(list, ConditionType.Succeeded, o.phase === "Succeeded");
   list = optional(list, ConditionType.Failed, o.phase === "Failed");
@@ -398,7 +463,7 @@ export function deriveStatus(
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     ...(startTime ? { startTime } : {}),
     ...(isTerminal(o.phase) ? { completionTime: completionTime(job, now) } : {}),
-    attempts: attempts(previous.attempts, job, observed.pods),
+    attempts: attempts(previous.attempts, observed),
     ...(job?.metadata?.name
       ? { jobName: job.metadata.name }
       : previous.jobName

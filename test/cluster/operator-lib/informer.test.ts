@@ -2,7 +2,7 @@ import { CoreV1Api, type V1ConfigMap } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { watchResource, type WatchEventType } from "../../../operator/src/lib/informer.ts";
 import { adminKubeConfig, createTestNamespace, deleteNamespace, waitFor } from "../../bed/env.ts";
-import { startApiProxy, type ApiProxy } from "./api-proxy.ts";
+import { startApiProxy, type ApiProxy } from "../../../operator/bench/api-proxy.ts";
 
 const LABEL = "lib-informer-test";
 

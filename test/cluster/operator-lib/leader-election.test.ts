@@ -2,7 +2,7 @@ import { CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaderElector } from "../../../operator/src/lib/leader-election.ts";
 import { adminKubeConfig, createTestNamespace, deleteNamespace, waitFor } from "../../bed/env.ts";
-import { startApiProxy, type ApiProxy } from "./api-proxy.ts";
+import { startApiProxy, type ApiProxy } from "../../../operator/bench/api-proxy.ts";
 
 // Short timings keep the test fast; the algorithm is the same at 15/10/2 s.
 const LEASE_S = 4;

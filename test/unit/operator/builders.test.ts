@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { NON_RETRYABLE_EXIT_CODES } from "../../../api/v1alpha1/index.ts";
 import { buildConfigMap, CONFIGMAP_MAX_BYTES } from "../../../operator/src/builders/configmap.ts";
-import { SpecRefusal } from "../../../operator/src/status/refusal.ts";
+import { SpecRefusal } from "../../../operator/src/builders/spec-refusal.ts";
 import { buildJob, desiredSuspend } from "../../../operator/src/builders/job.ts";
-import { boundedName } from "../../../operator/src/names.ts";
+import { boundedName, configMapNameFor, jobNameFor, legacyJobNameFor } from "../../../operator/src/names.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
 import { distillationJob } from "./fixtures.ts";
 
@@ -166,7 +166,39 @@ describe("buildJob", () => {
     expect(boundedName(long)).toHaveLength(63);
     expect(boundedName(long)).toBe(boundedName(long));
     expect(boundedName(long)).not.toBe(boundedName("a".repeat(81)));
-    expect(buildJob(distillationJob({}, long)).metadata?.name).toBe(boundedName(long));
+    expect(buildJob(distillationJob({}, long)).metadata?.name).toBe(jobNameFor(long));
+  });
+
+  it("gives two DistillationJobs two child names: names kept and names shortened cannot meet", () => {
+    const dns = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+    const long = "train-" + "x".repeat(70);
+    // The attack that worked against the old scheme: a job named exactly like another's shortened child.
+    const impostor = legacyJobNameFor(long)!;
+    expect(impostor).toHaveLength(63);
+    expect(jobNameFor(impostor)).not.toBe(jobNameFor(long));
+    expect(jobNameFor(long)).not.toBe(jobNameFor(jobNameFor(long)));
+    // Kept: at most 62 characters; shortened: exactly 63. Disjoint by length, so a collision needs two long
+    // names with the same 46-character prefix and the same 64 bits of SHA-256.
+    const names = [
+      "a",
+      "a".repeat(62),
+      "a".repeat(63),
+      "a".repeat(64),
+      "a".repeat(253),
+      "a-".repeat(40),
+      "a.".repeat(40) + "a",
+      ...Array.from({ length: 2000 }, (_, i) => `${"job-".repeat(12)}${i}`),
+    ];
+    const jobNames = names.map(jobNameFor);
+    expect(new Set(jobNames).size).toBe(names.length);
+    for (const [i, name] of jobNames.entries()) {
+      expect(name.length).toBe(names[i]!.length < 63 ? names[i]!.length : 63);
+      expect(name).toMatch(dns);
+    }
+    // ConfigMaps: a kept name ends in "-config", a shortened one in hex digits.
+    const configNames = names.map(configMapNameFor);
+    expect(new Set(configNames).size).toBe(names.length);
+    expect(configMapNameFor("a".repeat(253))).toMatch(/-[0-9a-f]{8}$/);
   });
 });
 

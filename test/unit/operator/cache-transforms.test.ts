@@ -104,6 +104,18 @@ const scenarios: [string, ReturnType<typeof fullJob>, V1Pod[]][] = [
     [fullPod("p", { phase: "Succeeded", containerStatuses: [terminated(0, '{"studentAccuracy":0.9}')] })],
   ],
   ["suspended", fullJob({}, true), []],
+  [
+    "node lost",
+    fullJob({ active: 1 }),
+    [
+      fullPod("p", {
+        phase: "Running",
+        podIP: "10.244.0.9",
+        conditions: [scheduled(true), { ...ready, status: "False" }],
+        containerStatuses: [running],
+      }),
+    ],
+  ],
 ];
 
 describe("cache transforms", () => {
@@ -142,7 +154,8 @@ describe("cache transforms", () => {
     const slim = slimPod(pod);
     expect(slim.metadata).toEqual(pod.metadata);
     expect(slim.status?.podIP).toBe("10.244.0.9");
-    expect(slim.spec).toBeUndefined();
+    // Of the spec only the node (and its lost-node tolerations): for the NodeUnreachable message.
+    expect(slim.spec).toEqual({ containers: [], nodeName: "kwok-gpu-0" });
     expect(JSON.stringify(slim).length).toBeLessThan(JSON.stringify(pod).length / 2);
     const job = slimJob(scenarios[0]![1]);
     expect(job.metadata).toEqual(scenarios[0]![1].metadata);

@@ -17,7 +17,7 @@ import {
   selectBackend,
   type SelectedBackend,
 } from "../../../trainer/src/backend/index.ts";
-import { placementCounts } from "../../../trainer/src/backend/gpu-check.ts";
+import { placementCounts } from "../../../trainer/src/diagnostics/gpu-check.ts";
 import { nativeUnavailableReason } from "../../../trainer/src/backend/native.ts";
 import {
   forwardMacsPerSample,

@@ -3,7 +3,7 @@
 // cpu/wasm kernels are in kernels.ts and never registered here).
 // - Step (alpha 0; every ReLU's gradient is dy * step(x)): tfjs-node runs isNaN, greater, ones, fill, select and
 //   select (three full-size temporaries); Sign(Relu(x)) gives the same 1 / 0 / NaN. Measured on the ResNet-style
-//   probe (trainer/src/backend/probe.ts, one thread): Step took 114 ms of a 1270 ms training step.
+//   probe (trainer/src/diagnostics/probe.ts, one thread): Step took 114 ms of a 1270 ms training step.
 import * as tf from "@tensorflow/tfjs";
 
 interface NativeBackend {

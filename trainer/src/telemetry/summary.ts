@@ -2,15 +2,19 @@
 // DistillationJobStatus.result: its keys are exactly the `Result` fields.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Result } from "../../../api/v1alpha1/index.ts";
+import {
+  TERMINATION_MESSAGE_LIMIT,
+  type FailureMessage,
+  type FailureReason,
+  type Result,
+} from "../../../api/v1alpha1/index.ts";
 import type { EpochRecord } from "../contracts.ts";
 import type { CompressionReport } from "../engine/compression.ts";
 import type { OnnxExportSummary } from "../engine/publish.ts";
 
 export const TERMINATION_LOG_ENV = "MOKD_TERMINATION_LOG";
 export const DEFAULT_TERMINATION_LOG = "/dev/termination-log";
-/** Kubernetes truncates termination messages beyond 4096 bytes. */
-export const TERMINATION_MESSAGE_LIMIT = 4096;
+export { TERMINATION_MESSAGE_LIMIT, type FailureMessage, type FailureReason };
 
 export interface ModelSummary {
   /** Test top-1 accuracy. */
@@ -87,15 +91,6 @@ export function writeTerminationMessage(result: Result, path: string): boolean {
     text = JSON.stringify({ ...result, modelPath: undefined });
   }
   return writeTerminationFile(path, text);
-}
-
-/** Why a run failed, as the operator reads it from the termination message (names of api/v1alpha1 ExitCode). */
-export type FailureReason = "BadConfig" | "BadData" | "InternalError";
-
-/** The termination message of a failed run. */
-export interface FailureMessage {
-  error: string;
-  reason: FailureReason;
 }
 
 /** `{"error": ..., "reason": ...}` in at most TERMINATION_MESSAGE_LIMIT bytes: a long error is cut, with "…". */

@@ -53,3 +53,14 @@ describe("EventCorrelator", () => {
     expect(correlator.observe("o2", "b", 4, newName).action).toBe("create");
   });
 });
+
+describe("eventNote", () => {
+  it("cuts a note to 1024 bytes of UTF-8 on a code point boundary", async () => {
+    const { eventNote } = await import("../../../../operator/src/lib/events.ts");
+    const note = eventNote("\u{1F525}".repeat(600) + "\ud800");
+    expect(Buffer.byteLength(note)).toBeLessThanOrEqual(1024);
+    expect(note.isWellFormed()).toBe(true);
+    expect(note.endsWith("...")).toBe(true);
+    expect(eventNote("short")).toBe("short");
+  });
+});

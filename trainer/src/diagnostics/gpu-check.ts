@@ -10,7 +10,12 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import * as tf from "@tensorflow/tfjs";
-import { backendPreferences, selectBackend, type BackendPreference, type SelectedBackend } from "./index.ts";
+import {
+  backendPreferences,
+  selectBackend,
+  type BackendPreference,
+  type SelectedBackend,
+} from "../backend/index.ts";
 import { buildResNetProbe, probeBatch, probeTrainer, PROBE_INPUT } from "./probe.ts";
 
 const OPTIONS = {

@@ -1,6 +1,6 @@
-// A plain-HTTP reverse proxy to the test apiserver (as admin), so tests can break the connection of one client
-// on purpose: cut it (all connections dropped, new ones refused), inject a 410 Gone into watches, and count the
-// requests the client made.
+// A plain-HTTP reverse proxy to an apiserver (as admin) that counts every request a client makes (the scale
+// bench), and lets tests break that client's connection on purpose: cut it (all connections dropped, new ones
+// refused) or inject a 410 Gone into watches.
 import { KubeConfig } from "@kubernetes/client-node";
 import * as http from "node:http";
 import * as https from "node:https";

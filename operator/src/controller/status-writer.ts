@@ -1,0 +1,156 @@
+// The status-write policy, apart from the reconcile phases: write only a changed status; hold back a transient
+// one for a moment so a burst costs one write per job; remember what we wrote, because the informer cache may
+// not have caught up with it when the next reconcile runs.
+import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
+import { KubeApiError } from "../lib/kube-http.ts";
+import type { OwnerJob } from "../owner-job.ts";
+import { findCondition, isTransientReason } from "../status/conditions.ts";
+import { sameJson } from "./canonical.ts";
+import type { ClusterWriter } from "./kube.ts";
+
+/** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
+export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
+
+interface Written {
+  uid: string;
+  /** The resourceVersion of the object our status was written onto (what the cache showed then). */
+  basedOn: string | undefined;
+  status: DistillationJobStatus;
+}
+
+/** A derived but not yet written transient status, and when it was first derived. */
+interface Held {
+  uid: string;
+  status: DistillationJobStatus;
+  since: number;
+}
+
+export function isTransient(status: DistillationJobStatus): boolean {
+  return status.phase === "Pending" && isTransientReason(findCondition(status.conditions, "Running")?.reason);
+}
+
+/** What a write did: what it wrote (announce it), or held until `requeueAfterMs`, or nothing changed. */
+export interface WriteOutcome {
+  written?: DistillationJobStatus;
+  requeueAfterMs?: number;
+  /** The apiserver's message when it refused the derived status (a minimal one was written instead). */
+  refused?: string;
+}
+
+/** HTTP statuses of a status the apiserver will refuse again: bad request, too large, invalid. */
+const REFUSED = new Set([400, 413, 422]);
+
+/**
+ * What is left of a status the apiserver refused: the phase and the conditions with their reasons, each message
+ * replaced by a plain one (whatever broke the write cannot be in it); no result, progress or trainerStatus.
+ */
+export function minimalStatus(status: DistillationJobStatus): DistillationJobStatus {
+  const { phase, observedGeneration, startTime, completionTime, attempts, jobName } = status;
+  const conditions = status.conditions?.map((c) => ({
+    ...c,
+    message: c.message ? `${c.reason} (details refused by the apiserver: see the job's events)` : "",
+  }));
+  return Object.fromEntries(
+    Object.entries({
+      phase,
+      conditions,
+      observedGeneration,
+      startTime,
+      completionTime,
+      attempts,
+      jobName,
+    }).filter(([, v]) => v !== undefined),
+  ) as DistillationJobStatus;
+}
+
+export class StatusWriter {
+  /** The last status we wrote per key: the informer cache may not have caught up with it yet. */
+  private readonly written = new Map<string, Written>();
+  /** Transient statuses held back per key. */
+  private readonly held = new Map<string, Held>();
+
+  private readonly writer: Pick<ClusterWriter, "applyStatus">;
+  private readonly now: () => Date;
+  /** How long a transient status may be held back (0 writes at once). */
+  private readonly holdMs: number;
+
+  constructor(
+    writer: Pick<ClusterWriter, "applyStatus">,
+    now: () => Date,
+    holdMs = DEFAULT_TRANSIENT_HOLD_MS,
+  ) {
+    this.writer = writer;
+    this.now = now;
+    this.holdMs = holdMs;
+  }
+
+  /** The newest status we know of: ours while the cache still shows the version our write replaced. */
+  previous(key: string, dj: OwnerJob, cached: DistillationJobStatus): DistillationJobStatus {
+    const written = this.written.get(key);
+    // resourceVersions are opaque (never compared as numbers, as the API conventions require): while the cache
+    // still shows the very version our write replaced, it has not caught up, and our status is the newer one.
+    const behind =
+      written?.uid === dj.metadata.uid &&
+      written.basedOn !== undefined &&
+      written.basedOn === dj.metadata.resourceVersion;
+    return behind && written ? written.status : cached;
+  }
+
+  /** The status held back for this job, if any (derived from, so its conditions keep their transition times). */
+  heldStatus(key: string, dj: OwnerJob): DistillationJobStatus | undefined {
+    const held = this.held.get(key);
+    return held?.uid === dj.metadata.uid ? held.status : undefined;
+  }
+
+  /**
+   * Writes a changed status, unless it is transient and young: then says when to come back and write it.
+   * `force`: write even an unchanged status (the stored one did not pass the checks). A status the apiserver
+   * refuses as invalid falls back to minimalStatus (never to silence and an endless retry).
+   */
+  async write(
+    key: string,
+    dj: OwnerJob,
+    status: DistillationJobStatus,
+    urgent = false,
+    force = false,
+  ): Promise<WriteOutcome> {
+    if (!force && sameJson(dj.status ?? {}, status)) {
+      this.held.delete(key);
+      return {};
+    }
+    const waitMs = urgent || force ? 0 : this.holdTime(key, dj.metadata.uid, status);
+    if (waitMs > 0) return { requeueAfterMs: waitMs };
+    this.held.delete(key);
+    try {
+      await this.apply(key, dj, status);
+      return { written: status };
+    } catch (error) {
+      if (!(error instanceof KubeApiError) || !REFUSED.has(error.status)) throw error;
+      const minimal = minimalStatus(status);
+      await this.apply(key, dj, minimal);
+      return { written: minimal, refused: error.message };
+    }
+  }
+
+  private async apply(key: string, dj: OwnerJob, status: DistillationJobStatus): Promise<void> {
+    const { namespace, name, uid } = dj.metadata;
+    const resourceVersion = await this.writer.applyStatus(namespace, name, status);
+    if (resourceVersion) this.written.set(key, { uid, basedOn: dj.metadata.resourceVersion, status });
+  }
+
+  forget(key: string): void {
+    this.written.delete(key);
+    this.held.delete(key);
+  }
+
+  /** Milliseconds a transient status may still wait (0: write now); remembers it meanwhile. */
+  private holdTime(key: string, uid: string, status: DistillationJobStatus): number {
+    if (this.holdMs <= 0 || !isTransient(status)) return 0;
+    const now = this.now().getTime();
+    const held = this.held.get(key);
+    const since = held?.uid === uid ? held.since : now;
+    const remaining = since + this.holdMs - now;
+    if (remaining > 0) this.held.set(key, { uid, status, since });
+    return Math.max(0, remaining);
+  }
+}
