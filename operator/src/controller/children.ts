@@ -14,6 +14,8 @@ export const SPEC_HASH_ANNOTATION = "mokd.io/spec-hash";
 
 export interface ChildOptions {
   trainerImage?: string;
+  /** Pull secrets of every trainer pod (operator flag), merged with a job's runtime.imagePullSecrets. */
+  trainerImagePullSecrets?: string[];
   /** tolerationSeconds for the not-ready/unreachable NoExecute taints on trainer pods (unset or 0: none). */
   nodeLossTolerationSeconds?: number;
   /** CPU/memory for trainer containers whose spec leaves them out (builders/job.ts DEFAULT_RESOURCES). */
@@ -70,6 +72,7 @@ export function desiredJob(
 ): V1Job {
   const job = buildJob(dj, {
     trainerImage: options.trainerImage,
+    trainerImagePullSecrets: options.trainerImagePullSecrets,
     observedSuspend,
     ...(options.resourceDefaults ? { resourceDefaults: options.resourceDefaults } : {}),
   });

@@ -139,6 +139,7 @@ export class Manager {
       events: this.events,
       scraper: this.scraper,
       trainerImage: config.trainerImage,
+      trainerImagePullSecrets: config.trainerImagePullSecrets,
       nodeLossTolerationSeconds: config.nodeLossTolerationSeconds,
       resourceDefaults: resourceDefaultsOf(config),
       onFinished: (phase, seconds) => metrics.jobDuration.observe({ phase }, seconds),

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { buildJob, queueNameOf } from "../../../operator/src/builders/job.ts";
 import { loadConfig } from "../../../operator/src/config.ts";
+import { desiredJob } from "../../../operator/src/controller/children.ts";
 import { distillationJob } from "./fixtures.ts";
 
 const QUEUE_LABEL = "kueue.x-k8s.io/queue-name";
@@ -37,6 +38,12 @@ describe("trainer image pull secrets", () => {
       { name: "team" },
     ]);
     expect(buildJob(distillationJob({})).spec!.template.spec!.imagePullSecrets).toBeUndefined();
+  });
+
+  it("reach the trainer pod through the reconciler's child options (the flag's whole path but the informers)", () => {
+    const { trainerImagePullSecrets } = loadConfig(["--trainer-image-pull-secrets=regcred"], {});
+    const job = desiredJob(distillationJob({}), { trainerImagePullSecrets });
+    expect(job.spec!.template.spec!.imagePullSecrets).toEqual([{ name: "regcred" }]);
   });
 
   it("refuses a name that is no Secret name, naming the flag", () => {
