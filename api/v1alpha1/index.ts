@@ -4,3 +4,4 @@ export * from "./exit-codes.ts";
 export * from "./parse.ts";
 export * from "./k8s-formats.ts";
 export * from "./progress.ts";
+export * from "./storage.ts";

@@ -2,6 +2,7 @@
 // weighting strategy. The trainer parses exactly this; the operator embeds it in the CRD. One source of truth:
 // the CRD in crds/, the TypeScript types and the trainer's config parsing are all derived from these schemas.
 import { z } from "zod";
+import { ArtifactLocation, S3Prefix, Sha256, StorageSpec } from "./storage.ts";
 
 /** An object whose absent value is filled from its fields' own defaults (CRD: `default: {}`). */
 export function section<T extends z.ZodRawShape>(shape: T, description: string) {
@@ -50,13 +51,10 @@ export const TEACHER_OUTPUT_CACHE_BUDGET_MIB = 256;
 
 export const TeacherSpec = section(
   {
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        "Path or http(s) URL of a tfjs LayersModel (model.json with its weight files). When unset, the trainer first trains a teacher of `architecture` and saves it.",
-      ),
+    model: ArtifactLocation.optional().describe(
+      "Path, s3:// URI (an object or a prefix: every object under it is fetched) or http(s) URL of a tfjs LayersModel (model.json with its weight files). Remote ones are downloaded (and verified) before training, into the pod's fetch volume or, locally, the cache directory. When unset, the trainer first trains a teacher of `architecture` and saves it.",
+    ),
+    sha256: Sha256.optional(),
     featureLayer: z
       .string()
       .optional()
@@ -87,13 +85,10 @@ export type TeacherSpec = z.infer<typeof TeacherSpec>;
 
 export const StudentSpec = section(
   {
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        "Path or http(s) URL of a tfjs LayersModel (model.json; its weight files are not read) whose topology the student takes, with fresh weights initialised from `training.seed`. When unset, the student is the built-in `architecture`. Its first output must be the logits (a softmax output is undone).",
-      ),
+    model: ArtifactLocation.optional().describe(
+      "Path, s3:// URI or http(s) URL of a tfjs LayersModel (model.json; its weight files are not read) whose topology the student takes, with fresh weights initialised from `training.seed`. When unset, the student is the built-in `architecture`. Its first output must be the logits (a softmax output is undone).",
+    ),
+    sha256: Sha256.optional(),
     featureLayer: z
       .string()
       .optional()
@@ -115,11 +110,10 @@ export const DataSpec = section(
       .describe(
         "`idx`: MNIST-style IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-...; raw or .gz). `cifar-10` / `cifar-100`: the binary batch format. `image-folder`: `path`/train/<class>/*.png|jpg and `path`/test/<class>/*.png|jpg, one sub-folder per class (the same names in both, sorted by name: the class index), decoded when a batch needs them and resized to `imageSize`.",
       ),
-    path: z
-      .string()
-      .min(1)
-      .default("/data")
-      .describe("Directory holding the dataset files (in the pod: the data volume's mount point)."),
+    path: ArtifactLocation.default("/data").describe(
+      "Directory holding the dataset files (in the pod: the data volume's mount point), or an s3:// prefix (every object under it is fetched, keeping the relative paths) or an http(s) URL of one file, downloaded and verified before training.",
+    ),
+    sha256: Sha256.optional(),
     validationSplit: z
       .number()
       .min(0)
@@ -395,6 +389,17 @@ export const OutputSpec = section(
       .default("/checkpoints")
       .describe("Directory for checkpoints; a start resumes from the latest valid one."),
     keepCheckpoints: positiveInt().max(100).default(2).describe("How many checkpoints to keep."),
+    uri: S3Prefix.optional().describe(
+      "s3:// prefix the trainer uploads every file of `path` to (the student in each exported format, summary.json, metrics.jsonl, report.html) before it reports success; status.result.outputUri names it.",
+    ),
+    checkpoints: section(
+      {
+        uri: S3Prefix.optional().describe(
+          "s3:// prefix checkpoints are uploaded to (each under `<stage>/ckpt-<step>/`, then a `<stage>/latest` pointer written last): a start on any node resumes from the checkpoint the pointer names, so an incomplete upload is never taken for one. Unset: checkpoints stay in `checkpointPath`.",
+        ),
+      },
+      "Checkpoints in object storage.",
+    ),
   },
   "Where results and checkpoints go.",
 );
@@ -422,6 +427,7 @@ export const trainerSpecShape = {
   training: TrainingSpec,
   output: OutputSpec,
   metrics: MetricsSpec,
+  storage: StorageSpec,
 };
 
 /**

@@ -2,15 +2,18 @@
 //   run <job.yaml>   run a DistillationJob manifest locally (progress bar, final table, HTML report)
 //   train            the container entrypoint: config from $MOKD_CONFIG (or --config), paths from the spec,
 //                    JSON logs, termination message
+//   fetch            the pod's init container: download the spec's s3:// and http(s) inputs into $MOKD_CACHE_DIR
+//                    (verified), where `train` then finds them
 //   validate <file>  check a manifest (or bare spec) and print every bad field
 //   gpu-check        the backend, the device TensorFlow places ops on and a samples/s figure (docs/gpu.md)
 // Exit codes (api/v1alpha1/exit-codes.ts): 0 success, 1 internal error, 2 bad config, 3 bad data (dataset or
-// teacher model), 143 stopped by SIGTERM after writing a checkpoint.
+// teacher model), 4-7 object storage (access denied, not found, checksum mismatch, quota), 143 stopped by SIGTERM
+// after writing a checkpoint.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import winston from "winston";
-import { ConfigError, ExitCode } from "../../api/v1alpha1/index.ts";
+import { ConfigError, EXIT_CODE_REASONS, ExitCode, type FailureReason } from "../../api/v1alpha1/index.ts";
 import type { BackendPreference } from "./backend/index.ts";
 import { configPath, loadConfig, type TrainerConfig } from "./config.ts";
 import { DataError } from "./data/errors.ts";
@@ -18,22 +21,20 @@ import type { Logger, RunOptions, RunResult } from "./engine/run.ts";
 import { StopSignal, StoppedError } from "./engine/stop.ts";
 import { Progress } from "./report/progress.ts";
 import { formatTable, resultRows } from "./report/table.ts";
-import {
-  terminationLogPath,
-  TERMINATION_LOG_ENV,
-  writeFailureMessage,
-  type FailureReason,
-} from "./telemetry/summary.ts";
+import { StorageError } from "./storage/errors.ts";
+import { terminationLogPath, TERMINATION_LOG_ENV, writeFailureMessage } from "./telemetry/summary.ts";
 
 const USAGE = `usage:
   trainer run <job.yaml> [--output DIR] [--checkpoints DIR] [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu]
                          [--baselines] [--no-progress] [--metrics-port N]
   trainer train [--config FILE]        (default: $MOKD_CONFIG; also $MOKD_JOB_NAME, $MOKD_JOB_NAMESPACE,
                                         $MOKD_BACKEND, $MOKD_GPUS, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
+  trainer fetch [--config FILE]        (download the spec's remote inputs into $MOKD_CACHE_DIR; the init container)
   trainer validate <job.yaml>
   trainer gpu-check [--backend B] [--seconds 10] [--batch 128] [--require-gpu]
                                        (backend, TensorFlow's op placement, samples/s; docs/gpu.md)
-exit codes: 0 success, 1 internal error, 2 bad config, 3 bad data, 143 stopped by SIGTERM after a checkpoint`;
+exit codes: 0 success, 1 internal error, 2 bad config, 3 bad data, 4 storage access denied, 5 storage not found,
+            6 checksum mismatch, 7 storage quota exceeded, 143 stopped by SIGTERM after a checkpoint`;
 
 const OPTIONS = {
   output: { type: "string" },
@@ -112,6 +113,10 @@ function exitCodeFor(error: unknown, log: Pick<Logger, "warn"> & { error(m: stri
     log.error(`bad data: ${error.message}`);
     return ExitCode.BadData;
   }
+  if (error instanceof StorageError) {
+    log.error(`${error.reason}: ${error.message}`);
+    return error.exitCode;
+  }
   if (error instanceof StoppedError) {
     log.warn(error.message);
     return ExitCode.Terminated;
@@ -120,11 +125,7 @@ function exitCodeFor(error: unknown, log: Pick<Logger, "warn"> & { error(m: stri
   return ExitCode.InternalError;
 }
 
-const FAILURE_REASONS: Partial<Record<number, FailureReason>> = {
-  [ExitCode.BadConfig]: "BadConfig",
-  [ExitCode.BadData]: "BadData",
-  [ExitCode.InternalError]: "InternalError",
-};
+const FAILURE_REASONS: Partial<Record<number, FailureReason>> = EXIT_CODE_REASONS;
 
 /**
  * Tells the operator why the run failed: `{"error", "reason"}` in the termination message (a stop by SIGTERM is
@@ -172,10 +173,11 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
         log: progressAware(log, progress),
         hooks: progress,
         stop,
+        beforeUpload: (r) => writeReport(r, config).then(() => undefined),
       }),
     );
     progress?.clear();
-    await finish(result, config);
+    finish(result);
     return ExitCode.Success;
   } catch (error) {
     return fail(error, log, process.env[TERMINATION_LOG_ENV]);
@@ -190,8 +192,8 @@ function localPath(fromSpec: string, podDefault: string, local: string): string 
   return fromSpec === podDefault ? local : fromSpec;
 }
 
-async function finish(result: RunResult, config: TrainerConfig): Promise<void> {
-  const reportPath = await writeReport(result, config);
+function finish(result: RunResult): void {
+  const reportPath = join(result.outputPath, "report.html");
   process.stdout.write(`\n${formatTable(resultRows(result.summary, result.baselines))}\n\n`);
   process.stdout.write(
     `student model: ${result.summary.student.path}\nsummary: ${join(result.outputPath, "summary.json")}\n` +
@@ -218,10 +220,23 @@ async function commandTrain(flags: Flags): Promise<number> {
         terminationLog: terminationLogPath(),
         log,
         stop,
+        beforeUpload: (r) => writeReport(r, config).then(() => undefined),
       }),
     );
-    await writeReport(result, config);
     log.info(`done: student test accuracy ${result.summary.student.accuracy.toFixed(4)}`);
+    return ExitCode.Success;
+  } catch (error) {
+    return fail(error, log, terminationLogPath());
+  }
+}
+
+/** The init container: fetches the spec's remote inputs into the cache directory the trainer then reads. */
+async function commandFetch(flags: Flags): Promise<number> {
+  const log = jsonLogger();
+  try {
+    const config = loadConfig(configPath(flags.config));
+    const { fetchInputs } = await import("./storage/command.ts");
+    await fetchInputs(config.spec, log);
     return ExitCode.Success;
   } catch (error) {
     return fail(error, log, terminationLogPath());
@@ -289,6 +304,8 @@ export async function main(argv: string[]): Promise<number> {
       return commandRun(file, parsed.values);
     case "train":
       return commandTrain(parsed.values);
+    case "fetch":
+      return commandFetch(parsed.values);
     case "validate":
       return commandValidate(file);
     default:

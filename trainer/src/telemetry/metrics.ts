@@ -15,6 +15,8 @@ export class TrainerMetrics {
   private readonly weight: Gauge<"objective">;
   private readonly stepShare: Gauge<"objective">;
   private readonly nonFinite: Counter;
+  private readonly storageRetries: Counter<"operation">;
+  private readonly storageBytes: Counter<"direction">;
   private readonly cosine: Gauge<"pair">;
   private readonly normRatio: Gauge<"pair">;
   private readonly conflicts: Counter;
@@ -47,6 +49,14 @@ export class TrainerMetrics {
       "Share of the latest measured update per objective: |c_i g_i| / sum_j |c_j g_j|.",
       ["objective"],
     );
+    this.storageRetries = counter(
+      TrainerMetric.storageRetries,
+      "Object-storage requests retried after a transient error.",
+      ["operation"],
+    );
+    this.storageBytes = counter(TrainerMetric.storageBytes, "Bytes moved to and from object storage.", [
+      "direction",
+    ]);
     this.nonFinite = counter(
       TrainerMetric.nonFiniteSteps,
       "Student steps skipped because their losses or gradients were not finite.",
@@ -82,6 +92,14 @@ export class TrainerMetrics {
       "tensorflow_version",
       "device",
     ]);
+  }
+  /** A storage request is retried after a transient error. */
+  storageRetry(operation: string): void {
+    this.storageRetries.inc({ operation });
+  }
+
+  storageTransfer(direction: "download" | "upload", bytes: number): void {
+    this.storageBytes.inc({ direction }, bytes);
   }
 
   /** tensorflow_version is "none" on wasm and cpu (no TensorFlow library). */

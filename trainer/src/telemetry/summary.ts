@@ -80,8 +80,9 @@ export function writeTerminationMessage(result: Result, path: string): boolean {
   return writeTerminationFile(path, text);
 }
 
-/** Why a run failed, as the operator reads it from the termination message (names of api/v1alpha1 ExitCode). */
-export type FailureReason = "BadConfig" | "BadData" | "InternalError";
+/** Why a run failed, as the operator reads it from the termination message (api/v1alpha1 EXIT_CODE_REASONS). */
+export type { FailureReason } from "../../../api/v1alpha1/index.ts";
+import type { FailureReason } from "../../../api/v1alpha1/index.ts";
 
 /** The termination message of a failed run. */
 export interface FailureMessage {
