@@ -242,7 +242,7 @@ export const RuntimeSpec = section(
       .optional()
       .describe("Extra annotations of the trainer pod (keys are qualified names)."),
     serviceAccountName: Dns1123Subdomain.optional().describe(
-      "ServiceAccount of the trainer pod, for a cloud's workload identity (IRSA, GKE/Azure Workload Identity) to give it object-storage access; its token is then mounted (the identity webhooks need it). Unset: the namespace's default account with no token mounted.",
+      "ServiceAccount of the trainer pod, for a cloud's workload identity (EKS IRSA, GKE or Azure Workload Identity) to give it object-storage access. No API token is mounted either way (the identity webhooks project their own token volume; the trainer never calls the API server). Unset: the namespace's default account.",
     ),
     env: EnvList.optional().describe(
       "Extra environment variables of the trainer container (unique names; not the operator's MOKD_* ones).",

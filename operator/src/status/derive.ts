@@ -2,6 +2,7 @@
 // progress) to the new status. No I/O, so every case is unit-tested.
 import type { CoreV1Event, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
 import {
+  EXIT_CODE_REASONS,
   ExitCode,
   Result,
   type DistillationJobStatus,
@@ -11,6 +12,7 @@ import {
 import { TRAINER_CONTAINER } from "../names.ts";
 import type { OwnerJob } from "../builders/common.ts";
 import { ConditionType, findCondition, setCondition } from "./conditions.ts";
+import { failedInitializer, initializing } from "./storage.ts";
 
 export interface Observed {
   job?: V1Job;
@@ -98,7 +100,8 @@ export function trainerMessage(message: string | undefined): string | undefined 
 
 function lastTermination(pods: V1Pod[], phase: "Succeeded" | "Failed") {
   for (const pod of newestFirst(pods)) {
-    const terminated = trainerStatus(pod)?.state?.terminated;
+    const terminated =
+      trainerStatus(pod)?.state?.terminated ?? (phase === "Failed" ? failedInitializer(pod) : undefined);
     if (pod.status?.phase === phase && terminated) return terminated;
   }
   return undefined;
@@ -107,6 +110,11 @@ function lastTermination(pods: V1Pod[], phase: "Succeeded" | "Failed") {
 const EXIT_REASONS: Record<number, string> = {
   [ExitCode.BadConfig]: "BadConfig",
   [ExitCode.BadData]: "BadData",
+  // Object storage (the trainer's or its initializer's): StorageAccessDenied, StorageNotFound, ...
+  [ExitCode.StorageAccessDenied]: EXIT_CODE_REASONS[ExitCode.StorageAccessDenied],
+  [ExitCode.StorageNotFound]: EXIT_CODE_REASONS[ExitCode.StorageNotFound],
+  [ExitCode.ChecksumMismatch]: EXIT_CODE_REASONS[ExitCode.ChecksumMismatch],
+  [ExitCode.StorageQuotaExceeded]: EXIT_CODE_REASONS[ExitCode.StorageQuotaExceeded],
 };
 
 function failure(job: V1Job, condition: V1JobCondition, pods: V1Pod[]): Observation {
@@ -203,6 +211,8 @@ function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[])
   if (pod) {
     const blocker = podBlocker(pod);
     if (blocker) return { phase: "Pending", ...blocker };
+    const fetching = initializing(pod);
+    if (fetching) return { phase: "Pending", ...fetching };
     if (pod.status?.phase === "Running")
       return { phase: "Running", reason: "TrainerRunning", message: `pod ${pod.metadata?.name} is running` };
     return { phase: "Pending", reason: "PodPending", message: `pod ${pod.metadata?.name} is starting` };
@@ -348,6 +358,8 @@ function conditionsFor(
   );
   list = set(list, ConditionType.Running, o.phase === "Running", o.reason, o.message);
   list = optional(list, ConditionType.Suspended, o.phase === "Suspended");
+  // The initializer downloading the inputs (only jobs with remote inputs ever get this condition).
+  list = optional(list, "Initializing", o.reason === "Initializing");
   list = optional(list, ConditionType.Succeeded, o.phase === "Succeeded");
   list = optional(list, ConditionType.Failed, o.phase === "Failed");
   return list;

@@ -17,9 +17,11 @@ export class StorageError extends Error {
   readonly uri: string;
   /** The store's error code (e.g. NoSuchKey, AccessDenied, InvalidAccessKeyId) or HTTP status, if any. */
   readonly code: string | undefined;
+  readonly detail: string;
   constructor(reason: StorageFailure, uri: string, detail: string, code?: string) {
     super(`${uri}: ${detail}${code ? ` (${code})` : ""}`);
     this.name = "StorageError";
+    this.detail = detail;
     this.reason = reason;
     this.uri = uri;
     this.code = code;
@@ -65,6 +67,9 @@ const TRANSIENT_CODES = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
+/** Names that say nothing (the SDK's "Unknown" for an error response without a body, as HEAD's). */
+const GENERIC_NAMES = new Set(["Error", "TypeError", "Unknown", "UnknownError"]);
+
 interface SdkLike {
   name?: string;
   code?: string;
@@ -80,7 +85,7 @@ export function errorCode(error: unknown): string | undefined {
   if (!e || typeof e !== "object") return undefined;
   const cause = e.cause as SdkLike | undefined;
   const candidates = [e.Code, e.code, cause?.code, e.name];
-  return candidates.find((c) => typeof c === "string" && c !== "" && c !== "Error" && c !== "TypeError");
+  return candidates.find((c) => typeof c === "string" && c !== "" && !GENERIC_NAMES.has(c));
 }
 
 export const httpStatus = (error: unknown) => (error as SdkLike | undefined)?.$metadata?.httpStatusCode;

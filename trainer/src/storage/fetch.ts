@@ -10,7 +10,7 @@ import { Readable } from "node:stream";
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { parseArtifactUri } from "../../../api/v1alpha1/index.ts";
 import type { StorageContext } from "./client.ts";
-import { classify, StorageError } from "./errors.ts";
+import { classify, errorCode, StorageError } from "./errors.ts";
 import { withRetry } from "./retry.ts";
 import { formatBytes, removePart, streamToFile, TransferProgress } from "./transfer.ts";
 
@@ -73,9 +73,7 @@ export async function fetchArtifact(
   const recordFile = `${dir}.fetch.json`;
   const previous = readRecord(recordFile);
   const { files, resolved } =
-    parsed.kind === "s3"
-      ? await listS3(ctx, parsed.bucket, parsed.key, request.uri)
-      : { files: [httpFile(parsed.url, basename(new URL(parsed.url).pathname) || "download")], resolved: "" };
+    parsed.kind === "s3" ? await listS3(ctx, parsed.bucket, parsed.key, request.uri) : httpFiles(parsed.url);
   const single = files.length === 1 && resolved !== "";
   const record: FetchRecord = { uri: request.uri, resolved, files: {} };
   const total = files.every((f) => f.size !== undefined) ? files.reduce((s, f) => s + f.size!, 0) : undefined;
@@ -211,8 +209,30 @@ async function headObject(
   } catch (error) {
     // No such object: maybe a prefix (a missing bucket shows when listing it).
     if (classify(error) === "StorageNotFound") return undefined;
+    if (error instanceof StorageError && error.code?.startsWith("HTTP "))
+      throw await withS3Code(ctx, bucket, key, error);
     throw error;
   }
+}
+
+/**
+ * A HEAD's error response has no body, so no S3 error code: a one-byte ranged GET of the same key gets it (e.g.
+ * InvalidAccessKeyId vs SignatureDoesNotMatch vs AccessDenied), for the message.
+ */
+async function withS3Code(
+  ctx: StorageContext,
+  bucket: string,
+  key: string,
+  error: StorageError,
+): Promise<StorageError> {
+  try {
+    await ctx.s3().send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-0" }));
+  } catch (detailed) {
+    const code = errorCode(detailed);
+    if (code && classify(detailed) === error.reason)
+      return new StorageError(error.reason, error.uri, error.detail, code);
+  }
+  return error;
 }
 
 function s3File(
@@ -259,6 +279,12 @@ function httpFile(url: string, relative: string): RemoteFile {
       };
     },
   };
+}
+
+/** An http(s) URL: one file, named after the URL's last path segment. */
+function httpFiles(url: string): { files: RemoteFile[]; resolved: string } {
+  const name = basename(new URL(url).pathname) || "download";
+  return { files: [httpFile(url, name)], resolved: name };
 }
 
 /** The weight files a downloaded tfjs model.json names, as siblings of its URI (not yet fetched). */
