@@ -152,6 +152,7 @@ const EnvVar = z
       {
         rule: "!has(self.valueFrom) || !has(self.value) || self.value == ''",
         message: "set value or valueFrom, not both",
+        fieldPath: ".value",
       },
     ],
   })
