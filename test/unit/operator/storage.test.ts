@@ -1,7 +1,9 @@
 // The operator's side of object storage: the `fetch` init container, credentials from a Secret (by reference
 // only), the CA bundle, service account and env references in the Job; Initializing and the storage failure
 // reasons (from the trainer or its initializer) in the status.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { ExitCode, NON_RETRYABLE_EXIT_CODES } from "../../../api/v1alpha1/index.ts";
 import { buildJob } from "../../../operator/src/builders/job.ts";
 import { findCondition } from "../../../operator/src/status/conditions.ts";
@@ -205,5 +207,19 @@ describe("status of a job with object storage", () => {
       outputUri: "s3://results/runs/a",
       checkpointUri: "s3://results/ckpt/a/latest.json",
     });
+  });
+});
+
+describe("the operator's RBAC with storage credentials", () => {
+  it("does not grow to Secrets: the pod references them, the kubelet reads them", () => {
+    const rules = parse(readFileSync("charts/mokd-operator/files/rbac-rules.yaml", "utf8")) as {
+      apiGroups: string[];
+      resources: string[];
+    }[];
+    const resources = rules.flatMap((r) => r.resources);
+    expect(resources).not.toContain("secrets");
+    expect(resources).not.toContain("*");
+    expect(rules.flatMap((r) => r.apiGroups)).not.toContain("*");
+    expect(resources).not.toContain("serviceaccounts");
   });
 });
