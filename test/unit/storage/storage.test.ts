@@ -134,7 +134,8 @@ describe("error classification and retries", () => {
     expect(classify(sdk("InternalError", 500))).toBe("transient");
     expect(classify(sdk("Unknown", 502))).toBe("transient");
     expect(classify(Object.assign(new Error("reset"), { code: "ECONNRESET" }))).toBe("transient");
-    expect(classify(sdk("QuotaExceeded", 403))).toBe("StorageAccessDenied"); // a 403 is access first
+    expect(classify(sdk("QuotaExceeded", 403))).toBe("StorageQuotaExceeded"); // the code before the status
+    expect(classify(sdk("Unknown", 403))).toBe("StorageAccessDenied");
     expect(classify(sdk("InsufficientStorage", 507))).toBe("StorageQuotaExceeded");
     expect(classify(new Error("a bug"))).toBe("other");
   });
@@ -297,18 +298,29 @@ describe("fetch from a real S3 server", () => {
   it("fetches an http(s) URL with its sha256", async () => {
     const body = "a file behind a URL";
     const server = createServer((req, res) => {
-      if (req.url === "/files/data.txt") res.end(body);
-      else res.writeHead(404).end();
+      if (req.url !== "/files/data.txt") res.writeHead(404).end();
+      else if (req.method === "HEAD")
+        res.writeHead(200, { ETag: '"v1"', "Content-Length": body.length }).end();
+      else res.writeHead(200, { ETag: '"v1"' }).end(body);
     });
     await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     try {
+      const cache = temp("c-");
       const got = await fetchArtifact(
         context(),
         { uri: `${base}/files/data.txt`, sha256: sha256(body) },
-        temp("c-"),
+        cache,
       );
       expect(readFileSync(got.path, "utf8")).toBe(body);
+      // Its ETag (from a HEAD) unchanged: the cached file is used, not downloaded again.
+      const again = context();
+      const cached = await fetchArtifact(
+        again,
+        { uri: `${base}/files/data.txt`, sha256: sha256(body) },
+        cache,
+      );
+      expect([cached.cached, again.downloaded()]).toEqual([1, 0]);
       const missing = await failure(fetchArtifact(context(), { uri: `${base}/files/none` }, temp("c-")));
       expect([missing.reason, missing.code]).toEqual(["StorageNotFound", "HTTP 404"]);
     } finally {

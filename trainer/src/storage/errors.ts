@@ -94,14 +94,15 @@ export function classify(error: unknown): ErrorClass {
   if (error instanceof StorageError) return error.reason;
   const code = errorCode(error) ?? "";
   const status = httpStatus(error);
-  if (ACCESS_CODES.has(code) || status === 401 || status === 403) return "StorageAccessDenied";
-  if (NOT_FOUND_CODES.has(code) || status === 404) return "StorageNotFound";
-  if (QUOTA_CODES.has(code) || status === 507) return "StorageQuotaExceeded";
-  if (
-    TRANSIENT_CODES.has(code) ||
-    (status !== undefined && (status >= 500 || status === 429 || status === 408))
-  )
-    return "transient";
+  // The store's code first (a quota error may come as a 403), then the HTTP status.
+  if (ACCESS_CODES.has(code)) return "StorageAccessDenied";
+  if (NOT_FOUND_CODES.has(code)) return "StorageNotFound";
+  if (QUOTA_CODES.has(code)) return "StorageQuotaExceeded";
+  if (TRANSIENT_CODES.has(code)) return "transient";
+  if (status === 401 || status === 403) return "StorageAccessDenied";
+  if (status === 404) return "StorageNotFound";
+  if (status === 507) return "StorageQuotaExceeded";
+  if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return "transient";
   if ((error as SdkLike).$retryable) return "transient";
   // fetch() wraps socket errors: "fetch failed" with the socket's code in `cause`.
   if (error instanceof TypeError && /fetch failed/.test(error.message)) return "transient";

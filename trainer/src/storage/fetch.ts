@@ -73,7 +73,9 @@ export async function fetchArtifact(
   const recordFile = `${dir}.fetch.json`;
   const previous = readRecord(recordFile);
   const { files, resolved } =
-    parsed.kind === "s3" ? await listS3(ctx, parsed.bucket, parsed.key, request.uri) : httpFiles(parsed.url);
+    parsed.kind === "s3"
+      ? await listS3(ctx, parsed.bucket, parsed.key, request.uri)
+      : await httpFiles(ctx, parsed.url);
   const single = files.length === 1 && resolved !== "";
   const record: FetchRecord = { uri: request.uri, resolved, files: {} };
   const total = files.every((f) => f.size !== undefined) ? files.reduce((s, f) => s + f.size!, 0) : undefined;
@@ -131,13 +133,15 @@ async function fetchFile(
       const { body, size, etag } = await file.open();
       let moved = 0;
       try {
-        const expected = { size: size ?? file.size, etag: etag ?? file.etag, sha256 };
+        const seenEtag = etag ?? file.etag;
+        // An S3 ETag without a part count is the content's MD5; a web server's ETag is only a version tag.
+        const expected = { size: size ?? file.size, ...(file.s3 ? { etag: seenEtag } : {}), sha256 };
         const done = await streamToFile(body, local, file.uri, expected, (n) => {
           moved += n;
           progress.add(n);
         });
         ctx.bytes?.("download", done.size);
-        return { size: done.size, sha256: done.sha256, ...(expected.etag ? { etag: expected.etag } : {}) };
+        return { size: done.size, sha256: done.sha256, ...(seenEtag ? { etag: seenEtag } : {}) };
       } catch (error) {
         progress.done -= moved; // a retry starts the file again
         throw error;
@@ -281,10 +285,34 @@ function httpFile(url: string, relative: string): RemoteFile {
   };
 }
 
-/** An http(s) URL: one file, named after the URL's last path segment. */
-function httpFiles(url: string): { files: RemoteFile[]; resolved: string } {
+/**
+ * An http(s) URL: one file, named after the URL's last path segment. A HEAD first gives its ETag and size (when
+ * the server sends them), so an unchanged file in the cache is not downloaded again.
+ */
+async function httpFiles(
+  ctx: StorageContext,
+  url: string,
+): Promise<{ files: RemoteFile[]; resolved: string }> {
   const name = basename(new URL(url).pathname) || "download";
-  return { files: [httpFile(url, name)], resolved: name };
+  const file = httpFile(url, name);
+  const head = await withRetry(
+    "head",
+    url,
+    async () => {
+      const response = await fetch(url, { method: "HEAD", redirect: "follow" });
+      if (response.status === 405 || response.status === 501) return undefined; // no HEAD: GET decides
+      if (!response.ok) throw httpError(url, response.status);
+      return response.headers;
+    },
+    ctx.retry,
+    ctx.observer,
+  );
+  const etag = head?.get("etag") ?? undefined;
+  const length = head?.get("content-length");
+  return {
+    files: [{ ...file, ...(etag ? { etag } : {}), ...(length ? { size: Number(length) } : {}) }],
+    resolved: name,
+  };
 }
 
 /** The weight files a downloaded tfjs model.json names, as siblings of its URI (not yet fetched). */
