@@ -12,6 +12,7 @@ import { selectBackend } from "../../../trainer/src/backend/index.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
 import { runJob } from "../../../trainer/src/engine/run.ts";
 import { StopSignal, StoppedError } from "../../../trainer/src/engine/stop.ts";
+import { StorageError } from "../../../trainer/src/storage/errors.ts";
 import { ProgressDocument } from "../../../trainer/src/telemetry/progress.ts";
 import { startS3Server, type S3Server } from "../../bed/versitygw.ts";
 import { tinyJob, writeTinyIdx } from "../trainer/engine-fixtures.ts";
@@ -148,5 +149,24 @@ describe("a run with data, outputs and checkpoints in object storage", () => {
       outputUri: `s3://${BUCKET}/runs/tiny`,
       checkpointUri: `s3://${BUCKET}/checkpoints/tiny/latest.json`,
     });
+  });
+
+  it("fails at the start, before any step, when the output bucket is missing", async () => {
+    const c = node("no-bucket", { ...storageSpec(), output: { uri: "s3://no-such-bucket/runs/tiny" } });
+    let steps = 0;
+    const error = await runJob({
+      config: c.config,
+      backend: "cpu",
+      log: { info: () => {}, warn: () => {} },
+      cacheDir: c.cacheDir,
+      hooks: { onStep: () => void steps++ },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (!(error instanceof StorageError)) throw new Error(`expected a StorageError, got ${String(error)}`);
+    expect([error.reason, error.code]).toEqual(["StorageNotFound", "NoSuchBucket"]);
+    expect(error.message).toContain("s3://no-such-bucket/runs/tiny");
+    expect(steps).toBe(0);
   });
 });

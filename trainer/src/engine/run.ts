@@ -30,7 +30,7 @@ import { closeServer, serveMetrics, telemetryHooks, type Logger } from "./teleme
 import { storageContext, type StorageContext } from "../storage/client.ts";
 import { CheckpointMirror } from "../storage/checkpoints.ts";
 import { cacheRoot, resolveInputs, usesRemoteStorage } from "../storage/inputs.ts";
-import { uploadDirectory } from "../storage/upload.ts";
+import { checkDestination, uploadDirectory } from "../storage/upload.ts";
 import type { CheckpointOptions } from "./stage.ts";
 
 export type { Logger } from "./telemetry.ts";
@@ -84,6 +84,8 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   const spec = storage
     ? await resolveInputs(config.spec, storage, options.cacheDir ?? cacheRoot())
     : config.spec;
+  for (const uri of [config.spec.output.uri, config.spec.output.checkpoints.uri])
+    if (uri && storage) await checkDestination(storage, uri);
   // The data first: auto's choice depends on the models' size, which depends on the input shape.
   const dataset = await loadDataset(await withImageSize(spec.data, spec));
   const workload = runWorkload(spec, dataset.inputShape, dataset.numClasses);

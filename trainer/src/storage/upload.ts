@@ -2,7 +2,7 @@
 // memory per file, streamed from disk), a whole directory under an s3:// prefix, and small JSON objects.
 import { createReadStream, readdirSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
-import { DeleteObjectsCommand, GetObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { parseArtifactUri } from "../../../api/v1alpha1/index.ts";
 import type { StorageContext } from "./client.ts";
@@ -165,4 +165,20 @@ export async function deleteKeys(ctx: StorageContext, bucket: string, keys: stri
       ctx.observer,
     );
   }
+}
+
+/**
+ * Checks at the start that an upload destination's bucket exists and the credentials may list it, so wrong
+ * credentials or a missing bucket fail the run in seconds rather than after training (a write permission
+ * missing on its own still shows only at the upload).
+ */
+export async function checkDestination(ctx: StorageContext, uri: string): Promise<void> {
+  const { bucket, key } = s3Location(uri);
+  await withRetry(
+    "list",
+    uri,
+    () => ctx.s3().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 })),
+    ctx.retry,
+    ctx.observer,
+  );
 }
