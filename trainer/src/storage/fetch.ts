@@ -77,6 +77,12 @@ export async function fetchArtifact(
       ? await listS3(ctx, parsed.bucket, parsed.key, request.uri)
       : await httpFiles(ctx, parsed.url);
   const single = files.length === 1 && resolved !== "";
+  if (request.sha256 && !single)
+    throw new StorageError(
+      "ChecksumMismatch",
+      request.uri,
+      "a sha256 is given, but the URI names a prefix, not one file",
+    );
   const record: FetchRecord = { uri: request.uri, resolved, files: {} };
   const total = files.every((f) => f.size !== undefined) ? files.reduce((s, f) => s + f.size!, 0) : undefined;
   const progress = new TransferProgress(`fetch ${request.uri}`, total, ctx.info);
@@ -90,12 +96,6 @@ export async function fetchArtifact(
     record.files[file.relative] = got.entry;
     queue.push(...companions(ctx, file, join(dir, file.relative), record));
   }
-  if (request.sha256 && !single)
-    throw new StorageError(
-      "ChecksumMismatch",
-      request.uri,
-      "sha256 applies to one file, and this is a prefix",
-    );
   mkdirSync(cacheRoot, { recursive: true });
   writeFileSync(`${recordFile}.tmp`, JSON.stringify(record, null, 2));
   renameSync(`${recordFile}.tmp`, recordFile);
