@@ -258,9 +258,10 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
     await applyJob(job);
     const final = await finished(TEACHER_JOB);
     expect(final.phase, `${JSON.stringify(final.conditions)}\n${await context()}`).toBe("Succeeded");
-    // The example's CNN teacher, not a fresh one: its accuracy is the example's.
+    // The example's CNN teacher, not a fresh one: on the same test set, the example's accuracy (its own input
+    // normalisation travels with it; a different data subset does not change it).
     const example = await status(JOB);
-    expect(final.result?.teacherAccuracy).toBe(example?.result?.teacherAccuracy);
+    expect(final.result?.teacherAccuracy).toBeCloseTo(example?.result?.teacherAccuracy ?? -1, 2);
     const summary = (await s3!.keys(`runs/${TEACHER_JOB}/`)).includes(`runs/${TEACHER_JOB}/summary.json`);
     expect(summary).toBe(true);
   });
