@@ -8,6 +8,8 @@ import { ExitCode, NON_RETRYABLE_EXIT_CODES } from "../../../api/v1alpha1/index.
 import { buildJob } from "../../../operator/src/builders/job.ts";
 import { findCondition } from "../../../operator/src/status/conditions.ts";
 import { deriveStatus } from "../../../operator/src/status/derive.ts";
+import { progressFromDocument } from "../../../operator/src/progress/document.ts";
+import { PROGRESS_API_VERSION, PROGRESS_KIND, TrainerProgress } from "../../../api/v1alpha1/index.ts";
 import { distillationJob, job, jobCondition, pod, terminated } from "./fixtures.ts";
 
 const T1 = "2025-01-01T00:05:00.000Z";
@@ -221,5 +223,34 @@ describe("the operator's RBAC with storage credentials", () => {
     expect(resources).not.toContain("*");
     expect(rules.flatMap((r) => r.apiGroups)).not.toContain("*");
     expect(resources).not.toContain("serviceaccounts");
+  });
+});
+
+describe("the last checkpoint in status.progress", () => {
+  it("is copied from the trainer's progress document: stage, epoch, step, time and where", () => {
+    const lastCheckpoint = {
+      stage: "student" as const,
+      epoch: 3,
+      step: 2811,
+      time: "2025-01-01T00:04:00.000Z",
+      location: "s3://results/ckpt/a/latest.json",
+    };
+    const doc = TrainerProgress.parse({
+      apiVersion: PROGRESS_API_VERSION,
+      kind: PROGRESS_KIND,
+      stage: "student",
+      stages: ["teacher", "student"],
+      epoch: 4,
+      totalEpochs: 30,
+      step: 2900,
+      stepsPerEpoch: 937,
+      totalSteps: 28110,
+      losses: {},
+      weights: {},
+      progressPercentage: 10,
+      updatedAt: "2025-01-01T00:04:30.000Z",
+      lastCheckpoint,
+    });
+    expect(progressFromDocument(doc, T1).lastCheckpoint).toEqual(lastCheckpoint);
   });
 });
