@@ -3,7 +3,9 @@
 // addressing. Unit tests start one on 127.0.0.1; cluster tests on the host's IP, which the real node's pods reach
 // through the CNI bridge's default route (as they reach the apiserver).
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { Agent, request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -24,6 +26,8 @@ export interface S3Server {
   client: S3Client;
   /** The directory served: <root>/<bucket>/<key>. */
   root: string;
+  /** The CA certificate (PEM file) of a TLS endpoint. */
+  caFile?: string;
   createBucket(name: string): Promise<void>;
   log(): string;
   stop(): Promise<void>;
@@ -48,7 +52,17 @@ async function freePort(host: string): Promise<number> {
   });
 }
 
-export async function startS3Server(host = "127.0.0.1"): Promise<S3Server> {
+/** A self-signed certificate for `host` (its own CA), for a TLS endpoint a client trusts only with it. */
+async function selfSigned(dir: string, host: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  // prettier-ignore
+  await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=mokd-test-s3",
+    "-addext", `subjectAltName=IP:${host}`, "-keyout", key, "-out", cert]);
+  return { cert, key };
+}
+
+export async function startS3Server(host = "127.0.0.1", options: { tls?: boolean } = {}): Promise<S3Server> {
   const binary = await versitygwBinary();
   const work = mkdtempSync(join(tmpdir(), "mokd-s3-"));
   const root = join(work, "data");
@@ -59,20 +73,34 @@ export async function startS3Server(host = "127.0.0.1"): Promise<S3Server> {
   const accessKeyId = "mokdtestaccess";
   const secretAccessKey = "mokdtestsecret0123456789";
   const region = "us-east-1";
+  const tls = options.tls ? await selfSigned(work, host) : undefined;
   const args = ["--access", accessKeyId, "--secret", secretAccessKey, "--region", region];
+  if (tls) args.push("--cert", tls.cert, "--key", tls.key);
   args.push("--port", `${host}:${port}`, "--quiet", "posix", "--sidecar", sidecar, root);
   const component: Component = startComponent("versitygw", binary, args, work);
-  const endpoint = `http://${host}:${port}`;
+  const endpoint = `${tls ? "https" : "http"}://${host}:${port}`;
+  const agent = tls ? new Agent({ ca: readFileSync(tls.cert, "utf8") }) : undefined;
   const client = new S3Client({
     endpoint,
     region,
     forcePathStyle: true,
     credentials: { accessKeyId, secretAccessKey },
+    ...(agent ? { requestHandler: { httpsAgent: agent } } : {}),
   });
   await untilReady("versitygw", [component], async () => {
     try {
-      const res = await fetch(endpoint);
-      return res.status > 0;
+      await new Promise<void>((done, fail) => {
+        const req = (tls ? httpsRequest : httpRequest)(
+          endpoint,
+          { method: "HEAD", ...(agent ? { agent } : {}) },
+          (res) => {
+            res.resume();
+            done();
+          },
+        );
+        req.on("error", fail).end();
+      });
+      return true;
     } catch {
       return false;
     }
@@ -84,6 +112,7 @@ export async function startS3Server(host = "127.0.0.1"): Promise<S3Server> {
     region,
     client,
     root,
+    ...(tls ? { caFile: tls.cert } : {}),
     createBucket: async (name) => {
       await client.send(new CreateBucketCommand({ Bucket: name }));
     },

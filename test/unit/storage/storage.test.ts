@@ -63,7 +63,12 @@ interface Counted extends StorageContext {
 }
 
 /** A context for the test server (credentials passed as the standard variables, as a user's shell would). */
-function context(endpoint = s3.endpoint, secret = s3.secretAccessKey, attempts = 5): Counted {
+function context(
+  endpoint = s3.endpoint,
+  secret = s3.secretAccessKey,
+  attempts = 5,
+  extraEnv: Record<string, string> = {},
+): Counted {
   const lines: string[] = [];
   const retries: string[] = [];
   let downloaded = 0;
@@ -76,7 +81,12 @@ function context(endpoint = s3.endpoint, secret = s3.secretAccessKey, attempts =
       bytes: (direction, n) => {
         if (direction === "download") downloaded += n;
       },
-      env: { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: s3.region },
+      env: {
+        AWS_ACCESS_KEY_ID: s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: secret,
+        AWS_REGION: s3.region,
+        ...extraEnv,
+      },
     },
   );
   // The SDK reads credentials from process.env: set them for this client only.
@@ -428,3 +438,23 @@ async function flakyProxy(target: string, failures: number): Promise<{ endpoint:
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   return { endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server };
 }
+
+describe("a private endpoint with its own CA", () => {
+  it("is trusted with the CA bundle ($MOKD_STORAGE_CA_BUNDLE), refused without it", async () => {
+    const tls = await startS3Server("127.0.0.1", { tls: true });
+    try {
+      await tls.createBucket("private");
+      await tls.client.send(new PutObjectCommand({ Bucket: "private", Key: "x.txt", Body: "over TLS" }));
+      const uri = "s3://private/x.txt";
+      const trusted = context(tls.endpoint, tls.secretAccessKey, 1, { MOKD_STORAGE_CA_BUNDLE: tls.caFile! });
+      const got = await fetchArtifact(trusted, { uri }, temp("c-"));
+      expect(readFileSync(got.path, "utf8")).toBe("over TLS");
+      const untrusted = await failure(
+        fetchArtifact(context(tls.endpoint, tls.secretAccessKey, 1), { uri }, temp("c-")),
+      );
+      expect(String(untrusted)).toMatch(/self[- ]signed|unable to verify|certificate/i);
+    } finally {
+      await tls.stop();
+    }
+  });
+});
