@@ -135,7 +135,8 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
   beforeAll(async () => {
     images = await buildImages(["operator", "trainer-cpu"]);
     await importImages(node!, [images.operator!, images["trainer-cpu"]!]);
-    namespace = await realNodeNamespace("e2e");
+    // Restricted Pod Security enforced: the operator's pod, the trainer's and its `fetch` init container pass it.
+    namespace = await realNodeNamespace("e2e", { "pod-security.kubernetes.io/enforce": "restricted" });
     s3 = await clusterS3(node!, BUCKET);
     await s3.uploadDir("/usr/share/datasets/fashion-mnist", "datasets/fashion-mnist");
     await s3.createSecret(namespace, "s3-credentials");
