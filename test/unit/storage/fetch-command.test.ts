@@ -21,7 +21,7 @@ beforeAll(async () => {
   await s3.createBucket(BUCKET);
   await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: "data/train-images", Body: "images" }));
   await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: "data/train-labels", Body: "labels" }));
-}, 600_000);
+}, 1_800_000);
 
 afterAll(async () => {
   await s3?.stop();

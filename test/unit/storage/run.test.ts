@@ -39,7 +39,7 @@ beforeAll(async () => {
   process.env.AWS_ACCESS_KEY_ID = s3.accessKeyId;
   process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;
   process.env.AWS_REGION = s3.region;
-}, 600_000);
+}, 1_800_000);
 
 afterAll(async () => {
   await s3?.stop();

@@ -37,7 +37,7 @@ const BUCKET = "mokd-unit";
 beforeAll(async () => {
   s3 = await startS3Server();
   await s3.createBucket(BUCKET);
-}, 600_000);
+}, 1_800_000);
 
 afterAll(async () => {
   await s3?.stop();
