@@ -55,9 +55,7 @@ type Json = Record<string, unknown>;
  * outputs in the bucket: the default emptyDir output goes with the pod (the kubelet removes a finished pod's
  * volumes), so the outputs that must outlive it go to `output.uri`.
  */
-function example(
-  name = JOB,
-): Json & {
+function example(name = JOB): Json & {
   metadata: Json;
   spec: Json & { runtime: Json; data: Json; output: Json; teacher: Json; training: Json };
 } {
