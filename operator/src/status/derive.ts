@@ -100,8 +100,9 @@ export function trainerMessage(message: string | undefined): string | undefined 
 
 function lastTermination(pods: V1Pod[], phase: "Succeeded" | "Failed") {
   for (const pod of newestFirst(pods)) {
+    // A failed initializer first: the trainer never ran (the kubelet may still report it as terminated).
     const terminated =
-      trainerStatus(pod)?.state?.terminated ?? (phase === "Failed" ? failedInitializer(pod) : undefined);
+      (phase === "Failed" ? failedInitializer(pod) : undefined) ?? trainerStatus(pod)?.state?.terminated;
     if (pod.status?.phase === phase && terminated) return terminated;
   }
   return undefined;
