@@ -37,6 +37,10 @@ export const TrainerMetric = {
   gradientNormRatio: "mokd_trainer_gradient_norm_ratio",
   /** counter: student steps skipped (no update) because their losses or gradients were not finite. */
   nonFiniteSteps: "mokd_trainer_nonfinite_steps_total",
+  /** counter{operation}: retries of object-storage requests after a transient error (timeout, 5xx, throttling). */
+  storageRetries: "mokd_trainer_storage_retries_total",
+  /** counter{direction}: bytes downloaded from and uploaded to object storage (download | upload). */
+  storageBytes: "mokd_trainer_storage_bytes_total",
   /** counter: steps whose objective gradients conflicted (some pairwise cosine < 0). */
   conflictSteps: "mokd_trainer_conflict_steps_total",
   /**

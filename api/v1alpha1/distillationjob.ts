@@ -22,6 +22,7 @@ import {
   type CrossFieldRule,
 } from "./trainer-spec.ts";
 import { Progress, TrainerStatus } from "./progress.ts";
+import { CREDENTIAL_SECRET_KEYS } from "./storage.ts";
 
 export const GROUP = "distillation.mokd.io";
 export const VERSION = "v1alpha1";
@@ -102,7 +103,17 @@ export const RESERVED_ENV_NAMES = [
   "MOKD_JOB_NAMESPACE",
   "MOKD_BACKEND",
   "MOKD_GPUS",
+  "MOKD_CACHE_DIR",
+  "MOKD_STORAGE_CA_BUNDLE",
 ] as const;
+
+const KeyRef = z
+  .object({
+    name: Dns1123Subdomain.describe("Name of the object."),
+    key: z.string().min(1).max(253).describe("The key."),
+    optional: z.boolean().optional().describe("Start the pod even when the object or key is missing."),
+  })
+  .describe("A key of a Secret or ConfigMap.");
 
 const EnvVar = z
   .object({
@@ -112,7 +123,38 @@ const EnvVar = z
       .max(4096)
       .regex(new RegExp(ENV_NAME_PATTERN), "must be printable ASCII characters other than '='")
       .describe("Variable name (printable ASCII, no `=`)."),
-    value: z.string().default("").describe("Variable value."),
+    value: z.string().default("").describe("Variable value (empty with valueFrom)."),
+    valueFrom: withRules(
+      z.object({
+        secretKeyRef: KeyRef.optional().describe("A key of a Secret in the job's namespace."),
+        configMapKeyRef: KeyRef.optional().describe("A key of a ConfigMap in the job's namespace."),
+      }),
+      [
+        {
+          cel: "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+          message: "set exactly one of secretKeyRef and configMapKeyRef",
+          field: "",
+          holds: (v) => (v.secretKeyRef === undefined) !== (v.configMapKeyRef === undefined),
+        },
+      ],
+    )
+      .optional()
+      .describe(
+        "Take the value from a Secret or ConfigMap key (read by the kubelet when it starts the pod: the operator never reads Secrets).",
+      ),
+  })
+  .superRefine((e, ctx) => {
+    if (e.valueFrom && e.value !== "")
+      ctx.addIssue({ code: "custom", message: "set value or valueFrom, not both", path: ["value"] });
+  })
+  .meta({
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.valueFrom) || !has(self.value) || self.value == ''",
+        message: "set value or valueFrom, not both",
+        fieldPath: ".value",
+      },
+    ],
   })
   .describe("An environment variable of the trainer container.");
 
@@ -202,6 +244,9 @@ export const RuntimeSpec = section(
     podAnnotations: labelMap(z.string(), true)
       .optional()
       .describe("Extra annotations of the trainer pod (keys are qualified names)."),
+    serviceAccountName: Dns1123Subdomain.optional().describe(
+      "ServiceAccount of the trainer pod, for a cloud's workload identity (EKS IRSA, GKE or Azure Workload Identity) to give it object-storage access. No API token is mounted either way (the identity webhooks project their own token volume; the trainer never calls the API server). Unset: the namespace's default account.",
+    ),
     env: EnvList.optional().describe(
       "Extra environment variables of the trainer container (unique names; not the operator's MOKD_* ones).",
     ),
@@ -293,6 +338,7 @@ export const IMMUTABLE_SPEC_FIELDS = [
   "training",
   "output",
   "metrics",
+  "storage",
   "runtime",
   "queueName",
 ] as const;
@@ -316,6 +362,17 @@ export const specRules: CrossFieldRule<Spec>[] = [
   },
   // The trainer's own rules (trainer-spec.ts).
   ...trainerSpecRules,
+  {
+    cel:
+      "!has(self.storage.credentialsSecret) || !has(self.runtime.env) || self.runtime.env.all(e, !(e.name in " +
+      JSON.stringify(CREDENTIAL_SECRET_KEYS) +
+      "))",
+    message: `storage.credentialsSecret sets ${CREDENTIAL_SECRET_KEYS.join(", ")}: do not set them in runtime.env too`,
+    field: "runtime.env",
+    holds: (s) =>
+      !s.storage.credentialsSecret ||
+      (s.runtime.env ?? []).every((e) => !(CREDENTIAL_SECRET_KEYS as readonly string[]).includes(e.name)),
+  },
   {
     cel: "!has(self.runtime.volumes.teacher) || has(self.teacher.model)",
     message: "a teacher volume needs teacher.model (a path under /teacher)",
@@ -364,6 +421,16 @@ export const Result = z
     conflictRate: z.number().optional().describe("Fraction of steps with conflicting gradients."),
     strategy: z.string().optional().describe("Weighting strategy used."),
     modelPath: z.string().optional().describe("Where the student model was written."),
+    outputUri: z
+      .string()
+      .optional()
+      .describe(
+        "The s3:// prefix holding the uploaded outputs (spec.output.uri), once every upload completed.",
+      ),
+    checkpointUri: z
+      .string()
+      .optional()
+      .describe("The s3:// location of the last checkpoint uploaded (spec.output.checkpoints.uri)."),
     durationSeconds: z.number().optional().describe("Run time of the trainer."),
     onnxModelPath: z
       .string()

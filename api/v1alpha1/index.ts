@@ -6,3 +6,4 @@ export * from "./k8s-formats.ts";
 export * from "./progress.ts";
 export * from "./manifest.ts";
 export * from "./termination.ts";
+export * from "./storage.ts";

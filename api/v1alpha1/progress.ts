@@ -21,6 +21,21 @@ const Count = z.number().int().min(0);
 export const TrainingStage = z.enum(["teacher", "student"]);
 export type TrainingStage = z.infer<typeof TrainingStage>;
 
+export const LastCheckpoint = z
+  .object({
+    stage: TrainingStage.describe("The stage the checkpoint belongs to."),
+    epoch: Count.describe("Epochs completed when it was written."),
+    step: Count.describe("Global optimiser step of the stage it holds."),
+    time: z.iso.datetime().describe("When it was written (RFC 3339)."),
+    location: z
+      .string()
+      .min(1)
+      .max(4096)
+      .describe("Where it is: an s3:// URI once uploaded, else the directory in the pod."),
+  })
+  .describe("The last complete checkpoint: a restart on any node resumes from it.");
+export type LastCheckpoint = z.infer<typeof LastCheckpoint>;
+
 export const TrainerProgress = z
   .object({
     apiVersion: z.literal(PROGRESS_API_VERSION),
@@ -48,6 +63,7 @@ export const TrainerProgress = z
       .optional()
       .describe("Estimated seconds to the end of the run: steps left at this process's mean step time."),
     updatedAt: z.iso.datetime().describe("When the trainer last changed this document (RFC 3339)."),
+    lastCheckpoint: LastCheckpoint.optional(),
   })
   .describe("The trainer's progress document (GET /progress).");
 export type TrainerProgress = z.infer<typeof TrainerProgress>;
@@ -79,6 +95,7 @@ export const Progress = z
     samplesPerSecond: z.number().optional().describe("Training throughput."),
     etaSeconds: z.number().optional().describe("Estimated seconds to completion."),
     lastUpdateTime: z.string().optional().describe("When progress was last read from the trainer."),
+    lastCheckpoint: LastCheckpoint.optional(),
   })
   .describe("Live progress read from the trainer while it runs.");
 export type Progress = z.infer<typeof Progress>;

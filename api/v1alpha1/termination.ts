@@ -12,7 +12,15 @@ import { ExitCode } from "./exit-codes.ts";
 export const TERMINATION_MESSAGE_LIMIT = 4096;
 
 export const FailureReason = z
-  .enum(["BadConfig", "BadData", "InternalError"])
+  .enum([
+    "BadConfig",
+    "BadData",
+    "InternalError",
+    "StorageAccessDenied",
+    "StorageNotFound",
+    "ChecksumMismatch",
+    "StorageQuotaExceeded",
+  ])
   .describe("Why a run failed, named after its exit code.");
 export type FailureReason = z.infer<typeof FailureReason>;
 
@@ -29,4 +37,9 @@ export const EXIT_CODE_REASONS: Readonly<Partial<Record<number, FailureReason>>>
   [ExitCode.BadConfig]: "BadConfig",
   [ExitCode.BadData]: "BadData",
   [ExitCode.InternalError]: "InternalError",
+  // Object storage (the trainer's or its `fetch` initializer's), each message naming the URI and the store's code.
+  [ExitCode.StorageAccessDenied]: "StorageAccessDenied",
+  [ExitCode.StorageNotFound]: "StorageNotFound",
+  [ExitCode.ChecksumMismatch]: "ChecksumMismatch",
+  [ExitCode.StorageQuotaExceeded]: "StorageQuotaExceeded",
 };

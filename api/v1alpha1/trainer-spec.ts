@@ -3,6 +3,7 @@
 // the CRD in crds/, the TypeScript types and the trainer's config parsing are all derived from these schemas.
 import { z } from "zod";
 import { celRulesWithZodTwin } from "./k8s-formats.ts";
+import { ArtifactLocation, S3Prefix, Sha256, StorageSpec } from "./storage.ts";
 
 /** An object whose absent value is filled from its fields' own defaults (CRD: `default: {}`). */
 export function section<T extends z.ZodRawShape>(shape: T, description: string) {
@@ -55,13 +56,10 @@ export type TeacherFormat = (typeof teacherFormats)[number];
 
 export const TeacherSpec = section(
   {
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        "Path or http(s) URL of the teacher: a tfjs LayersModel (model.json with its weight files), an ONNX model (`*.onnx`, e.g. from `torch.onnx.export`) or a TensorFlow SavedModel directory (holding `saved_model.pb`, e.g. from Keras `model.export`); `format` says which when the path does not. When unset, the trainer first trains a teacher of `architecture` and saves it.",
-      ),
+    model: ArtifactLocation.optional().describe(
+      "Path, s3:// URI (an object or a prefix: every object under it is fetched) or http(s) URL of the teacher: a tfjs LayersModel (model.json with its weight files), an ONNX model (`*.onnx`, e.g. from `torch.onnx.export`) or a TensorFlow SavedModel directory (holding `saved_model.pb`, e.g. from Keras `model.export`); `format` says which when the path does not. When unset, the trainer first trains a teacher of `architecture` and saves it. Remote ones are downloaded (and verified) before training, into the pod's fetch volume or, locally, the cache directory.",
+    ),
+    sha256: Sha256.optional(),
     format: z
       .enum(teacherFormats)
       .optional()
@@ -123,13 +121,10 @@ export type TeacherSpec = z.infer<typeof TeacherSpec>;
 
 export const StudentSpec = section(
   {
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        "Path or http(s) URL of a tfjs LayersModel (model.json; its weight files are not read) whose topology the student takes, with fresh weights initialised from `training.seed`. When unset, the student is the built-in `architecture`. Its first output must be the logits (a softmax output is undone).",
-      ),
+    model: ArtifactLocation.optional().describe(
+      "Path, s3:// URI or http(s) URL of a tfjs LayersModel (model.json; its weight files are not read) whose topology the student takes, with fresh weights initialised from `training.seed`. When unset, the student is the built-in `architecture`. Its first output must be the logits (a softmax output is undone).",
+    ),
+    sha256: Sha256.optional(),
     featureLayer: z
       .string()
       .optional()
@@ -151,11 +146,10 @@ export const DataSpec = section(
       .describe(
         "`idx`: MNIST-style IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-...; raw or .gz). `cifar-10` / `cifar-100`: the binary batch format. `image-folder`: `path`/train/<class>/*.png|jpg and `path`/test/<class>/*.png|jpg, one sub-folder per class (the same names in both, sorted by name: the class index), decoded when a batch needs them and resized to `imageSize`.",
       ),
-    path: z
-      .string()
-      .min(1)
-      .default("/data")
-      .describe("Directory holding the dataset files (in the pod: the data volume's mount point)."),
+    path: ArtifactLocation.default("/data").describe(
+      "Directory holding the dataset files (in the pod: the data volume's mount point), or an s3:// prefix (every object under it is fetched, keeping the relative paths) or an http(s) URL of one file, downloaded and verified before training.",
+    ),
+    sha256: Sha256.optional(),
     validationSplit: z
       .number()
       .min(0)
@@ -548,6 +542,17 @@ export const OutputSpec = section(
       },
       "The compression report: parameters, size on disk, multiply-adds, latency and throughput of teacher and student in each runtime the job publishes.",
     ),
+    uri: S3Prefix.optional().describe(
+      "s3:// prefix the trainer uploads every file of `path` to (the student in each exported format, summary.json, metrics.jsonl, report.html) before it reports success; status.result.outputUri names it.",
+    ),
+    checkpoints: section(
+      {
+        uri: S3Prefix.optional().describe(
+          "s3:// prefix checkpoints are uploaded to (each under `<stage>/ckpt-<step>/`, then a `<stage>/latest` pointer written last): a start on any node resumes from the checkpoint the pointer names, so an incomplete upload is never taken for one. Unset: checkpoints stay in `checkpointPath`.",
+        ),
+      },
+      "Checkpoints in object storage.",
+    ),
   },
   "Where results and checkpoints go.",
 );
@@ -575,6 +580,7 @@ export const trainerSpecShape = {
   training: TrainingSpec,
   output: OutputSpec,
   metrics: MetricsSpec,
+  storage: StorageSpec,
 };
 
 /**

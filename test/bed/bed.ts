@@ -36,6 +36,7 @@ const BINARIES = [
   "kube-proxy",
   "kueue",
   "prometheus",
+  "versitygw",
   "pause.tar",
 ];
 const SERVICE_CIDR = "10.96.0.0/16";

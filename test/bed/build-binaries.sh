@@ -2,6 +2,7 @@
 # Builds the test control plane's binaries from the Go module proxy and caches them under
 # ~/.cache/mokd-testbed/<component>-<version>/. Never downloads a release binary.
 # Usage: build-binaries.sh            (builds whatever is missing; prints the bin dir)
+#        build-binaries.sh versitygw  (builds only the S3 server, for the unit tests; prints its path)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
@@ -15,6 +16,8 @@ KUEUE_VERSION="${KUEUE_VERSION:-v0.17.0}"
 # Debian's Prometheus 2.42 is built without Kubernetes service discovery; this one has only it (and file/http),
 # for the end-to-end test's discovery of pods and Service endpoints. Module v0.316.0 is Prometheus 3.16.0.
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
+# The S3-compatible server of the storage tests (Apache-2.0; no replace directives: builds with go install).
+VERSITYGW_VERSION="${VERSITYGW_VERSION:-v1.8.0}"
 # The real node's sandbox image (see build_pause); the name containerd's sandbox_image points at.
 PAUSE_VERSION="${PAUSE_VERSION:-1}"
 PAUSE_IMAGE="localhost/mokd/pause:$PAUSE_VERSION"
@@ -215,11 +218,24 @@ ensure_node_packages() {
     || { apt-get update -q >/dev/null && apt-get install -y -q containerd runc containernetworking-plugins >/dev/null; }
 }
 
+build_versitygw() {
+  build_go_tool versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw \
+    "-X main.Version=$VERSITYGW_VERSION"
+}
+
 main() {
   mkdir -p "$CACHE"
+  local vgw="$CACHE/versitygw-$VERSITYGW_VERSION/versitygw"
+  # Cached: no need to wait for the build lock (another run may hold it for a long cold build).
+  if [[ "${1:-}" == "versitygw" && -x "$vgw" ]]; then echo "$vgw"; return; fi
   # Several test runs may start at once on a fresh machine: one builds, the others wait for it.
   exec 9>"$CACHE/.build.lock"
   flock 9
+  if [[ "${1:-}" == "versitygw" ]]; then
+    build_versitygw
+    echo "$vgw"
+    return
+  fi
   build_etcd
   build_go_tool kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok \
     "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
@@ -233,6 +249,7 @@ main() {
   build_go_tool kueue "$KUEUE_VERSION" sigs.k8s.io/kueue/cmd/kueue \
     "-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION"
   build_prometheus
+  build_versitygw
   # Kueue's CRDs, RBAC and webhook manifests ship in its module: the bed installs them from the module cache.
   local kueue_src
   kueue_src="$(cd "$CACHE/src/kueue-$KUEUE_VERSION" && go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
@@ -242,7 +259,7 @@ main() {
   mkdir -p "$bin"
   for f in "$CACHE/kubernetes-$K8S_VERSION"/* "$CACHE/kubernetes-node-$K8S_VERSION"/* "$CACHE/kwok-$KWOK_VERSION/kwok" \
     "$CACHE/helm-$HELM_VERSION/helm" "$CACHE/etcd-$ETCD_VERSION/etcd" "$CACHE/kueue-$KUEUE_VERSION/kueue" \
-    "$CACHE/prometheus-$PROMETHEUS_VERSION/prometheus"; do
+    "$CACHE/prometheus-$PROMETHEUS_VERSION/prometheus" "$CACHE/versitygw-$VERSITYGW_VERSION/versitygw"; do
     ln -sf "$f" "$bin/$(basename "$f")"
   done
   ln -sfn "$kueue_src/config/components" "$bin/kueue-manifests"

@@ -3,9 +3,12 @@
 //   train            the container entrypoint: config from $MOKD_CONFIG (or --config), paths from the spec,
 //                    JSON logs, termination message
 //   validate <file>  check every DistillationJob of a manifest file as the apiserver would; print every bad field
+//   fetch            the pod's init container: download the spec's s3:// and http(s) inputs into $MOKD_CACHE_DIR
+//                    (verified), where `train` then finds them
 //   gpu-check        the backend, the device TensorFlow places ops on and a samples/s figure (docs/gpu.md)
 // Exit codes (api/v1alpha1/exit-codes.ts): 0 success, 1 internal error, 2 bad config, 3 bad data (dataset or
-// teacher model), 143 stopped by SIGTERM after writing a checkpoint.
+// teacher model), 4-7 object storage (access denied, not found, checksum mismatch, quota), 143 stopped by SIGTERM
+// after writing a checkpoint.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -20,6 +23,7 @@ import { StopSignal, StoppedError } from "./engine/stop.ts";
 import { Progress } from "./report/progress.ts";
 import { compressionRows, formatCompressionTable } from "./report/compression.ts";
 import { formatTable, resultRows } from "./report/table.ts";
+import { StorageError } from "./storage/errors.ts";
 import { terminationLogPath, TERMINATION_LOG_ENV, writeFailureMessage } from "./telemetry/summary.ts";
 
 const USAGE = `usage:
@@ -29,10 +33,12 @@ const USAGE = `usage:
                                                 --job: which DistillationJob of a file with several)
   trainer train [--config FILE]        (default: $MOKD_CONFIG; also $MOKD_JOB_NAME, $MOKD_JOB_NAMESPACE,
                                         $MOKD_BACKEND, $MOKD_GPUS, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
+  trainer fetch [--config FILE]        (download the spec's remote inputs into $MOKD_CACHE_DIR; the init container)
   trainer validate <job.yaml>
   trainer gpu-check [--backend B] [--seconds 10] [--batch 128] [--require-gpu]
                                        (backend, TensorFlow's op placement, samples/s; docs/gpu.md)
-exit codes: 0 success, 1 internal error, 2 bad config, 3 bad data, 143 stopped by SIGTERM after a checkpoint`;
+exit codes: 0 success, 1 internal error, 2 bad config, 3 bad data, 4 storage access denied, 5 storage not found,
+            6 checksum mismatch, 7 storage quota exceeded, 143 stopped by SIGTERM after a checkpoint`;
 
 const OPTIONS = {
   output: { type: "string" },
@@ -113,6 +119,10 @@ function exitCodeFor(error: unknown, log: Pick<Logger, "warn"> & { error(m: stri
     log.error(`bad data: ${error.message}`);
     return ExitCode.BadData;
   }
+  if (error instanceof StorageError) {
+    log.error(`${error.reason}: ${error.message}`);
+    return error.exitCode;
+  }
   if (error instanceof StoppedError) {
     log.warn(error.message);
     return ExitCode.Terminated;
@@ -169,10 +179,11 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
         log: progressAware(log, progress),
         hooks: progress,
         stop,
+        beforeUpload: (r) => writeReport(r, config).then(() => undefined),
       }),
     );
     progress?.clear();
-    await finish(result, config, resumed ? (performance.now() - started) / 1000 : undefined);
+    finish(result, resumed ? (performance.now() - started) / 1000 : undefined);
     return ExitCode.Success;
   } catch (error) {
     return fail(error, log, process.env[TERMINATION_LOG_ENV]);
@@ -207,8 +218,9 @@ async function announceResume(dir: string, fresh: boolean, log: winston.Logger):
   return true;
 }
 
-async function finish(result: RunResult, config: TrainerConfig, resumedSeconds?: number): Promise<void> {
-  const reportPath = await writeReport(result, config);
+/** The final table and paths (the report was written before the outputs were uploaded: `beforeUpload`). */
+function finish(result: RunResult, resumedSeconds?: number): void {
+  const reportPath = join(result.outputPath, "report.html");
   const total = result.summary.durationSeconds.toFixed(1);
   const time =
     resumedSeconds === undefined
@@ -243,10 +255,23 @@ async function commandTrain(flags: Flags): Promise<number> {
         terminationLog: terminationLogPath(),
         log,
         stop,
+        beforeUpload: (r) => writeReport(r, config).then(() => undefined),
       }),
     );
-    await writeReport(result, config);
     log.info(`done: student test accuracy ${result.summary.student.accuracy.toFixed(4)}`);
+    return ExitCode.Success;
+  } catch (error) {
+    return fail(error, log, terminationLogPath());
+  }
+}
+
+/** The init container: fetches the spec's remote inputs into the cache directory the trainer then reads. */
+async function commandFetch(flags: Flags): Promise<number> {
+  const log = jsonLogger();
+  try {
+    const config = loadConfig(configPath(flags.config));
+    const { fetchInputs } = await import("./storage/command.ts");
+    await fetchInputs(config.spec, log);
     return ExitCode.Success;
   } catch (error) {
     return fail(error, log, terminationLogPath());
@@ -322,6 +347,8 @@ export async function main(argv: string[]): Promise<number> {
       return commandRun(file, parsed.values);
     case "train":
       return commandTrain(parsed.values);
+    case "fetch":
+      return commandFetch(parsed.values);
     case "validate":
       return commandValidate(file);
     default:

@@ -24,6 +24,14 @@ import {
   jobNameFor,
 } from "../names.ts";
 import { childLabels, childMetadata, type OwnerJob } from "./common.ts";
+import {
+  FETCH_CONTAINER,
+  fetchContainer,
+  hasRemoteInputs,
+  storageEnv,
+  storageVolumes,
+  userEnv,
+} from "./storage.ts";
 
 export const GPU_RESOURCE = "nvidia.com/gpu";
 /** A fixed non-root UID: runAsNonRoot cannot verify a named USER, and fsGroup makes PVCs writable for it. */
@@ -116,7 +124,8 @@ function volumes(dj: OwnerJob): { volumes: V1Volume[]; mounts: V1VolumeMount[] }
       mounts.push({ name: m.key, mountPath: m.path });
     }
   }
-  return { volumes, mounts };
+  const storage = storageVolumes(dj);
+  return { volumes: [...volumes, ...storage.volumes], mounts: [...mounts, ...storage.mounts] };
 }
 
 type Quantity = string | number;
@@ -183,7 +192,7 @@ function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1Volu
     name: TRAINER_CONTAINER,
     image,
     ...(runtime.imagePullPolicy ? { imagePullPolicy: runtime.imagePullPolicy } : {}),
-    env: [...operatorEnv(dj), ...(runtime.env ?? []).map((e) => ({ name: e.name, value: e.value }))],
+    env: [...operatorEnv(dj), ...storageEnv(dj), ...userEnv(runtime)],
     ...(metrics.port > 0
       ? { ports: [{ name: "metrics", containerPort: metrics.port, protocol: "TCP" }] }
       : {}),
@@ -205,9 +214,13 @@ function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1Volu
 function podSpec(dj: OwnerJob, options: JobBuildOptions): V1PodSpec {
   const { runtime } = dj.spec;
   const { volumes: vols, mounts } = volumes(dj);
+  const trainer = trainerContainer(dj, options, mounts);
   return {
     restartPolicy: "Never",
+    // No API token even with a service account: workload identity webhooks (EKS, AKS) project their own token
+    // volume, and GKE's uses the metadata server; the trainer never talks to the API server.
     automountServiceAccountToken: false,
+    ...(runtime.serviceAccountName ? { serviceAccountName: runtime.serviceAccountName } : {}),
     enableServiceLinks: false,
     securityContext: {
       runAsNonRoot: true,
@@ -216,7 +229,8 @@ function podSpec(dj: OwnerJob, options: JobBuildOptions): V1PodSpec {
       fsGroup: TRAINER_UID,
       seccompProfile: { type: "RuntimeDefault" },
     },
-    containers: [trainerContainer(dj, options, mounts)],
+    ...(hasRemoteInputs(dj) ? { initContainers: [fetchContainer(trainer)] } : {}),
+    containers: [trainer],
     volumes: vols,
     ...(runtime.nodeSelector ? { nodeSelector: runtime.nodeSelector } : {}),
     ...(runtime.tolerations ? { tolerations: runtime.tolerations } : {}),
@@ -257,6 +271,19 @@ export function buildJob(dj: OwnerJob, options: JobBuildOptions = {}): V1Job {
               values: [...NON_RETRYABLE_EXIT_CODES],
             },
           },
+          // The initializer fails the same way on bad config, access denied, not found, checksum mismatch.
+          ...(hasRemoteInputs(dj)
+            ? [
+                {
+                  action: "FailJob",
+                  onExitCodes: {
+                    containerName: FETCH_CONTAINER,
+                    operator: "In",
+                    values: [...NON_RETRYABLE_EXIT_CODES],
+                  },
+                },
+              ]
+            : []),
           // Evictions, preemption and node drains are not the trainer's fault: do not count them as retries.
           { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
         ],

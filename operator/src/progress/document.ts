@@ -36,6 +36,7 @@ export function progressFromDocument(doc: TrainerProgress, readAt: string): Prog
     samplesPerSecond: round(doc.samplesPerSecond, 1),
     etaSeconds: doc.etaSeconds === undefined ? undefined : Math.round(doc.etaSeconds),
     lastUpdateTime: readAt,
+    lastCheckpoint: doc.lastCheckpoint,
   });
 }
 

@@ -11,6 +11,7 @@ import {
 import { TRAINER_CONTAINER } from "../names.ts";
 import type { OwnerJob } from "../owner-job.ts";
 import { ConditionType, STUCK_WAITING_REASONS, findCondition, setCondition } from "./conditions.ts";
+import { failedInitializer, initializing } from "./storage.ts";
 
 export interface Observed {
   job?: V1Job;
@@ -108,7 +109,9 @@ export function trainerMessage(message: string | undefined): string | undefined 
 
 function lastTermination(pods: V1Pod[], phase: "Succeeded" | "Failed") {
   for (const pod of newestFirst(pods)) {
-    const terminated = trainerStatus(pod)?.state?.terminated;
+    // A failed initializer first: the trainer never ran (the kubelet may still report it as terminated).
+    const terminated =
+      (phase === "Failed" ? failedInitializer(pod) : undefined) ?? trainerStatus(pod)?.state?.terminated;
     if (pod.status?.phase === phase && terminated) return terminated;
   }
   return undefined;
@@ -233,6 +236,8 @@ function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[])
   if (pod) {
     const blocker = podBlocker(pod);
     if (blocker) return { phase: "Pending", ...blocker };
+    const fetching = initializing(pod);
+    if (fetching) return { phase: "Pending", ...fetching };
     const lost = pod.status?.phase === "Running" ? nodeLost(pod) : undefined;
     if (lost) return { phase: "Running", reason: "NodeUnreachable", message: lost, unknown: true };
     if (pod.status?.phase === "Running")
@@ -413,6 +418,8 @@ function conditionsFor(
       )
     : set(list, ConditionType.Running, o.phase === "Running", o.reason, o.message);
   list = optional(list, ConditionType.Suspended, o.phase === "Suspended");
+  // The initializer downloading the inputs (only jobs with remote inputs ever get this condition).
+  list = optional(list, "Initializing", o.reason === "Initializing");
   list = optional(list, ConditionType.Succeeded, o.phase === "Succeeded");
   list = optional(list, ConditionType.Failed, o.phase === "Failed");
   return list;

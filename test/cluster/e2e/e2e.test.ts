@@ -1,11 +1,14 @@
 // End to end, all real, on the bed's real node (a kubelet on containerd): the project's images built from their
 // Dockerfiles -> `helm install` of the chart -> the operator runs as a pod under its ServiceAccount ->
 // `kubectl apply -f examples/fashion-mnist.yaml` (only image and pull policy changed) -> the trainer image runs
-// in a real container -> live progress in status -> Succeeded with the result, the student model on the output
-// volume -> Prometheus finds the trainer pod and the operator by Kubernetes service discovery, selected as the
-// chart's PodMonitor/ServiceMonitor select them. And a spec with bad data ends Failed/BadData from the real
-// container's exit code.
-import { copyFileSync, existsSync, readFileSync, readdirSync } from "node:fs";
+// in a real container, its data and its ONNX teacher fetched from a real S3-compatible server (versitygw) by the
+// `fetch` init container -> live progress in status -> Succeeded with the result, every output uploaded to the
+// bucket (the tfjs student downloaded and loaded back; the ONNX student parity-checked in ONNX Runtime inside the
+// image) -> Prometheus finds the trainer pod and the operator by Kubernetes service discovery, selected as the
+// chart's PodMonitor/ServiceMonitor select them. Bad data ends Failed/BadData from the real container's exit code;
+// wrong credentials, a missing prefix and a checksum mismatch end Failed with their storage reasons.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -17,10 +20,11 @@ import { LOCAL_NODE } from "../../bed/config.ts";
 import { binDir, deleteNamespace, kubeconfigPath, kubectl, waitFor } from "../../bed/env.ts";
 import { Prometheus } from "../packaging/prometheus.ts";
 import { chartMonitors, scrapeConfigs } from "./discovery.ts";
+import { loadLayersModel } from "../../../trainer/src/models/io.ts";
+import { clusterS3, type ClusterS3 } from "./s3.ts";
 import {
   buildImages,
   helm,
-  hostPathClaim,
   importImages,
   installOperator,
   OPERATOR_DEPLOYMENT,
@@ -33,33 +37,70 @@ import {
 const SA = OPERATOR_DEPLOYMENT; // the chart's ServiceAccount has the release's fullname too
 const JOB = "fashion-mnist"; // the example's name
 const BAD_JOB = "fashion-mnist-bad-data";
-const EXAMPLE_ONNX_TEACHER = "examples/teachers/fashion-mnist-cnn-nchw.onnx";
+const EXAMPLE_TEACHERS = "examples/teachers"; // the ONNX teacher of examples/fashion-mnist-onnx-teacher.yaml
+const ONNX_TEACHER = "fashion-mnist-cnn-nchw.onnx";
+const BUCKET = "mokd-e2e";
+const DATA_URI = `s3://${BUCKET}/datasets/fashion-mnist/`;
+const WRONG_SECRET = "s3-wrong-credentials";
 const node = realNode();
 
 let namespace = "";
 let images: Record<string, BuiltImage> = {};
 let prom: Prometheus | undefined;
-let output: { dir: string; remove: () => Promise<void> } | undefined;
+let s3: ClusterS3 | undefined;
 
 type Json = Record<string, unknown>;
 
 /**
- * examples/fashion-mnist.yaml as a user applies it, with the image and its pull policy changed, an ONNX teacher
- * (that of examples/fashion-mnist-onnx-teacher.yaml) and an output claim: the default emptyDir output goes with the pod (the kubelet removes a finished pod's volumes), so a user
- * who wants to keep the model sets runtime.volumes.output, as the example's comment says for the data.
+ * examples/fashion-mnist.yaml as a user applies it, with the image and its pull policy changed, its data and
+ * outputs in the bucket (the default emptyDir output goes with the pod: the kubelet removes a finished pod's
+ * volumes, so the outputs that must outlive it go to `output.uri`) and an ONNX teacher from the bucket (that of
+ * examples/fashion-mnist-onnx-teacher.yaml, run by ONNX Runtime in the image) instead of training one.
  */
-function example(): Json & { metadata: Json; spec: Json & { runtime: Json; data: Json } } {
+function example(name = JOB): Json & {
+  metadata: Json;
+  spec: Json & { runtime: Json; data: Json; output: Json; teacher: Json; training: Json };
+} {
   const job = parse(readFileSync(join(ROOT, "examples", "fashion-mnist.yaml"), "utf8")) as ReturnType<
     typeof example
   >;
   delete job.metadata.namespace; // applied with -n
+  job.metadata.name = name;
   job.spec.runtime.image = images["trainer-cpu"]!.ref;
   job.spec.runtime.imagePullPolicy = "Never"; // imported into containerd; no registry to pull from
-  job.spec.runtime.volumes = { output: { claimName: "output", subPath: job.metadata.name as string } };
-  // An ONNX teacher (run by ONNX Runtime in the image) instead of training one: the student comes out as tfjs and
-  // as a parity-checked ONNX model (output.formats defaults to both).
-  job.spec.teacher = { model: "/output/teacher.onnx" };
+  job.spec.data.path = DATA_URI;
+  job.spec.output = { ...job.spec.output, uri: `s3://${BUCKET}/runs/${name}` };
+  job.spec.storage = s3!.storage();
+  job.spec.teacher = { model: `s3://${BUCKET}/teachers/${ONNX_TEACHER}` };
   return job;
+}
+
+/** A small job of the example's shape (a few seconds of training), for what is not about training. */
+function smallJob(name: string): ReturnType<typeof example> {
+  const job = example(name);
+  job.spec.data = { ...job.spec.data, maxTrainSamples: 1000 };
+  job.spec.teacher = { architecture: "mlp", width: 16, hiddenUnits: 16, depth: 1, epochs: 1 };
+  job.spec.training = { ...job.spec.training, epochs: 1 };
+  return job;
+}
+
+async function applyJob(job: object): Promise<void> {
+  const applied = await kubectl(["apply", "-n", namespace, "-f", "-"], { input: JSON.stringify(job) });
+  expect(applied.code, applied.stderr).toBe(0);
+}
+
+async function finished(name: string, ms = 180_000): Promise<DistillationJobStatus> {
+  return waitFor(
+    `${name} finished`,
+    async () => {
+      const s = await status(name);
+      return (s?.phase === "Failed" || s?.phase === "Succeeded") && s;
+    },
+    ms,
+    500,
+  ).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await context()}`);
+  });
 }
 
 async function status(name: string): Promise<DistillationJobStatus | undefined> {
@@ -95,11 +136,13 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
   beforeAll(async () => {
     images = await buildImages(["operator", "trainer-cpu"]);
     await importImages(node!, [images.operator!, images["trainer-cpu"]!]);
-    namespace = await realNodeNamespace("e2e");
-    output = await hostPathClaim(namespace, "output", [JOB, BAD_JOB]);
-    // The job distils from the ONNX teacher of examples/fashion-mnist-onnx-teacher.yaml, put where the pod reads
-    // it (the output volume here; a data volume or object storage in real use).
-    copyFileSync(join(ROOT, EXAMPLE_ONNX_TEACHER), join(output.dir, JOB, "teacher.onnx"));
+    // Restricted Pod Security enforced: the operator's pod, the trainer's and its `fetch` init container pass it.
+    namespace = await realNodeNamespace("e2e", { "pod-security.kubernetes.io/enforce": "restricted" });
+    s3 = await clusterS3(node!, BUCKET);
+    await s3.uploadDir("/usr/share/datasets/fashion-mnist", "datasets/fashion-mnist");
+    await s3.createSecret(namespace, "s3-credentials");
+    await s3.createSecret(namespace, WRONG_SECRET, true);
+    await s3.uploadDir(join(ROOT, EXAMPLE_TEACHERS), "teachers");
 
     await installOperator(namespace, images.operator!).catch(async (e: Error) => {
       throw new Error(`${e.message}\n${await context()}`);
@@ -123,7 +166,7 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
       await helm(["uninstall", RELEASE, "-n", namespace, "--wait=false"]);
       await deleteNamespace(namespace);
     }
-    await output?.remove();
+    await s3?.stop();
   });
 
   it("runs the operator as a pod under the chart's ServiceAccount on the real node", async () => {
@@ -180,25 +223,87 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
     expect(container.state.terminated).toMatchObject({ exitCode: 0 });
   });
 
-  it("left the student model and summary on the output volume", async () => {
+  it("fetched the data in the init container, and uploaded every output; the student downloads and loads", async () => {
     const s = await status(JOB);
-    const modelPath = s?.result?.modelPath ?? "";
-    expect(modelPath.startsWith("/output/"), modelPath).toBe(true);
-    const dir = join(output!.dir, JOB);
-    const onVolume = join(dir, modelPath.slice("/output/".length));
-    expect(existsSync(onVolume), `${onVolume}; the volume has: ${readdirSync(dir).join(", ")}`).toBe(true);
-    expect(existsSync(join(onVolume, "model.json")) || onVolume.endsWith(".json")).toBe(true);
+    expect(s?.result?.outputUri).toBe(`s3://${BUCKET}/runs/${JOB}`);
+    const pod = await trainerPod(JOB);
+    const init = (pod.status.initContainerStatuses as { name: string; state: Json }[])[0]!;
+    expect(init.name).toBe("fetch");
+    expect(init.state.terminated).toMatchObject({ exitCode: 0 });
+    const fetchLog = await kubectl(["logs", "-n", namespace, pod.metadata.name as string, "-c", "fetch"]);
+    expect(fetchLog.stdout).toMatch(
+      /fetched s3:\/\/mokd-e2e\/datasets\/fashion-mnist\/: 4 file\(s\).*\(0 cached/,
+    );
+    // The trainer found the init container's downloads in the shared cache: nothing downloaded again.
+    const trainerLog = await kubectl(["logs", "-n", namespace, pod.metadata.name as string, "-c", "trainer"]);
+    expect(trainerLog.stdout).toMatch(
+      /fetched s3:\/\/mokd-e2e\/datasets\/fashion-mnist\/: 4 file\(s\).*\(4 cached, 0\.0 KiB downloaded\)/,
+    );
+
+    const keys = await s3!.keys(`runs/${JOB}/`);
+    for (const f of ["summary.json", "metrics.jsonl", "report.html", "student/model.json", "student.onnx"])
+      expect(keys, keys.join(", ")).toContain(`runs/${JOB}/${f}`);
+    const dir = mkdtempSync(join(tmpdir(), "mokd-e2e-student-"));
+    await s3!.download(`runs/${JOB}/`, dir);
     const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8")) as {
-      student?: unknown;
+      student: { accuracy: number };
       exports?: { onnx?: { status: string; parity?: { passed: boolean; samples: number } } };
     };
-    expect(summary.student).toBeDefined();
+    expect(summary.student.accuracy).toBe(s?.result?.studentAccuracy);
     // The ONNX student passed its parity check in ONNX Runtime inside the trainer image, on the whole test set.
     expect(summary.exports?.onnx).toMatchObject({
       status: "written",
       parity: { passed: true, samples: 10000 },
     });
-    expect(existsSync(join(dir, "student.onnx"))).toBe(true);
+    const student = await loadLayersModel(join(dir, "student"));
+    expect(student.outputs[0]!.shape).toEqual([null, 10]);
+    student.dispose();
+  });
+
+  it("ends storage failures Failed with their reason, naming the URI and the S3 error code", async () => {
+    const denied = smallJob("storage-denied");
+    denied.spec.storage = s3!.storage(WRONG_SECRET);
+    const missing = smallJob("storage-missing");
+    missing.spec.data.path = `s3://${BUCKET}/datasets/no-such-dataset/`;
+    const mismatch = smallJob("storage-mismatch");
+    const labels = `s3://${BUCKET}/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz`;
+    mismatch.spec.data = { ...mismatch.spec.data, path: labels, sha256: "0".repeat(64) };
+    const cases: [ReturnType<typeof smallJob>, string, number, RegExp][] = [
+      [
+        denied,
+        "StorageAccessDenied",
+        ExitCode.StorageAccessDenied,
+        /s3:\/\/mokd-e2e\/datasets\/fashion-mnist\/: access denied.*\((SignatureDoesNotMatch|InvalidAccessKeyId|AccessDenied)\)/,
+      ],
+      [
+        missing,
+        "StorageNotFound",
+        ExitCode.StorageNotFound,
+        /s3:\/\/mokd-e2e\/datasets\/no-such-dataset\/: not found.*\(NoSuchKey\)/,
+      ],
+      [
+        mismatch,
+        "ChecksumMismatch",
+        ExitCode.ChecksumMismatch,
+        /t10k-labels-idx1-ubyte\.gz: sha256 [0-9a-f]{64}, expected 0{64}/,
+      ],
+    ];
+    for (const [job] of cases) await applyJob(job);
+    for (const [job, reason, exitCode, message] of cases) {
+      const name = job.metadata.name as string;
+      const final = await finished(name, 120_000);
+      const failed = final.conditions?.find((c) => c.type === "Failed");
+      expect(final.phase, `${name}: ${JSON.stringify(final.conditions)}`).toBe("Failed");
+      expect(failed?.reason, failed?.message).toBe(reason);
+      expect(failed?.message).toMatch(message);
+      // One attempt: the initializer's exit code failed the Job (podFailurePolicy), no retry loop.
+      expect(final.attempts).toBe(1);
+      const pod = await trainerPod(name);
+      const init = (
+        pod.status.initContainerStatuses as { state: { terminated?: { exitCode: number } } }[]
+      )[0]!;
+      expect(init.state.terminated?.exitCode).toBe(exitCode);
+    }
   });
 
   it("is found by Prometheus through Kubernetes service discovery: the trainer pod and the operator", async () => {

@@ -113,6 +113,44 @@ export const INVALID_SPECS: [string, unknown, string, RefusedBy][] = [
     "crd",
   ],
   [
+    "an env var with both value and valueFrom",
+    { runtime: { env: [{ name: "A", value: "1", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] } },
+    "spec.runtime.env.0.value",
+    "crd",
+  ],
+  [
+    "an env valueFrom with both a Secret and a ConfigMap key",
+    {
+      runtime: {
+        env: [
+          {
+            name: "A",
+            valueFrom: { secretKeyRef: { name: "s", key: "k" }, configMapKeyRef: { name: "c", key: "k" } },
+          },
+        ],
+      },
+    },
+    "spec.runtime.env.0.valueFrom",
+    "crd",
+  ],
+  [
+    "AWS credentials in env beside storage.credentialsSecret",
+    {
+      storage: { credentialsSecret: "s3-credentials" },
+      runtime: { env: [{ name: "AWS_ACCESS_KEY_ID", value: "AKIA..." }] },
+    },
+    "spec.runtime.env",
+    "crd",
+  ],
+  ["an s3 URI with an upper-case bucket", { data: { path: "s3://Datasets/mnist" } }, "spec.data.path", "crd"],
+  ["an output uri that is no s3:// prefix", { output: { uri: "/results" } }, "spec.output.uri", "crd"],
+  [
+    "a sha256 that is no hex digest",
+    { teacher: { model: "https://example.org/model.json", sha256: "abc" } },
+    "spec.teacher.sha256",
+    "crd",
+  ],
+  [
     "a subPath with '..'",
     { runtime: { volumes: { data: { claimName: "data", subPath: "a/../../etc" } } } },
     "spec.runtime.volumes.data.subPath",

@@ -28,6 +28,7 @@ describe("buildConfigMap", () => {
       "training",
       "output",
       "metrics",
+      "storage",
     ]);
     const parsed = parseConfig(config, "job.json", {});
     expect(parsed.unknownFields).toEqual([]);

@@ -1,7 +1,7 @@
 // A whole run of the trainer's spec: backend, data, teacher (trained or loaded), student with the weighting
 // strategy, checkpoints and resume, telemetry (Prometheus, JSONL), and the outputs (student model, summary,
 // termination message). Each step lives in its own module; this file is the script that orders them.
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { checkGpu, selectBackend, type BackendPreference } from "../backend/index.ts";
 import { runWorkload } from "../backend/workload.ts";
 import type { DataSpec, TrainerSpec } from "../../../api/v1alpha1/index.ts";
@@ -29,6 +29,11 @@ import { publishStudent } from "./publish.ts";
 import { buildSummary } from "./summary.ts";
 import { obtainTeacher } from "./teacher.ts";
 import { closeServer, serveMetrics, telemetryHooks, type Logger } from "./telemetry.ts";
+import { storageContext, type StorageContext } from "../storage/client.ts";
+import { CheckpointMirror } from "../storage/checkpoints.ts";
+import { cacheRoot, resolveInputs, usesRemoteStorage } from "../storage/inputs.ts";
+import { checkDestination, uploadDirectory } from "../storage/upload.ts";
+import type { CheckpointOptions } from "./stage.ts";
 
 export type { Logger } from "./telemetry.ts";
 export type { BaselineResult } from "./baselines.ts";
@@ -56,6 +61,10 @@ export interface RunOptions {
   stop?: StopSignal;
   /** Makes the progress document served at /progress (default: from the spec and the data). */
   progress?: (plan: RunPlan) => ProgressDocument;
+  /** Runs after summary.json is written and before the outputs are uploaded (the CLI writes the report). */
+  beforeUpload?: (result: RunResult) => Promise<void>;
+  /** Cache directory of fetched inputs (default $MOKD_CACHE_DIR, else ~/.cache/mokd-storage). */
+  cacheDir?: string;
 }
 
 export interface RunResult {
@@ -67,11 +76,18 @@ export interface RunResult {
 export async function runJob(options: RunOptions): Promise<RunResult> {
   const started = performance.now();
   const { config, log, stop } = options;
-  const { spec } = config;
   for (const field of config.unknownFields)
     log.warn(`config: unknown field ${field} (ignored: this trainer does not know it)`);
-  const outputPath = resolve(options.outputPath ?? spec.output.path);
-  const checkpointPath = resolve(options.checkpointPath ?? spec.output.checkpointPath);
+  const outputPath = resolve(options.outputPath ?? config.spec.output.path);
+  const checkpointPath = resolve(options.checkpointPath ?? config.spec.output.checkpointPath);
+  const metrics = new TrainerMetrics(config.jobName, config.namespace);
+  const storage = usesRemoteStorage(config.spec) ? runStorage(config, log, metrics) : undefined;
+  // Remote inputs become local paths (downloaded now, or found in the cache the init container filled).
+  const spec = storage
+    ? await resolveInputs(config.spec, storage, options.cacheDir ?? cacheRoot())
+    : config.spec;
+  for (const uri of [config.spec.output.uri, config.spec.output.checkpoints.uri])
+    if (uri && storage) await checkDestination(storage, uri);
   // The data first: auto's choice depends on the models' size, which depends on the input shape.
   const dataset = await loadDataset(await withImageSize(spec.data, spec));
   const workload = runWorkload(spec, dataset.inputShape, dataset.numClasses);
@@ -81,7 +97,6 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   log.info(
     `data: ${dataset.name} train ${dataset.train.size}, validation ${dataset.validation.size}, test ${dataset.test.size}`,
   );
-  const metrics = new TrainerMetrics(config.jobName, config.namespace);
   metrics.backend(backend.choice, backend.tensorflowVersion, backend.device);
   const plan = runPlan(spec, dataset);
   const progress = options.progress?.(plan) ?? new ProgressDocument(plan);
@@ -89,14 +104,26 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   const jsonl = new JsonlWriter(join(outputPath, "metrics.jsonl"));
   const hooks = telemetryHooks(metrics, progress, jsonl, options.hooks);
   try {
-    const fingerprint = specFingerprint(spec);
+    // Of the spec as written: where this node's cache put the inputs does not change the run.
+    const fingerprint = specFingerprint(config.spec);
+    const mirror = checkpointMirror(config.spec, storage, checkpointPath);
+    await mirror?.restore();
+    const afterSave = checkpointPublisher(mirror, checkpointPath, progress);
     const resume = resumableCheckpoint<StudentState>(checkpointPath, "student", fingerprint, log.warn);
-    const teacherContext = { outputPath, checkpointPath, hooks, stop, log, fingerprint };
+    const teacherContext = {
+      outputPath,
+      checkpointPath,
+      hooks,
+      stop,
+      log,
+      fingerprint,
+      afterCheckpoint: afterSave,
+    };
     const teacher = await obtainTeacher(spec, dataset, { ...teacherContext, resumed: resume?.state.teacher });
     metrics.testAccuracy("teacher", teacher.info.accuracy);
     log.info(`teacher (${teacher.info.source}) test accuracy ${(teacher.info.accuracy * 100).toFixed(2)}%`);
 
-    const checkpoint = { dir: checkpointPath, keep: spec.output.keepCheckpoints };
+    const checkpoint = { dir: checkpointPath, keep: spec.output.keepCheckpoints, afterSave };
     const studentOptions = { hooks, stop, checkpoint, resume, fingerprint, log };
     const main = await trainStudent(spec, dataset, teacher, {
       ...studentOptions,
@@ -119,7 +146,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
     const job = { name: config.jobName, namespace: config.namespace };
     const summary = buildSummary({
       job,
-      spec,
+      spec: config.spec,
       backend,
       teacher,
       student: main,
@@ -147,11 +174,21 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
     }
     writeSummary(join(outputPath, "summary.json"), summary);
     jsonl.write({ type: "summary", ...terminationResult(summary) });
-    if (options.terminationLog) writeTerminationMessage(terminationResult(summary), options.terminationLog);
     main.network.model.dispose();
     teacher.network.model.dispose();
+    const result = { summary, baselines, outputPath };
+    await options.beforeUpload?.(result);
+    // Success is reported only once every output is in the store.
+    const outputUri = config.spec.output.uri;
+    if (outputUri && storage) await uploadDirectory(storage, outputPath, outputUri);
+    const uris = {
+      ...(outputUri ? { outputUri } : {}),
+      ...(mirror ? { checkpointUri: mirror.pointerUri } : {}),
+    };
+    if (options.terminationLog)
+      writeTerminationMessage({ ...terminationResult(summary), ...uris }, options.terminationLog);
     await linger(server !== undefined, options.metricsLingerSeconds, log);
-    return { summary, baselines, outputPath };
+    return result;
   } finally {
     await closeServer(server);
   }
@@ -179,4 +216,37 @@ async function withImageSize(data: DataSpec, spec: TrainerSpec): Promise<DataSpe
   if (!model) return data; // the schema refuses this; loadDataset names the field
   const [height, width, channels] = await modelInputShape(model);
   return { ...data, imageSize: { height, width, channels: channels as 1 | 3 } };
+}
+
+/** The storage context of a run: its retries and bytes counted in the trainer's metrics. */
+function runStorage(config: TrainerConfig, log: Logger, metrics: TrainerMetrics): StorageContext {
+  return storageContext(config.spec.storage, {
+    info: (m) => log.info(m),
+    warn: (m) => log.warn(m),
+    retried: (operation) => metrics.storageRetry(operation),
+    bytes: (direction, n) => metrics.storageTransfer(direction, n),
+  });
+}
+
+function checkpointMirror(
+  spec: TrainerSpec,
+  storage: StorageContext | undefined,
+  checkpointPath: string,
+): CheckpointMirror | undefined {
+  const uri = spec.output.checkpoints.uri;
+  return uri && storage ? new CheckpointMirror(storage, uri, checkpointPath) : undefined;
+}
+
+/** After each checkpoint: upload it (with a mirror), then show it as the last checkpoint in /progress. */
+function checkpointPublisher(
+  mirror: CheckpointMirror | undefined,
+  checkpointPath: string,
+  progress: ProgressDocument,
+): NonNullable<CheckpointOptions["afterSave"]> {
+  return async (path, at) => {
+    const location = mirror
+      ? (await mirror.publish(at, relative(checkpointPath, path)), mirror.pointerUri)
+      : path;
+    progress.checkpoint({ ...at, time: new Date().toISOString(), location });
+  };
 }

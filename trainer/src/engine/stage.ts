@@ -99,8 +99,16 @@ export interface StageProgram<S extends StageState> {
   capture?(state: S): void;
 }
 
+/** Where a stage checkpoints, and what follows each checkpoint (an upload to object storage, the status). */
+export interface CheckpointOptions {
+  dir: string;
+  keep: number;
+  /** Awaited after each checkpoint is written, before training goes on (or the process stops). */
+  afterSave?: (path: string, at: { stage: StageName; epoch: number; step: number }) => Promise<void>;
+}
+
 export interface StageOptions {
-  checkpoint?: { dir: string; keep: number };
+  checkpoint?: CheckpointOptions;
   /** Validation evaluations per epoch (>= 1; the last one is at the epoch end). */
   evaluationsPerEpoch?: number;
   /** Which weights the network holds when the stage returns: the best evaluation's (default) or the last. */
@@ -392,13 +400,16 @@ class StageLoop<S extends StageState> {
       name: `best/${i}`,
       tensor: tf.tensor(values, program.network.model.weights[i]!.read().shape),
     }));
+    let path: string;
     try {
       const saved: S = { ...state, elapsedSeconds: this.elapsed() };
       const { dir, keep } = options.checkpoint;
-      return saveCheckpoint(dir, state.step, saved, { ...groups, best }, keep);
+      path = saveCheckpoint(dir, state.step, saved, { ...groups, best }, keep);
     } finally {
       tf.dispose(best.map((b) => b.tensor));
       program.releaseGroups?.(groups);
     }
+    await options.checkpoint.afterSave?.(path, { stage: state.stage, epoch: state.epoch, step: state.step });
+    return path;
   }
 }

@@ -8,7 +8,7 @@ import { buildObjectives } from "../objectives/index.ts";
 import { createStrategy, strategyWarnings } from "../strategies/index.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
 import { createOptimizer } from "./optimizer.ts";
-import type { StageHooks } from "./stage.ts";
+import type { CheckpointOptions, StageHooks } from "./stage.ts";
 import type { StopSignal } from "./stop.ts";
 import { runStudentStage, type StudentState, type TeacherInfo } from "./student-stage.ts";
 import type { TeacherOutputSource } from "./teacher-cache.ts";
@@ -33,7 +33,7 @@ export interface StudentRun {
 export interface StudentRunOptions {
   hooks: StageHooks;
   stop?: StopSignal;
-  checkpoint?: { dir: string; keep: number };
+  checkpoint?: CheckpointOptions;
   resume?: Checkpoint<StudentState>;
   fingerprint?: string;
   measureEvery?: number;

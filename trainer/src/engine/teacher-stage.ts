@@ -11,6 +11,7 @@ import {
   initialStageState,
   resumableCheckpoint,
   runStage,
+  type CheckpointOptions,
   type StageHooks,
   type StageOptions,
   type StageProgram,
@@ -38,6 +39,7 @@ export interface TeacherCheckpoints {
   /** specFingerprint of the run: checkpoints of another spec are not resumed. */
   fingerprint: string;
   log: (message: string) => void;
+  afterSave?: CheckpointOptions["afterSave"];
 }
 
 type TeacherState = StageState & { stage: "teacher" };
@@ -153,7 +155,13 @@ export async function trainTeacher(
         )
       : undefined;
     const options: StageOptions = {
-      checkpoint: checkpoints ? { dir: checkpoints.dir, keep: 1 } : undefined,
+      checkpoint: checkpoints
+        ? {
+            dir: checkpoints.dir,
+            keep: 1,
+            ...(checkpoints.afterSave ? { afterSave: checkpoints.afterSave } : {}),
+          }
+        : undefined,
       evaluationsPerEpoch: settings.evaluationsPerEpoch,
       keep: settings.keep,
       stop,

@@ -16,7 +16,7 @@ import {
   type TeacherSource,
 } from "../models/index.ts";
 import { evaluateAccuracy } from "./evaluate.ts";
-import type { StageHooks } from "./stage.ts";
+import type { CheckpointOptions, StageHooks } from "./stage.ts";
 import type { StopSignal } from "./stop.ts";
 import type { TeacherInfo } from "./student-stage.ts";
 import type { Logger } from "./telemetry.ts";
@@ -42,6 +42,8 @@ export interface TeacherContext {
   /** The teacher a resumed student checkpoint names. */
   resumed?: TeacherInfo;
   fingerprint: string;
+  /** After each teacher checkpoint (uploads it when checkpoints go to object storage). */
+  afterCheckpoint?: CheckpointOptions["afterSave"];
 }
 
 export async function obtainTeacher(
@@ -129,7 +131,12 @@ async function trainAndSaveTeacher(
     keep: spec.training.reportedModel,
   };
   const progress = join(ctx.checkpointPath, TEACHER_PROGRESS_DIR);
-  const checkpoints = { dir: progress, fingerprint: ctx.fingerprint, log: (m: string) => ctx.log.info(m) };
+  const checkpoints = {
+    dir: progress,
+    fingerprint: ctx.fingerprint,
+    log: (m: string) => ctx.log.info(m),
+    ...(ctx.afterCheckpoint ? { afterSave: ctx.afterCheckpoint } : {}),
+  };
   const result = await trainTeacher(network, dataset, settings, ctx.hooks, ctx.stop, checkpoints);
   network.model.trainable = false;
   const trained: Network = { ...network, inputNormalization: dataset.normalization };

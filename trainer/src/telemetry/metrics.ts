@@ -17,6 +17,8 @@ export class TrainerMetrics {
   private readonly weight: Gauge<"objective">;
   private readonly stepShare: Gauge<"objective">;
   private readonly nonFinite: Counter;
+  private readonly storageRetries: Counter<"operation">;
+  private readonly storageBytes: Counter<"direction">;
   private readonly cosine: Gauge<"pair">;
   private readonly normRatio: Gauge<"pair">;
   private readonly conflicts: Counter;
@@ -57,6 +59,14 @@ export class TrainerMetrics {
       "Share of the latest measured update per objective: |c_i g_i| / sum_j |c_j g_j|.",
       ["objective"],
     );
+    this.storageRetries = counter(
+      TrainerMetric.storageRetries,
+      "Object-storage requests retried after a transient error.",
+      ["operation"],
+    );
+    this.storageBytes = counter(TrainerMetric.storageBytes, "Bytes moved to and from object storage.", [
+      "direction",
+    ]);
     this.nonFinite = counter(
       TrainerMetric.nonFiniteSteps,
       "Student steps skipped because their losses or gradients were not finite.",
@@ -135,6 +145,14 @@ export class TrainerMetrics {
 
   onnxExport(summary: OnnxExportSummary): void {
     if (summary.status !== "not-requested") this.cost.onnxVerified.set(summary.status === "written" ? 1 : 0);
+  }
+  /** A storage request is retried after a transient error. */
+  storageRetry(operation: string): void {
+    this.storageRetries.inc({ operation });
+  }
+
+  storageTransfer(direction: "download" | "upload", bytes: number): void {
+    this.storageBytes.inc({ direction }, bytes);
   }
 
   /** tensorflow_version is "none" on wasm and cpu (no TensorFlow library). */

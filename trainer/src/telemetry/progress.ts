@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   PROGRESS_API_VERSION,
   PROGRESS_KIND,
+  type LastCheckpoint,
   type TrainerProgress,
   type TrainingStage,
 } from "../../../api/v1alpha1/index.ts";
@@ -62,6 +63,7 @@ export class ProgressDocument {
   #studentTestAccuracy: number | undefined;
   #conflicts = { measured: 0, conflicting: 0 };
   #updatedAt: Date | undefined;
+  #lastCheckpoint: LastCheckpoint | undefined;
 
   constructor(plan: RunPlan, clock: ProgressClock = SYSTEM_CLOCK) {
     this.#plan = plan;
@@ -105,6 +107,12 @@ export class ProgressDocument {
     this.#touch();
   }
 
+  /** A checkpoint is complete (written, and uploaded when it goes to object storage). */
+  checkpoint(checkpoint: LastCheckpoint): void {
+    this.#lastCheckpoint = checkpoint;
+    this.#touch();
+  }
+
   /** The document; undefined until a stage has started. */
   document(): TrainerProgress | undefined {
     const state = this.#current;
@@ -135,6 +143,7 @@ export class ProgressDocument {
       progressPercentage: total > 0 ? Math.min(100, (done / total) * 100) : 0,
       ...(eta !== undefined ? { etaSeconds: eta } : {}),
       updatedAt: this.#updatedAt.toISOString(),
+      ...(this.#lastCheckpoint ? { lastCheckpoint: this.#lastCheckpoint } : {}),
     };
   }
 

@@ -85,12 +85,13 @@ export function terminationResult(summary: RunSummary): Result {
  * when the path is not writable, as outside a pod.
  */
 export function writeTerminationMessage(result: Result, path: string): boolean {
-  let text = JSON.stringify(result);
-  if (Buffer.byteLength(text) > TERMINATION_MESSAGE_LIMIT) {
-    // Only modelPath can be long: drop it rather than emit invalid JSON.
-    text = JSON.stringify({ ...result, modelPath: undefined });
+  // Only the paths and URIs can be long: drop them, least needed first, rather than emit invalid JSON.
+  let fitted: Result = result;
+  for (const field of ["modelPath", "checkpointUri", "outputUri"] as const) {
+    if (Buffer.byteLength(JSON.stringify(fitted)) <= TERMINATION_MESSAGE_LIMIT) break;
+    fitted = { ...fitted, [field]: undefined };
   }
-  return writeTerminationFile(path, text);
+  return writeTerminationFile(path, JSON.stringify(fitted));
 }
 
 /** `{"error": ..., "reason": ...}` in at most TERMINATION_MESSAGE_LIMIT bytes: a long error is cut, with "…". */
