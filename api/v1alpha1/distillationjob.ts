@@ -115,8 +115,8 @@ const KeyRef = z
   })
   .describe("A key of a Secret or ConfigMap.");
 
-const EnvVar = z
-  .object({
+const EnvVar = withRules(
+  z.object({
     name: z
       .string()
       .min(1)
@@ -142,21 +142,16 @@ const EnvVar = z
       .describe(
         "Take the value from a Secret or ConfigMap key (read by the kubelet when it starts the pod: the operator never reads Secrets).",
       ),
-  })
-  .superRefine((e, ctx) => {
-    if (e.valueFrom && e.value !== "")
-      ctx.addIssue({ code: "custom", message: "set value or valueFrom, not both", path: ["value"] });
-  })
-  .meta({
-    "x-kubernetes-validations": [
-      {
-        rule: "!has(self.valueFrom) || !has(self.value) || self.value == ''",
-        message: "set value or valueFrom, not both",
-        fieldPath: ".value",
-      },
-    ],
-  })
-  .describe("An environment variable of the trainer container.");
+  }),
+  [
+    {
+      cel: "!has(self.valueFrom) || !has(self.value) || self.value == ''",
+      message: "set value or valueFrom, not both",
+      field: "value",
+      holds: (e) => !e.valueFrom || e.value === "",
+    },
+  ],
+).describe("An environment variable of the trainer container.");
 
 const envRules: CrossFieldRule<{ name: string }[]>[] = [
   {
