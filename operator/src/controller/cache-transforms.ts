@@ -48,6 +48,17 @@ export function slimPod(pod: V1Pod): V1Pod {
               (c) =>
                 ({ name: c.name, state: c.state }) as NonNullable<typeof status.containerStatuses>[number],
             ),
+            // The `fetch` initializer's state: Initializing while it runs, its exit code when it fails.
+            ...(status.initContainerStatuses
+              ? {
+                  initContainerStatuses: status.initContainerStatuses.map(
+                    (c) =>
+                      ({ name: c.name, state: c.state }) as NonNullable<
+                        typeof status.initContainerStatuses
+                      >[number],
+                  ),
+                }
+              : {}),
           },
         }
       : {}),

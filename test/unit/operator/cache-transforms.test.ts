@@ -1,6 +1,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { buildJob } from "../../../operator/src/builders/job.ts";
+import { FETCH_CONTAINER } from "../../../operator/src/builders/storage.ts";
 import {
   OBSERVED_DATA_HASH,
   slimConfigMap,
@@ -103,6 +104,27 @@ const scenarios: [string, ReturnType<typeof fullJob>, V1Pod[]][] = [
     }),
     [fullPod("p", { phase: "Succeeded", containerStatuses: [terminated(0, '{"studentAccuracy":0.9}')] })],
   ],
+  [
+    "initializing (the fetch init container downloading)",
+    fullJob({ active: 1 }),
+    [
+      fullPod("p", {
+        phase: "Pending",
+        conditions: [scheduled(true)],
+        initContainerStatuses: [{ ...running, name: FETCH_CONTAINER }],
+      }),
+    ],
+  ],
+  [
+    "initializer failed (storage access denied)",
+    fullJob({ failed: 1, conditions: [jobCondition("Failed", "PodFailurePolicy", "exit 4")] }),
+    [
+      fullPod("p", {
+        phase: "Failed",
+        initContainerStatuses: [{ ...terminated(4, "s3://b/k: access denied"), name: FETCH_CONTAINER }],
+      }),
+    ],
+  ],
   ["suspended", fullJob({}, true), []],
   [
     "node lost",
@@ -147,6 +169,17 @@ describe("cache transforms", () => {
     const slim = deriveStatus(dj, { job: slimJob(job), pods: [], events: [slimEvent(event)] }, NOW);
     expect(slim).toEqual(full);
     expect(slimEvent(event).involvedObject.uid).toBe("j1"); // the reconciler matches events by the Job's uid
+  });
+
+  it("keep the fetch initializer's state: Initializing while it runs, its storage reason when it fails", () => {
+    const derived = (name: string) => {
+      const [, job, pods] = scenarios.find(([n]) => n.startsWith(name))!;
+      return deriveStatus(dj, { job: slimJob(job), pods: pods.map(slimPod), events: [] }, NOW);
+    };
+    expect(derived("initializing").conditions?.find((c) => c.type === "Initializing")?.status).toBe("True");
+    const failed = derived("initializer failed").conditions?.find((c) => c.type === "Failed");
+    expect(failed?.reason).toBe("StorageAccessDenied");
+    expect(failed?.message).toMatch(/access denied/);
   });
 
   it("keep what owner mapping, the pod index and progress read, and drop most of the bytes", () => {
