@@ -14,6 +14,8 @@ export const ConditionType = {
    * message while an apply fails, True once one succeeds again. Absent while nothing ever failed.
    */
   Synced: "Synced",
+  /** The `fetch` initializer is downloading the inputs from object storage (status/storage.ts). */
+  Initializing: "Initializing",
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -36,6 +38,7 @@ export const REASONS = {
   Retrying: "normal",
   TrainerFinished: "transient",
   PreviousChildDeleting: "normal",
+  Initializing: "normal",
   // Running, suspended.
   TrainerRunning: "normal",
   NodeUnreachable: "warning",
@@ -71,6 +74,11 @@ export const REASONS = {
   BadData: "terminal",
   InvalidSpec: "terminal",
   NameConflict: "terminal",
+  // Object storage, from the trainer's or its initializer's exit code (api/v1alpha1/termination.ts).
+  StorageAccessDenied: "terminal",
+  StorageNotFound: "terminal",
+  ChecksumMismatch: "terminal",
+  StorageQuotaExceeded: "terminal",
   // Synced.
   Applied: "normal",
   ApplyFailed: "warning",

@@ -419,7 +419,7 @@ function conditionsFor(
     : set(list, ConditionType.Running, o.phase === "Running", o.reason, o.message);
   list = optional(list, ConditionType.Suspended, o.phase === "Suspended");
   // The initializer downloading the inputs (only jobs with remote inputs ever get this condition).
-  list = optional(list, "Initializing", o.reason === "Initializing");
+  list = optional(list, ConditionType.Initializing, o.reason === "Initializing");
   list = optional(list, ConditionType.Succeeded, o.phase === "Succeeded");
   list = optional(list, ConditionType.Failed, o.phase === "Failed");
   return list;
