@@ -64,11 +64,22 @@ const PROFILE_DIR = process.argv.includes("--profile")
   ? process.argv[process.argv.indexOf("--profile") + 1]
   : undefined;
 
-/** A literal env value of the chart Deployment's operator container (undefined when it sets none). */
+/**
+ * An env value of the chart Deployment's operator container (undefined when it sets none), with its
+ * `{{ .Values.x }}` references filled from the chart's default values (e.g. heapLimitMiB in NODE_OPTIONS).
+ */
 function chartEnv(name: string): string | undefined {
   const text = readFileSync(join(ROOT, "charts/mokd-operator/templates/deployment.yaml"), "utf8");
   const match = new RegExp(`- name: ${name}\\s*\\n\\s*value:\\s*"?([^"\\n]*)"?`).exec(text);
-  return match?.[1]?.trim();
+  const values = YAML.parse(readFileSync(join(ROOT, "charts/mokd-operator/values.yaml"), "utf8")) as Record<
+    string,
+    unknown
+  >;
+  return match?.[1]?.trim().replace(/\{\{\s*\.Values\.(\w+)\s*\}\}/g, (_, key: string) => {
+    const value = values[key];
+    if (typeof value !== "string" && typeof value !== "number") throw new Error(`values.yaml has no ${key}`);
+    return String(value);
+  });
 }
 
 function chartNodeOptions(): string {
