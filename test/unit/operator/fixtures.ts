@@ -1,5 +1,5 @@
 // Shared fixtures for the operator's unit tests: a defaulted DistillationJob, Jobs and pods in given states.
-import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import type { V1ContainerState, V1Job, V1Pod } from "@kubernetes/client-node";
 import { parseDistillationJob, type DistillationJobInput } from "../../../api/v1alpha1/index.ts";
 import type { OwnerJob } from "../../../operator/src/builders/common.ts";
 
@@ -35,11 +35,15 @@ export function pod(name: string, status: V1Pod["status"], created = "2025-01-01
   return { metadata: { name, namespace: "team-a", creationTimestamp: new Date(created) }, status };
 }
 
-export const terminated = (exitCode: number, message?: string) => ({
-  name: "trainer",
+/** A container status as the kubelet reports it (the trainer's unless `name` says otherwise). */
+export const containerStatus = (state: V1ContainerState, name = "trainer", ready = false) => ({
+  name,
   image: "x",
   imageID: "",
-  ready: false,
+  ready,
   restartCount: 0,
-  state: { terminated: { exitCode, ...(message ? { message } : {}) } },
+  state,
 });
+
+export const terminated = (exitCode: number, message?: string) =>
+  containerStatus({ terminated: { exitCode, ...(message ? { message } : {}) } });

@@ -9,7 +9,7 @@ import { MAX_TIMER_MS, Reconciler, type ClusterReader } from "../../../operator/
 import { KubeApiError } from "../../../operator/src/lib/kube-http.ts";
 import { findCondition } from "../../../operator/src/status/conditions.ts";
 import { INVALID_SPECS } from "../api/invalid-specs.ts";
-import { pod } from "./fixtures.ts";
+import { containerStatus, pod } from "./fixtures.ts";
 
 /** A cluster whose apiserver refuses a new Job with `refuseJob` (as it does an invalid pod template). */
 function cluster(spec: unknown, initial?: DistillationJobStatus, refuseJob?: KubeApiError) {
@@ -384,16 +384,7 @@ describe("status is ours", () => {
     c.state.pods = [
       pod("p", {
         phase: "Failed",
-        containerStatuses: [
-          {
-            name: "trainer",
-            image: "x",
-            imageID: "",
-            ready: false,
-            restartCount: 0,
-            state: { terminated: { exitCode: 1, message } },
-          },
-        ],
+        containerStatuses: [containerStatus({ terminated: { exitCode: 1, message } })],
       }),
     ];
     await c.reconciler.reconcile("ns/j");

@@ -10,7 +10,7 @@ import { findCondition } from "../../../operator/src/status/conditions.ts";
 import { deriveStatus } from "../../../operator/src/status/derive.ts";
 import { progressFromDocument } from "../../../operator/src/progress/document.ts";
 import { PROGRESS_API_VERSION, PROGRESS_KIND, TrainerProgress } from "../../../api/v1alpha1/index.ts";
-import { distillationJob, job, jobCondition, pod, terminated } from "./fixtures.ts";
+import { containerStatus, distillationJob, job, jobCondition, pod, terminated } from "./fixtures.ts";
 
 const T1 = "2025-01-01T00:05:00.000Z";
 
@@ -121,14 +121,7 @@ describe("status of a job with object storage", () => {
     const fetching = pod("mnist-abc", {
       phase: "Pending",
       initContainerStatuses: [
-        {
-          name: "fetch",
-          image: "x",
-          imageID: "",
-          ready: false,
-          restartCount: 0,
-          state: { running: { startedAt: new Date("2025-01-01T00:01:00Z") } },
-        },
+        containerStatus({ running: { startedAt: new Date("2025-01-01T00:01:00Z") } }, "fetch"),
       ],
     });
     const s = deriveStatus(remote, { job: job({ active: 1 }), pods: [fetching] }, T1);
@@ -160,14 +153,7 @@ describe("status of a job with object storage", () => {
       // The never-started trainer reported as terminated too (the cluster e2e saw the Job reason win without this
       // fix; the exact trainer state the kubelet reported was not captured).
       containerStatuses: [
-        {
-          name: "trainer",
-          image: "x",
-          imageID: "",
-          ready: false,
-          restartCount: 0,
-          state: { terminated: { exitCode: 137, reason: "ContainerStatusUnknown" } },
-        },
+        containerStatus({ terminated: { exitCode: 137, reason: "ContainerStatusUnknown" } }),
       ],
     });
     const j = job({

@@ -7,17 +7,11 @@ import { desiredJob } from "../../../operator/src/controller/children.ts";
 import { eventsFor } from "../../../operator/src/controller/transitions.ts";
 import { findCondition, STUCK_WAITING_REASONS } from "../../../operator/src/status/conditions.ts";
 import { deriveStatus } from "../../../operator/src/status/derive.ts";
-import { distillationJob, job, pod } from "./fixtures.ts";
+import { containerStatus, distillationJob, job, pod } from "./fixtures.ts";
 
 const NOW = "2025-01-01T00:00:10.000Z";
-const waiting = (reason: string) => ({
-  name: "trainer",
-  image: "x",
-  imageID: "",
-  ready: false,
-  restartCount: 0,
-  state: { waiting: { reason, message: `kubelet says ${reason}` } },
-});
+const waiting = (reason: string) =>
+  containerStatus({ waiting: { reason, message: `kubelet says ${reason}` } });
 
 describe("kubelet waiting reasons", () => {
   it("covers the kubelet's reasons that a pod does not leave by itself", () => {
@@ -69,9 +63,7 @@ describe("a lost node", () => {
       phase: "Running",
       podIP: "10.0.0.9",
       conditions: [{ type: "Ready", status: ready }, ...extra] as never,
-      containerStatuses: [
-        { name: "trainer", image: "x", imageID: "", ready: true, restartCount: 0, state: { running: {} } },
-      ],
+      containerStatuses: [containerStatus({ running: {} }, "trainer", true)],
     }),
     spec: {
       containers: [],
