@@ -3,11 +3,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { parse as parseYaml } from "yaml";
 import type { DistillationJobInput, DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import {
   adminKubeConfig,
+  createTestNamespace,
+  deleteNamespace,
   kubectl,
   serviceAccountKubeconfig,
   waitCrdEstablished,
@@ -21,7 +24,8 @@ export const RULES = parseYaml(
   readFileSync(join(ROOT, "charts/mokd-operator/files/rbac-rules.yaml"), "utf8"),
 ) as unknown[];
 
-async function mustKubectl(args: string[], input?: string): Promise<string> {
+/** kubectl that throws, naming the command and its stderr, unless it exits 0; returns its stdout. */
+export async function mustKubectl(args: string[], input?: string): Promise<string> {
   const r = await kubectl(args, input === undefined ? {} : { input });
   if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
@@ -228,3 +232,45 @@ export class Jobs {
 
 export const condition = (s: DistillationJobStatus | undefined, type: string) =>
   s?.conditions?.find((c) => c.type === type);
+
+/** What `operatorForFile` starts: the file's namespace, its operator and clients for it. */
+export interface OperatorFile {
+  ns: string;
+  jobs: Jobs;
+  operator: OperatorProcess;
+  batch: BatchV1Api;
+  core: CoreV1Api;
+}
+
+/**
+ * One operator (no leader election) in a test namespace of its own for the whole test file, handed to `ready`
+ * once it runs; stopped and the namespace deleted after the file, its log printed when a test failed.
+ */
+export function operatorForFile(prefix: string, ready: (file: OperatorFile) => void): void {
+  let file: OperatorFile | undefined;
+  let failed = false;
+  beforeAll(async () => {
+    const ns = await createTestNamespace(prefix);
+    await ensureCrd();
+    const operator = startOperator(await operatorIdentity(ns), ns, ["--no-leader-elect"]);
+    const jobs = new Jobs(ns);
+    file = {
+      ns,
+      jobs,
+      operator,
+      batch: jobs.kc.makeApiClient(BatchV1Api),
+      core: jobs.kc.makeApiClient(CoreV1Api),
+    };
+    ready(file);
+  });
+  afterEach(({ task }) => {
+    if (task.result?.state === "fail") failed = true;
+  });
+  afterAll(async () => {
+    if (!file) return;
+    await file.operator.kill("SIGTERM");
+    if (failed) console.log(file.operator.logs());
+    await deleteNamespace(file.ns);
+    await removeIdentity(file.ns);
+  });
+}

@@ -2,19 +2,11 @@
 // reasons, spoofed and malformed statuses, hostile messages, finalizers, edited labels and a lost node. Each case
 // asserts the job's final phase and reason, and that nothing foreign changed. kwok plays the pods.
 import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { STUCK_WAITING_REASONS } from "../../../operator/src/status/conditions.ts";
-import { createTestNamespace, deleteNamespace, kubectl } from "../../bed/env.ts";
-import {
-  condition,
-  ensureCrd,
-  Jobs,
-  operatorIdentity,
-  removeIdentity,
-  startOperator,
-  type OperatorProcess,
-} from "./harness.ts";
+import { kubectl } from "../../bed/env.ts";
+import { condition, Jobs, mustKubectl, operatorForFile } from "./harness.ts";
 
 const RESULT = { teacherAccuracy: 0.91, studentAccuracy: 0.88, bestEpoch: 2, modelPath: "/output/student" };
 /**
@@ -26,36 +18,9 @@ const CPU_ONLY = { runtime: { gpus: 0, resources: SMALL } };
 
 let ns: string;
 let jobs: Jobs;
-let operator: OperatorProcess;
 let batch: BatchV1Api;
 let core: CoreV1Api;
-
-beforeAll(async () => {
-  ns = await createTestNamespace("op-hostile");
-  await ensureCrd();
-  operator = startOperator(await operatorIdentity(ns), ns, ["--no-leader-elect"]);
-  jobs = new Jobs(ns);
-  batch = jobs.kc.makeApiClient(BatchV1Api);
-  core = jobs.kc.makeApiClient(CoreV1Api);
-});
-
-let failed = false;
-afterEach(({ task }) => {
-  if (task.result?.state === "fail") failed = true;
-});
-
-afterAll(async () => {
-  await operator?.kill("SIGTERM");
-  if (failed) console.log(operator.logs());
-  await deleteNamespace(ns);
-  await removeIdentity(ns);
-});
-
-async function must(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
+operatorForFile("op-hostile", (file) => ({ ns, jobs, batch, core } = file));
 
 const reasonOf = (s: DistillationJobStatus) =>
   s.phase === "Failed" ? condition(s, "Failed")?.reason : condition(s, "Running")?.reason;
@@ -65,7 +30,7 @@ const podsOf = async (jobName: string) =>
     .items;
 
 const patchStatus = (name: string, status: object) =>
-  must([
+  mustKubectl([
     "-n",
     ns,
     "patch",
@@ -224,7 +189,7 @@ describe.concurrent("a hostile namespace", () => {
         "kwok.mokd.io/duration": "6s",
         "kwok.mokd.io/message": JSON.stringify(RESULT),
       });
-      await must([
+      await mustKubectl([
         "-n",
         ns,
         "patch",
@@ -235,10 +200,10 @@ describe.concurrent("a hostile namespace", () => {
         '{"metadata":{"finalizers":["example.com/hold"]}}',
       ]);
       await jobs.waitPhase("held", "Running", 30_000);
-      await must(["-n", ns, "delete", "distillationjob", "held", "--wait=false"]);
+      await mustKubectl(["-n", ns, "delete", "distillationjob", "held", "--wait=false"]);
       const done = await jobs.waitPhase("held", "Succeeded", 60_000);
       expect(done.status!.result).toMatchObject({ studentAccuracy: 0.88 });
-      await must([
+      await mustKubectl([
         "-n",
         ns,
         "patch",
@@ -258,7 +223,7 @@ describe.concurrent("a hostile namespace", () => {
       });
       await jobs.waitPhase("unlabeled", "Running", 30_000);
       const [pod] = await podsOf("unlabeled");
-      await must([
+      await mustKubectl([
         "-n",
         ns,
         "label",
@@ -276,7 +241,7 @@ describe.concurrent("a hostile namespace", () => {
     it("shows Running=Unknown/NodeUnreachable within seconds, saying what happens next", async () => {
       const node = `lost-${ns}`.slice(0, 63);
       const taint = { key: "mokd.io/lost-node-test", value: ns, effect: "NoSchedule" };
-      await must(
+      await mustKubectl(
         ["apply", "-f", "-"],
         JSON.stringify({
           apiVersion: "v1",
@@ -304,7 +269,7 @@ describe.concurrent("a hostile namespace", () => {
         });
         await jobs.waitPhase("lost", "Running", 60_000);
         // kwok stops playing the node's kubelet; its Ready condition goes Unknown as when a kubelet dies.
-        await must(["annotate", "node", node, "kwok.x-k8s.io/node-"]);
+        await mustKubectl(["annotate", "node", node, "kwok.x-k8s.io/node-"]);
         const unknown = JSON.stringify({
           status: {
             conditions: [
@@ -317,13 +282,13 @@ describe.concurrent("a hostile namespace", () => {
             ],
           },
         });
-        await must(["patch", "node", node, "--subresource=status", "--type=strategic", "-p", unknown]);
+        await mustKubectl(["patch", "node", node, "--subresource=status", "--type=strategic", "-p", unknown]);
         // What the node lifecycle controller then does to the node's pods (MarkPodsNotReady: Ready=False, the
         // container state left as the dead kubelet last reported it). It does so itself only when it sees the
         // heartbeat stop (node-monitor-grace-period, 50 s); the test plays that step so it stays quick.
         const [pod] = await podsOf("lost");
         const notReady = JSON.stringify({ status: { conditions: [{ type: "Ready", status: "False" }] } });
-        await must([
+        await mustKubectl([
           "-n",
           ns,
           "patch",

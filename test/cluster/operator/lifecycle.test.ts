@@ -2,18 +2,10 @@
 // its own DistillationJob, run concurrently. kwok plays the trainer pods from pod annotations.
 import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createTestNamespace, deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
+import { describe, expect, it } from "vitest";
+import { kubectl, waitFor } from "../../bed/env.ts";
 import { INVALID_SPECS } from "../../unit/api/invalid-specs.ts";
-import {
-  condition,
-  ensureCrd,
-  Jobs,
-  operatorIdentity,
-  removeIdentity,
-  startOperator,
-  type OperatorProcess,
-} from "./harness.ts";
+import { condition, Jobs, operatorForFile } from "./harness.ts";
 
 const RESULT = { teacherAccuracy: 0.91, studentAccuracy: 0.88, bestEpoch: 2, modelPath: "/output/student" };
 const succeed = (duration = "1500ms") => ({
@@ -29,30 +21,9 @@ const fail = (exitCode: number, message: string) => ({
 
 let ns: string;
 let jobs: Jobs;
-let operator: OperatorProcess;
 let batch: BatchV1Api;
 let core: CoreV1Api;
-
-beforeAll(async () => {
-  ns = await createTestNamespace("op-life");
-  await ensureCrd();
-  operator = startOperator(await operatorIdentity(ns), ns, ["--no-leader-elect"]);
-  jobs = new Jobs(ns);
-  batch = jobs.kc.makeApiClient(BatchV1Api);
-  core = jobs.kc.makeApiClient(CoreV1Api);
-});
-
-let failed = false;
-afterEach(({ task }) => {
-  if (task.result?.state === "fail") failed = true;
-});
-
-afterAll(async () => {
-  await operator?.kill("SIGTERM");
-  if (failed) console.log(operator.logs());
-  await deleteNamespace(ns);
-  await removeIdentity(ns);
-});
+operatorForFile("op-life", (file) => ({ ns, jobs, batch, core } = file));
 
 /**
  * Collecting children is kube-controller-manager's garbage collector, not the operator: on a fresh control plane
