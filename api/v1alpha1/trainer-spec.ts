@@ -379,7 +379,7 @@ export const StrategySpec = section(
       .max(0.3)
       .optional()
       .describe(
-        "`mokd` only, experimental: mix the min-norm weights with uniform ones, pi' = m + (1 - K m) pi, so no objective gets less than m. Unset: exact MoKD. Not supported by the evidence: with the feature objective m = 0.1 measured +0.63 points over exact MoKD, 95% CI [-0.23, +1.49] (5 seeds, one setting, learning rate not tuned; docs/benchmarks.md, 'Exact MoKD remedies'); without it, no difference.",
+        "`mokd` only, experimental: mix the min-norm weights with uniform ones, pi' = m + (1 - K m) pi, so no objective gets less than m. Unset: exact MoKD. No gain is shown for it (its interval includes zero; docs/benchmarks.md, 'Exact MoKD remedies').",
       ),
     projectorUpdate: z
       .enum(["weighted", "own"])
@@ -419,7 +419,7 @@ export const TrainingSpec = section(
       .max(10)
       .default(0.001)
       .describe(
-        "Learning rate of the student (the peak of `schedule`). Tune it on validation for every method alike: in the evidence study (docs/benchmarks.md, few-label CNN) tuning it moved test accuracy more than the choice of weighting did, and MoKD at an untuned learning rate was below KD tuned on alpha and learning rate (-0.53 points, 95% CI [-1.22, +0.16], 9 seeds).",
+        "Learning rate of the student (the peak of `schedule`). Tune it on validation for every method alike: automatic weighting does not replace tuning the learning rate (docs/benchmarks.md, 'Distillation quality: the method's claims').",
       ),
     momentum: z.number().min(0).max(1).default(0.9).describe("Momentum (optimizer `momentum` only)."),
     weightDecay: z
