@@ -7,3 +7,4 @@ export * from "./progress.ts";
 export * from "./manifest.ts";
 export * from "./termination.ts";
 export * from "./storage.ts";
+export * from "./distillationstudy.ts";
