@@ -8,3 +8,4 @@ export * from "./manifest.ts";
 export * from "./termination.ts";
 export * from "./storage.ts";
 export * from "./distillationstudy.ts";
+export * from "./study-analysis.ts";
