@@ -1,6 +1,6 @@
 // A real Prometheus scrapes a real trainer run and the real operator; every dashboard query and every alert
 // expression must be accepted by Prometheus itself, and the core ones must return data.
-import { tinyTrainerJob } from "../tiny-job.ts";
+import { tinyTrainerJob } from "../../fixtures/tiny-job.ts";
 import { spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
