@@ -1,88 +1,19 @@
 // The reconciler against specs nothing can run and statuses nobody derived: every class
 // of bad input ends with a status (Failed/InvalidSpec, naming the field or quoting the apiserver) and is not
 // retried; a status the cluster contradicts is derived again; timers never exceed Node's limit.
-import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { V1Job } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import type { DistillationJobStatus } from "../../../../api/v1alpha1/index.ts";
-import type { ClusterWriter } from "../../../../operator/src/controller/kube.ts";
-import {
-  MAX_TIMER_MS,
-  Reconciler,
-  type ClusterReader,
-} from "../../../../operator/src/controller/reconciler.ts";
+import { MAX_TIMER_MS } from "../../../../operator/src/controller/reconciler.ts";
 import { KubeApiError } from "../../../../operator/src/lib/kube-http.ts";
 import { findCondition } from "../../../../operator/src/status/conditions.ts";
 import { INVALID_SPECS } from "../../../fixtures/invalid-specs.ts";
 import { containerStatus, pod } from "../../../fixtures/kube-objects.ts";
+import { fakeCluster } from "./fake-cluster.ts";
 
-/** A cluster whose apiserver refuses a new Job with `refuseJob` (as it does an invalid pod template). */
-function cluster(spec: unknown, initial?: DistillationJobStatus, refuseJob?: KubeApiError) {
-  const state = {
-    dj: {
-      apiVersion: "distillation.mokd.io/v1alpha1",
-      kind: "DistillationJob",
-      metadata: { name: "j", namespace: "ns", uid: "u1", generation: 1, resourceVersion: "10" },
-      spec,
-      ...(initial ? { status: initial } : {}),
-    } as Record<string, unknown>,
-    job: undefined as V1Job | undefined,
-    cm: undefined as V1ConfigMap | undefined,
-    pods: [] as V1Pod[],
-  };
-  const writes: string[] = [];
-  const patches: unknown[] = [];
-  const events: string[] = [];
-  let rv = 10;
-  const writer: ClusterWriter = {
-    applyConfigMap: async (cm) => (writes.push("configMap"), (state.cm = cm)),
-    applyJob: async (job) => {
-      if (refuseJob) throw refuseJob;
-      writes.push("job");
-      return (state.job = { ...job, status: {} });
-    },
-    patchJob: async (_ns, _name, spec) => {
-      writes.push("patchJob");
-      patches.push(spec);
-      state.job = { ...state.job!, spec: { ...state.job!.spec!, ...spec } as V1Job["spec"] };
-      return state.job;
-    },
-    applyStatus: async (_ns, _name, s) => {
-      writes.push("status");
-      rv++;
-      state.dj = {
-        ...state.dj,
-        status: s,
-        metadata: { ...(state.dj.metadata as object), resourceVersion: `${rv}` },
-      };
-      return `${rv}`;
-    },
-    clearStatus: async (_ns, _name, fields) => {
-      writes.push(`clear:${fields.join(",")}`);
-      const status = Object.entries(state.dj.status as Record<string, unknown>).filter(
-        ([k]) => !fields.includes(k),
-      );
-      state.dj = { ...state.dj, status: Object.fromEntries(status) };
-    },
-    deleteDistillationJob: async () => void writes.push("delete"),
-  };
-  let now = new Date("2025-01-01T00:00:10Z");
-  const reader: ClusterReader = {
-    distillationJob: () => state.dj,
-    job: () => state.job,
-    configMap: () => state.cm,
-    pods: () => state.pods,
-  };
-  const reconciler = new Reconciler({
-    reader,
-    writer,
-    events: { record: (_o, type, reason) => void events.push(`${type}/${reason}`) },
-    now: () => now,
-    transientHoldMs: 0,
-  });
-  const status = () => state.dj.status as DistillationJobStatus | undefined;
-  const setNow = (iso: string) => (now = new Date(iso));
-  return { state, writes, patches, events, reader, writer, reconciler, status, setNow };
-}
+/** A job named `j`; the apiserver refuses a new Job with `refuseJob` (as it does an invalid pod template). */
+const cluster = (spec: unknown, status?: DistillationJobStatus, refuseJob?: Error) =>
+  fakeCluster(spec, { name: "j", ...(status ? { status } : {}), ...(refuseJob ? { refuseJob } : {}) });
 
 const failedCondition = (s: DistillationJobStatus | undefined) => findCondition(s?.conditions, "Failed");
 
@@ -298,7 +229,7 @@ describe("status is ours", () => {
   const managed = (...fields: string[]) => [
     { ...spoofer, fieldsV1: { "f:status": Object.fromEntries(fields.map((f) => [`f:${f}`, {}])) } },
   ];
-  const metadataOf = (c: ReturnType<typeof cluster>) => c.state.dj.metadata as Record<string, unknown>;
+  const metadataOf = (c: ReturnType<typeof cluster>) => c.state.dj!.metadata as Record<string, unknown>;
 
   it("drops and removes every status field another manager wrote: a spoofed Succeeded on a suspended job", async () => {
     const c = cluster({ runPolicy: { suspend: true } });

@@ -1,112 +1,10 @@
-import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import type { DistillationJobInput, DistillationJobStatus } from "../../../../api/v1alpha1/index.ts";
-import type { ClusterWriter } from "../../../../operator/src/controller/kube.ts";
+import type { DistillationJobStatus } from "../../../../api/v1alpha1/index.ts";
 import { slimConfigMap } from "../../../../operator/src/controller/cache-transforms.ts";
-import { Reconciler, type ClusterReader } from "../../../../operator/src/controller/reconciler.ts";
-import { sameJson } from "../../../../operator/src/controller/canonical.ts";
-import type { JobSpecUpdate } from "../../../../operator/src/controller/job-update.ts";
 import { KubeApiError } from "../../../../operator/src/lib/kube-http.ts";
 import { findCondition } from "../../../../operator/src/status/conditions.ts";
 import { jobCondition, pod, terminated } from "../../../fixtures/kube-objects.ts";
-
-/** An in-memory cluster: writes land in the caches the reader serves, as the informers would deliver them. */
-function fakeCluster(
-  spec: DistillationJobInput["spec"] = {},
-  status?: DistillationJobStatus,
-  transientHoldMs = 0,
-) {
-  let rv = 10;
-  const dj: Record<string, unknown> = {
-    apiVersion: "distillation.mokd.io/v1alpha1",
-    kind: "DistillationJob",
-    metadata: { name: "mnist", namespace: "ns", uid: "u1", generation: 1, resourceVersion: String(rv) },
-    spec,
-    ...(status ? { status } : {}),
-  };
-  const state = {
-    dj: dj as Record<string, unknown> | undefined,
-    job: undefined as V1Job | undefined,
-    cm: undefined as V1ConfigMap | undefined,
-    pods: [] as V1Pod[],
-  };
-  const calls = { configMap: 0, job: 0, status: 0, delete: 0 };
-  const patches: JobSpecUpdate[] = [];
-  /** Set to make the next child apply fail as the apiserver would refuse it. */
-  const failures = { configMap: undefined as Error | undefined };
-  const events: string[] = [];
-  const reader: ClusterReader = {
-    distillationJob: () => state.dj,
-    job: () => state.job,
-    configMap: () => state.cm,
-    pods: () => state.pods,
-  };
-  const writer: ClusterWriter = {
-    applyConfigMap: async (cm) => {
-      if (failures.configMap) throw failures.configMap;
-      return (calls.configMap++, (state.cm = cm));
-    },
-    applyJob: async (job) => {
-      // As the apiserver: a Job's pod template is immutable (batch/v1 ValidateJobSpecUpdate).
-      if (state.job && !sameJson(state.job.spec?.template, job.spec?.template)) {
-        throw new KubeApiError(
-          422,
-          `Job.batch "${job.metadata!.name}" is invalid: spec.template: field is immutable`,
-        );
-      }
-      calls.job++;
-      state.job = {
-        ...job,
-        metadata: { ...job.metadata, creationTimestamp: new Date("2025-01-01T00:00:00Z") },
-        status: state.job?.status ?? {},
-      };
-      return state.job;
-    },
-    patchJob: async (_ns, _name, spec) => {
-      patches.push(spec);
-      // A JSON merge patch: null removes the field.
-      const merged = Object.entries({ ...state.job!.spec!, ...spec }).filter(([, v]) => v !== null);
-      state.job = { ...state.job!, spec: Object.fromEntries(merged) as unknown as V1Job["spec"] };
-      return state.job;
-    },
-    applyStatus: async (_ns, _name, s) => {
-      calls.status++;
-      rv++;
-      state.dj = {
-        ...state.dj,
-        status: s,
-        metadata: { ...(state.dj!.metadata as object), resourceVersion: String(rv) },
-      };
-      return String(rv);
-    },
-    deleteDistillationJob: async () => {
-      calls.delete++;
-      state.dj = undefined;
-    },
-  };
-  let now = new Date("2025-01-01T00:00:10Z");
-  /** A reconciler of this cluster, as one operator version would run it. */
-  const operator = (trainerImage?: string) =>
-    new Reconciler({
-      reader,
-      writer,
-      events: { record: (_o, type, reason) => events.push(`${type}/${reason}`) },
-      now: () => now,
-      transientHoldMs,
-      ...(trainerImage ? { trainerImage } : {}),
-    });
-  const reconciler = operator();
-  return {
-    state,
-    calls,
-    patches,
-    failures,
-    events,
-    reconciler,
-    operator,
-    setNow: (d: string) => (now = new Date(d)),
-  };
-}
+import { fakeCluster } from "./fake-cluster.ts";
 
 describe("Reconciler", () => {
   it("creates the ConfigMap and Job, then makes no writes while nothing changes", async () => {
@@ -199,7 +97,7 @@ describe("Reconciler", () => {
   });
 
   it("shows a failing first apply on a new job at once, without the transient hold", async () => {
-    const c = fakeCluster({}, undefined, 2000);
+    const c = fakeCluster({}, { transientHoldMs: 2000 });
     // Retryable (not an invalid child, which ends the job Failed/InvalidSpec): e.g. a full ResourceQuota.
     c.failures.configMap = new KubeApiError(403, 'configmaps "mnist-config" is forbidden: exceeded quota');
     await expect(c.reconciler.reconcile("ns/mnist")).rejects.toThrow(/exceeded quota/);
@@ -210,7 +108,7 @@ describe("Reconciler", () => {
 
   it("does not touch children of a finished job and deletes it after ttlSecondsAfterFinished", async () => {
     const done: DistillationJobStatus = { phase: "Succeeded", completionTime: "2025-01-01T00:00:00Z" };
-    const c = fakeCluster({ runPolicy: { ttlSecondsAfterFinished: 30 } }, done);
+    const c = fakeCluster({ runPolicy: { ttlSecondsAfterFinished: 30 } }, { status: done });
     expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 20_000 });
     expect(c.calls).toEqual({ configMap: 0, job: 0, status: 0, delete: 0 });
     c.setNow("2025-01-01T00:00:30Z");
@@ -220,7 +118,7 @@ describe("Reconciler", () => {
 
   it("marks a job that never started Failed/InvalidSpec when the schema refuses its spec, naming the field", async () => {
     // The CRD would refuse this; an older CRD or bypassed validation could let it through.
-    const c = fakeCluster({ training: { epochs: -1 } } as DistillationJobInput["spec"]);
+    const c = fakeCluster({ training: { epochs: -1 } });
     await c.reconciler.reconcile("ns/mnist");
     expect(c.calls).toEqual({ configMap: 0, job: 0, status: 1, delete: 0 });
     const status = c.state.dj!.status as DistillationJobStatus;
@@ -294,7 +192,7 @@ describe("Reconciler", () => {
     const running = () => [pod("p", { phase: "Running" })];
 
     it("writes one status and one event when the pod runs within the hold", async () => {
-      const c = fakeCluster({}, undefined, 2000);
+      const c = fakeCluster({}, { transientHoldMs: 2000 });
       expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 2000 });
       expect(c.calls).toEqual({ configMap: 1, job: 1, status: 0, delete: 0 });
       c.setNow("2025-01-01T00:00:10.500Z");
@@ -313,7 +211,7 @@ describe("Reconciler", () => {
     });
 
     it("never loses a transient status: it is written once the hold has passed", async () => {
-      const c = fakeCluster({}, undefined, 2000);
+      const c = fakeCluster({}, { transientHoldMs: 2000 });
       await c.reconciler.reconcile("ns/mnist");
       c.setNow("2025-01-01T00:00:12Z"); // the requeue after 2 s
       expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 598_001 }); // by the pending deadline (600 s)
@@ -331,7 +229,7 @@ describe("Reconciler", () => {
     });
 
     it("writes a stuck reason at once, with an event", async () => {
-      const c = fakeCluster({}, undefined, 2000);
+      const c = fakeCluster({}, { transientHoldMs: 2000 });
       await c.reconciler.reconcile("ns/mnist");
       c.state.pods = [
         pod("p", {
