@@ -33,6 +33,7 @@ import { checkedStatus, foreignStatusFields, withoutFields } from "../status/tru
 import { sameJson } from "./canonical.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
 import { refusalMessage } from "./refusal.ts";
+import { wallNow } from "../lib/clock.ts";
 import { StatusWriter } from "./status-writer.ts";
 import { eventsFor, finishedSeconds } from "./transitions.ts";
 import { MAX_TIMER_MS, ttlDueInMs } from "./ttl.ts";
@@ -233,7 +234,7 @@ export class Reconciler {
   }
 
   private now(): Date {
-    return this.o.now?.() ?? new Date();
+    return this.o.now?.() ?? wallNow();
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {

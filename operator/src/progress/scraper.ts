@@ -7,6 +7,7 @@ import {
   type Progress,
   type TrainerStatus,
 } from "../../../api/v1alpha1/index.ts";
+import { wallNow } from "../lib/clock.ts";
 import { progressFromDocument, trainerStatusFromDocument } from "./document.ts";
 
 export interface ScrapeTarget {
@@ -68,7 +69,7 @@ export class ProgressScraper {
       concurrency: 16,
       refreshMs: 25_000,
       fetchJson: defaultFetch,
-      now: () => new Date(),
+      now: wallNow,
       ...options,
     };
   }
