@@ -1,11 +1,11 @@
 // From the trainer's progress document (api/v1alpha1/progress.ts TrainerProgress, validated by the scraper) to
 // what the operator writes: status.progress and Kubeflow Trainer's status.trainerStatus. Pure: unit-tested.
-import type {
+import {
   Progress,
-  Result,
-  TrainerProgress,
-  TrainerStatus,
-  TrainerStatusMetric,
+  type Result,
+  type TrainerProgress,
+  type TrainerStatus,
+  type TrainerStatusMetric,
 } from "../../../api/v1alpha1/index.ts";
 
 const round = (x: number | undefined, digits = 4) =>
@@ -18,26 +18,24 @@ function omitUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-/** status.progress from one document; lastUpdateTime is when the operator read it. */
+/** Digits kept of a figure in status.progress: 4 unless named here (counts are integers already). */
+const DIGITS: Partial<Record<keyof Progress, number>> = { samplesPerSecond: 1, etaSeconds: 0 };
+
+const isNumberMap = (v: unknown): v is Record<string, number> =>
+  typeof v === "object" && v !== null && Object.values(v).every((x) => typeof x === "number");
+
+function rounded(key: string, value: unknown): unknown {
+  if (typeof value === "number") return round(value, DIGITS[key as keyof Progress] ?? 4);
+  return isNumberMap(value) ? roundedMap(value) : value;
+}
+
+/**
+ * status.progress from one document: its fields as api/v1alpha1/progress.ts's Progress declares them (the
+ * schema drops the document-only ones), figures rounded; lastUpdateTime is when the operator read it.
+ */
 export function progressFromDocument(doc: TrainerProgress, readAt: string): Progress {
-  return omitUndefined({
-    epoch: doc.epoch,
-    totalEpochs: doc.totalEpochs,
-    step: doc.step,
-    stepsPerEpoch: doc.stepsPerEpoch,
-    totalSteps: doc.totalSteps,
-    stage: doc.stage,
-    losses: roundedMap(doc.losses),
-    weights: roundedMap(doc.weights),
-    trainAccuracy: round(doc.trainAccuracy),
-    validationAccuracy: round(doc.validationAccuracy),
-    studentAccuracy: round(doc.studentAccuracy),
-    conflictRate: round(doc.conflictRate),
-    samplesPerSecond: round(doc.samplesPerSecond, 1),
-    etaSeconds: doc.etaSeconds === undefined ? undefined : Math.round(doc.etaSeconds),
-    lastUpdateTime: readAt,
-    lastCheckpoint: doc.lastCheckpoint,
-  });
+  const figures = Object.fromEntries(Object.entries(doc).map(([key, value]) => [key, rounded(key, value)]));
+  return omitUndefined(Progress.parse({ ...figures, lastUpdateTime: readAt }));
 }
 
 /** Kubeflow Trainer's limits on a metric (KEP-2779): names and values of 1-64 characters. */

@@ -5,8 +5,8 @@ import {
   DistillationJobStatus,
   PROGRESS_API_VERSION,
   PROGRESS_KIND,
+  TrainerProgress,
   TrainerStatus,
-  type TrainerProgress,
 } from "../../../../api/v1alpha1/index.ts";
 import {
   progressFromDocument,
@@ -59,6 +59,22 @@ describe("progress from the trainer's document", () => {
       etaSeconds: 87,
       lastUpdateTime: NOW,
     });
+  });
+
+  it("carries every field of the document but the run-wide ones, which the status schema accepts", () => {
+    const lastCheckpoint = {
+      stage: "student" as const,
+      epoch: 1,
+      step: 200,
+      time: NOW,
+      location: "s3://results/ckpt/latest.json",
+    };
+    const progress = progressFromDocument({ ...DOC, lastCheckpoint }, NOW);
+    const runWide = ["apiVersion", "kind", "stages", "progressPercentage", "updatedAt"];
+    expect(Object.keys(progress).sort()).toEqual(
+      [...Object.keys(TrainerProgress.shape).filter((k) => !runWide.includes(k)), "lastUpdateTime"].sort(),
+    );
+    expect(DistillationJobStatus.parse({ progress }).progress).toEqual(progress);
   });
 
   it("offers Kubeflow Trainer's trainerStatus shape, which the status schema accepts", () => {
