@@ -14,7 +14,7 @@ import {
 } from "../../../api/v1alpha1/index.ts";
 import { configMapNameFor, FIELD_MANAGER, jobNameFor, keyOf, legacyJobNameFor, splitKey } from "../names.ts";
 import type { OwnerJob } from "../owner-job.ts";
-import { trainerStatusFor } from "../progress/document.ts";
+import { trainerStatusFor } from "../progress/status-from-document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
 import { ConditionType, findCondition, setCondition } from "../status/conditions.ts";
 import {
@@ -392,7 +392,7 @@ export class Reconciler {
     await this.o.writer.patchJob(namespace, name, { suspend: true });
   }
 
-  /** Phase: status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/document.ts). */
+  /** Phase: status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/status-from-document.ts). */
   private mergeTrainerStatus(scope: ReconcileScope): void {
     const latest = this.o.scraper?.trainerStatus(scope.key);
     const trainerStatus = trainerStatusFor(scope.status!, scope.base?.trainerStatus, latest, scope.now!);

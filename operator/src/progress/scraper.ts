@@ -8,7 +8,7 @@ import {
   type TrainerStatus,
 } from "../../../api/v1alpha1/index.ts";
 import { wallNow } from "../lib/clock.ts";
-import { progressFromDocument, trainerStatusFromDocument } from "./document.ts";
+import { progressFromDocument, trainerStatusFromDocument } from "./status-from-document.ts";
 
 export interface ScrapeTarget {
   podIP: string;

@@ -17,7 +17,7 @@ import {
   expandGrafanaVariables,
   secondsSinceLastStep,
 } from "../../../dashboards/queries.ts";
-import type { RunSummary } from "../../../trainer/src/telemetry/summary.ts";
+import type { RunSummary } from "../../../trainer/src/telemetry/run-summary.ts";
 import { createTestNamespace, deleteNamespace, kubeconfigPath, kubectl, waitFor } from "../../bed/env.ts";
 import { stopGroups, tail } from "../../bed/processes.ts";
 import { freePort, Prometheus, prometheusBinDir } from "./prometheus.ts";

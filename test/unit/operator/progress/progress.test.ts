@@ -12,9 +12,9 @@ import {
   progressFromDocument,
   trainerStatusFor,
   trainerStatusFromDocument,
-} from "../../../../operator/src/progress/document.ts";
+} from "../../../../operator/src/progress/status-from-document.ts";
 import { ProgressScraper } from "../../../../operator/src/progress/scraper.ts";
-import { ProgressDocument } from "../../../../trainer/src/telemetry/progress.ts";
+import { ProgressDocument } from "../../../../trainer/src/telemetry/progress-document.ts";
 
 const NOW = "2025-01-01T00:00:00.000Z";
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ExitCode } from "../../../../api/v1alpha1/index.ts";
 import { findCondition } from "../../../../operator/src/status/conditions.ts";
 import { deriveStatus } from "../../../../operator/src/status/derive.ts";
-import { progressFromDocument } from "../../../../operator/src/progress/document.ts";
+import { progressFromDocument } from "../../../../operator/src/progress/status-from-document.ts";
 import { PROGRESS_API_VERSION, PROGRESS_KIND, TrainerProgress } from "../../../../api/v1alpha1/index.ts";
 import {
   containerStatus,

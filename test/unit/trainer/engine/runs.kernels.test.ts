@@ -16,7 +16,7 @@ import { buildNetwork } from "../../../../trainer/src/models/index.ts";
 import { buildObjectives } from "../../../../trainer/src/objectives/index.ts";
 import { TrainerMetrics } from "../../../../trainer/src/telemetry/metrics.ts";
 import { backendUnderTest } from "../backend-under-test.ts";
-import { ProgressDocument } from "../../../../trainer/src/telemetry/progress.ts";
+import { ProgressDocument } from "../../../../trainer/src/telemetry/progress-document.ts";
 import { TrainerProgress } from "../../../../api/v1alpha1/index.ts";
 import { tinyJob, writeTinyIdx } from "../../../fixtures/tiny-run.ts";
 

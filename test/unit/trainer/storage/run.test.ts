@@ -13,7 +13,7 @@ import { parseConfig } from "../../../../trainer/src/config.ts";
 import { runJob } from "../../../../trainer/src/engine/run.ts";
 import { StopSignal, StoppedError } from "../../../../trainer/src/engine/stop.ts";
 import { StorageError } from "../../../../trainer/src/storage/errors.ts";
-import { ProgressDocument } from "../../../../trainer/src/telemetry/progress.ts";
+import { ProgressDocument } from "../../../../trainer/src/telemetry/progress-document.ts";
 import { startS3Server, type S3Server } from "../../../bed/versitygw.ts";
 import { tinyJob, writeTinyIdx } from "../../../fixtures/tiny-run.ts";
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { ConfigError, type FamoObserveMode } from "../../../../api/v1alpha1/index.ts";
+import { ConfigError, type MokdAmortizedObserveMode } from "../../../../api/v1alpha1/index.ts";
 import { selectBackend } from "../../../../trainer/src/backend/index.ts";
 import { parseConfig } from "../../../../trainer/src/config.ts";
 import type { Batch, Dataset } from "../../../../trainer/src/contracts.ts";
@@ -15,14 +15,14 @@ import { runJob } from "../../../../trainer/src/engine/run.ts";
 import { StopSignal, StoppedError } from "../../../../trainer/src/engine/stop.ts";
 import { StudentStep } from "../../../../trainer/src/engine/student-step.ts";
 import { buildNetwork } from "../../../../trainer/src/models/index.ts";
-import { createStrategy, FamoStrategy } from "../../../../trainer/src/strategies/index.ts";
+import { createStrategy, MokdAmortizedStrategy } from "../../../../trainer/src/strategies/index.ts";
 import { studentParts, tinyJob, writeTinyIdx } from "../../../fixtures/tiny-run.ts";
 
-const settings = (observe: FamoObserveMode) => ({ learningRate: 0.025, weightDecay: 0.01, observe });
+const settings = (observe: MokdAmortizedObserveMode) => ({ learningRate: 0.025, weightDecay: 0.01, observe });
 
-describe("FAMO next-batch observation (strategy)", () => {
+describe("mokd-amortized next-batch observation (strategy)", () => {
   it("observes (previous pre-step losses, current pre-step losses), nothing on the first step", () => {
-    const famo = new FamoStrategy(settings("next-batch"), 2);
+    const famo = new MokdAmortizedStrategy(settings("next-batch"), 2);
     const observe = vi.spyOn(famo, "observe");
     famo.observePreStep([1, 1]);
     expect(observe).not.toHaveBeenCalled();
@@ -40,14 +40,14 @@ describe("FAMO next-batch observation (strategy)", () => {
       ],
     ]);
     // The same update as the reference told the same pairs.
-    const reference = new FamoStrategy(settings("same-batch"), 2);
+    const reference = new MokdAmortizedStrategy(settings("same-batch"), 2);
     reference.observe([1, 1], [0.5, 0.9]);
     reference.observe([0.5, 0.9], [0.4, 0.8]);
     expect(famo.weights()).toEqual(reference.weights());
   });
 
   it("does not observe a step with a non-finite loss, nor pair across it", () => {
-    const famo = new FamoStrategy(settings("next-batch"), 2);
+    const famo = new MokdAmortizedStrategy(settings("next-batch"), 2);
     famo.observePreStep([1, 1]);
     famo.observePreStep([NaN, 0.9]); // not observed, not kept
     expect(famo.state()).toMatchObject({ t: 0, pending: null });
@@ -58,7 +58,7 @@ describe("FAMO next-batch observation (strategy)", () => {
   });
 
   it("keeps the pending losses in its state: a resumed strategy continues like the uninterrupted one", () => {
-    const a = new FamoStrategy(settings("next-batch"), 2);
+    const a = new MokdAmortizedStrategy(settings("next-batch"), 2);
     for (const losses of [
       [1, 1],
       [0.8, 0.95],
@@ -67,7 +67,7 @@ describe("FAMO next-batch observation (strategy)", () => {
       a.observePreStep(losses);
     const saved = JSON.parse(JSON.stringify(a.state())) as unknown;
     expect(saved).toMatchObject({ t: 2, pending: [0.7, 0.9] });
-    const b = new FamoStrategy(settings("next-batch"), 2);
+    const b = new MokdAmortizedStrategy(settings("next-batch"), 2);
     b.loadState(saved);
     expect(b.state()).toEqual(a.state());
     a.observePreStep([0.6, 0.85]);
@@ -78,7 +78,7 @@ describe("FAMO next-batch observation (strategy)", () => {
 
   it("loads a checkpoint from before the field (no pending) and rejects a malformed pending", () => {
     const old = { logits: [0.1, -0.1], m: [0, 0], v: [0, 0], t: 4 };
-    const famo = new FamoStrategy(settings("next-batch"), 2);
+    const famo = new MokdAmortizedStrategy(settings("next-batch"), 2);
     famo.loadState(old);
     expect(famo.state()).toEqual({ ...old, pending: null });
     famo.observePreStep([1, 1]); // first resumed step: nothing to pair with
@@ -98,7 +98,7 @@ describe("FAMO next-batch observation (strategy)", () => {
   });
 });
 
-describe("FAMO observation through the engine's student step", () => {
+describe("mokd-amortized observation through the engine's student step", () => {
   let dataset: Dataset;
   beforeAll(async () => {
     await selectBackend("cpu", () => {});
@@ -107,7 +107,7 @@ describe("FAMO observation through the engine's student step", () => {
   });
 
   /** Four single-backward steps (step 0, a measured one, runs first), counting the student's forwards. */
-  function runSteps(observe: FamoObserveMode) {
+  function runSteps(observe: MokdAmortizedObserveMode) {
     const spec = parseConfig(
       tinyJob("/unused", "/tmp/unused", { strategy: "mokd-amortized" }),
       "test",
@@ -116,7 +116,7 @@ describe("FAMO observation through the engine's student step", () => {
     spec.strategy.famo.observe = observe;
     const teacher = buildNetwork(spec.teacher, dataset.inputShape, dataset.numClasses, 1);
     const { student, built, optimizer } = studentParts(spec, dataset, teacher.featureDim);
-    const strategy = createStrategy(spec.strategy, ["task", "distillation"]) as FamoStrategy;
+    const strategy = createStrategy(spec.strategy, ["task", "distillation"]) as MokdAmortizedStrategy;
     const step = new StudentStep({
       student,
       teacher,
@@ -165,7 +165,7 @@ describe("FAMO observation through the engine's student step", () => {
   });
 });
 
-describe("FAMO next-batch across a stop and resume (whole runs)", () => {
+describe("mokd-amortized next-batch across a stop and resume (whole runs)", () => {
   const quiet = { info: () => {}, warn: () => {} };
   let data: string;
   beforeAll(async () => {

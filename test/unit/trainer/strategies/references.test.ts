@@ -4,7 +4,7 @@
 // (sum-log, mokd-normalized) against their definitions.
 import { describe, expect, it } from "vitest";
 import {
-  FamoStrategy,
+  MokdAmortizedStrategy,
   MokdNormalizedStrategy,
   MokdStrategy,
   SumLogStrategy,
@@ -59,7 +59,7 @@ describe("FAMO against an independent float64 reference", () => {
   it("matches famo.py's weights, coefficients and logits over several steps (3 objectives)", () => {
     const lr = 0.3; // large, so a wrong learning rate, sign or Jacobian shows within a few steps
     const weightDecay = 0.2;
-    const famo = new FamoStrategy({ learningRate: lr, weightDecay }, 3);
+    const famo = new MokdAmortizedStrategy({ learningRate: lr, weightDecay }, 3);
     const ref = new FamoReference(3, lr, weightDecay);
     const steps: [number[], number[]][] = [
       [
@@ -100,7 +100,7 @@ describe("FAMO against an independent float64 reference", () => {
   });
 
   it("weight decay pulls the logits toward zero (its sign), at the learning rate's scale", () => {
-    const famo = new FamoStrategy({ learningRate: 0.1, weightDecay: 0.5 }, 2);
+    const famo = new MokdAmortizedStrategy({ learningRate: 0.1, weightDecay: 0.5 }, 2);
     famo.loadState({ logits: [1, -1], m: [0, 0], v: [0, 0], t: 0, pending: null });
     famo.observe([1, 1], [1, 1]); // delta 0: the gradient is the decay 0.5 * w alone
     // First Adam step: -lr * sign(gradient).

@@ -4,7 +4,7 @@ import type { GradientStrategy, LossStrategy, StepContext } from "../../../../tr
 import {
   CagradStrategy,
   createStrategy,
-  FamoStrategy,
+  MokdAmortizedStrategy,
   ImtlStrategy,
   MgdaStrategy,
   MokdStrategy,
@@ -284,7 +284,7 @@ describe("mokd-amortized (FAMO)", () => {
   const settings = { learningRate: 0.025, weightDecay: 0.01 };
 
   it("starts at equal weights; coefficients are z_i / (c L_i) and sum to 1", () => {
-    const famo = new FamoStrategy(settings, 2);
+    const famo = new MokdAmortizedStrategy(settings, 2);
     const c = famo.combine([2, 0.5]);
     expect(c.weights).toEqual([0.5, 0.5]);
     expect(c.coefficients[0]! / c.coefficients[1]!).toBeCloseTo(0.25, 6);
@@ -292,7 +292,7 @@ describe("mokd-amortized (FAMO)", () => {
   });
 
   it("moves weight toward the objective whose log-loss dropped less", () => {
-    const famo = new FamoStrategy(settings, 2);
+    const famo = new MokdAmortizedStrategy(settings, 2);
     famo.observe([1, 1], [0.5, 0.9]); // task dropped a lot, distillation little
     const w = famo.weights();
     expect(w[1]).toBeGreaterThan(w[0]!);
@@ -301,7 +301,7 @@ describe("mokd-amortized (FAMO)", () => {
   });
 
   it("ignores non-finite losses", () => {
-    const famo = new FamoStrategy(settings, 2);
+    const famo = new MokdAmortizedStrategy(settings, 2);
     famo.observe([1, 1], [NaN, 0.5]);
     expect(famo.state().t).toBe(0);
   });
@@ -319,11 +319,11 @@ describe("state round-trip and registry", () => {
     }
   });
 
-  it("FAMO resumes exactly where it stopped", () => {
-    const a = new FamoStrategy({ learningRate: 0.025, weightDecay: 0.01 }, 2);
+  it("mokd-amortized resumes exactly where it stopped", () => {
+    const a = new MokdAmortizedStrategy({ learningRate: 0.025, weightDecay: 0.01 }, 2);
     a.observe([1, 1], [0.5, 0.9]);
     a.observe([0.9, 0.8], [0.7, 0.79]);
-    const b = new FamoStrategy({ learningRate: 0.025, weightDecay: 0.01 }, 2);
+    const b = new MokdAmortizedStrategy({ learningRate: 0.025, weightDecay: 0.01 }, 2);
     b.loadState(JSON.parse(JSON.stringify(a.state())));
     a.observe([0.7, 0.7], [0.6, 0.69]);
     b.observe([0.7, 0.7], [0.6, 0.69]);

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { TrainerProgress } from "../../../../api/v1alpha1/index.ts";
 import type { EpochRecord, StepRecord } from "../../../../trainer/src/contracts.ts";
-import { ProgressDocument } from "../../../../trainer/src/telemetry/progress.ts";
+import { ProgressDocument } from "../../../../trainer/src/telemetry/progress-document.ts";
 
 function clock() {
   let ms = 0;

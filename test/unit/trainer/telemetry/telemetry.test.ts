@@ -13,7 +13,7 @@ import {
   terminationResult,
   writeTerminationMessage,
   type RunSummary,
-} from "../../../../trainer/src/telemetry/summary.ts";
+} from "../../../../trainer/src/telemetry/run-summary.ts";
 
 /** A port that was free a moment ago (port 0 means "disabled" to the trainer). */
 async function freePort(): Promise<number> {

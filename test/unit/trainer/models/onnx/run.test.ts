@@ -16,7 +16,7 @@ import {
   compressionRows,
   formatCompressionTable,
 } from "../../../../../trainer/src/report/compression.ts";
-import { terminationResult } from "../../../../../trainer/src/telemetry/summary.ts";
+import { terminationResult } from "../../../../../trainer/src/telemetry/run-summary.ts";
 import { tinyJob, writeTinyIdx } from "../../../../fixtures/tiny-run.ts";
 
 async function run(out: string, data: string, patch: (spec: ReturnType<typeof tinyJob>["spec"]) => object) {

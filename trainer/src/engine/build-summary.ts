@@ -3,7 +3,7 @@ import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import type { EpochRecord, EvaluationRecord } from "../contracts.ts";
 import { parameterCount } from "../models/index.ts";
 import type { SelectedBackend } from "../backend/index.ts";
-import type { RunSummary } from "../telemetry/summary.ts";
+import type { RunSummary } from "../telemetry/run-summary.ts";
 import type { StudentRun } from "./student.ts";
 import type { TeacherHandle } from "./teacher.ts";
 

@@ -13,7 +13,7 @@ const fmt = (r: Record<string, number>) =>
     .map(([k, v]) => `${k} ${v.toFixed(3)}`)
     .join(" ");
 
-export class Progress implements StageHooks {
+export class ProgressLine implements StageHooks {
   private readonly out: NodeJS.WriteStream;
   private readonly tty: boolean;
   private stage = "";
