@@ -70,7 +70,9 @@ and uninstall: [docs/quickstart.md](../../docs/quickstart.md); what the operator
 The DistillationJob CRD is cluster-scoped; the release that installs it owns it (a second release with
 \`crds.enabled=true\` is refused by Helm: the CRD belongs to another release). Install every further release,
 e.g. one operator per team namespace, with \`--set crds.enabled=false --set watchNamespace=<namespace>\`. With
-\`crds.keep=true\` (the default) uninstalling the owner keeps the CRD and every DistillationJob.
+\`crds.keep=true\` (the default) uninstalling the owner keeps the CRD and every DistillationJob. One release can
+also watch several namespaces: \`--set 'watchNamespaces={team-a,team-b}'\` (a Role and RoleBinding in each, no
+ClusterRole).
 
 ## Values
 

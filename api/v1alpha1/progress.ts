@@ -3,7 +3,8 @@
 // - TrainerProgress: the typed document the trainer serves as JSON at GET /progress on its metrics port. The
 //   trainer builds it with this type; the operator validates what it reads with this schema (a document that
 //   does not parse is ignored, never guessed at). Prometheus metrics stay on /metrics, for Prometheus.
-// - Progress: what the operator writes to status.progress from it.
+// - Progress: what the operator writes to status.progress from it: the document's own fields, derived from
+//   TrainerProgress (no second list of them).
 // - TrainerStatus: the same progress in the shape Kubeflow Trainer's TrainJob uses (`status.trainerStatus`,
 //   KEP-2779: progressPercentage, estimatedRemainingSeconds, metrics as name/value strings, lastUpdatedTime),
 //   so tools written for TrainJob can read a DistillationJob.
@@ -68,34 +69,20 @@ export const TrainerProgress = z
   .describe("The trainer's progress document (GET /progress).");
 export type TrainerProgress = z.infer<typeof TrainerProgress>;
 
-export const Progress = z
-  .object({
-    epoch: z.number().int().optional().describe("Current epoch (1-based)."),
-    totalEpochs: z.number().int().optional().describe("Epochs of the run."),
-    step: z
-      .number()
-      .int()
-      .optional()
-      .describe("Global optimiser step of the stage (it continues after a checkpoint resume)."),
-    stepsPerEpoch: z.number().int().optional().describe("Optimiser steps per epoch of the stage."),
-    totalSteps: z.number().int().optional().describe("Optimiser steps of the stage."),
-    stage: z.string().optional().describe("teacher or student."),
-    losses: NumberMap.optional().describe("Latest loss per objective."),
-    weights: NumberMap.optional().describe("Latest strategy weight per objective."),
-    trainAccuracy: z.number().optional().describe("Train top-1 accuracy of the last epoch."),
-    validationAccuracy: z.number().optional().describe("Validation top-1 accuracy of the last epoch."),
-    studentAccuracy: z
-      .number()
-      .optional()
-      .describe("Latest student accuracy (validation; test when finished)."),
-    conflictRate: z
-      .number()
-      .optional()
-      .describe("Fraction of steps whose objective gradients conflict (cos < 0)."),
-    samplesPerSecond: z.number().optional().describe("Training throughput."),
-    etaSeconds: z.number().optional().describe("Estimated seconds to completion."),
+/** The document's fields that describe the whole run or the document itself: status.progress has the rest. */
+const DOCUMENT_ONLY = {
+  apiVersion: true,
+  kind: true,
+  stages: true,
+  progressPercentage: true,
+  updatedAt: true,
+} as const;
+
+/** status.progress: every other field of the document (the operator rounds the figures), each optional. */
+export const Progress = TrainerProgress.omit(DOCUMENT_ONLY)
+  .partial()
+  .extend({
     lastUpdateTime: z.string().optional().describe("When progress was last read from the trainer."),
-    lastCheckpoint: LastCheckpoint.optional(),
   })
   .describe("Live progress read from the trainer while it runs.");
 export type Progress = z.infer<typeof Progress>;

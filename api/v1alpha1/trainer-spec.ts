@@ -336,8 +336,8 @@ export const strategyNames = [
 export type StrategyName = (typeof strategyNames)[number];
 
 /** How `mokd-amortized` (FAMO) observes the losses after a step (see `strategy.famo.observe`). */
-export const famoObserveModes = ["same-batch", "next-batch"] as const;
-export type FamoObserveMode = (typeof famoObserveModes)[number];
+export const mokdAmortizedObserveModes = ["same-batch", "next-batch"] as const;
+export type MokdAmortizedObserveMode = (typeof mokdAmortizedObserveModes)[number];
 
 export const StrategySpec = section(
   {
@@ -365,13 +365,13 @@ export const StrategySpec = section(
           .describe("Adam learning rate of the weight logits."),
         weightDecay: z.number().min(0).max(1).default(0.01).describe("Weight decay of the weight logits."),
         observe: z
-          .enum(famoObserveModes)
+          .enum(mokdAmortizedObserveModes)
           .default("same-batch")
           .describe(
             "Which post-step losses FAMO learns its weights from. `same-batch` (the reference implementation): after each update the losses are computed again on the same batch, one extra forward pass of the student per step, the teacher's outputs reused (measured 1.1-1.3x the step time of `sum`). `next-batch`: no extra forward (~1.0x of `sum`); each step's pre-step losses, on a new batch, stand in for the previous step's post-step losses, so FAMO's signal also carries the batch-to-batch difference of the losses, not only the effect of the update.",
           ),
       },
-      "Settings of `mokd-amortized` (FAMO).",
+      "Settings of `mokd-amortized`: the hyperparameters of FAMO (Liu et al. 2023), the algorithm it runs.",
     ),
     mokdMinWeight: z
       .number()

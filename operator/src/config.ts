@@ -4,6 +4,14 @@ import { z } from "zod";
 import { DEFAULT_TRAINER_IMAGE, isDns1123Subdomain, isQuantity } from "../../api/v1alpha1/index.ts";
 import { DEFAULT_RESOURCES, type ResourceDefaults } from "./builders/job.ts";
 
+/** A namespace name: a DNS-1123 label. */
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const commaSeparated = (v: string) =>
+  v
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
+
 const bool = z
   .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
   .transform((v) => v === true || v === "true" || v === "1");
@@ -16,8 +24,19 @@ const quantity = (fallback: string | undefined) =>
     .default(fallback ?? "");
 
 export const OperatorConfig = z.object({
-  /** Watch only this namespace (single-namespace mode); unset: all namespaces. */
+  /** Watch only this namespace (single-namespace mode); unset: all namespaces (unless --namespaces lists some). */
   namespace: z.string().min(1).optional(),
+  /**
+   * Watch only these namespaces (comma-separated; with --namespace, both), one watch each: the chart's
+   * watchNamespaces, with a Role in each. Neither set: all namespaces.
+   */
+  namespaces: z
+    .string()
+    .default("")
+    .transform(commaSeparated)
+    .refine((names) => names.every((n) => NAMESPACE_NAME.test(n)), {
+      message: "must be comma-separated namespace names (DNS labels)",
+    }),
   /** Port of /healthz, /readyz and /metrics; 0 picks a free one. */
   port: int(0, 65535).default(8080),
   leaderElect: bool.default(true),
@@ -56,12 +75,7 @@ export const OperatorConfig = z.object({
   trainerImagePullSecrets: z
     .string()
     .default("")
-    .transform((v) =>
-      v
-        .split(",")
-        .map((name) => name.trim())
-        .filter(Boolean),
-    )
+    .transform(commaSeparated)
     .refine((names) => names.every(isDns1123Subdomain), {
       message: "must be comma-separated Secret names (DNS subdomains)",
     }),
@@ -112,6 +126,11 @@ export function loadConfig(
     ...config,
     leaseNamespace: config.leaseNamespace ?? config.namespace ?? env.POD_NAMESPACE ?? "default",
   };
+}
+
+/** The namespaces to watch: --namespace and --namespaces together; empty for all namespaces. */
+export function watchedNamespaces(config: Pick<OperatorConfig, "namespace" | "namespaces">): string[] {
+  return [...new Set([...(config.namespace ? [config.namespace] : []), ...config.namespaces])];
 }
 
 /** The trainer resource defaults of a configuration (empty flags: none). */

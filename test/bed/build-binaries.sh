@@ -3,6 +3,7 @@
 # ~/.cache/mokd-testbed/<component>-<version>/. Never downloads a release binary.
 # Usage: build-binaries.sh            (builds whatever is missing; prints the bin dir)
 #        build-binaries.sh versitygw  (builds only the S3 server, for the unit tests; prints its path)
+#        build-binaries.sh helm       (builds only helm, for the unit tests' `helm template`; prints its path)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
@@ -167,6 +168,12 @@ build_go_tool() { # name version module-path ldflags [build-tags]
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
+build_helm() {
+  local helm_minor="${K8S_VERSION#v1.}"; helm_minor="${helm_minor%%.*}"
+  build_go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$helm_minor"
+}
+
 build_prometheus() {
   # Module v0.3MM.P is Prometheus 3.MM.P.
   local v="${PROMETHEUS_VERSION#v0.}" minor patch
@@ -225,9 +232,10 @@ build_versitygw() {
 
 main() {
   mkdir -p "$CACHE"
-  local vgw="$CACHE/versitygw-$VERSITYGW_VERSION/versitygw"
+  local vgw="$CACHE/versitygw-$VERSITYGW_VERSION/versitygw" helm="$CACHE/helm-$HELM_VERSION/helm"
   # Cached: no need to wait for the build lock (another run may hold it for a long cold build).
   if [[ "${1:-}" == "versitygw" && -x "$vgw" ]]; then echo "$vgw"; return; fi
+  if [[ "${1:-}" == "helm" && -x "$helm" ]]; then echo "$helm"; return; fi
   # Several test runs may start at once on a fresh machine: one builds, the others wait for it.
   exec 9>"$CACHE/.build.lock"
   flock 9
@@ -236,12 +244,15 @@ main() {
     echo "$vgw"
     return
   fi
+  if [[ "${1:-}" == "helm" ]]; then
+    build_helm
+    echo "$helm"
+    return
+  fi
   build_etcd
   build_go_tool kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok \
     "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
-  local helm_minor="${K8S_VERSION#v1.}"; helm_minor="${helm_minor%%.*}"
-  build_go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$helm_minor"
+  build_helm
   build_kubernetes
   build_node
   ensure_node_packages

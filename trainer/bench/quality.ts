@@ -18,7 +18,7 @@ import { selectBackend, type BackendPreference } from "../src/backend/index.ts";
 import type { Network } from "../src/contracts.ts";
 import { loadDataset, type LoadedDataset } from "../src/data/index.ts";
 import { trainStudent } from "../src/engine/student.ts";
-import { epochsToTarget } from "../src/engine/summary.ts";
+import { epochsToTarget } from "../src/engine/build-summary.ts";
 import { loadTeacherAsData } from "../src/engine/teacher.ts";
 import { planTeacherCache, TeacherOutputCache } from "../src/engine/teacher-cache.ts";
 import { loadStudy, merge, settingLearningRates, studyMethods, type Method, type Study } from "./study.ts";

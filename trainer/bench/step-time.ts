@@ -7,7 +7,7 @@
 //     [--batch 64] [--optimizer fused|stock]
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
-import type { FamoObserveMode, StrategyName } from "../../api/v1alpha1/index.ts";
+import type { MokdAmortizedObserveMode, StrategyName } from "../../api/v1alpha1/index.ts";
 import { StrategySpec } from "../../api/v1alpha1/index.ts";
 import { createOptimizer } from "../src/engine/optimizer.ts";
 import { combineLosses, observesSameBatch } from "../src/engine/student-step.ts";
@@ -44,7 +44,7 @@ interface Variant {
    * the same batch (the reference); `next-batch` takes the next step's pre-step losses (a new batch, computed
    * anyway). Both through the trainer's own code (combineLosses / observesSameBatch of the student step).
    */
-  famoObserve?: FamoObserveMode;
+  observe?: MokdAmortizedObserveMode;
 }
 
 const variants: Variant[] = [
@@ -54,12 +54,12 @@ const variants: Variant[] = [
   {
     label: "mokd-amortized (observe: same-batch, extra forward)",
     strategy: "mokd-amortized",
-    famoObserve: "same-batch",
+    observe: "same-batch",
   },
   {
     label: "mokd-amortized (observe: next-batch)",
     strategy: "mokd-amortized",
-    famoObserve: "next-batch",
+    observe: "next-batch",
   },
   { label: "pcgrad", strategy: "pcgrad" },
   { label: "mgda", strategy: "mgda" },
@@ -69,7 +69,7 @@ const variants: Variant[] = [
 
 function makeStep(variant: Variant, model: tf.LayersModel, optimizer: tf.Optimizer) {
   const vars = trainableVariables(model);
-  const famo = { observe: variant.famoObserve };
+  const famo = { observe: variant.observe };
   const spec = StrategySpec.parse({ name: variant.strategy, famo });
   const strategy = createStrategy(spec, ["task", "distillation"]);
   let step = 0;

@@ -20,11 +20,11 @@ import { checkFile, errorsOf, loadJobManifest } from "./manifest-file.ts";
 import { DataError } from "./data/errors.ts";
 import type { Logger, RunOptions, RunResult } from "./engine/run.ts";
 import { StopSignal, StoppedError } from "./engine/stop.ts";
-import { Progress } from "./report/progress.ts";
+import { ProgressLine } from "./report/progress-line.ts";
 import { compressionRows, formatCompressionTable } from "./report/compression.ts";
 import { formatTable, resultRows } from "./report/table.ts";
 import { StorageError } from "./storage/errors.ts";
-import { terminationLogPath, TERMINATION_LOG_ENV, writeFailureMessage } from "./telemetry/summary.ts";
+import { terminationLogPath, TERMINATION_LOG_ENV, writeFailureMessage } from "./telemetry/run-summary.ts";
 
 const USAGE = `usage:
   trainer run <job.yaml> [--job NAME] [--fresh] [--output DIR] [--checkpoints DIR]
@@ -161,7 +161,7 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
     const checkpointPath =
       checkpointsFlag ??
       localPath(config.spec.output.checkpointPath, DEFAULT_CHECKPOINTS, join(outputPath, "checkpoints"));
-    const progress = flags.progress && !flags["no-progress"] ? new Progress() : undefined;
+    const progress = flags.progress && !flags["no-progress"] ? new ProgressLine() : undefined;
     const backend = await backendFlag(flags.backend);
     const resumed = await announceResume(checkpointPath, flags.fresh, log);
     const started = performance.now();
@@ -318,7 +318,7 @@ async function withStop<T>(body: (stop: StopSignal) => Promise<T>): Promise<T> {
 }
 
 /** Log lines erase the progress bar first, so the two do not interleave on one line. */
-function progressAware(log: winston.Logger, progress: Progress | undefined): Logger {
+function progressAware(log: winston.Logger, progress: ProgressLine | undefined): Logger {
   return {
     info: (m) => (progress?.clear(), log.info(m)),
     warn: (m) => (progress?.clear(), log.warn(m)),

@@ -1,7 +1,7 @@
 // Interfaces between the trainer's parts (data, models, objectives, strategies, engine). Each part lives in its
 // own folder and depends on the others only through these types.
 import type * as tf from "@tensorflow/tfjs";
-import type { FamoObserveMode, StrategyName } from "../../api/v1alpha1/index.ts";
+import type { MokdAmortizedObserveMode, StrategyName } from "../../api/v1alpha1/index.ts";
 
 // ---------------------------------------------------------------- data (trainer/src/data)
 
@@ -141,7 +141,7 @@ export interface LossStrategy {
    * - "next-batch": no extra forward; before each combine the engine calls observePreStep with the step's
    *   pre-step losses, and the strategy observes (previous step's pre-step losses, these).
    */
-  readonly observes?: FamoObserveMode;
+  readonly observes?: MokdAmortizedObserveMode;
   observe?(lossesBefore: number[], lossesAfter: number[]): void;
   observePreStep?(losses: number[]): void;
   state(): unknown;

@@ -46,7 +46,10 @@ app.kubernetes.io/managed-by: mokd-operator
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* Namespaces whose trainer pods the operator manages: the watched one, or every namespace. */}}
-{{- define "mokd.singleNamespace" -}}
-{{- if .Values.watchNamespace }}true{{ end }}
+{{/*
+The watched namespaces, as a JSON list (`include "mokd.watchNamespaces" . | fromJsonArray`): watchNamespace and
+watchNamespaces together; empty for every namespace.
+*/}}
+{{- define "mokd.watchNamespaces" -}}
+{{- concat (list .Values.watchNamespace) .Values.watchNamespaces | compact | uniq | toJson }}
 {{- end }}

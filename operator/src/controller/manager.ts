@@ -5,11 +5,12 @@ import { GROUP, KIND, PLURAL, VERSION } from "../../../api/v1alpha1/index.ts";
 import { EventRecorder } from "../lib/events.ts";
 import { watchResource, type ResourceWatch } from "../lib/informer.ts";
 import type { KubeConfigLike } from "../lib/kube-http.ts";
+import { watchNamespaces } from "../lib/namespaced-watch.ts";
 import { runWorkers, WorkQueue } from "../lib/workqueue.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, keyOf } from "../names.ts";
-import { resourceDefaultsOf, type OperatorConfig } from "../config.ts";
+import { resourceDefaultsOf, watchedNamespaces, type OperatorConfig } from "../config.ts";
 import { ProgressDocumentError, ProgressScraper } from "../progress/scraper.ts";
 import { slimConfigMap, slimDistillationJob, slimEvent, slimJob, slimPod } from "./cache-transforms.ts";
 import { KubeClusterWriter } from "./kube.ts";
@@ -51,7 +52,7 @@ export class Manager {
         onQueueLatency: (_k, s) => metrics.queueLatency.observe(s),
       },
     });
-    const ns = config.namespace;
+    const namespaces = watchedNamespaces(config);
     const onError = (what: string) => (error: unknown) =>
       log.warn(`${what} watch error, restarting`, { error: String(error) });
     const enqueueOwner = (obj: KubernetesObject) => {
@@ -67,25 +68,29 @@ export class Manager {
       indexBy?: (obj: T) => string | undefined,
       labelSelector = MANAGED_SELECTOR,
     ) =>
-      watchResource<T>({
-        kubeConfig,
-        path: collection(apiPrefix, plural, ns),
-        labelSelector,
-        onEvent: (_t, o) => enqueueOwner(o),
-        onError: onError(kind),
-        transform,
-        ...(indexBy ? { indexBy } : {}),
-      });
+      watchNamespaces(namespaces, (ns) =>
+        watchResource<T>({
+          kubeConfig,
+          path: collection(apiPrefix, plural, ns),
+          labelSelector,
+          onEvent: (_t, o) => enqueueOwner(o),
+          onError: onError(kind),
+          transform,
+          ...(indexBy ? { indexBy } : {}),
+        }),
+      );
     this.informers = {
-      djs: watchResource<Obj>({
-        kubeConfig,
-        path: collection(`/apis/${GROUP}/${VERSION}`, PLURAL, ns),
-        onEvent: (_t, obj) => this.queue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
-        onError: onError("DistillationJob"),
-        // Who else wrote the status is in managedFields: slimDistillationJob keeps just that of them.
-        stripManagedFields: false,
-        transform: slimDistillationJob,
-      }),
+      djs: watchNamespaces(namespaces, (ns) =>
+        watchResource<Obj>({
+          kubeConfig,
+          path: collection(`/apis/${GROUP}/${VERSION}`, PLURAL, ns),
+          onEvent: (_t, obj) => this.queue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
+          onError: onError("DistillationJob"),
+          // Who else wrote the status is in managedFields: slimDistillationJob keeps just that of them.
+          stripManagedFields: false,
+          transform: slimDistillationJob,
+        }),
+      ),
       jobs: watchOwned<V1Job>("/apis/batch/v1", "jobs", "Job", slimJob),
       configMaps: watchOwned<V1ConfigMap>("/api/v1", "configmaps", "ConfigMap", slimConfigMap),
       // Indexed by the UID of the Job that controls them: the pods of one child Job, without scanning every
@@ -93,19 +98,21 @@ export class Manager {
       pods: watchOwned<V1Pod>("/api/v1", "pods", "Pod", slimPod, controllerUid, JOB_POD_SELECTOR),
       // The Job controller's FailedCreate events (a ResourceQuota or a missing PriorityClass refusing the pod):
       // the only place those show. Field-selected server-side; indexed by the Job they are about.
-      events: watchResource<CoreV1Event>({
-        kubeConfig,
-        path: collection("/api/v1", "events", ns),
-        fieldSelector: "involvedObject.kind=Job,reason=FailedCreate",
-        onEvent: (_t, e) => {
-          const { namespace, name } = e.involvedObject ?? {};
-          const job = namespace && name ? this.informers.jobs.get(namespace, name) : undefined;
-          if (job) enqueueOwner(job);
-        },
-        onError: onError("Event"),
-        transform: slimEvent,
-        indexBy: (e) => keyOf(e.involvedObject.namespace ?? "", e.involvedObject.name ?? ""),
-      }),
+      events: watchNamespaces(namespaces, (ns) =>
+        watchResource<CoreV1Event>({
+          kubeConfig,
+          path: collection("/api/v1", "events", ns),
+          fieldSelector: "involvedObject.kind=Job,reason=FailedCreate",
+          onEvent: (_t, e) => {
+            const { namespace, name } = e.involvedObject ?? {};
+            const job = namespace && name ? this.informers.jobs.get(namespace, name) : undefined;
+            if (job) enqueueOwner(job);
+          },
+          onError: onError("Event"),
+          transform: slimEvent,
+          indexBy: (e) => keyOf(e.involvedObject.namespace ?? "", e.involvedObject.name ?? ""),
+        }),
+      ),
     };
     metrics.setPhaseSource({
       phases: () =>

@@ -14,7 +14,7 @@ import {
 } from "../../../api/v1alpha1/index.ts";
 import { configMapNameFor, FIELD_MANAGER, jobNameFor, keyOf, legacyJobNameFor, splitKey } from "../names.ts";
 import type { OwnerJob } from "../owner-job.ts";
-import { trainerStatusFor } from "../progress/document.ts";
+import { trainerStatusFor } from "../progress/status-from-document.ts";
 import type { ProgressScraper } from "../progress/scraper.ts";
 import { ConditionType, findCondition, setCondition } from "../status/conditions.ts";
 import {
@@ -33,6 +33,7 @@ import { checkedStatus, foreignStatusFields, withoutFields } from "../status/tru
 import { sameJson } from "./canonical.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
 import { refusalMessage } from "./refusal.ts";
+import { wallNow } from "../lib/clock.ts";
 import { StatusWriter } from "./status-writer.ts";
 import { eventsFor, finishedSeconds } from "./transitions.ts";
 import { MAX_TIMER_MS, ttlDueInMs } from "./ttl.ts";
@@ -233,7 +234,7 @@ export class Reconciler {
   }
 
   private now(): Date {
-    return this.o.now?.() ?? new Date();
+    return this.o.now?.() ?? wallNow();
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -391,7 +392,7 @@ export class Reconciler {
     await this.o.writer.patchJob(namespace, name, { suspend: true });
   }
 
-  /** Phase: status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/document.ts). */
+  /** Phase: status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/status-from-document.ts). */
   private mergeTrainerStatus(scope: ReconcileScope): void {
     const latest = this.o.scraper?.trainerStatus(scope.key);
     const trainerStatus = trainerStatusFor(scope.status!, scope.base?.trainerStatus, latest, scope.now!);

@@ -16,7 +16,7 @@
 import { hostname } from "node:os";
 import { KubeHttp, type KubeConfigLike } from "./kube-http.ts";
 import { microTime } from "./leader-election.ts";
-import { monotonicNow } from "./clock.ts";
+import { monotonicNow, wallNow } from "./clock.ts";
 
 export interface EventSubject {
   apiVersion: string;
@@ -181,7 +181,7 @@ export class EventRecorder {
     const note = eventNote(message);
     const eventKey = JSON.stringify([objectKey, type, reason, note]);
     const now = monotonicNow();
-    const wall = Date.now();
+    const wall = wallNow().getTime();
     const decision = this.#correlator.observe(
       objectKey,
       eventKey,

@@ -19,6 +19,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { IncomingMessage } from "node:http";
 import { KubeApiError, KubeHttp, type KubeConfigLike } from "./kube-http.ts";
+import { monotonicNow } from "./clock.ts";
 import { sleepUnlessAborted } from "./sleep.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
@@ -90,8 +91,6 @@ const BOOKMARK_SILENCE_LIMIT_S = 150;
 
 /** How long a watch must stay open without an error to count as working (for failingForMs). */
 const WATCH_WORKING_MS = 2000;
-
-const monotonicMs = () => performance.now();
 
 export function cacheKey(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
@@ -178,7 +177,7 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
   }
 
   failingForMs(): number {
-    return this.#failingSince === undefined ? 0 : monotonicMs() - this.#failingSince;
+    return this.#failingSince === undefined ? 0 : monotonicNow() - this.#failingSince;
   }
 
   lastError(): unknown {
@@ -192,7 +191,7 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
   }
 
   #failed(error: unknown): void {
-    this.#failingSince ??= monotonicMs();
+    this.#failingSince ??= monotonicNow();
     this.#lastError = error;
   }
 
@@ -269,7 +268,7 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     const connection = new AbortController();
     const onStop = () => connection.abort();
     signal.addEventListener("abort", onStop, { once: true });
-    const opened = monotonicMs();
+    const opened = monotonicNow();
     let progressed = false;
     let working: NodeJS.Timeout | undefined;
     try {
@@ -305,7 +304,7 @@ class Informer<T extends KubernetesObject> implements ResourceWatch<T> {
     }
     if (progressed) this.#backoffMs = 0;
     // A stream that ends at once without events (e.g. a proxy dropping it) must not become a hot loop.
-    if (!progressed && monotonicMs() - opened < 1000) throw new Error("watch closed immediately");
+    if (!progressed && monotonicNow() - opened < 1000) throw new Error("watch closed immediately");
     this.#progressed(); // ended by the server's timeout: the watch worked
   }
 

@@ -15,6 +15,8 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import * as http from "node:http";
 import * as https from "node:https";
+import { monotonicNow, wallNow } from "./clock.ts";
+import { sleep } from "./sleep.ts";
 
 /**
  * What the lib needs of a kubeconfig: client-node's KubeConfig fits, and so does the far lighter
@@ -89,7 +91,7 @@ export class TokenBucket {
   #last: number;
   readonly #now: () => number;
 
-  constructor(limit: RateLimit, now: () => number = () => performance.now()) {
+  constructor(limit: RateLimit, now: () => number = monotonicNow) {
     this.#limit = limit;
     this.#tokens = limit.burst;
     this.#now = now;
@@ -119,25 +121,10 @@ export function retryAfterSeconds(header: string | string[] | undefined): number
   if (!value) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim());
   const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - wallNow().getTime()) / 1000));
 }
 
 const retryable = (status: number) => status === 429 || status >= 500;
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason as Error);
-      },
-      { once: true },
-    );
-  });
-}
 
 export class KubeHttp {
   readonly #kc: KubeConfigLike;

@@ -16,6 +16,7 @@ import type * as https from "node:https";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join } from "node:path";
 import YAML from "yaml";
+import { monotonicNow } from "./clock.ts";
 import type { KubeConfigLike } from "./kube-http.ts";
 
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -268,8 +269,8 @@ export class LightKubeConfig {
     if (this.#user.token) return this.#user.token;
     const tokenFile = this.#user.tokenFile;
     if (!tokenFile) return undefined;
-    if (!this.#token || performance.now() - this.#token.readAt > TOKEN_FILE_TTL_MS) {
-      this.#token = { value: readFileSync(tokenFile, "utf8").trim(), readAt: performance.now() };
+    if (!this.#token || monotonicNow() - this.#token.readAt > TOKEN_FILE_TTL_MS) {
+      this.#token = { value: readFileSync(tokenFile, "utf8").trim(), readAt: monotonicNow() };
     }
     return this.#token.value;
   }
@@ -282,8 +283,8 @@ function material(data: string | undefined, file: string | undefined): Buffer | 
   if (data) return Buffer.from(data, "base64");
   if (!file) return undefined;
   let cached = fileCache.get(file);
-  if (!cached || performance.now() - cached.readAt > TOKEN_FILE_TTL_MS) {
-    cached = { content: readFileSync(file), readAt: performance.now() };
+  if (!cached || monotonicNow() - cached.readAt > TOKEN_FILE_TTL_MS) {
+    cached = { content: readFileSync(file), readAt: monotonicNow() };
     fileCache.set(file, cached);
   }
   return cached.content;

@@ -15,7 +15,7 @@ import { KubeHttp, isStatus, type KubeConfigLike } from "./kube-http.ts";
 /** User agent of the leader election's requests. */
 export const LEADER_ELECTION_USER_AGENT = "mokd-operator-leader-election";
 import { sleepUnlessAborted } from "./sleep.ts";
-import { monotonicNow } from "./clock.ts";
+import { monotonicNow, wallNow } from "./clock.ts";
 
 export interface LeaderElectorOptions {
   kubeConfig: KubeConfigLike;
@@ -110,7 +110,7 @@ export class LeaderElector {
     const lease = this.#observed;
     if (!wasLeading || !lease || lease.spec?.holderIdentity !== this.#opts.identity)
       return this.#http.close();
-    const now = microTime(new Date());
+    const now = microTime(wallNow());
     const released: Lease = {
       ...lease,
       spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
@@ -161,7 +161,7 @@ export class LeaderElector {
   }
 
   #newSpec(old: LeaseSpec | undefined): LeaseSpec {
-    const now = microTime(new Date());
+    const now = microTime(wallNow());
     const renewing = old?.holderIdentity === this.#opts.identity && this.isLeader();
     return {
       holderIdentity: this.#opts.identity,

@@ -361,7 +361,7 @@ export async function runWorkers(
 }
 
 async function processOne(queue: WorkQueue, key: string, reconcile: Reconcile, hooks: WorkerHooks) {
-  const started = performance.now();
+  const started = monotonicNow();
   let outcome: "success" | "error" | "requeue" = "success";
   try {
     const result = await reconcile(key);
@@ -376,6 +376,6 @@ async function processOne(queue: WorkQueue, key: string, reconcile: Reconcile, h
     queue.addRateLimited(key);
   } finally {
     queue.done(key);
-    hooks.onWorkDuration?.(key, (performance.now() - started) / 1000, outcome);
+    hooks.onWorkDuration?.(key, (monotonicNow() - started) / 1000, outcome);
   }
 }

@@ -7,7 +7,8 @@ import {
   type Progress,
   type TrainerStatus,
 } from "../../../api/v1alpha1/index.ts";
-import { progressFromDocument, trainerStatusFromDocument } from "./document.ts";
+import { wallNow } from "../lib/clock.ts";
+import { progressFromDocument, trainerStatusFromDocument } from "./status-from-document.ts";
 
 export interface ScrapeTarget {
   podIP: string;
@@ -68,7 +69,7 @@ export class ProgressScraper {
       concurrency: 16,
       refreshMs: 25_000,
       fetchJson: defaultFetch,
-      now: () => new Date(),
+      now: wallNow,
       ...options,
     };
   }

@@ -1,4 +1,4 @@
-// One validation everywhere (issue 17 point 1): each hostile manifest of test/unit/api/manifest-cases.ts through
+// One validation everywhere: each hostile manifest of test/fixtures/manifest-cases.ts through
 // zod, the trainer's `validate` and the real apiserver (`kubectl apply --dry-run=server` against the generated
 // CRD, kubectl's default strict field validation): all three accept it or all three refuse it. The one declared
 // exception is a bad quantity, typeless in the CRD: admitted, then failed by the operator with reason InvalidSpec
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkManifestFile, ConfigError } from "../../../api/v1alpha1/index.ts";
 import { createTestNamespace, deleteNamespace, kubectl } from "../../bed/env.ts";
 import { ensureCrd } from "../operator/harness.ts";
-import { MANIFEST_CASES } from "../../unit/api/manifest-cases.ts";
+import { MANIFEST_CASES } from "../../fixtures/manifest-cases.ts";
 
 const ROOT = join(import.meta.dirname, "../../..");
 const dir = mkdtempSync(join(tmpdir(), "mokd-agreement-"));

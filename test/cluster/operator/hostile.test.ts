@@ -1,4 +1,4 @@
-// The operator against a hostile namespace (issue 18): names taken by objects it does not own, kubelet waiting
+// The operator against a hostile namespace: names taken by objects it does not own, kubelet waiting
 // reasons, spoofed and malformed statuses, hostile messages, finalizers, edited labels and a lost node. Each case
 // asserts the job's final phase and reason, and that nothing foreign changed. kwok plays the pods.
 import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";

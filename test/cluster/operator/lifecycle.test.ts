@@ -4,7 +4,7 @@ import { BatchV1Api, CoreV1Api } from "@kubernetes/client-node";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { describe, expect, it } from "vitest";
 import { kubectl, waitFor } from "../../bed/env.ts";
-import { INVALID_SPECS } from "../../unit/api/invalid-specs.ts";
+import { INVALID_SPECS } from "../../fixtures/invalid-specs.ts";
 import { condition, Jobs, operatorForFile } from "./harness.ts";
 
 const RESULT = { teacherAccuracy: 0.91, studentAccuracy: 0.88, bestEpoch: 2, modelPath: "/output/student" };
@@ -287,71 +287,63 @@ const apiserverPath = (field: string) =>
 const invalidSpecOf = (s: DistillationJobStatus | undefined) =>
   s?.phase === "Failed" && condition(s, "Failed")?.reason === "InvalidSpec";
 
-describe.concurrent(
-  "specs nothing can run (issue 10 point 2): refused at admission or Failed/InvalidSpec",
-  () => {
-    it.each(INVALID_SPECS.filter(([, , , by]) => by === "crd"))(
-      "the apiserver refuses %s, naming the field",
-      async (_what, spec, field) => {
-        const r = await applyManifest("refused", spec);
-        expect(r.code, r.stdout).not.toBe(0);
-        expect(r.stderr).toContain(apiserverPath(field));
-      },
-    );
+describe.concurrent("specs nothing can run: refused at admission or Failed/InvalidSpec", () => {
+  it.each(INVALID_SPECS.filter(([, , , by]) => by === "crd"))(
+    "the apiserver refuses %s, naming the field",
+    async (_what, spec, field) => {
+      const r = await applyManifest("refused", spec);
+      expect(r.code, r.stdout).not.toBe(0);
+      expect(r.stderr).toContain(apiserverPath(field));
+    },
+  );
 
-    it.each(INVALID_SPECS.filter(([, , , by]) => by === "operator").map((row, i) => [...row, i] as const))(
-      "%s is admitted and ends Failed/InvalidSpec naming the field",
-      async (_what, spec, field, _by, i) => {
-        const name = `op-invalid-${i}`;
-        const r = await applyManifest(name, spec);
-        expect(r.code, r.stderr).toBe(0);
-        const failed = await jobs.waitStatus(name, "Failed/InvalidSpec", invalidSpecOf, 30_000);
-        expect(condition(failed.status, "Failed")!.message).toContain(field);
-        const children = await batch.listNamespacedJob({
-          namespace: ns,
-          labelSelector: `mokd.io/job-name=${name}`,
-        });
-        expect(children.items).toHaveLength(0);
-      },
-    );
+  it.each(INVALID_SPECS.filter(([, , , by]) => by === "operator").map((row, i) => [...row, i] as const))(
+    "%s is admitted and ends Failed/InvalidSpec naming the field",
+    async (_what, spec, field, _by, i) => {
+      const name = `op-invalid-${i}`;
+      const r = await applyManifest(name, spec);
+      expect(r.code, r.stderr).toBe(0);
+      const failed = await jobs.waitStatus(name, "Failed/InvalidSpec", invalidSpecOf, 30_000);
+      expect(condition(failed.status, "Failed")!.message).toContain(field);
+      const children = await batch.listNamespacedJob({
+        namespace: ns,
+        labelSelector: `mokd.io/job-name=${name}`,
+      });
+      expect(children.items).toHaveLength(0);
+    },
+  );
 
-    it.each<[string, string, Record<string, unknown> | undefined, string]>([
-      [
-        "an affinity",
-        "bad-affinity",
-        {
-          nodeAffinity: {
-            requiredDuringSchedulingIgnoredDuringExecution: {
-              nodeSelectorTerms: [
-                { matchExpressions: [{ key: "gpu type", operator: "In", values: ["a100"] }] },
-              ],
-            },
+  it.each<[string, string, Record<string, unknown> | undefined, string]>([
+    [
+      "an affinity",
+      "bad-affinity",
+      {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              { matchExpressions: [{ key: "gpu type", operator: "In", values: ["a100"] }] },
+            ],
           },
         },
-        "affinity",
-      ],
-      [
-        "a cpu request above its limit",
-        "req-over-limit",
-        undefined,
-        "must be less than or equal to cpu limit",
-      ],
-    ])(
-      "what only the apiserver judges (%s) ends Failed/InvalidSpec with its message",
-      async (_what, name, affinity, text) => {
-        const runtime = affinity
-          ? { affinity }
-          : { resources: { requests: { cpu: "2" }, limits: { cpu: "1" } } };
-        await jobs.create(name, { runtime });
-        const failed = await jobs.waitStatus(name, "Failed/InvalidSpec", invalidSpecOf, 30_000);
-        expect(condition(failed.status, "Failed")!.message).toContain(text);
-        expect(condition(failed.status, "Running")!.reason).toBe("InvalidSpec");
       },
-    );
-  },
-);
+      "affinity",
+    ],
+    ["a cpu request above its limit", "req-over-limit", undefined, "must be less than or equal to cpu limit"],
+  ])(
+    "what only the apiserver judges (%s) ends Failed/InvalidSpec with its message",
+    async (_what, name, affinity, text) => {
+      const runtime = affinity
+        ? { affinity }
+        : { resources: { requests: { cpu: "2" }, limits: { cpu: "1" } } };
+      await jobs.create(name, { runtime });
+      const failed = await jobs.waitStatus(name, "Failed/InvalidSpec", invalidSpecOf, 30_000);
+      expect(condition(failed.status, "Failed")!.message).toContain(text);
+      expect(condition(failed.status, "Running")!.reason).toBe("InvalidSpec");
+    },
+  );
+});
 
-describe.concurrent("smaller bugs of issue 10 point 5", () => {
+describe.concurrent("quantities, a user-written status and the printer columns", () => {
   it('accepts a number for a quantity (cpu: 0.5) and `teacher.outputCache: "off"`', async () => {
     const r = await applyManifest("numbers", {
       teacher: { outputCache: "off" },
@@ -401,113 +393,110 @@ describe.concurrent("smaller bugs of issue 10 point 5", () => {
   });
 });
 
-describe.concurrent(
-  "jobs stuck before running (issue 10 point 3): the reason at once, a pending deadline",
-  () => {
-    const reasonOf = (s: DistillationJobStatus) => condition(s, "Running")?.reason;
+describe.concurrent("jobs stuck before running: the reason at once, a pending deadline", () => {
+  const reasonOf = (s: DistillationJobStatus) => condition(s, "Running")?.reason;
 
-    it("shows a missing PriorityClass (the Job's FailedCreate event) at once", async () => {
-      await jobs.create("no-prio", { runtime: { priorityClassName: "mokd-does-not-exist" } });
-      const stuck = await jobs.waitStatus(
-        "no-prio",
-        "PriorityClassNotFound",
-        (s) => reasonOf(s) === "PriorityClassNotFound",
-        30_000,
-      );
-      expect(condition(stuck.status, "Running")!.message).toContain("mokd-does-not-exist");
-    });
+  it("shows a missing PriorityClass (the Job's FailedCreate event) at once", async () => {
+    await jobs.create("no-prio", { runtime: { priorityClassName: "mokd-does-not-exist" } });
+    const stuck = await jobs.waitStatus(
+      "no-prio",
+      "PriorityClassNotFound",
+      (s) => reasonOf(s) === "PriorityClassNotFound",
+      30_000,
+    );
+    expect(condition(stuck.status, "Running")!.message).toContain("mokd-does-not-exist");
+  });
 
-    it("shows a ResourceQuota refusing the pod at once", async () => {
-      // A quota scoped to one PriorityClass, so it refuses only this test's pod, not its neighbours'.
-      const pc = `mokd-quota-${ns}`;
-      const created = await kubectl(["apply", "-f", "-"], {
-        input: [
-          {
-            apiVersion: "scheduling.k8s.io/v1",
-            kind: "PriorityClass",
-            metadata: { name: pc, labels: { "mokd-test": "true" } },
-            value: 10,
-          },
-          {
-            apiVersion: "v1",
-            kind: "ResourceQuota",
-            metadata: { name: "no-pods", namespace: ns },
-            spec: {
-              hard: { pods: "0" },
-              scopeSelector: {
-                matchExpressions: [{ scopeName: "PriorityClass", operator: "In", values: [pc] }],
-              },
+  it("shows a ResourceQuota refusing the pod at once", async () => {
+    // A quota scoped to one PriorityClass, so it refuses only this test's pod, not its neighbours'.
+    const pc = `mokd-quota-${ns}`;
+    const created = await kubectl(["apply", "-f", "-"], {
+      input: [
+        {
+          apiVersion: "scheduling.k8s.io/v1",
+          kind: "PriorityClass",
+          metadata: { name: pc, labels: { "mokd-test": "true" } },
+          value: 10,
+        },
+        {
+          apiVersion: "v1",
+          kind: "ResourceQuota",
+          metadata: { name: "no-pods", namespace: ns },
+          spec: {
+            hard: { pods: "0" },
+            scopeSelector: {
+              matchExpressions: [{ scopeName: "PriorityClass", operator: "In", values: [pc] }],
             },
           },
-        ]
-          .map((d) => JSON.stringify(d))
-          .join("\n"),
-      });
-      expect(created.code, created.stderr).toBe(0);
-      try {
-        await jobs.create("quota", { runtime: { priorityClassName: pc } });
-        const stuck = await jobs.waitStatus(
-          "quota",
-          "ExceededQuota",
-          (s) => reasonOf(s) === "ExceededQuota",
-          30_000,
-        );
-        expect(condition(stuck.status, "Running")!.message).toContain("exceeded quota");
-      } finally {
-        await kubectl(["delete", "priorityclass", pc, "--ignore-not-found"]);
-      }
+        },
+      ]
+        .map((d) => JSON.stringify(d))
+        .join("\n"),
     });
-
-    it("shows a missing PVC as Unschedulable", async () => {
-      await jobs.create("no-pvc", { runtime: { volumes: { data: { claimName: "mokd-missing" } } } });
+    expect(created.code, created.stderr).toBe(0);
+    try {
+      await jobs.create("quota", { runtime: { priorityClassName: pc } });
       const stuck = await jobs.waitStatus(
-        "no-pvc",
-        "Unschedulable",
-        (s) => reasonOf(s) === "Unschedulable",
+        "quota",
+        "ExceededQuota",
+        (s) => reasonOf(s) === "ExceededQuota",
         30_000,
       );
-      expect(condition(stuck.status, "Running")!.message).toContain("mokd-missing");
-    });
+      expect(condition(stuck.status, "Running")!.message).toContain("exceeded quota");
+    } finally {
+      await kubectl(["delete", "priorityclass", pc, "--ignore-not-found"]);
+    }
+  });
 
-    it("shows CreateContainerConfigError at once", async () => {
-      await jobs.create(
-        "cfg-err",
-        {},
-        {
-          "kwok.mokd.io/waiting-reason": "CreateContainerConfigError",
-          "kwok.mokd.io/message": 'secret "x" not found',
-        },
-      );
-      await jobs.waitStatus(
-        "cfg-err",
-        "CreateContainerConfigError",
-        (s) => reasonOf(s) === "CreateContainerConfigError",
-        30_000,
-      );
-    });
+  it("shows a missing PVC as Unschedulable", async () => {
+    await jobs.create("no-pvc", { runtime: { volumes: { data: { claimName: "mokd-missing" } } } });
+    const stuck = await jobs.waitStatus(
+      "no-pvc",
+      "Unschedulable",
+      (s) => reasonOf(s) === "Unschedulable",
+      30_000,
+    );
+    expect(condition(stuck.status, "Running")!.message).toContain("mokd-missing");
+  });
 
-    it("fails a job whose pod does not start within runPolicy.pendingDeadlineSeconds, and removes the pod", async () => {
-      await jobs.create(
-        "deadline",
-        { runPolicy: { pendingDeadlineSeconds: 4 } },
-        {
-          "kwok.mokd.io/waiting-reason": "ImagePullBackOff",
-          "kwok.mokd.io/message": 'Back-off pulling image "nope"',
-        },
-      );
-      const failed = await jobs.waitPhase("deadline", "Failed", 30_000);
-      expect(condition(failed.status, "Failed")).toMatchObject({
-        status: "True",
-        reason: "ImagePullBackOff",
-      });
-      expect(condition(failed.status, "Failed")!.message).toContain("pendingDeadlineSeconds (4 s)");
-      expect((await batch.readNamespacedJob({ name: "deadline", namespace: ns })).spec!.suspend).toBe(true);
-      await waitFor("the pending pod deleted", async () => (await podsOf("deadline")).length === 0);
-    });
-  },
-);
+  it("shows CreateContainerConfigError at once", async () => {
+    await jobs.create(
+      "cfg-err",
+      {},
+      {
+        "kwok.mokd.io/waiting-reason": "CreateContainerConfigError",
+        "kwok.mokd.io/message": 'secret "x" not found',
+      },
+    );
+    await jobs.waitStatus(
+      "cfg-err",
+      "CreateContainerConfigError",
+      (s) => reasonOf(s) === "CreateContainerConfigError",
+      30_000,
+    );
+  });
 
-describe("a safe default trainer pod (issue 10 point 8)", () => {
+  it("fails a job whose pod does not start within runPolicy.pendingDeadlineSeconds, and removes the pod", async () => {
+    await jobs.create(
+      "deadline",
+      { runPolicy: { pendingDeadlineSeconds: 4 } },
+      {
+        "kwok.mokd.io/waiting-reason": "ImagePullBackOff",
+        "kwok.mokd.io/message": 'Back-off pulling image "nope"',
+      },
+    );
+    const failed = await jobs.waitPhase("deadline", "Failed", 30_000);
+    expect(condition(failed.status, "Failed")).toMatchObject({
+      status: "True",
+      reason: "ImagePullBackOff",
+    });
+    expect(condition(failed.status, "Failed")!.message).toContain("pendingDeadlineSeconds (4 s)");
+    expect((await batch.readNamespacedJob({ name: "deadline", namespace: ns })).spec!.suspend).toBe(true);
+    await waitFor("the pending pod deleted", async () => (await podsOf("deadline")).length === 0);
+  });
+});
+
+describe("a safe default trainer pod", () => {
   it("runs in a namespace whose ResourceQuota requires requests and limits, with a read-only root", async () => {
     // Scoped to one PriorityClass so the quota's rule (every pod must set cpu/memory) binds only this job.
     const pc = `mokd-limits-${ns}`;

@@ -18,9 +18,11 @@ import {
   deleteNamespace,
   kubeconfigPath,
   kubectl,
+  serviceAccountKubeconfig,
   waitCrdEstablished,
   waitFor,
 } from "../../bed/env.ts";
+import { ensureCrd, Jobs, startOperator, type OperatorProcess } from "../operator/harness.ts";
 
 const run = promisify(execFile);
 const CRD_NAME = "distillationjobs.distillation.mokd.io";
@@ -554,6 +556,46 @@ describe("release", () => {
       await helm(["uninstall", other, "-n", second, "--wait=false"]);
       await helm(["uninstall", first, "-n", namespace, "--wait=false"]);
       await deleteNamespace(second);
+    }
+  });
+});
+
+describe("a release watching several namespaces", () => {
+  it("reconciles a DistillationJob in each listed namespace under the release's Roles, and none elsewhere", async () => {
+    await ensureCrd();
+    const release = `mokd-ns-${Math.random().toString(36).slice(2, 7)}`;
+    const [teamA, teamB, unwatched] = [
+      await createTestNamespace("helm-watch-a"),
+      await createTestNamespace("helm-watch-b"),
+      await createTestNamespace("helm-unwatched"),
+    ];
+    let operator: OperatorProcess | undefined;
+    try {
+      // prettier-ignore
+      const install = await helm(["install", release, CHART_DIR, "-n", namespace, "--set", "replicaCount=0",
+        "--set", "crds.enabled=false", "--set", `watchNamespaces={${teamA},${teamB}}`]);
+      expect(install.code, install.stderr).toBe(0);
+      // The operator as the chart's Deployment would run it: the release's ServiceAccount, its two Roles, the
+      // settings its env gives (MOKD_OPERATOR_NAMESPACES), the lease in the release namespace.
+      const kubeconfig = await serviceAccountKubeconfig(namespace, `${release}-mokd-operator`);
+      operator = startOperator(kubeconfig, teamA, [
+        `--namespaces=${teamA},${teamB}`,
+        `--lease-namespace=${namespace}`,
+        `--lease-name=${release}`,
+      ]);
+      const [a, b, elsewhere] = [new Jobs(teamA), new Jobs(teamB), new Jobs(unwatched)];
+      await Promise.all([a.create("first"), b.create("second"), elsewhere.create("ignored")]);
+      await a.waitStatus("first", "a status", (s) => s.phase !== undefined, 90_000);
+      await b.waitStatus("second", "a status", (s) => s.phase !== undefined, 90_000);
+      expect((await elsewhere.get("ignored"))?.status).toBeUndefined();
+      expect(operator.logs()).not.toMatch(/forbidden/i);
+    } catch (error) {
+      if (operator) console.log(operator.logs());
+      throw error;
+    } finally {
+      await operator?.kill();
+      await helm(["uninstall", release, "-n", namespace, "--wait=false"]);
+      await Promise.all([teamA, teamB, unwatched].map((ns) => deleteNamespace(ns)));
     }
   });
 });

@@ -1,6 +1,6 @@
 // A real Prometheus scrapes a real trainer run and the real operator; every dashboard query and every alert
 // expression must be accepted by Prometheus itself, and the core ones must return data.
-import { tinyTrainerJob } from "../tiny-job.ts";
+import { tinyTrainerJob } from "../../fixtures/tiny-job.ts";
 import { spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,7 +17,7 @@ import {
   expandGrafanaVariables,
   secondsSinceLastStep,
 } from "../../../dashboards/queries.ts";
-import type { RunSummary } from "../../../trainer/src/telemetry/summary.ts";
+import type { RunSummary } from "../../../trainer/src/telemetry/run-summary.ts";
 import { createTestNamespace, deleteNamespace, kubeconfigPath, kubectl, waitFor } from "../../bed/env.ts";
 import { stopGroups, tail } from "../../bed/processes.ts";
 import { freePort, Prometheus, prometheusBinDir } from "./prometheus.ts";

@@ -1,4 +1,4 @@
-// One validation everywhere (issue 17 point 1): a manifest file is judged by zod (checkManifestFile), by the
+// One validation everywhere: a manifest file is judged by zod (checkManifestFile), by the
 // trainer's `validate` and `run`, and by the apiserver (test/cluster/api/manifest-agreement.test.ts) alike.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -16,8 +16,8 @@ import {
 import { CRD_PATH } from "../../../scripts/generate.ts";
 import { parseConfig } from "../../../trainer/src/config.ts";
 import { loadJobManifest } from "../../../trainer/src/manifest-file.ts";
-import { INVALID_SPECS } from "./invalid-specs.ts";
-import { MANIFEST_CASES, type ManifestCase } from "./manifest-cases.ts";
+import { INVALID_SPECS } from "../../fixtures/invalid-specs.ts";
+import { MANIFEST_CASES, type ManifestCase } from "../../fixtures/manifest-cases.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mokd-manifest-"));
 const write = (name: string, text: string) => {

@@ -1,6 +1,6 @@
 // Specs the apiserver would refuse as a child (pod template, ConfigMap) are refused up front, naming the field:
 // by the CRD (CEL / OpenAPI, checked for real in test/cluster/operator/lifecycle.test.ts) and by the same rules in
-// zod (the trainer's `validate`, the operator's load). Each class of issue 10 point 2 is one row.
+// zod (the trainer's `validate`, the operator's load). Each class of test/fixtures/invalid-specs.ts is one row.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -12,7 +12,7 @@ import {
   parseDistillationJobSpec,
   type DistillationJobSpecInput,
 } from "../../../api/v1alpha1/index.ts";
-import { INVALID_SPECS } from "./invalid-specs.ts";
+import { INVALID_SPECS } from "../../fixtures/invalid-specs.ts";
 
 function refusedFields(spec: unknown): string[] {
   try {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig, OperatorConfigError, resourceDefaultsOf } from "../../../operator/src/config.ts";
+import {
+  loadConfig,
+  OperatorConfigError,
+  resourceDefaultsOf,
+  watchedNamespaces,
+} from "../../../operator/src/config.ts";
 
 describe("operator config", () => {
   it("has defaults that need no flags", () => {
@@ -48,5 +53,15 @@ describe("operator config", () => {
       limits: { cpu: undefined, memory: "8Gi" },
     });
     expect(() => loadConfig(["--trainer-cpu-request=lots"], {})).toThrow(/--trainer-cpu-request/);
+  });
+
+  it("watches a list of namespaces (with --namespace, both), or all when neither is set", () => {
+    expect(watchedNamespaces(loadConfig([], {}))).toEqual([]);
+    expect(watchedNamespaces(loadConfig(["--namespace=team-a"], {}))).toEqual(["team-a"]);
+    const listed = loadConfig(["--namespace=team-a"], { MOKD_OPERATOR_NAMESPACES: "team-b, team-a,team-c" });
+    expect(watchedNamespaces(listed)).toEqual(["team-a", "team-b", "team-c"]);
+    expect(() => loadConfig(["--namespaces=team-a,Team_B"], {})).toThrow(
+      /--namespaces \(MOKD_OPERATOR_NAMESPACES\): must be comma-separated namespace names/,
+    );
   });
 });

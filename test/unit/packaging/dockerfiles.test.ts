@@ -1,4 +1,4 @@
-// Static checks of the Dockerfiles (the images themselves are built and run by test/unit/images). Every COPY source exists
+// Static checks of the Dockerfiles (the images themselves are built and run by test/images). Every COPY source exists
 // and survives .dockerignore, installs come from the lockfile without dev dependencies, and every module the
 // entrypoint loads at run time is inside the copied directories or a production dependency.
 import { existsSync, readFileSync } from "node:fs";

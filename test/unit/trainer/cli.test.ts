@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ExitCode } from "../../../api/v1alpha1/index.ts";
-import { tinyJob, writeJob, writeTinyIdx } from "./engine-fixtures.ts";
+import { tinyJob, writeJob, writeTinyIdx } from "../../fixtures/tiny-run.ts";
 
 interface Exit {
   code: number | null;

@@ -2,7 +2,7 @@
 import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import type { Dataset, EpochRecord, Network } from "../contracts.ts";
 import type { StageHooks } from "./stage.ts";
-import { bestEpoch } from "./summary.ts";
+import { bestEpoch } from "./build-summary.ts";
 import { trainStudent } from "./student.ts";
 import type { Logger } from "./telemetry.ts";
 

@@ -25,7 +25,7 @@ export function specFingerprint(spec: TrainerSpec): string {
   const { evaluationsPerEpoch: _every, reportedModel: _kept, ...withRecipe } = withEvaluation;
   const training = withoutDefaultRecipe(withRecipe);
   const data = splitSeed === training.seed ? otherData : withSplit;
-  const strategy = withoutDefaultFamoObserve(spec.strategy);
+  const strategy = withoutDefaultObserve(spec.strategy);
   const text = JSON.stringify({
     teacher,
     student,
@@ -48,7 +48,7 @@ function withoutDefaultRecipe<T extends Pick<TrainerSpec["training"], "weightDec
   };
 }
 
-function withoutDefaultFamoObserve(withProjector: TrainerSpec["strategy"]) {
+function withoutDefaultObserve(withProjector: TrainerSpec["strategy"]) {
   // strategy.projectorUpdate at its default (`weighted`) is left out too: the update before the field existed.
   const { projectorUpdate, ...strategy } = withProjector;
   const kept = projectorUpdate === "weighted" ? strategy : withProjector;

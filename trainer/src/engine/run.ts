@@ -10,14 +10,14 @@ import { loadDataset } from "../data/index.ts";
 import { modelInputShape } from "../models/index.ts";
 import { JsonlWriter } from "../telemetry/jsonl.ts";
 import { TrainerMetrics } from "../telemetry/metrics.ts";
-import { ProgressDocument, type RunPlan } from "../telemetry/progress.ts";
+import { ProgressDocument, type RunPlan } from "../telemetry/progress-document.ts";
 import type { LoadedDataset } from "../data/index.ts";
 import {
   terminationResult,
   writeSummary,
   writeTerminationMessage,
   type RunSummary,
-} from "../telemetry/summary.ts";
+} from "../telemetry/run-summary.ts";
 import { trainBaselines, type BaselineResult } from "./baselines.ts";
 import { specFingerprint } from "./fingerprint.ts";
 import { resumableCheckpoint, type StageHooks } from "./stage.ts";
@@ -26,7 +26,7 @@ import { trainStudent } from "./student.ts";
 import type { StudentState } from "./student-stage.ts";
 import { measureCompression } from "./compression.ts";
 import { publishStudent } from "./publish.ts";
-import { buildSummary } from "./summary.ts";
+import { buildSummary } from "./build-summary.ts";
 import { obtainTeacher } from "./teacher.ts";
 import { closeServer, serveMetrics, telemetryHooks, type Logger } from "./telemetry.ts";
 import { storageContext, type StorageContext } from "../storage/client.ts";

@@ -4,7 +4,7 @@ import type { Server } from "node:http";
 import type { EpochRecord, EvaluationRecord, StepRecord } from "../contracts.ts";
 import type { JsonlWriter } from "../telemetry/jsonl.ts";
 import type { TrainerMetrics } from "../telemetry/metrics.ts";
-import type { ProgressDocument } from "../telemetry/progress.ts";
+import type { ProgressDocument } from "../telemetry/progress-document.ts";
 import { PROGRESS_PATH } from "../../../api/v1alpha1/index.ts";
 import type { StageHooks } from "./stage.ts";
 

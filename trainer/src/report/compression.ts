@@ -2,7 +2,7 @@
 // Every timing row names its runtime, backend and device. The last column is how many times better the student
 // is (teacher / student for sizes, counts and latencies; student / teacher for throughput).
 import type { CompressionReport, ModelCost, RuntimeTiming } from "../engine/compression.ts";
-import type { RunSummary } from "../telemetry/summary.ts";
+import type { RunSummary } from "../telemetry/run-summary.ts";
 
 export type CompressionRow = [what: string, teacher: string, student: string, ratio: string];
 

@@ -1,6 +1,6 @@
 // The final comparison table of `run`: teacher vs student (and baselines).
 import type { BaselineResult } from "../engine/run.ts";
-import type { RunSummary } from "../telemetry/summary.ts";
+import type { RunSummary } from "../telemetry/run-summary.ts";
 
 export interface TableRow {
   model: string;

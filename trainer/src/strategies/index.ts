@@ -4,7 +4,7 @@ import type { ObjectiveName, WeightingStrategy } from "../contracts.ts";
 import { CagradStrategy } from "./cagrad.ts";
 import { ImtlStrategy } from "./imtl.ts";
 import { MgdaStrategy } from "./mgda.ts";
-import { FamoStrategy } from "./mokd-amortized.ts";
+import { MokdAmortizedStrategy } from "./mokd-amortized.ts";
 import { MokdNormalizedStrategy } from "./mokd-normalized.ts";
 import { MokdStrategy } from "./mokd.ts";
 import { PcgradStrategy } from "./pcgrad.ts";
@@ -21,7 +21,7 @@ export function createStrategy(
     case "mokd":
       return new MokdStrategy({ minWeight: spec.mokdMinWeight });
     case "mokd-amortized":
-      return new FamoStrategy(spec.famo, objectiveNames.length);
+      return new MokdAmortizedStrategy(spec.famo, objectiveNames.length);
     case "pcgrad":
       return new PcgradStrategy();
     case "mgda":
@@ -64,7 +64,7 @@ export function strategyWarnings(spec: { strategy: StrategySpec; objectives: Obj
 
 export {
   CagradStrategy,
-  FamoStrategy,
+  MokdAmortizedStrategy,
   ImtlStrategy,
   MgdaStrategy,
   MokdNormalizedStrategy,

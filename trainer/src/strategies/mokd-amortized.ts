@@ -17,7 +17,7 @@
 // resumed run pairs them exactly as an uninterrupted one. The first step has nothing to pair with; epoch
 // boundaries are not special (the last batch of an epoch pairs with the first of the next, just another new
 // batch); a step with a non-finite loss is not observed and not kept, so the next step starts a new pair.
-import type { FamoObserveMode, StrategySpec } from "../../../api/v1alpha1/index.ts";
+import type { MokdAmortizedObserveMode, StrategySpec } from "../../../api/v1alpha1/index.ts";
 import type { Combination, LossStrategy } from "../contracts.ts";
 
 const LOG_EPS = 1e-8;
@@ -25,7 +25,7 @@ const BETA1 = 0.9;
 const BETA2 = 0.999;
 const ADAM_EPS = 1e-8;
 
-export interface FamoState {
+export interface MokdAmortizedState {
   logits: number[];
   m: number[];
   v: number[];
@@ -35,19 +35,19 @@ export interface FamoState {
 }
 
 /** The spec's FAMO settings; `observe` defaults to the reference's same-batch. */
-export type FamoSettings = Pick<StrategySpec["famo"], "learningRate" | "weightDecay"> & {
-  observe?: FamoObserveMode;
+export type MokdAmortizedSettings = Pick<StrategySpec["famo"], "learningRate" | "weightDecay"> & {
+  observe?: MokdAmortizedObserveMode;
 };
 
-export class FamoStrategy implements LossStrategy {
+export class MokdAmortizedStrategy implements LossStrategy {
   readonly kind = "loss";
   readonly name = "mokd-amortized";
   private readonly learningRate: number;
   private readonly weightDecay: number;
-  readonly observes: FamoObserveMode;
-  private s: FamoState;
+  readonly observes: MokdAmortizedObserveMode;
+  private s: MokdAmortizedState;
 
-  constructor(settings: FamoSettings, objectiveCount: number) {
+  constructor(settings: MokdAmortizedSettings, objectiveCount: number) {
     this.learningRate = settings.learningRate;
     this.weightDecay = settings.weightDecay;
     this.observes = settings.observe ?? "same-batch";
@@ -94,12 +94,12 @@ export class FamoStrategy implements LossStrategy {
     return softmax(this.s.logits);
   }
 
-  state(): FamoState {
+  state(): MokdAmortizedState {
     return structuredClone(this.s);
   }
 
   loadState(state: unknown): void {
-    const s = state as Partial<FamoState> | null;
+    const s = state as Partial<MokdAmortizedState> | null;
     const n = this.s.logits.length;
     const isVector = (x: unknown): x is number[] =>
       Array.isArray(x) && x.length === n && x.every((e) => typeof e === "number");

@@ -2,7 +2,7 @@
 // InferenceSession.run is a Promise around its native binding's run, which is synchronous (the backend only
 // defers it with setImmediate); the trainer's forwards are synchronous (tfjs layers, the student step), so the
 // teacher calls that binding directly. Pinned: onnxruntime-node is an exact version in package.json, and
-// test/unit/trainer/onnx-teacher.test.ts fails if an upgrade changes this surface.
+// test/unit/trainer/models/onnx/teacher.test.ts fails if an upgrade changes this surface.
 import { createRequire } from "node:module";
 import { Tensor } from "onnxruntime-node";
 

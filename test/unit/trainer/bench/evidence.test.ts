@@ -1,0 +1,199 @@
+// The quality bench's study machinery behind the evidence study: the teacher's test accuracy (trained now or
+// reused), `backend: auto` by the trainer's own rule, learning-rate grids and the sum-log grid, and the
+// analysis that makes every choice on validation and reports test once, with t-intervals and Holm.
+import { rmSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { analyse, chooseOnValidation, configurations } from "../../../../trainer/bench/evidence.ts";
+import type { Run } from "../../../../trainer/bench/quality-report.ts";
+import { holm, pairedInterval, tQuantile } from "../../../../trainer/bench/stats.ts";
+import { settingLearningRates, Study, studyMethods } from "../../../../trainer/bench/study.ts";
+import { obtainTeacher, studyWorkload, teacherSpec } from "../../../../trainer/bench/teacher.ts";
+import { autoOrder, selectBackend } from "../../../../trainer/src/backend/index.ts";
+import { forwardMacsPerSample } from "../../../../trainer/src/backend/workload.ts";
+import { loadDataset } from "../../../../trainer/src/data/index.ts";
+import { evaluateAccuracy } from "../../../../trainer/src/engine/evaluate.ts";
+import { loadTeacherAsData } from "../../../../trainer/src/engine/teacher.ts";
+import { tempDir } from "../../../fixtures/dataset-files.ts";
+import { writeTinyIdx } from "../../../fixtures/tiny-run.ts";
+
+const studyOf = (data: string, cacheDir: string, extra: Record<string, unknown> = {}) =>
+  Study.parse({
+    name: "t",
+    data: { path: data, validationSplit: 0.125 },
+    cacheDir,
+    teacher: {
+      spec: { architecture: "mlp", width: 16, depth: 1, hiddenUnits: 16, epochs: 2, learningRate: 0.01 },
+    },
+    settings: [{ name: "s", trainSamples: 64, student: { architecture: "mlp", width: 4 }, training: {} }],
+    seeds: { count: 1 },
+    losses: [{ name: "kd", objectives: {}, grid: [{ alpha: 0.5 }] }],
+    ...extra,
+  });
+
+describe("bench teacher", () => {
+  const data = writeTinyIdx(256, 64);
+  const cache = tempDir("mokd-bench-cache-");
+  beforeAll(async () => {
+    await selectBackend("cpu", () => {});
+  });
+  afterAll(() => rmSync(cache, { recursive: true, force: true }));
+
+  it("reports a freshly trained teacher's test accuracy (it read 0.00%), and the same when reused", async () => {
+    const study = studyOf(data, cache);
+    const dataset = await loadDataset(teacherSpec(study).data);
+    const fresh = await obtainTeacher(study, dataset, () => {});
+    expect(fresh.trainedNow).toBe(true);
+    const loaded = await loadTeacherAsData(fresh.dir, undefined, dataset, { info: () => {}, warn: () => {} });
+    const independent = evaluateAccuracy(loaded, dataset.test, 16);
+    loaded.model.dispose();
+    expect(independent).toBeGreaterThan(0.3); // banded images: learnable, well above 1/4 chance
+    expect(fresh.testAccuracy).toBe(independent);
+    const reused = await obtainTeacher(study, dataset, () => {});
+    expect(reused).toMatchObject({ trainedNow: false, seconds: 0, testAccuracy: independent });
+  });
+});
+
+describe("bench backend: auto", () => {
+  const shape = { inputShape: [28, 28, 1] as [number, number, number], numClasses: 10 };
+  const study = Study.parse({
+    name: "t",
+    data: {},
+    teacher: { spec: { architecture: "cnn", width: 32, depth: 2, hiddenUnits: 128 }, batchSize: 64 },
+    settings: [
+      {
+        name: "small",
+        trainSamples: 10,
+        student: { architecture: "mlp", width: 64, depth: 1, hiddenUnits: 32 },
+        training: { batchSize: 64 },
+      },
+    ],
+    seeds: { count: 1 },
+    losses: [{ name: "kd", objectives: {}, grid: [{ alpha: 0.5 }] }],
+  });
+
+  it("weighs the students, and the teacher only when it is trained now, as a run does", () => {
+    const student = forwardMacsPerSample(
+      { architecture: "mlp", width: 64, depth: 1, hiddenUnits: 32 },
+      shape.inputShape,
+      10,
+    );
+    const onlyStudent = studyWorkload(study, study.settings, shape, false)!;
+    expect(onlyStudent.forwardMacsPerBatch).toBe(student * 64);
+    expect(autoOrder(false, onlyStudent)[0]).toBe("wasm");
+    const withTeacher = studyWorkload(study, study.settings, shape, true)!;
+    expect(withTeacher.model).toBe("teacher");
+    expect(autoOrder(false, withTeacher)[0]).toBe("tensorflow");
+    expect(studyWorkload(study, [], shape, false)).toBeUndefined();
+  });
+});
+
+describe("bench study grids", () => {
+  it("runs every method at each learning rate of the grid, and the sum-log cells", () => {
+    const study = studyOf("/nowhere", "/nowhere", {
+      settings: [{ name: "s", trainSamples: 8, student: {}, training: {}, learningRates: [0.002, 0.008] }],
+      losses: [{ name: "kd", objectives: {}, grid: [{ alpha: 0.5 }], logGrid: [{ alpha: 0.6 }] }],
+      strategies: ["mokd", "mokd-normalized"],
+    });
+    expect(settingLearningRates(study.settings[0]!)).toEqual([0.002, 0.008]);
+    const methods = studyMethods(study);
+    expect(methods.map((m) => m.name)).toEqual([
+      "student alone (CE)",
+      "kd sum alpha=0.5",
+      "kd sum-log alpha=0.6",
+      "kd mokd",
+      "kd mokd-normalized",
+    ]);
+    expect(methods[2]).toMatchObject({
+      kind: "fixed-log",
+      strategy: { name: "sum-log", weights: { distillation: 0.6 } },
+    });
+    const plain = studyOf("/nowhere", "/nowhere");
+    expect(settingLearningRates(plain.settings[0]!)).toEqual([undefined]);
+  });
+});
+
+/** A run with the given accuracies (points). */
+function run(method: string, kind: Run["kind"], lr: number, seed: number, val: number, test: number): Run {
+  return {
+    setting: "s",
+    method: `${method} lr=${lr}`,
+    baseMethod: method,
+    learningRate: lr,
+    kind,
+    loss: kind === "alone" ? undefined : "kd",
+    seed,
+    testAccuracy: test / 100,
+    bestValidationAccuracy: val / 100,
+    epochsToTarget: null,
+    secondsPerEpoch: 1,
+    conflictRate: 0,
+    validationCurve: [
+      [10, (val - 2) / 100],
+      [20, val / 100],
+    ],
+  };
+}
+
+describe("evidence analysis", () => {
+  it("chooses on validation, never on test", () => {
+    const runs = [1, 2, 3].flatMap((seed) => [
+      run("kd sum alpha=0.5", "fixed", 0.002, seed, 80, 90), // best test, worse validation
+      run("kd sum alpha=0.9", "fixed", 0.002, seed, 81, 85),
+    ]);
+    const { configs } = configurations(runs);
+    const choice = chooseOnValidation("best", configs);
+    expect(choice.config.method).toBe("kd sum alpha=0.9");
+    expect(choice.edges).toEqual(["alpha 0.9 at the edge of 0.5/0.9"]);
+  });
+
+  it("uses only seeds every configuration finished, and pairs the headline comparisons by seed", () => {
+    const methods: [string, Run["kind"]][] = [
+      ["student alone (CE)", "alone"],
+      ["kd sum alpha=0.5", "fixed"],
+      ["kd sum alpha=0.9", "fixed"],
+      ["kd sum-log alpha=0.6", "fixed-log"],
+      ["kd mokd", "auto"],
+      ["kd mokd-normalized", "auto"],
+      ["kd mokd-amortized", "auto"],
+    ];
+    const runs = [1, 2, 3].flatMap((seed) =>
+      [0.002, 0.008].flatMap((lr) =>
+        methods.map(([m, kind]) => {
+          const bonus = (m === "kd mokd" ? 1 : 0) + (lr === 0.008 ? 2 : 0);
+          return run(m, kind, lr, seed, 80 + bonus, 80 + bonus + seed * (m === "kd mokd" ? 0.1 : 0));
+        }),
+      ),
+    );
+    runs.push(run("kd mokd", "auto", 0.002, 4, 99, 99)); // seed 4 is incomplete: left out
+    const a = analyse("s", runs, 0.002, 10);
+    expect(a.seeds).toEqual([1, 2, 3]);
+    const headline = a.comparisons[0]!;
+    expect(headline.claim).toBe("better than tuned KD");
+    expect(headline.a.config.learningRate).toBe(0.008);
+    // mokd - best fixed: 1 + 0.1 seed -> 1.1, 1.2, 1.3: mean 1.2, sd 0.1
+    expect(headline.interval.mean).toBeCloseTo(1.2, 10);
+    const half = (tQuantile(0.95, 2) * 0.1) / Math.sqrt(3);
+    expect(headline.interval.high - headline.interval.mean).toBeCloseTo(half, 10);
+    expect(a.comparisons.every((c) => c.holmP >= c.interval.p || Number.isNaN(c.interval.p))).toBe(true);
+  });
+
+  it("paired t-interval and Holm against hand values", () => {
+    const i = pairedInterval(
+      new Map([
+        [1, 2],
+        [2, 4],
+        [3, 6],
+      ]),
+      new Map([
+        [1, 1],
+        [2, 2],
+        [3, 3],
+      ]),
+    );
+    // diffs 1, 2, 3: mean 2, se 1/sqrt(3), t = 2 sqrt(3) = 3.464 on 2 df: p = 0.0742, half-width 4.303/sqrt(3)
+    expect(i.mean).toBe(2);
+    expect(i.p).toBeCloseTo(0.0742, 4);
+    expect(i.high).toBeCloseTo(2 + 4.302653 / Math.sqrt(3), 5);
+    expect(holm([0.01, 0.04, 0.03, 0.005])).toEqual([0.03, 0.06, 0.06, 0.02]);
+  });
+});
