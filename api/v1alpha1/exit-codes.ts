@@ -16,6 +16,8 @@ export const ExitCode = {
   ChecksumMismatch: 6,
   /** The store refused an upload for a quota or size limit. */
   StorageQuotaExceeded: 7,
+  /** The storage endpoint's TLS certificate is not trusted (self-signed, unknown CA, wrong host, expired). */
+  StorageTLSError: 8,
   /** Stopped by SIGTERM after writing a checkpoint at a step boundary (128 + 15). Resumes when restarted. */
   Terminated: 143,
 } as const;
@@ -29,4 +31,5 @@ export const NON_RETRYABLE_EXIT_CODES: readonly number[] = [
   ExitCode.StorageNotFound,
   ExitCode.ChecksumMismatch,
   ExitCode.StorageQuotaExceeded,
+  ExitCode.StorageTLSError,
 ];

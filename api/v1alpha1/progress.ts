@@ -8,6 +8,9 @@
 // - TrainerStatus: the same progress in the shape Kubeflow Trainer's TrainJob uses (`status.trainerStatus`,
 //   KEP-2779: progressPercentage, estimatedRemainingSeconds, metrics as name/value strings, lastUpdatedTime),
 //   so tools written for TrainJob can read a DistillationJob.
+// - FetchProgress: what the `fetch` init container serves at the same path and port while it downloads the
+//   inputs (the pod shares one network namespace; the trainer listens there only once it has started). The
+//   operator puts it into the Initializing condition's message.
 import { z } from "zod";
 
 /** Path of the progress document on the trainer's metrics port. */
@@ -68,6 +71,38 @@ export const TrainerProgress = z
   })
   .describe("The trainer's progress document (GET /progress).");
 export type TrainerProgress = z.infer<typeof TrainerProgress>;
+
+export const FETCH_PROGRESS_KIND = "FetchProgress";
+
+export const FetchedArtifact = z
+  .object({
+    field: z.string().min(1).describe("The spec field the artifact comes from, e.g. data.path."),
+    uri: z.string().min(1).describe("Its s3:// or http(s) URI."),
+    state: z
+      .enum(["pending", "fetching", "cached", "downloaded"])
+      .describe(
+        "pending: not started; fetching: under way; cached: every file was in the cache, unchanged in the store (nothing downloaded); downloaded: done, some of it downloaded.",
+      ),
+    bytesDone: Count.describe("Bytes of the artifact in the cache so far: found there plus downloaded."),
+    bytesTotal: Count.optional().describe(
+      "Bytes of the artifact, once listed (unknown for a file of unknown size).",
+    ),
+    bytesDownloaded: Count.describe("Bytes downloaded by this container (0 for a cache hit)."),
+    files: Count.optional().describe("Files of the artifact, once listed."),
+    cachedFiles: Count.describe("Files found in the cache, unchanged in the store."),
+  })
+  .describe("One input artifact of the initializer.");
+export type FetchedArtifact = z.infer<typeof FetchedArtifact>;
+
+export const FetchProgress = z
+  .object({
+    apiVersion: z.literal(PROGRESS_API_VERSION),
+    kind: z.literal(FETCH_PROGRESS_KIND),
+    artifacts: z.array(FetchedArtifact).describe("The spec's remote inputs, in the order they are fetched."),
+    updatedAt: z.iso.datetime().describe("When the initializer last changed this document (RFC 3339)."),
+  })
+  .describe("The fetch initializer's progress document (GET /progress while it runs).");
+export type FetchProgress = z.infer<typeof FetchProgress>;
 
 /** The document's fields that describe the whole run or the document itself: status.progress has the rest. */
 const DOCUMENT_ONLY = {

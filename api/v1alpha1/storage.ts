@@ -135,6 +135,16 @@ export const StorageSpec = z
       .describe(
         `CA certificates (PEM) trusted for a private S3 endpoint, in addition to the public roots: mounted at ${STORAGE_CA_DIR} and passed to the trainer as $${STORAGE_CA_ENV} (locally: set $${STORAGE_CA_ENV} or $AWS_CA_BUNDLE to a file).`,
       ),
+    cache: z
+      .object({
+        claimName: Dns1123Subdomain.describe(
+          "A PersistentVolumeClaim in the job's namespace, writable by the trainer's UID (the pod's fsGroup).",
+        ),
+      })
+      .optional()
+      .describe(
+        "Where the `fetch` initializer keeps its downloads. Unset: an emptyDir, which goes with the pod, so a retry (a new pod after a failure) or a resume downloads everything again. A claim keeps them: a retry or resume that mounts it finds each file there, checks it against the store (size and ETag, sha256 when given) and downloads only what changed; a ReadWriteOnce claim serves pods on its node, a ReadWriteMany claim every node and job.",
+      ),
   })
   .prefault({})
   .describe("Object storage: the S3 client's settings and where its credentials come from.");

@@ -20,6 +20,7 @@ export const FailureReason = z
     "StorageNotFound",
     "ChecksumMismatch",
     "StorageQuotaExceeded",
+    "StorageTLSError",
   ])
   .describe("Why a run failed, named after its exit code.");
 export type FailureReason = z.infer<typeof FailureReason>;
@@ -42,4 +43,5 @@ export const EXIT_CODE_REASONS: Readonly<Partial<Record<number, FailureReason>>>
   [ExitCode.StorageNotFound]: "StorageNotFound",
   [ExitCode.ChecksumMismatch]: "ChecksumMismatch",
   [ExitCode.StorageQuotaExceeded]: "StorageQuotaExceeded",
+  [ExitCode.StorageTLSError]: "StorageTLSError",
 };

@@ -36,7 +36,13 @@ export function storageVolumes(dj: OwnerJob): { volumes: V1Volume[]; mounts: V1V
   const volumes: V1Volume[] = [];
   const mounts: V1VolumeMount[] = [];
   if (hasRemoteInputs(dj)) {
-    volumes.push({ name: CACHE_VOLUME, emptyDir: {} });
+    const claim = dj.spec.storage.cache?.claimName;
+    // An emptyDir goes with the pod: only a claim lets a retry or a resume find the downloads.
+    volumes.push(
+      claim
+        ? { name: CACHE_VOLUME, persistentVolumeClaim: { claimName: claim } }
+        : { name: CACHE_VOLUME, emptyDir: {} },
+    );
     mounts.push({ name: CACHE_VOLUME, mountPath: CACHE_DIR });
   }
   const ca = dj.spec.storage.caBundle;

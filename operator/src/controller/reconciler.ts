@@ -29,6 +29,7 @@ import {
 } from "../status/derive.ts";
 import { applyConfigMap, applyJob, desiredConfigMap, desiredJob, type ChildOptions } from "./children.ts";
 import type { ClusterWriter } from "./kube.ts";
+import { initializing } from "../status/storage.ts";
 import { checkedStatus, foreignStatusFields, withoutFields } from "../status/trust.ts";
 import { sameJson } from "./canonical.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
@@ -68,7 +69,8 @@ export interface ReconcilerOptions extends ChildOptions {
   reader: ClusterReader;
   writer: ClusterWriter;
   events: EventSink;
-  scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest" | "trainerStatus">;
+  scraper?: Pick<ProgressScraper, "track" | "untrack" | "latest" | "trainerStatus"> &
+    Partial<Pick<ProgressScraper, "latestFetch">>;
   now?: () => Date;
   onFinished?: (phase: Phase, seconds: number) => void;
   log?: (level: "info" | "warn" | "debug", message: string, meta: Record<string, unknown>) => void;
@@ -366,9 +368,10 @@ export class Reconciler {
       return;
     }
     scope.base = this.statusWriter.heldStatus(key, dj) ?? dj.status;
+    const fetching = this.o.scraper?.latestFetch?.(key);
     const derived = deriveStatus(
       { ...dj, status: scope.base },
-      scope.observed!,
+      fetching ? { ...scope.observed!, fetching } : scope.observed!,
       now,
       this.o.scraper?.latest(key),
     );
@@ -399,15 +402,19 @@ export class Reconciler {
     if (trainerStatus) scope.status = { ...scope.status!, trainerStatus };
   }
 
-  /** Phase: scrape progress only while a trainer pod runs with a metrics port. */
+  /**
+   * Phase: scrape progress only while a trainer pod runs with a metrics port, or its `fetch` initializer does
+   * (the same address serves the bytes it has fetched: status/storage.ts).
+   */
   private steerProgress({ key, dj, status, observed }: ReconcileScope): void {
     if (!this.o.scraper) return;
     const port = dj.spec.metrics.port;
-    const running = observed!.pods.find(
-      (p) => p.status?.phase === "Running" && p.status.podIP && !p.metadata?.deletionTimestamp,
-    );
-    if (status!.phase === "Running" && port > 0 && running?.status?.podIP) {
-      this.o.scraper.track(key, { podIP: running.status.podIP, port });
+    const live = observed!.pods.filter((p) => p.status?.podIP && !p.metadata?.deletionTimestamp);
+    const running = live.find((p) => p.status?.phase === "Running");
+    const fetching = live.find((p) => p.status?.phase === "Pending" && initializing(p));
+    const pod = status!.phase === "Running" ? running : fetching;
+    if (port > 0 && pod?.status?.podIP) {
+      this.o.scraper.track(key, { podIP: pod.status.podIP, port });
     } else {
       this.o.scraper.untrack(key);
     }

@@ -1,7 +1,10 @@
 // Live progress: while a trainer pod runs, read its progress document (GET /progress on the metrics port, the
 // api's TrainerProgress) every `intervalMs`, validate it with that schema and hand changes to the controller.
+// While its `fetch` init container runs, the same address serves the api's FetchProgress (bytes per input).
 // Pull, not push: the trainer needs no API rights and no operator credentials (docs/operator.md).
 import {
+  FETCH_PROGRESS_KIND,
+  FetchProgress,
   PROGRESS_PATH,
   TrainerProgress,
   type Progress,
@@ -39,6 +42,8 @@ export interface Reading {
 interface Entry {
   target: ScrapeTarget;
   reading?: Reading;
+  /** The initializer's document of this pod (never carried over to another pod). */
+  fetching?: FetchProgress;
   reportedAt?: number;
 }
 
@@ -78,7 +83,7 @@ export class ProgressScraper {
   track(key: string, target: ScrapeTarget): void {
     const entry = this.entries.get(key);
     if (entry && entry.target.podIP === target.podIP && entry.target.port === target.port) return;
-    this.entries.set(key, { target, reading: entry?.reading });
+    this.entries.set(key, { target, ...(entry?.reading ? { reading: entry.reading } : {}) });
     this.schedule();
   }
 
@@ -95,6 +100,11 @@ export class ProgressScraper {
   /** status.trainerStatus (Kubeflow Trainer's shape) of the latest valid document. */
   trainerStatus(key: string): TrainerStatus | undefined {
     return this.entries.get(key)?.reading?.trainerStatus;
+  }
+
+  /** The `fetch` initializer's latest valid document, while the pod initializes. */
+  latestFetch(key: string): FetchProgress | undefined {
+    return this.entries.get(key)?.fetching;
   }
 
   tracked(): string[] {
@@ -115,21 +125,31 @@ export class ProgressScraper {
     await Promise.all(workers);
   }
 
-  private async read(target: ScrapeTarget): Promise<Reading> {
+  private async read(target: ScrapeTarget): Promise<Reading | FetchProgress> {
     const host = target.podIP.includes(":") ? `[${target.podIP}]` : target.podIP;
     const body = await this.options.fetchJson(
       `http://${host}:${target.port}${PROGRESS_PATH}`,
       AbortSignal.timeout(this.options.timeoutMs),
     );
-    const parsed = TrainerProgress.safeParse(body);
+    const isFetch = (body as { kind?: unknown } | null)?.kind === FETCH_PROGRESS_KIND;
+    const parsed = (isFetch ? FetchProgress : TrainerProgress).safeParse(body);
     if (!parsed.success) {
       const fields = parsed.error.issues.map((i) => `${i.path.join(".") || "(document)"}: ${i.message}`);
       throw new ProgressDocumentError(`invalid progress document: ${fields.join("; ")}`);
     }
+    if (parsed.data.kind === FETCH_PROGRESS_KIND) return parsed.data;
     return {
       progress: progressFromDocument(parsed.data, this.options.now().toISOString()),
       trainerStatus: trainerStatusFromDocument(parsed.data),
     };
+  }
+
+  /** An initializer's document: reported when its figures changed (its timestamp alone is no change). */
+  private keepFetch(key: string, entry: Entry, document: FetchProgress): void {
+    const figures = (d: FetchProgress | undefined) => JSON.stringify(d?.artifacts);
+    if (figures(entry.fetching) === figures(document)) return;
+    entry.fetching = document;
+    this.options.onProgress(key);
   }
 
   private async scrapeOne(key: string): Promise<void> {
@@ -138,6 +158,7 @@ export class ProgressScraper {
     try {
       const reading = await this.read(entry.target);
       if (this.entries.get(key) !== entry) return;
+      if ("artifacts" in reading) return this.keepFetch(key, entry, reading);
       const now = this.options.now().getTime();
       const changed = !entry.reading || content(entry.reading) !== content(reading);
       const due = entry.reportedAt === undefined || now - entry.reportedAt >= this.options.refreshMs;

@@ -79,6 +79,7 @@ export const REASONS = {
   StorageNotFound: "terminal",
   ChecksumMismatch: "terminal",
   StorageQuotaExceeded: "terminal",
+  StorageTLSError: "terminal",
   // Synced.
   Applied: "normal",
   ApplyFailed: "warning",

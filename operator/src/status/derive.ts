@@ -5,6 +5,7 @@ import {
   EXIT_CODE_REASONS,
   Result,
   type DistillationJobStatus,
+  type FetchProgress,
   type Phase,
   type Progress,
 } from "../../../api/v1alpha1/index.ts";
@@ -28,6 +29,8 @@ export interface Observed {
   applyError?: string;
   /** The run was restarted from outside: its Job deleted and created again, or suspended and resumed. */
   restarted?: boolean;
+  /** The `fetch` initializer's latest progress document, while the pod initializes (progress/scraper.ts). */
+  fetching?: FetchProgress;
 }
 
 /** What the child Job and its pods say right now. */
@@ -230,13 +233,19 @@ function suspended(dj: OwnerJob): Observation {
   };
 }
 
-function active(dj: OwnerJob, job: V1Job, pods: V1Pod[], events?: CoreV1Event[]): Observation {
+function active(
+  dj: OwnerJob,
+  job: V1Job,
+  pods: V1Pod[],
+  events?: CoreV1Event[],
+  fetchProgress?: FetchProgress,
+): Observation {
   const live = newestFirst(pods).filter((p) => !p.metadata?.deletionTimestamp);
   const pod = live.find((p) => p.status?.phase === "Running" || p.status?.phase === "Pending");
   if (pod) {
     const blocker = podBlocker(pod);
     if (blocker) return { phase: "Pending", ...blocker };
-    const fetching = initializing(pod);
+    const fetching = initializing(pod, fetchProgress);
     if (fetching) return { phase: "Pending", ...fetching };
     const lost = pod.status?.phase === "Running" ? nodeLost(pod) : undefined;
     if (lost) return { phase: "Running", reason: "NodeUnreachable", message: lost, unknown: true };
@@ -287,7 +296,7 @@ export function observe(dj: OwnerJob, observed: Observed): Observation {
   const failed = trueJobCondition(job, "Failed", "FailureTarget");
   if (failed) return failure(job, failed, pods);
   if (trueJobCondition(job, "Complete", "SuccessCriteriaMet")) return success(pods);
-  return active(dj, job, pods, observed.events);
+  return active(dj, job, pods, observed.events, observed.fetching);
 }
 
 /**

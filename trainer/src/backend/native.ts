@@ -82,6 +82,9 @@ export async function activateNative(choice: NativeChoice): Promise<NativeInfo> 
 }
 
 /** The native package loaded in this process, if any (its tf.node API serves SavedModel teachers). */
+/** The native backend this process loaded (tensorflow or tensorflow-gpu), if any. */
+export const loadedNativeChoice = (): NativeChoice | undefined => loaded?.choice;
+
 export function loadedNativePackage(): string | undefined {
   return loaded ? NATIVE_PACKAGES[loaded.choice] : undefined;
 }

@@ -84,7 +84,7 @@ export async function loadTeacherAsData(
   const path = source.model;
   let network: Network;
   try {
-    network = await loadTeacherOfAnyFormat(source, dataset.inputShape);
+    network = await loadTeacherOfAnyFormat(source, dataset.inputShape, (m) => log.warn(m));
   } catch (error) {
     if (error instanceof DataError) throw error;
     throw new DataError(path, `cannot load teacher: ${(error as Error).message}`);

@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { loadedNativePackage } from "../backend/native.ts";
 import type { Network } from "../contracts.ts";
 import { DataError } from "../data/errors.ts";
+import { savedModelParameterCount } from "./savedmodel-parameters.ts";
 
 export interface SavedModelTeacherOptions {
   /** Default serving_default. */
@@ -41,14 +42,18 @@ interface TfNode {
 
 const DEFAULT_SIGNATURE = "serving_default";
 
-async function tfNode(dir: string): Promise<TfNode> {
+function nativePackage(dir: string): string {
   const pkg = loadedNativePackage();
   if (!pkg || tf.getBackend() !== "tensorflow")
     throw new DataError(
       dir,
       `a SavedModel teacher runs on the native TensorFlow backend, and this run uses "${tf.getBackend()}": set spec.runtime.backend to tensorflow (or convert the model to ONNX)`,
     );
-  return (await import(pkg)) as TfNode;
+  return pkg;
+}
+
+async function tfNode(dir: string): Promise<TfNode> {
+  return (await import(nativePackage(dir))) as TfNode;
 }
 
 async function signatureOf(node: TfNode["node"], dir: string, name: string): Promise<SignatureDef> {
@@ -166,5 +171,12 @@ export async function loadSavedModelTeacher(
     name: "savedmodel_teacher",
   });
   tfModel.trainable = false;
-  return { model: tfModel, numClasses: probe.classes, featureDim: probe.featureDim };
+  // Its weights are TensorFlow's, not tfjs's (countParams() would say 0): counted from saved_model.pb.
+  const parameters = savedModelParameterCount(dir, nativePackage(dir));
+  return {
+    model: tfModel,
+    numClasses: probe.classes,
+    featureDim: probe.featureDim,
+    ...(parameters !== undefined ? { parameters } : {}),
+  };
 }

@@ -26,7 +26,11 @@ export function teacherFormatOf(path: string, format?: TeacherFormat): TeacherFo
 }
 
 /** The teacher of `source` as a frozen Network over data of `inputShape` ([h, w, c]). */
-export async function loadTeacherOfAnyFormat(source: TeacherSource, inputShape: number[]): Promise<Network> {
+export async function loadTeacherOfAnyFormat(
+  source: TeacherSource,
+  inputShape: number[],
+  warn?: (message: string) => void,
+): Promise<Network> {
   const format = teacherFormatOf(source.model, source.format);
   switch (format) {
     case "onnx":
@@ -35,6 +39,7 @@ export async function loadTeacherOfAnyFormat(source: TeacherSource, inputShape: 
         outputName: source.outputName,
         featureName: source.featureLayer,
         inputLayout: source.inputLayout,
+        ...(warn ? { warn } : {}),
       });
     case "savedmodel":
       return loadSavedModelTeacher(source.model.replace(/\/?saved_model\.pb$/i, "") || ".", inputShape, {

@@ -3,13 +3,14 @@
 import { ExitCode } from "../../../api/v1alpha1/index.ts";
 
 export type StorageFailure =
-  "StorageAccessDenied" | "StorageNotFound" | "ChecksumMismatch" | "StorageQuotaExceeded";
+  "StorageAccessDenied" | "StorageNotFound" | "ChecksumMismatch" | "StorageQuotaExceeded" | "StorageTLSError";
 
 export const STORAGE_EXIT_CODES: Record<StorageFailure, number> = {
   StorageAccessDenied: ExitCode.StorageAccessDenied,
   StorageNotFound: ExitCode.StorageNotFound,
   ChecksumMismatch: ExitCode.ChecksumMismatch,
   StorageQuotaExceeded: ExitCode.StorageQuotaExceeded,
+  StorageTLSError: ExitCode.StorageTLSError,
 };
 
 export class StorageError extends Error {
@@ -67,6 +68,29 @@ const TRANSIENT_CODES = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
+/**
+ * Node's TLS verification failures (OpenSSL's X509 codes and Node's own): the endpoint's certificate is not one
+ * this pod trusts. No retry changes that, so they fail the run at once (a wrong protocol, e.g. https:// to a
+ * plain-HTTP port, is among them).
+ */
+const TLS_CODES = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_DECRYPT_CERT_SIGNATURE",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_NOT_YET_VALID",
+  "CERT_HAS_EXPIRED",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "INVALID_CA",
+  "HOSTNAME_MISMATCH",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "ERR_SSL_WRONG_VERSION_NUMBER",
+]);
+
 /** Names that say nothing (the SDK's "Unknown" for an error response without a body, as HEAD's). */
 const GENERIC_NAMES = new Set(["Error", "TypeError", "Unknown", "UnknownError"]);
 
@@ -95,6 +119,7 @@ export function classify(error: unknown): ErrorClass {
   const code = errorCode(error) ?? "";
   const status = httpStatus(error);
   // The store's code first (a quota error may come as a 403), then the HTTP status.
+  if (TLS_CODES.has(code)) return "StorageTLSError";
   if (ACCESS_CODES.has(code)) return "StorageAccessDenied";
   if (NOT_FOUND_CODES.has(code)) return "StorageNotFound";
   if (QUOTA_CODES.has(code)) return "StorageQuotaExceeded";
@@ -121,6 +146,14 @@ export function asStorageError(error: unknown, uri: string): unknown {
     StorageNotFound: "not found: no such bucket, object or prefix",
     ChecksumMismatch: "checksum mismatch",
     StorageQuotaExceeded: "the store refused the upload: quota or size limit",
+    StorageTLSError: `TLS: ${tlsMessage(error)}; for a private CA set storage.caBundle (locally $AWS_CA_BUNDLE)`,
   };
   return new StorageError(kind, uri, detail[kind], code);
+}
+
+/** The TLS error's own words (Node's, e.g. "self-signed certificate"), from the error or its cause. */
+function tlsMessage(error: unknown): string {
+  const e = error as { message?: string; cause?: { message?: string } };
+  const own = e.cause?.message && /fetch failed/.test(e.message ?? "") ? e.cause.message : e.message;
+  return own || "the endpoint's certificate is not trusted";
 }

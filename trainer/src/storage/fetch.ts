@@ -2,8 +2,10 @@
 // downloaded into a cache directory keyed by the URI, verified (size, MD5 ETag, sha256 when given) and recorded
 // (ETag and size per file), so a second fetch of an unchanged artifact — the trainer after the init container, a
 // retry in the same pod, a local re-run — checks the store and downloads nothing. A tfjs model.json brings the
-// weight files its manifest names. Local paths are returned unchanged.
-import { createHash } from "node:crypto";
+// weight files its manifest names. Local paths are returned unchanged. The cache may be a volume claim that
+// outlives the pod (spec.storage.cache): an entry is used only when its record, its size on disk and the store's
+// size and ETag (and a given sha256) all agree, so a partial or stale file is downloaded again.
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, posix } from "node:path";
 import { Readable } from "node:stream";
@@ -44,6 +46,17 @@ export interface FetchResult {
   bytes: number;
   /** Files found in the cache, unchanged in the store: not downloaded again. */
   cached: number;
+  /** Bytes downloaded (0: everything came from the cache). */
+  downloaded: number;
+}
+
+/** Hears how one artifact's fetch goes (the initializer's progress document, storage/fetch-progress.ts). */
+export interface ArtifactWatch {
+  /** Listed: its files and their bytes (undefined when a size is unknown). */
+  listed(files: number, bytesTotal: number | undefined): void;
+  /** Bytes in the cache so far (found there plus downloaded) and bytes downloaded. */
+  progressed(bytesDone: number, bytesDownloaded: number, cachedFiles: number): void;
+  finished(result: FetchResult): void;
 }
 
 const cacheKey = (uri: string) => createHash("sha256").update(uri).digest("hex").slice(0, 32);
@@ -51,9 +64,13 @@ const cacheKey = (uri: string) => createHash("sha256").update(uri).digest("hex")
 /** Where a remote URI's files go under `cacheRoot` (the same for `trainer fetch` and the trainer). */
 export const cacheDirFor = (cacheRoot: string, uri: string) => join(cacheRoot, cacheKey(uri));
 
+/** The record of a completed fetch; a missing or damaged one (not a record): none, so everything is fetched. */
 function readRecord(file: string): FetchRecord | undefined {
   try {
-    return JSON.parse(readFileSync(file, "utf8")) as FetchRecord;
+    const record = JSON.parse(readFileSync(file, "utf8")) as Partial<FetchRecord> | null;
+    return record && typeof record.files === "object" && record.files !== null
+      ? (record as FetchRecord)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -66,9 +83,10 @@ export async function fetchArtifact(
   ctx: StorageContext,
   request: FetchRequest,
   cacheRoot: string,
+  watch?: ArtifactWatch,
 ): Promise<FetchResult> {
   const parsed = parseArtifactUri(request.uri);
-  if (parsed.kind === "local") return { path: parsed.path, files: 0, bytes: 0, cached: 0 };
+  if (parsed.kind === "local") return { path: parsed.path, files: 0, bytes: 0, cached: 0, downloaded: 0 };
   const dir = cacheDirFor(cacheRoot, request.uri);
   const recordFile = `${dir}.fetch.json`;
   const previous = readRecord(recordFile);
@@ -88,23 +106,34 @@ export async function fetchArtifact(
   const progress = new TransferProgress(`fetch ${request.uri}`, total, ctx.info);
   const started = Date.now();
   let cached = 0;
+  let cachedBytes = 0;
+  watch?.listed(files.length, total);
+  progress.onChange = () => watch?.progressed(cachedBytes + progress.done, progress.done, cached);
   const queue = [...files];
   for (let file = queue.shift(); file; file = queue.shift()) {
     const sha256 = single && file === files[0] ? request.sha256 : undefined;
     const got = await fetchFile(ctx, file, dir, previous, sha256, progress);
-    if (got.cached) cached++;
+    if (got.cached) {
+      cached++;
+      cachedBytes += got.entry.size;
+      progress.onChange();
+    }
     record.files[file.relative] = got.entry;
     queue.push(...companions(ctx, file, join(dir, file.relative), record));
   }
   mkdirSync(cacheRoot, { recursive: true });
-  writeFileSync(`${recordFile}.tmp`, JSON.stringify(record, null, 2));
-  renameSync(`${recordFile}.tmp`, recordFile);
+  // Unique per writer (a shared cache claim), renamed into place: a reader sees a whole record or none.
+  const tmp = `${recordFile}.${randomBytes(6).toString("hex")}.tmp`;
+  writeFileSync(tmp, JSON.stringify(record, null, 2));
+  renameSync(tmp, recordFile);
   const n = Object.keys(record.files).length;
   const bytes = Object.values(record.files).reduce((s, f) => s + f.size, 0);
   ctx.info(
     `fetched ${request.uri}: ${n} file(s), ${formatBytes(bytes)} (${cached} cached, ${formatBytes(progress.done)} downloaded) in ${((Date.now() - started) / 1000).toFixed(1)} s -> ${join(dir, resolved)}`,
   );
-  return { path: join(dir, resolved), files: n, bytes, cached };
+  const result = { path: join(dir, resolved), files: n, bytes, cached, downloaded: progress.done };
+  watch?.finished(result);
+  return result;
 }
 
 async function fetchFile(
@@ -144,6 +173,7 @@ async function fetchFile(
         return { size: done.size, sha256: done.sha256, ...(seenEtag ? { etag: seenEtag } : {}) };
       } catch (error) {
         progress.done -= moved; // a retry starts the file again
+        progress.onChange?.();
         throw error;
       }
     },

@@ -6,7 +6,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { isRemoteUri, type TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import type { StorageContext } from "./client.ts";
-import { fetchArtifact } from "./fetch.ts";
+import { fetchArtifact, type ArtifactWatch } from "./fetch.ts";
 
 export const CACHE_DIR_ENV = "MOKD_CACHE_DIR";
 
@@ -58,13 +58,15 @@ export async function resolveInputs(
   spec: TrainerSpec,
   ctx: StorageContext,
   root: string,
+  watch?: (index: number) => ArtifactWatch,
 ): Promise<TrainerSpec> {
   const local = structuredClone(spec);
-  for (const input of remoteInputs(spec)) {
+  for (const [index, input] of remoteInputs(spec).entries()) {
     const { path } = await fetchArtifact(
       ctx,
       { uri: input.uri, ...(input.sha256 ? { sha256: input.sha256 } : {}) },
       root,
+      watch?.(index),
     );
     if (input.field === "data.path") local.data.path = path;
     else if (input.field === "teacher.model") local.teacher.model = path;

@@ -1,9 +1,9 @@
 // Streaming one object or file to disk: hashed on the way (md5 for a simple ETag, sha256 when asked), written to a
 // `.part` file and renamed only when complete and verified. Memory: the stream's buffers (64 KiB chunks, a few in
 // flight), whatever the size. Progress: a log line every PROGRESS_INTERVAL_MS while bytes move.
-import { createHash, type Hash } from "node:crypto";
-import { createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname } from "node:path";
+import { createHash, randomBytes, type Hash } from "node:crypto";
+import { createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StorageError } from "./errors.ts";
@@ -20,6 +20,8 @@ export const formatBytes = (n: number) =>
 /** Bytes done of one artifact (all its files), reported as it goes. */
 export class TransferProgress {
   done = 0;
+  /** Called after every change of `done` (the fetch initializer's progress document). */
+  onChange: (() => void) | undefined;
   private readonly label: string;
   private readonly total: number | undefined;
   private readonly info: (message: string) => void;
@@ -35,6 +37,7 @@ export class TransferProgress {
 
   add(n: number): void {
     this.done += n;
+    this.onChange?.();
     const t = this.now();
     if (t - this.lastReport >= PROGRESS_INTERVAL_MS) {
       this.lastReport = t;
@@ -81,7 +84,8 @@ export async function streamToFile(
   onBytes: (n: number) => void,
 ): Promise<{ size: number; sha256: string }> {
   mkdirSync(dirname(file), { recursive: true });
-  const part = `${file}.part`;
+  // Unique per writer: two pods filling one shared cache claim never write into each other's file.
+  const part = `${file}.${randomBytes(6).toString("hex")}.part`;
   const md5 = createHash("md5");
   const sha = createHash("sha256");
   let size = 0;
@@ -118,7 +122,22 @@ function verify(uri: string, expected: Expected, got: { size: number; md5: strin
     throw new StorageError("ChecksumMismatch", uri, `sha256 ${got.sha256}, expected ${expected.sha256}`);
 }
 
-/** Drops the `.part` directory entries a crashed download left (called before a fetch reuses a cache dir). */
-export function removePart(file: string): void {
-  rmSync(`${file}.part`, { force: true });
+/** A `.part` file untouched this long belongs to a download that died (a live one writes every moment). */
+export const STALE_PART_MS = 10 * 60_000;
+
+/** Drops the `.part` files of `file` that crashed downloads left (called before a fetch writes it again). */
+export function removePart(file: string, now = Date.now()): void {
+  const prefix = `${basename(file)}.`;
+  let entries: string[];
+  try {
+    entries = readdirSync(dirname(file));
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    if (!entry.startsWith(prefix) || !entry.endsWith(".part")) continue;
+    const path = join(dirname(file), entry);
+    const modified = statSync(path, { throwIfNoEntry: false })?.mtimeMs;
+    if (modified !== undefined && now - modified >= STALE_PART_MS) rmSync(path, { force: true });
+  }
 }

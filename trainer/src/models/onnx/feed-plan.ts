@@ -16,6 +16,8 @@ export interface OnnxTeacherOptions {
   /** A graph value (output or intermediate) whose output is the feature target. */
   featureName?: string;
   inputLayout?: InputLayout | "auto";
+  /** Where a fallback from the CUDA execution provider to the CPU is told (the run's log). */
+  warn?: (message: string) => void;
 }
 
 /** How the graph is fed and read, settled at load. */

@@ -1,4 +1,5 @@
-// ONNX Runtime (onnxruntime-node, CPU) for a frozen teacher, called synchronously. The package's public
+// ONNX Runtime (onnxruntime-node) for a frozen teacher, called synchronously: on the CPU, or with the CUDA
+// execution provider first on the GPU backend (its libraries are in the GPU image only: trainer/Dockerfile). The package's public
 // InferenceSession.run is a Promise around its native binding's run, which is synchronous (the backend only
 // defers it with setImmediate); the trainer's forwards are synchronous (tfjs layers, the student step), so the
 // teacher calls that binding directly. Pinned: onnxruntime-node is an exact version in package.json, and
@@ -42,6 +43,16 @@ export const FLOAT32 = 1;
  */
 export const SESSION_OPTIONS = { extra: { session: { intra_op: { allow_spinning: "0" } } } } as const;
 
+export type ExecutionProvider = "cuda" | "cpu";
+
+/**
+ * The execution providers a teacher session asks for: CUDA first when the trainer runs on the GPU backend
+ * (tfjs-node-gpu), so the teacher's forward runs on the GPU too; the CPU everywhere else.
+ */
+export function teacherExecutionProviders(nativeBackend: string | undefined): ExecutionProvider[] {
+  return nativeBackend === "tensorflow-gpu" ? ["cuda", "cpu"] : ["cpu"];
+}
+
 let native: Binding | undefined;
 
 function bindingModule(): Binding {
@@ -56,10 +67,38 @@ export class SyncOnnxSession {
   readonly outputs: RawValueMetadata[];
   private session: NativeSession | undefined;
 
-  /** Throws ONNX Runtime's own error when the bytes are not a model it can load. */
-  constructor(model: Uint8Array) {
-    const session = new (bindingModule().binding.InferenceSession)();
-    session.loadModel(model.buffer, model.byteOffset, model.byteLength, SESSION_OPTIONS);
+  /** The providers the session was made with (CUDA may have fallen back to the CPU). */
+  readonly executionProviders: ExecutionProvider[];
+
+  /**
+   * Throws ONNX Runtime's own error when the bytes are not a model it can load. With CUDA asked for and not
+   * available (no provider library, no driver, no device), warns naming ONNX Runtime's reason and uses the CPU.
+   */
+  constructor(
+    model: Uint8Array,
+    providers: ExecutionProvider[] = ["cpu"],
+    warn: (message: string) => void = () => {},
+  ) {
+    const load = (executionProviders: ExecutionProvider[]) => {
+      const session = new (bindingModule().binding.InferenceSession)();
+      session.loadModel(model.buffer, model.byteOffset, model.byteLength, {
+        ...SESSION_OPTIONS,
+        executionProviders,
+      });
+      return session;
+    };
+    let session: NativeSession;
+    try {
+      session = load(providers);
+      this.executionProviders = providers;
+    } catch (error) {
+      if (!providers.includes("cuda")) throw error;
+      session = load(["cpu"]); // a model ONNX Runtime cannot load fails here too, with the CPU's error
+      this.executionProviders = ["cpu"];
+      warn(
+        `ONNX Runtime: the CUDA execution provider is unavailable (${(error as Error).message}); the ONNX teacher runs on the CPU`,
+      );
+    }
     this.session = session;
     this.inputs = session.inputMetadata;
     this.outputs = session.outputMetadata;

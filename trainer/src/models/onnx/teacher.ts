@@ -16,7 +16,8 @@ import {
   type OnnxTeacherOptions,
 } from "./feed-plan.ts";
 import { elementCount, type OnnxTypes } from "./proto.ts";
-import { SyncOnnxSession } from "./runtime.ts";
+import { loadedNativeChoice } from "../../backend/native.ts";
+import { SyncOnnxSession, teacherExecutionProviders, type ExecutionProvider } from "./runtime.ts";
 
 export { chooseLayout, type InputLayout, type OnnxFeedPlan, type OnnxTeacherOptions } from "./feed-plan.ts";
 
@@ -141,7 +142,8 @@ export async function loadOnnxTeacher(
 ): Promise<Network> {
   const file = pathOrUrl;
   const { model, bytes, plan } = await onnxTeacherFeed(pathOrUrl, inputShape, options);
-  const session = openSession(bytes, file);
+  const providers = teacherExecutionProviders(loadedNativeChoice());
+  const session = openSession(bytes, file, providers, options.warn);
   const forward = new OnnxForward(session, plan);
   const shape = check(forward, inputShape, file);
   const input = tf.input({ shape: [...inputShape] });
@@ -182,9 +184,14 @@ export async function onnxTeacherFeed(
   return { model, bytes, plan, fileBytes: original.byteLength };
 }
 
-function openSession(bytes: Uint8Array, file: string): SyncOnnxSession {
+function openSession(
+  bytes: Uint8Array,
+  file: string,
+  providers?: ExecutionProvider[],
+  warn?: (message: string) => void,
+): SyncOnnxSession {
   try {
-    return new SyncOnnxSession(bytes);
+    return new SyncOnnxSession(bytes, providers, warn);
   } catch (err) {
     throw new DataError(file, `ONNX Runtime cannot load the model: ${(err as Error).message}`);
   }
