@@ -65,8 +65,8 @@ export function decodeRows(
   into: { logits: Float32Array; features?: Float32Array },
 ): void {
   const { numClasses: c, featureDim: f, start, count } = shape;
-  // A copy: a Buffer's offset in its pool need not be a multiple of 4.
-  const rows = new Float32Array(bytes.slice().buffer, 0, count * (c + f));
+  // A copy (Buffer.slice would be a view): a Buffer's offset in its pool need not be a multiple of 4.
+  const rows = new Float32Array(new Uint8Array(bytes).buffer, 0, count * (c + f));
   for (let i = 0; i < count; i++) {
     const row = rows.subarray(i * (c + f), (i + 1) * (c + f));
     into.logits.set(row.subarray(0, c), (start + i) * c);
