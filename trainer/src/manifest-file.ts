@@ -60,10 +60,11 @@ export function loadManifest(
   const names = checked.map((c) => c.name ?? "");
   const chosen = name === undefined ? checked : checked.filter((c) => c.name === name);
   if (chosen.length !== 1) {
+    const kind = checked.some((c) => c.study) ? "DistillationJob or DistillationStudy" : "DistillationJob";
     const message =
       name === undefined
-        ? `the file holds ${checked.length} objects (${names.join(", ")}): choose one with --job NAME`
-        : `no DistillationJob or DistillationStudy named ${name} in the file (it holds ${names.join(", ")})`;
+        ? `the file holds ${checked.length} ${kind}s (${names.join(", ")}): choose one with --job NAME`
+        : `no ${kind} named ${name} in the file (it holds ${names.join(", ")})`;
     throw new ConfigError([{ field: "--job", message }], path);
   }
   const { study, value } = chosen[0]!;

@@ -168,12 +168,7 @@ export async function runVariantStage(
     inputFields: ["data.path", "student.model"],
     metricLabels: studyLabels(o, variant.name),
     summaryFields: { study },
-    resultFields: (summary) => ({
-      variant: variant.name,
-      teacherSource: study.teacherOutputs,
-      bestValidationAccuracy: Math.round(summary.bestValidationAccuracy * 1e4) / 1e4,
-      ...(summary.epochsToTarget !== undefined ? { epochsToTarget: summary.epochsToTarget } : {}),
-    }),
+    resultFields: () => ({ variant: variant.name, teacherSource: study.teacherOutputs }),
     ...(beforeUpload ? { beforeUpload: (r: RunResult) => beforeUpload(r, config) } : {}),
   });
 }
