@@ -34,7 +34,10 @@ const USAGE = `usage:
   trainer run <job.yaml> [--job NAME] [--fresh] [--output DIR] [--checkpoints DIR]
                          [--backend auto|tensorflow-gpu|tensorflow|wasm|cpu] [--baselines] [--no-progress]
                          [--metrics-port N]    (--fresh: delete the checkpoints of an earlier run first;
-                                                --job: which DistillationJob of a file with several)
+                                                --job: which DistillationJob of a file with several;
+                                                --baselines: run the job as a one-seed study of its weighting,
+                                                classic KD and the student alone; a DistillationStudy file runs
+                                                all its stages)
   trainer train [--config FILE]        (default: $MOKD_CONFIG; also $MOKD_JOB_NAME, $MOKD_JOB_NAMESPACE,
                                         $MOKD_BACKEND, $MOKD_GPUS, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
   trainer fetch [--config FILE]        (download the spec's remote inputs into $MOKD_CACHE_DIR; the init container)
@@ -165,6 +168,11 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
       throw new ConfigError([{ field: "", message: "run needs a manifest: trainer run <job.yaml>" }]);
     const manifest = loadManifest(file, flags.job);
     if (manifest.kind === "study") return await commandRunStudy(manifest.config, flags, log);
+    if (flags.baselines) {
+      // A special case of a study: the job's weighting, classic KD and the student alone, one teacher pass.
+      const { baselinesStudy } = await import("./study/config.ts");
+      return await commandRunStudy(baselinesStudy(manifest.config), flags, log);
+    }
     const config = manifest.config;
     const { output: outputFlag, checkpoints: checkpointsFlag } = flags;
     const outputPath =
@@ -186,7 +194,6 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
         measureEvery: intFlag(flags["measure-every"], "measure-every"),
         // Locally only when asked: /dev/termination-log is a pod's file.
         terminationLog: process.env[TERMINATION_LOG_ENV],
-        baselines: flags.baselines,
         log: progressAware(log, progress),
         hooks: progress,
         stop,
@@ -237,7 +244,7 @@ function finish(result: RunResult, resumedSeconds?: number): void {
     resumedSeconds === undefined
       ? `${total} s`
       : `${resumedSeconds.toFixed(1)} s this run (resumed; ${total} s with the earlier attempts)`;
-  process.stdout.write(`\n${formatTable(resultRows(result.summary, result.baselines))}\n\n`);
+  process.stdout.write(`\n${formatTable(resultRows(result.summary))}\n\n`);
   const { compression } = result.summary;
   if (compression)
     process.stdout.write(`${formatCompressionTable(compressionRows(compression, result.summary))}\n\n`);

@@ -18,7 +18,6 @@ import {
   writeTerminationMessage,
   type RunSummary,
 } from "../telemetry/summary.ts";
-import { trainBaselines, type BaselineResult } from "./baselines.ts";
 import { specFingerprint } from "./fingerprint.ts";
 import { resumableCheckpoint, type StageHooks } from "./stage.ts";
 import type { StopSignal } from "./stop.ts";
@@ -37,7 +36,6 @@ import { checkDestination, uploadDirectory } from "../storage/upload.ts";
 import type { CheckpointOptions } from "./stage.ts";
 
 export type { Logger } from "./telemetry.ts";
-export type { BaselineResult } from "./baselines.ts";
 
 export interface RunOptions {
   config: TrainerConfig;
@@ -54,8 +52,6 @@ export interface RunOptions {
   metricsLingerSeconds?: number;
   /** Where to write the termination message (undefined: do not write one). */
   terminationLog?: string;
-  /** Also train the student alone (CE) and with `sum`, for comparison. */
-  baselines?: boolean;
   measureEvery?: number;
   log: Logger;
   hooks?: StageHooks;
@@ -90,7 +86,6 @@ export interface ProvidedTeacher {
 
 export interface RunResult {
   summary: RunSummary;
-  baselines: BaselineResult[];
   outputPath: string;
 }
 
@@ -168,9 +163,6 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
       log,
     );
     const modelPath = published.tfjsPath ?? published.onnx.path!;
-    const baselines = options.baselines
-      ? await trainBaselines(spec, dataset, teacher, log, options.hooks)
-      : [];
     const job = { name: config.jobName, namespace: config.namespace };
     const summary = buildSummary({
       job,
@@ -206,7 +198,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
     main.network.model.dispose();
     if (provided.dispose) provided.dispose();
     else teacher.network.model.dispose();
-    const result = { summary, baselines, outputPath };
+    const result = { summary, outputPath };
     await options.beforeUpload?.(result);
     // Success is reported only once every output is in the store.
     const outputUri = config.spec.output.uri;

@@ -6,10 +6,12 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import {
+  automaticMethods,
   ConfigError,
   DistillationStudySpec,
   expandVariants,
   STUDY_KIND,
+  type AutomaticMethod,
   type DistillationStudy,
   type StudyVariant,
   type TrainerSpec,
@@ -109,4 +111,23 @@ function fromSpec(template: TrainerConfig, spec: z.output<typeof StudyRunSpec>):
 export function needsTeacherFeatures(config: StudyConfig): boolean {
   const { objectives } = config.template.spec;
   return objectives.feature.enabled && config.variants.some((v) => v.method !== "alone");
+}
+
+/**
+ * `trainer run <job.yaml> --baselines`: the job as a one-seed study of itself (its automatic weighting, when it has
+ * one), classic KD (`sum` with the job's task/distillation weights as one fixed cell) and the student alone, all
+ * through the study's code: one teacher, its outputs shared, the study report.
+ */
+export function baselinesStudy(job: TrainerConfig): StudyConfig {
+  const { strategy, training } = job.spec;
+  const { task, distillation } = strategy.weights;
+  const alpha = task + distillation > 0 ? Number((distillation / (task + distillation)).toFixed(9)) : 0.5;
+  const automatic = (automaticMethods as readonly string[]).includes(strategy.name)
+    ? [strategy.name as AutomaticMethod]
+    : [];
+  return fromSpec(job, {
+    variants: { automatic, fixedAlphas: [alpha], studentAlone: true },
+    seeds: [training.seed],
+    teacherShards: 1,
+  });
 }

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DistillationStudy, Result, StudyLayout } from "../../../../api/v1alpha1/index.ts";
 import { selectBackend } from "../../../../trainer/src/backend/index.ts";
-import { studyFromManifest, type StudyConfig } from "../../../../trainer/src/study/config.ts";
+import { parseConfig } from "../../../../trainer/src/config.ts";
+import { baselinesStudy, studyFromManifest, type StudyConfig } from "../../../../trainer/src/study/config.ts";
 import { runStudyLocally } from "../../../../trainer/src/study/local.ts";
 import { runTeacherStage } from "../../../../trainer/src/study/teacher-pass.ts";
 import { runVariantStage } from "../../../../trainer/src/study/variant.ts";
@@ -143,5 +144,13 @@ describe("a study run locally, every stage in one process", () => {
     expect(three!.length).toBe(one!.length);
     const maxDiff = one!.reduce((m, v, i) => Math.max(m, Math.abs(v - three![i]!)), 0);
     expect(maxDiff).toBeLessThan(1e-5);
+  }, 120_000);
+
+  it("runs a job's --baselines as a one-seed study: its weighting, classic KD, the student alone", async () => {
+    const out = mkdtempSync(join(tmpdir(), "mokd-baselines-"));
+    const config = baselinesStudy(parseConfig(tinyJob(data, out, { epochs: 1 }), "test", {}));
+    expect(config.variants.map((v) => v.name)).toEqual(["alone-s7", "mokd-s7", "kd@0.5-s7"]);
+    const { answer } = await runStudyLocally({ config, backend: "cpu", log: quiet, metricsPort: 0 });
+    expect([answer.succeeded, answer.teacher.trainings]).toEqual([3, 1]);
   }, 120_000);
 });
