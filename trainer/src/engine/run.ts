@@ -254,7 +254,7 @@ function runStorage(config: TrainerConfig, log: Logger, metrics: TrainerMetrics)
   });
 }
 
-function checkpointMirror(
+export function checkpointMirror(
   spec: TrainerSpec,
   storage: StorageContext | undefined,
   checkpointPath: string,
@@ -264,7 +264,7 @@ function checkpointMirror(
 }
 
 /** After each checkpoint: upload it (with a mirror), then show it as the last checkpoint in /progress. */
-function checkpointPublisher(
+export function checkpointPublisher(
   mirror: CheckpointMirror | undefined,
   checkpointPath: string,
   progress: ProgressDocument,

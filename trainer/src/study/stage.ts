@@ -53,6 +53,14 @@ export function stageCheckpointPath(
   return join(checkpointBaseOf(o), studyCheckpointSuffix(stage));
 }
 
+/** The spec with its checkpoints.uri (when set) under the stage's own suffix. */
+export function withCheckpointSuffix(spec: TrainerSpec, suffix: string): TrainerSpec {
+  const uri = spec.output.checkpoints.uri;
+  if (!uri) return spec;
+  const checkpoints = { ...spec.output.checkpoints, uri: `${uri.replace(/\/+$/, "")}/${suffix}` };
+  return { ...spec, output: { ...spec.output, checkpoints } };
+}
+
 /** mokd_study and mokd_variant. */
 export function studyLabels(o: StudyStageOptions, variant: string): Record<string, string> {
   return {

@@ -9,17 +9,20 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   shardRange,
+  studyCheckpointSuffix,
   StudyLayout,
   TeacherShardManifest,
   teacherStageLabel,
   type TeacherStageSummary,
+  type TrainerSpec,
 } from "../../../api/v1alpha1/index.ts";
 import { selectBackend } from "../backend/index.ts";
 import { runWorkload } from "../backend/workload.ts";
 import { loadDataset, type LoadedDataset } from "../data/index.ts";
 import { evaluateAccuracy } from "../engine/evaluate.ts";
 import { specFingerprint } from "../engine/fingerprint.ts";
-import { withImageSize } from "../engine/run.ts";
+import { checkpointMirror, checkpointPublisher, withImageSize } from "../engine/run.ts";
+import type { StorageContext } from "../storage/client.ts";
 import { StoppedError } from "../engine/stop.ts";
 import { TeacherOutputCache } from "../engine/teacher-cache.ts";
 import { loadTeacherAsData, obtainTeacher, type TeacherHandle } from "../engine/teacher.ts";
@@ -37,6 +40,7 @@ import {
   stageCheckpointPath,
   stageStorage,
   studyLabels,
+  withCheckpointSuffix,
   writeResult,
   type StudyStageOptions,
 } from "./stage.ts";
@@ -93,7 +97,7 @@ export async function runTeacherStage(o: StudyStageOptions): Promise<TeacherStag
   const jsonl = new JsonlWriter(join(localDir, `metrics-${shard}.jsonl`));
   try {
     const hooks = telemetryHooks(metrics, progress, jsonl, o.hooks);
-    const teacher = await teacherOf(o, spec, dataset, shard, localDir, hooks);
+    const teacher = await teacherOf(o, spec, dataset, { shard, localDir, hooks, storage, progress });
     const accuracy =
       shard === 0
         ? (teacher.info.accuracy ?? evaluateAccuracy(teacher.network, dataset.test, 256))
@@ -156,22 +160,33 @@ export async function runTeacherStage(o: StudyStageOptions): Promise<TeacherStag
 /** The given teacher (loaded), or the one trained on the spot (resumed from its checkpoints after a restart). */
 async function teacherOf(
   o: StudyStageOptions,
-  spec: StudyStageOptions["config"]["template"]["spec"],
+  spec: TrainerSpec,
   dataset: LoadedDataset,
-  shard: number,
-  localDir: string,
-  hooks: ReturnType<typeof telemetryHooks>,
+  pod: {
+    shard: number;
+    localDir: string;
+    hooks: ReturnType<typeof telemetryHooks>;
+    storage: StorageContext | undefined;
+    progress: ProgressDocument;
+  },
 ): Promise<TeacherHandle> {
+  const { shard, localDir, hooks } = pod;
   if (spec.teacher.model) {
     const source = { ...spec.teacher, model: spec.teacher.model };
     const network = await loadTeacherAsData(source, spec.teacher.featureLayer, dataset, o.log);
     const accuracy = shard === 0 ? evaluateAccuracy(network, dataset.test, 256) : Number.NaN;
     return { network, info: { path: spec.teacher.model, source: "loaded", accuracy }, history: [] };
   }
+  // Its checkpoints go where the template's go, under the shard's own suffix: a preempted pod resumes there.
+  const checkpointPath = stageCheckpointPath(o, { teacherShard: shard });
+  const suffixed = withCheckpointSuffix(spec, studyCheckpointSuffix({ teacherShard: shard }));
+  const mirror = checkpointMirror(suffixed, pod.storage, checkpointPath);
+  await mirror?.restore();
   return obtainTeacher(spec, dataset, {
     outputPath: localDir,
     modelDir: join(outputPathOf(o), StudyLayout.teacherModel),
-    checkpointPath: stageCheckpointPath(o, { teacherShard: shard }),
+    checkpointPath,
+    afterCheckpoint: checkpointPublisher(mirror, checkpointPath, pod.progress),
     hooks,
     ...(o.stop ? { stop: o.stop } : {}),
     log: o.log,

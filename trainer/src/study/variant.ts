@@ -28,6 +28,7 @@ import {
   stageCheckpointPath,
   stageStorage,
   studyLabels,
+  withCheckpointSuffix,
   type StudyStageOptions,
 } from "./stage.ts";
 import { dataFingerprint, readTeacherOutputs, teacherFingerprint } from "./teacher-outputs.ts";
@@ -72,20 +73,17 @@ class NoTeacherOutputs implements TeacherOutputSource {
 
 /** The variant's trainer spec with its own output and checkpoint locations in the study's storage. */
 export function variantSpec(template: TrainerSpec, variant: StudyVariant): TrainerSpec {
-  const spec = variantTrainerSpec(template, variant);
+  const spec = withCheckpointSuffix(
+    variantTrainerSpec(template, variant),
+    studyCheckpointSuffix({ variant: variant.name }),
+  );
   const root = sharedRoot(template);
   const dir = StudyLayout.variantDir(variant.name);
-  const checkpointsUri = template.output.checkpoints.uri;
-  const suffix = studyCheckpointSuffix({ variant: variant.name });
   return {
     ...spec,
     output: {
       ...spec.output,
       uri: root.kind === "s3" ? `${root.uri}/${dir}` : undefined,
-      checkpoints: {
-        ...spec.output.checkpoints,
-        uri: checkpointsUri ? `${checkpointsUri.replace(/\/+$/, "")}/${suffix}` : undefined,
-      },
       // The compression report measures the teacher, which a variant never loads.
       compression: { ...spec.output.compression, enabled: false },
     },

@@ -45,7 +45,11 @@ beforeAll(async () => {
         ...template,
         data: { path: `s3://${BUCKET}/datasets/tiny`, validationSplit: 0.125 },
         storage: { s3: { endpoint: s3.endpoint, forcePathStyle: true } },
-        output: { uri: ROOT, compression: { enabled: false } },
+        output: {
+          uri: ROOT,
+          checkpoints: { uri: `s3://${BUCKET}/checkpoints/tiny` },
+          compression: { enabled: false },
+        },
       },
       variants: { automatic: ["mokd"], fixedAlphas: [0.9], studentAlone: true },
       seeds: [1],
@@ -121,6 +125,11 @@ describe("a study's stages as pods sharing only object storage", () => {
         "studies/tiny/variants/mokd-s1/metrics.jsonl",
       ]),
     );
+
+    // Each pod checkpointed under its own prefix (a preempted pod resumes from there, on any node).
+    const checkpoints = await keys("checkpoints/tiny/");
+    for (const stage of ["teacher-0", "variants/alone-s1", "variants/mokd-s1", "variants/kd@0.9-s1"])
+      expect(checkpoints.some((k) => k.startsWith(`checkpoints/tiny/${stage}/`))).toBe(true);
 
     const report = Result.parse(await pod("report"));
     expect(report.outputUri).toBe(ROOT);
