@@ -9,7 +9,8 @@ export interface TableRow {
 }
 
 export function resultRows(summary: RunSummary): TableRow[] {
-  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+  // A study's student alone has no teacher (its accuracy is NaN).
+  const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : "—");
   const rows: TableRow[] = [
     {
       model: `teacher (${summary.teacher.source})`,

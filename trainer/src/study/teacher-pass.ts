@@ -8,6 +8,8 @@ import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  COMPLETION_INDEX_ENV,
+  ConfigError,
   shardRange,
   studyCheckpointSuffix,
   StudyLayout,
@@ -51,7 +53,12 @@ export async function runTeacherStage(o: StudyStageOptions): Promise<TeacherStag
   const { config, log } = o;
   const shard = o.index;
   if (shard >= config.teacherShards)
-    throw new Error(`teacher shard ${shard} of ${config.teacherShards}: no such completion index`);
+    throw new ConfigError([
+      {
+        field: COMPLETION_INDEX_ENV,
+        message: `${shard} is not a teacher shard of this study (it has ${config.teacherShards})`,
+      },
+    ]);
   const template = config.template.spec;
   const storage = stageStorage(template, log);
   const spec = storage
