@@ -441,6 +441,22 @@ export const Result = z
       .describe(
         "Teacher batch-1 p50 latency / student batch-1 p50 latency, in the student's fastest published runtime.",
       ),
+    bestValidationAccuracy: z
+      .number()
+      .optional()
+      .describe("Best validation top-1 accuracy of the student over its evaluations."),
+    epochsToTarget: z
+      .number()
+      .nullable()
+      .optional()
+      .describe("First epoch whose validation accuracy reached training.targetAccuracy (null: never)."),
+    teacherSource: z
+      .enum(["trained", "loaded", "reused", "shared", "none"])
+      .optional()
+      .describe(
+        "Where the teacher (or its outputs) came from: trained or loaded by this run, reused from a completed pass, the study's shared teacher pass, or none (the student alone).",
+      ),
+    variant: z.string().optional().describe("The study variant this run trained (`<arm>-s<seed>`)."),
   })
   .describe("Final result, from the trainer's termination message.");
 export type Result = z.infer<typeof Result>;

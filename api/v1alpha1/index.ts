@@ -9,3 +9,4 @@ export * from "./termination.ts";
 export * from "./storage.ts";
 export * from "./distillationstudy.ts";
 export * from "./study-analysis.ts";
+export * from "./study-contract.ts";

@@ -43,7 +43,7 @@ function keyedSeries(
 }
 
 export function renderReport(result: RunResult, config: TrainerConfig, jsonlPath: string): string {
-  const { summary, baselines } = result;
+  const { summary } = result;
   const { steps, epochs } = readRecords(jsonlPath);
   const student = steps.filter((r) => r.stage === "student");
   const accuracy: Series[] = [];
@@ -52,10 +52,7 @@ export function renderReport(result: RunResult, config: TrainerConfig, jsonlPath
     accuracy.push({ name: `${stage} validation`, points: e.map((r) => [r.epoch, r.validationAccuracy]) });
     accuracy.push({ name: `${stage} train`, points: e.map((r) => [r.epoch, r.trainAccuracy]), dashed: true });
   }
-  for (const b of baselines) {
-    accuracy.push({ name: `${b.name} val`, points: b.epochs.map((r) => [r.epoch, r.validationAccuracy]) });
-  }
-  const rows = resultRows(summary, baselines)
+  const rows = resultRows(summary)
     .map(
       (r) =>
         `<tr><td>${escapeHtml(r.model)}</td><td>${r.parameters}</td><td>${r.testAccuracy}</td><td>${r.bestEpoch}</td></tr>`,

@@ -1,5 +1,4 @@
-// The final comparison table of `run`: teacher vs student (and baselines).
-import type { BaselineResult } from "../engine/run.ts";
+// The final table of `run`: teacher vs student (a study's comparison is report/study.ts).
 import type { RunSummary } from "../telemetry/run-summary.ts";
 
 export interface TableRow {
@@ -9,8 +8,9 @@ export interface TableRow {
   bestEpoch: string;
 }
 
-export function resultRows(summary: RunSummary, baselines: BaselineResult[]): TableRow[] {
-  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+export function resultRows(summary: RunSummary): TableRow[] {
+  // A study's student alone has no teacher (its accuracy is NaN).
+  const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : "—");
   const rows: TableRow[] = [
     {
       model: `teacher (${summary.teacher.source})`,
@@ -25,14 +25,6 @@ export function resultRows(summary: RunSummary, baselines: BaselineResult[]): Ta
       bestEpoch: String(summary.bestEpoch),
     },
   ];
-  for (const b of baselines) {
-    rows.push({
-      model: `student: ${b.name}`,
-      parameters: String(summary.student.parameters),
-      testAccuracy: pct(b.accuracy),
-      bestEpoch: String(b.bestEpoch),
-    });
-  }
   return rows;
 }
 

@@ -5,7 +5,7 @@
 import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import { storageContext } from "./client.ts";
 import { closeFetchProgress, FetchProgressDocument, serveFetchProgress } from "./fetch-progress.ts";
-import { cacheRoot, remoteInputs, resolveInputs } from "./inputs.ts";
+import { cacheRoot, remoteInputs, resolveInputs, type InputField } from "./inputs.ts";
 
 interface Log {
   info(message: string): void;
@@ -16,9 +16,9 @@ export async function fetchInputs(
   spec: TrainerSpec,
   log: Log,
   root = cacheRoot(),
-  port = spec.metrics.port,
+  options: { port?: number; fields?: readonly InputField[] } = {},
 ): Promise<void> {
-  const inputs = remoteInputs(spec);
+  const inputs = remoteInputs(spec, options.fields);
   if (inputs.length === 0) {
     log.info("fetch: no remote inputs");
     return;
@@ -26,9 +26,12 @@ export async function fetchInputs(
   log.info(`fetch: ${inputs.map((i) => `${i.field} ${i.uri}`).join(", ")} -> ${root}`);
   const ctx = storageContext(spec.storage, { info: (m) => log.info(m), warn: (m) => log.warn(m) });
   const progress = new FetchProgressDocument(inputs);
-  const server = await serveFetchProgress(progress, port, (m) => log.warn(m));
+  const server = await serveFetchProgress(progress, options.port ?? spec.metrics.port, (m) => log.warn(m));
   try {
-    await resolveInputs(spec, ctx, root, (index) => progress.watch(index));
+    await resolveInputs(spec, ctx, root, {
+      watch: (index) => progress.watch(index),
+      ...(options.fields ? { fields: options.fields } : {}),
+    });
   } finally {
     await closeFetchProgress(server);
   }

@@ -67,13 +67,19 @@ export function writeSummary(path: string, summary: RunSummary): void {
 export function terminationResult(summary: RunSummary): Result {
   const round = (x: number) => Math.round(x * 1e4) / 1e4;
   return {
-    teacherAccuracy: round(summary.teacher.accuracy),
+    // Absent for a study's student alone (no teacher); JSON has no NaN.
+    ...(Number.isFinite(summary.teacher.accuracy)
+      ? { teacherAccuracy: round(summary.teacher.accuracy) }
+      : {}),
     studentAccuracy: round(summary.student.accuracy),
     bestEpoch: summary.bestEpoch,
     conflictRate: round(summary.conflictRate),
     strategy: summary.strategy,
     modelPath: summary.student.path,
     durationSeconds: Math.round(summary.durationSeconds * 10) / 10,
+    bestValidationAccuracy: round(summary.bestValidationAccuracy),
+    ...(summary.epochsToTarget !== undefined ? { epochsToTarget: summary.epochsToTarget } : {}),
+    teacherSource: summary.teacher.source,
     ...(summary.exports?.onnx.path ? { onnxModelPath: summary.exports.onnx.path } : {}),
     ...(summary.compression?.sizeRatio ? { sizeRatio: round(summary.compression.sizeRatio) } : {}),
     ...(summary.compression?.speedup ? { speedup: round(summary.compression.speedup.value) } : {}),

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { buildJob } from "../../../../operator/src/builders/job.ts";
 import { CACHE_DIR } from "../../../../operator/src/builders/storage.ts";
-import { distillationJob } from "../fixtures.ts";
+import { distillationJob } from "../../../fixtures/kube-objects.ts";
 
 const remote = (storage: Record<string, unknown> = {}) =>
   distillationJob({ data: { path: "s3://datasets/fashion-mnist/" }, storage });

@@ -17,7 +17,7 @@ import {
   FetchProgressDocument,
   serveFetchProgress,
 } from "../../../../trainer/src/storage/fetch-progress.ts";
-import { containerStatus, distillationJob, job, pod } from "../fixtures.ts";
+import { containerStatus, distillationJob, job, pod } from "../../../fixtures/kube-objects.ts";
 
 const GiB = 2 ** 30;
 const NOW = "2025-01-01T00:05:00.000Z";

@@ -102,19 +102,6 @@ describe("engine: a tiny end-to-end run", () => {
   });
 });
 
-describe("engine: baselines", () => {
-  it("trains the student alone and with `sum` against the same teacher", async () => {
-    const out = mkdtempSync(join(tmpdir(), "mokd-baselines-"));
-    const { baselines, summary } = await runJob(options(out, { baselines: true }, 1));
-    expect(baselines.map((b) => b.name)).toEqual(["CE only (no teacher)", "sum (classic KD)"]);
-    for (const b of baselines) {
-      expect(b.epochs).toHaveLength(1);
-      expect(b.accuracy).toBeGreaterThan(0.25);
-    }
-    expect(summary.strategy).toBe("mokd");
-  });
-});
-
 describe("engine: checkpoints of another spec", () => {
   it("are removed with a warning instead of being resumed", async () => {
     const out = mkdtempSync(join(tmpdir(), "mokd-respec-"));

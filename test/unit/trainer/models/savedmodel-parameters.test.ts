@@ -9,7 +9,7 @@ import { loadedNativePackage } from "../../../../trainer/src/backend/native.ts";
 import { parameterCount } from "../../../../trainer/src/models/build.ts";
 import { loadTeacherOfAnyFormat } from "../../../../trainer/src/models/index.ts";
 import { savedModelParameterCount } from "../../../../trainer/src/models/savedmodel-parameters.ts";
-import { tempDir } from "../data-fixtures.ts";
+import { tempDir } from "../../../fixtures/dataset-files.ts";
 
 const FIXTURES = join(import.meta.dirname, "../../../../trainer/test-fixtures/onnx");
 const SHAPE = [8, 8, 1];

@@ -97,7 +97,7 @@ describe("HTML report: weights beside step shares, conflict beside dominance", (
       source: "test",
       unknownFields: [],
     };
-    const html = renderReport({ summary, baselines: [], outputPath: dir }, config, jsonl);
+    const html = renderReport({ summary, outputPath: dir }, config, jsonl);
     expect(html).toContain("<th>mean strategy weight</th><th>mean step share</th>");
     expect(html).toContain("<td>distillation</td><td>70.0%</td><td>45.0%</td>");
     expect(html).toContain("<td>task:distillation</td><td>0.200</td><td>33.3%</td><td>3.00</td>");

@@ -133,14 +133,14 @@ describe("the fetch progress document", () => {
     });
     const cache = temp("mokd-cache-");
     const lines: string[] = [];
-    await fetchInputs(spec, { info: (m) => lines.push(m), warn: (m) => lines.push(m) }, cache, port);
+    await fetchInputs(spec, { info: (m) => lines.push(m), warn: (m) => lines.push(m) }, cache, { port });
     expect(lines.at(-1)).toMatch(/fetch: done: 2 artifact\(s\), 3 file\(s\), 0 cached, \d+ bytes downloaded/);
     expect(lines.filter((l) => /cannot listen/.test(l))).toEqual([]);
     await expect(listenOn(port)).resolves.toBe(true); // closed: the trainer can listen there
 
     // The retry's pod, mounting the same cache: nothing downloaded.
     const retry: string[] = [];
-    await fetchInputs(spec, { info: (m) => retry.push(m), warn: (m) => retry.push(m) }, cache, 0);
+    await fetchInputs(spec, { info: (m) => retry.push(m), warn: (m) => retry.push(m) }, cache, { port: 0 });
     expect(retry.at(-1)).toMatch(
       /fetch: done: 2 artifact\(s\), 3 file\(s\), 3 cached, 0 bytes downloaded of \d+/,
     );

@@ -160,7 +160,8 @@ describe("termination message", () => {
     expect(Buffer.byteLength(text)).toBeLessThanOrEqual(4096);
     const parsed = JSON.parse(text) as Record<string, unknown>;
     // The storage URIs only with object storage (test/unit/trainer/storage/run.test.ts).
-    const storageOnly = ["outputUri", "checkpointUri"];
+    // Those of a study's variant (test/unit/trainer/study/), and epochsToTarget only with a target accuracy.
+    const storageOnly = ["outputUri", "checkpointUri", "variant", "epochsToTarget"];
     expect(Object.keys(parsed).sort()).toEqual(
       Object.keys(Result.shape)
         .filter((k) => !storageOnly.includes(k))
