@@ -101,8 +101,8 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
   // Remote inputs become local paths (downloaded now, or found in the cache the init container filled).
   const spec = storage
     ? await resolveInputs(config.spec, storage, options.cacheDir ?? cacheRoot(), {
-          ...(options.inputFields ? { fields: options.inputFields } : {}),
-        })
+        ...(options.inputFields ? { fields: options.inputFields } : {}),
+      })
     : config.spec;
   for (const uri of [config.spec.output.uri, config.spec.output.checkpoints.uri])
     if (uri && storage) await checkDestination(storage, uri);

@@ -62,7 +62,9 @@ export async function runTeacherStage(o: StudyStageOptions): Promise<TeacherStag
   const template = config.template.spec;
   const storage = stageStorage(template, log);
   const spec = storage
-    ? await resolveInputs(template, storage, o.cacheDir ?? cacheRoot(), { fields: ["data.path", "teacher.model"] })
+    ? await resolveInputs(template, storage, o.cacheDir ?? cacheRoot(), {
+        fields: ["data.path", "teacher.model"],
+      })
     : template;
   const dataset = await loadDataset(await withImageSize(spec.data, spec));
   const workload = runWorkload(spec, dataset.inputShape, dataset.numClasses);
