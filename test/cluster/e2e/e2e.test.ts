@@ -29,6 +29,7 @@ import {
   installOperator,
   OPERATOR_DEPLOYMENT,
   RELEASE,
+  holdRealNode,
   realNode,
   realNodeNamespace,
   type BuiltImage,
@@ -136,7 +137,10 @@ async function context(): Promise<string> {
 }
 
 describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
+  let releaseNode: (() => void) | undefined;
   beforeAll(async () => {
+    // Shared: a node-loss test stops the node's kubelet only while no other file uses the node.
+    releaseNode = await holdRealNode("shared");
     images = await buildImages(["operator", "trainer-cpu"]);
     await importImages(node!, [images.operator!, images["trainer-cpu"]!]);
     // Restricted Pod Security enforced: the operator's pod, the trainer's and its `fetch` init container pass it.
@@ -170,6 +174,7 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
       await deleteNamespace(namespace);
     }
     await s3?.stop();
+    releaseNode?.();
   });
 
   it("runs the operator as a pod under the chart's ServiceAccount on the real node", async () => {
