@@ -223,6 +223,14 @@ function startOperator(kubeconfig: string, port: number, leaseNamespace: string)
   return child;
 }
 
+/** Set when the operator exits mid-run (it lost its Lease, or crashed): every wait stops at once. */
+let operatorGone: string | undefined;
+
+function abortWaits(): boolean {
+  if (operatorGone) throw new Error(`the operator exited (${operatorGone}); lease lost: ${leaseLost}`);
+  return false;
+}
+
 async function waitUntil(
   what: string,
   fn: () => Promise<boolean> | boolean,
@@ -231,6 +239,7 @@ async function waitUntil(
 ) {
   const deadline = Date.now() + timeoutMs;
   while (
+    !abortWaits() &&
     !(await Promise.resolve()
       .then(fn)
       .catch(() => false))
@@ -451,7 +460,16 @@ async function measure(b: Bed): Promise<Result> {
   const tracker = new ConvergenceTracker();
   const { children, watches } = watchChildren(admin, namespace, tracker);
   let operatorExited: string | undefined;
-  operator.on("exit", (code, signal) => (operatorExited = String(code ?? signal)));
+  let started: number | undefined;
+  let stopping = false;
+  operator.on("exit", (code, signal) => {
+    operatorExited = String(code ?? signal);
+    const at =
+      started === undefined
+        ? "before the burst"
+        : `${((performance.now() - started) / 1000).toFixed(1)} s into the burst`;
+    if (!stopping) operatorGone = `${operatorExited}, ${at}`;
+  });
   try {
     await Promise.all(watches.map((w) => w.start()));
     log(`waiting for the operator (pid ${operator.pid}) to become ready`);
@@ -476,7 +494,7 @@ async function measure(b: Bed): Promise<Result> {
     bedProcesses.set("operator", pid);
     const cpuBefore = cpuSecondsOf(bedProcesses);
     log(`applying ${JOBS} DistillationJobs`);
-    const started = performance.now();
+    started = performance.now();
     const items = Array.from({ length: JOBS }, (_, i) => distillationJob(namespace, i));
     await pool(items, 64, (body) =>
       api.request(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`, { method: "POST", body }),
@@ -548,6 +566,7 @@ async function measure(b: Bed): Promise<Result> {
       idleSeconds: IDLE_SECONDS,
     };
   } finally {
+    stopping = true;
     watches.forEach((w) => w.stop());
     operator.kill("SIGTERM");
     await new Promise((resolve) => setTimeout(resolve, 2000));
