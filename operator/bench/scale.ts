@@ -462,6 +462,7 @@ async function measure(b: Bed): Promise<Result> {
   let operatorExited: string | undefined;
   let started: number | undefined;
   let stopping = false;
+  let progress: NodeJS.Timeout | undefined;
   operator.on("exit", (code, signal) => {
     operatorExited = String(code ?? signal);
     const at =
@@ -500,6 +501,17 @@ async function measure(b: Bed): Promise<Result> {
       api.request(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`, { method: "POST", body }),
     );
     const applySeconds = (performance.now() - started) / 1000;
+    // Every 30 s, how far it got (a run stopped early still leaves its figures in the log).
+    progress = setInterval(() => {
+      const c = tracker.summary(CONVERGENCE_BOUND_SECONDS * 1000);
+      const at = ((performance.now() - started!) / 1000).toFixed(0);
+      log(
+        `${at} s: ${children.list().length} child Jobs; convergence so far p50/p95/max ${fmt(c.p50)}/` +
+          `${fmt(c.p95)}/${fmt(c.max)} s, ${c.overBound} of ${c.jobs} over ${CONVERGENCE_BOUND_SECONDS} s ` +
+          `(${c.neverShown} not shown yet); ${proxy.requests.length - before} requests; ` +
+          `RSS peak ${procStatus(pid, "VmHWM").toFixed(0)} MiB; lease lost: ${leaseLost}; load ${loadavg()[0]!.toFixed(1)}`,
+      );
+    }, 30_000);
     await waitUntil(
       `${JOBS} child Jobs`,
       () => children.list().length >= JOBS,
@@ -533,6 +545,7 @@ async function measure(b: Bed): Promise<Result> {
     const settleSeconds = settled ? (performance.now() - settleStart) / 1000 - 5 : NaN;
     if (!settled)
       log(`the operator did not settle within ${SETTLE_TIMEOUT_SECONDS} s (measuring idle anyway)`);
+    clearInterval(progress);
     const burstRequests = countBy(proxy.requests.slice(before));
     const burstSeconds = (performance.now() - started) / 1000;
     const cpuAfter = cpuSecondsOf(bedProcesses);
@@ -566,6 +579,7 @@ async function measure(b: Bed): Promise<Result> {
       idleSeconds: IDLE_SECONDS,
     };
   } finally {
+    clearInterval(progress);
     stopping = true;
     watches.forEach((w) => w.stop());
     operator.kill("SIGTERM");
