@@ -223,11 +223,17 @@ function startOperator(kubeconfig: string, port: number, leaseNamespace: string)
   return child;
 }
 
+/** The operator's longest event-loop delay seen (its Lease renewals wait behind it too), seconds. */
+let maxEventLoopLagS = 0;
+
 /** Set when the operator exits mid-run (it lost its Lease, or crashed): every wait stops at once. */
 let operatorGone: string | undefined;
 
 function abortWaits(): boolean {
-  if (operatorGone) throw new Error(`the operator exited (${operatorGone}); lease lost: ${leaseLost}`);
+  if (operatorGone) {
+    const lag = `its longest event-loop delay: ${maxEventLoopLagS.toFixed(2)} s`;
+    throw new Error(`the operator exited (${operatorGone}); lease lost: ${leaseLost}; ${lag}`);
+  }
   return false;
 }
 
@@ -262,6 +268,8 @@ interface MemorySample {
   newSpaceMiB: number;
   oldSpaceMiB: number;
   externalMiB: number;
+  /** The longest event-loop delay since the previous scrape (prom-client resets it on each), seconds. */
+  eventLoopLagMaxS: number;
 }
 
 async function sampleMemory(pid: number, port: number): Promise<MemorySample> {
@@ -274,6 +282,7 @@ async function sampleMemory(pid: number, port: number): Promise<MemorySample> {
     newSpaceMiB: value(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)/m),
     oldSpaceMiB: value(/^nodejs_heap_space_size_total_bytes\{space="old"\} (\S+)/m),
     externalMiB: value(/^nodejs_external_memory_bytes (\S+)/m),
+    eventLoopLagMaxS: Number(/^nodejs_eventloop_lag_max_seconds (\S+)/m.exec(text)?.[1] ?? NaN),
   };
 }
 
@@ -285,6 +294,7 @@ function memoryPeakSampler(pid: number, port: number, everyMs = 500) {
     while (running) {
       const sample = await sampleMemory(pid, port).catch(() => undefined);
       if (sample && (!peak || sample.rssMiB > peak.rssMiB)) peak = sample;
+      if (sample && sample.eventLoopLagMaxS > maxEventLoopLagS) maxEventLoopLagS = sample.eventLoopLagMaxS;
       await sleep(everyMs);
     }
   })();
@@ -425,6 +435,7 @@ interface Result {
   jobs: number;
   convergence: ConvergenceSummary;
   leaseLost: boolean;
+  eventLoopLagMaxS: number;
   operatorExited: string | undefined;
   /** CPU seconds each process of the bed (and the operator) used from the burst until settled. */
   cpuSeconds: Map<string, number>;
@@ -509,7 +520,8 @@ async function measure(b: Bed): Promise<Result> {
         `${at} s: ${children.list().length} child Jobs; convergence so far p50/p95/max ${fmt(c.p50)}/` +
           `${fmt(c.p95)}/${fmt(c.max)} s, ${c.overBound} of ${c.jobs} over ${CONVERGENCE_BOUND_SECONDS} s ` +
           `(${c.neverShown} not shown yet); ${proxy.requests.length - before} requests; ` +
-          `RSS peak ${procStatus(pid, "VmHWM").toFixed(0)} MiB; lease lost: ${leaseLost}; load ${loadavg()[0]!.toFixed(1)}`,
+          `RSS peak ${procStatus(pid, "VmHWM").toFixed(0)} MiB; event-loop delay max ${maxEventLoopLagS.toFixed(2)} s; ` +
+          `lease lost: ${leaseLost}; load ${loadavg()[0]!.toFixed(1)}`,
       );
     }, 30_000);
     await waitUntil(
@@ -562,6 +574,7 @@ async function measure(b: Bed): Promise<Result> {
       jobs: JOBS,
       convergence,
       leaseLost,
+      eventLoopLagMaxS: maxEventLoopLagS,
       operatorExited,
       cpuSeconds,
       burstSeconds,
@@ -649,6 +662,11 @@ function report(r: Result): string {
       "Leader Lease lost (operator exited)",
       `${r.leaseLost ? "yes" : "no"} (${r.operatorExited === undefined ? "no" : `exited ${r.operatorExited}`})`,
       "no",
+    ],
+    [
+      "Operator's longest event-loop delay (sampled every 0.5 s; Lease renewals wait behind it)",
+      `${r.eventLoopLagMaxS.toFixed(2)} s`,
+      "< 10 s (renew deadline)",
     ],
     [
       `CPU seconds over the burst (${r.burstSeconds.toFixed(0)} s wall, 2 cores)`,
