@@ -84,7 +84,9 @@ export class Manager {
         watchResource<Obj>({
           kubeConfig,
           path: collection(`/apis/${GROUP}/${VERSION}`, PLURAL, ns),
-          onEvent: (_t, obj) => this.queue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
+          // Low priority: a new job's children (bulk work) and our own status writes echoing back wait behind the
+          // children's changes, whose statuses someone is waiting on (lib/workqueue.ts, priorities).
+          onEvent: (_t, obj) => this.queue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!), "low"),
           onError: onError("DistillationJob"),
           // Who else wrote the status is in managedFields: slimDistillationJob keeps just that of them.
           stripManagedFields: false,

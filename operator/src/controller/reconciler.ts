@@ -36,6 +36,7 @@ import { isControlledBy, NameConflictError } from "./ownership.ts";
 import { refusalMessage } from "./refusal.ts";
 import { wallNow } from "../lib/clock.ts";
 import { StatusWriter } from "./status-writer.ts";
+import { CreatedJobs } from "./expectations.ts";
 import { eventsFor, finishedSeconds } from "./transitions.ts";
 import { MAX_TIMER_MS, ttlDueInMs } from "./ttl.ts";
 
@@ -221,6 +222,8 @@ const objectRef = (dj: { metadata: { name: string; namespace: string; uid: strin
 export class Reconciler {
   private readonly o: ReconcilerOptions;
   private readonly statusWriter: StatusWriter;
+  /** Jobs created but not yet in the cache (expectations.ts). */
+  private readonly createdJobs = new CreatedJobs();
   private readonly phases: readonly ReconcilePhase[] = [
     (s) => this.clearClaims(s),
     (s) => this.applyChildren(s),
@@ -275,7 +278,7 @@ export class Reconciler {
     const foreignFields = foreignStatusFields(raw.metadata, FIELD_MANAGER);
     dj.status = trustedStatus(previous, foreignFields, this.now().toISOString());
     const jobName = this.jobNameOf(dj);
-    const job = this.o.reader.job(namespace, jobName);
+    const job = this.createdJobs.observe(key, jobName, this.o.reader.job(namespace, jobName));
     const configMap = this.o.reader.configMap(namespace, configMapNameFor(name));
     const scope: ReconcileScope = {
       key,
@@ -340,6 +343,7 @@ export class Reconciler {
       await applyConfigMap(this.o.writer, desiredConfigMap(dj), scope.cachedConfigMap);
       const desired = desiredJob(dj, this.o, cachedJob?.spec?.suspend, scope.jobName);
       const job = await applyJob(this.o.writer, desired, cachedJob);
+      if (!cachedJob) this.createdJobs.created(scope.key, job);
       const restart = restartOf(dj, cachedJob, desired);
       scope.observed = { job, pods: this.pods(job), ...(restart ? { restarted: true } : {}) };
       if (restart) this.o.events.record(objectRef(dj), "Warning", "Restarted", restart);
@@ -468,6 +472,7 @@ export class Reconciler {
   private forget(key: string): ReconcileResult {
     this.o.scraper?.untrack(key);
     this.statusWriter.forget(key);
+    this.createdJobs.forget(key);
     return {};
   }
 

@@ -93,6 +93,7 @@ export class StatusWriter {
       written?.uid === dj.metadata.uid &&
       written.basedOn !== undefined &&
       written.basedOn === dj.metadata.resourceVersion;
+    if (written && !behind) this.written.delete(key); // the cache has caught up: no need to keep ours
     return behind && written ? written.status : cached;
   }
 

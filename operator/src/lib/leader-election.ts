@@ -4,9 +4,10 @@
 //   record has not changed for leaseDuration as measured by OUR clock since we first saw that record (so clock
 //   skew between replicas does not matter); write with the read resourceVersion, so of two candidates racing
 //   for one Lease the apiserver accepts exactly one (the other gets 409 Conflict).
-// - renew: every retryPeriod; if no renew succeeded for renewDeadline (< leaseDuration), leadership is lost:
-//   the AbortSignal given to onStartedLeading aborts and onStoppedLeading runs. Since renewDeadline <
-//   leaseDuration, the old leader has stopped before any other replica may consider the Lease expired.
+// - renew: every retryPeriod (first optimistically onto the Lease last seen, as client-go does); if no renew
+//   succeeded for renewDeadline (< leaseDuration), leadership is lost: the AbortSignal given to
+//   onStartedLeading aborts and onStoppedLeading runs. Since renewDeadline < leaseDuration, the old leader has
+//   stopped before any other replica may consider the Lease expired.
 // - release (client-go's ReleaseOnCancel): stop, and if leading write holderIdentity="" with a 1 s duration so
 //   another replica takes over at its next retry instead of waiting out the lease.
 
@@ -149,6 +150,16 @@ export class LeaderElector {
     const timeoutMs = this.isLeader()
       ? Math.max(1, this.#opts.renewDeadlineSeconds * 1000 - (monotonicNow() - this.#lastRenew))
       : this.#opts.renewDeadlineSeconds * 1000;
+    // client-go's fast path: the leader writes onto the Lease it last saw (one request, no read first); on a
+    // conflict or error, the read-then-write below. Under a loaded apiserver this halves a renewal's time.
+    const own = this.#observed;
+    if (this.isLeader() && own?.spec?.holderIdentity === this.#opts.identity) {
+      try {
+        return await this.#write(this.#newSpec(own.spec), own, timeoutMs);
+      } catch (error) {
+        if (!isStatus(error, 409)) this.#opts.onError?.(error);
+      }
+    }
     try {
       const current = await this.#read(timeoutMs);
       if (!current) return await this.#write(this.#newSpec(undefined), undefined, timeoutMs);

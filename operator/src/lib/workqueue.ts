@@ -9,10 +9,20 @@
 // - addRateLimited(key) = addAfter(key, max(per-key exponential backoff, overall token bucket)); the per-key
 //   backoff is base * 2^failures (5 ms .. 1000 s) and is reset by forget(key); the token bucket (10 qps,
 //   burst 100) bounds the overall retry rate, as client-go's BucketRateLimiter does.
+// - Priorities, after controller-runtime's priority queue: add(key, "low") waits behind every "normal" key (a
+//   key added again at "normal" is promoted). The operator adds a DistillationJob's own events (a new job whose
+//   children are to be created: bulk work, several writes each; our status writes echoing back) at "low", and
+//   its children's changes at "normal", so a status someone waits on is not queued behind a burst of creations.
+//   Starvation is bounded: when both wait, every LOW_SHARE-th key handed out is a low one.
 // Deviation: after shutDown() get() returns undefined at once instead of draining waiting keys: a replica
 // that stops leading should hand over quickly, and the next leader relists everything anyway.
 
 import { monotonicNow } from "./clock.ts";
+
+export type Priority = "normal" | "low";
+
+/** One in this many keys handed out is a low-priority one when both kinds wait (bulk work never stops). */
+export const LOW_SHARE = 8;
 
 export interface WorkQueueHooks {
   /** A key was added (called also for adds that dedupe). */
@@ -166,9 +176,14 @@ class ParkedHeap {
 }
 
 export class WorkQueue {
-  readonly #queue = new Fifo();
-  /** Keys that need processing: waiting in #queue, or re-added while being processed. */
-  readonly #dirty = new Set<string>();
+  readonly #queues: Record<Priority, Fifo> = { normal: new Fifo(), low: new Fifo() };
+  /** The priority of each key waiting in #queues (an entry of another priority there is stale). */
+  readonly #queued = new Map<string, Priority>();
+  readonly #waiting: Record<Priority, number> = { normal: 0, low: 0 };
+  /** Normal keys handed out in a row while low ones waited. */
+  #normalStreak = 0;
+  /** Keys that need processing (waiting in #queues, or re-added while being processed), with their priority. */
+  readonly #dirty = new Map<string, Priority>();
   readonly #processing = new Set<string>();
   /** When each dirty key became ready, for the queue-latency hook. */
   readonly #readySince = new Map<string, number>();
@@ -188,14 +203,21 @@ export class WorkQueue {
     this.#hooks = opts.hooks ?? {};
   }
 
-  add(key: string): void {
+  add(key: string, priority: Priority = "normal"): void {
     if (this.#shuttingDown) return;
     this.#hooks.onAdd?.(key);
-    if (this.#dirty.has(key)) return;
-    this.#dirty.add(key);
+    const dirty = this.#dirty.get(key);
+    if (dirty !== undefined) {
+      if (dirty === "low" && priority === "normal") {
+        this.#dirty.set(key, "normal");
+        if (this.#queued.get(key) === "low") this.#push(key, "normal"); // promoted: the low entry goes stale
+      }
+      return;
+    }
+    this.#dirty.set(key, priority);
     this.#readySince.set(key, monotonicNow());
     if (this.#processing.has(key)) return; // queued again by done()
-    this.#enqueue(key);
+    this.#enqueue(key, priority);
   }
 
   addAfter(key: string, ms: number): void {
@@ -238,12 +260,13 @@ export class WorkQueue {
       if (this.#processing.size === 0) this.#drained.splice(0).forEach((resolve) => resolve());
       return;
     }
-    if (this.#dirty.has(key)) this.#enqueue(key);
+    const priority = this.#dirty.get(key);
+    if (priority !== undefined) this.#enqueue(key, priority);
   }
 
   /** Keys ready to be processed (not counting parked or in-flight keys). */
   len(): number {
-    return this.#queue.length;
+    return this.#queued.size;
   }
 
   /** Keys currently handed to workers. */
@@ -261,7 +284,10 @@ export class WorkQueue {
     this.#shuttingDown = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#queue.clear();
+    this.#queues.normal.clear();
+    this.#queues.low.clear();
+    this.#queued.clear();
+    this.#waiting.normal = this.#waiting.low = 0;
     this.#dirty.clear();
     this.#readySince.clear();
     this.#parkedAt.clear();
@@ -276,26 +302,51 @@ export class WorkQueue {
     return new Promise((resolve) => this.#drained.push(resolve));
   }
 
-  #enqueue(key: string): void {
+  #enqueue(key: string, priority: Priority): void {
     const waiter = this.#waiters.shift();
     if (waiter) {
       this.#startProcessing(key);
       waiter(key);
       return;
     }
-    this.#queue.push(key);
-    this.#hooks.onDepth?.(this.#queue.length);
+    this.#push(key, priority);
+    this.#hooks.onDepth?.(this.#queued.size);
+  }
+
+  #push(key: string, priority: Priority): void {
+    const previous = this.#queued.get(key);
+    if (previous !== undefined) this.#waiting[previous]--;
+    this.#queued.set(key, priority);
+    this.#waiting[priority]++;
+    this.#queues[priority].push(key);
+  }
+
+  /** Normal keys first; a low one after LOW_SHARE - 1 normal ones in a row while it waited. */
+  #nextPriority(): Priority | undefined {
+    if (this.#waiting.normal === 0) return this.#waiting.low > 0 ? "low" : undefined;
+    if (this.#waiting.low === 0 || this.#normalStreak < LOW_SHARE - 1) return "normal";
+    return "low";
   }
 
   #take(): string | undefined {
-    const key = this.#queue.shift();
-    if (key === undefined) return undefined;
-    this.#hooks.onDepth?.(this.#queue.length);
-    this.#startProcessing(key);
-    return key;
+    const priority = this.#nextPriority();
+    if (priority === undefined) return undefined;
+    this.#normalStreak = priority === "normal" && this.#waiting.low > 0 ? this.#normalStreak + 1 : 0;
+    for (let key = this.#queues[priority].shift(); key !== undefined; key = this.#queues[priority].shift()) {
+      if (this.#queued.get(key) !== priority) continue; // stale: promoted, or taken from the other queue
+      this.#hooks.onDepth?.(this.#queued.size - 1);
+      this.#startProcessing(key);
+      return key;
+    }
+    return undefined;
   }
 
   #startProcessing(key: string): void {
+    const queued = this.#queued.get(key);
+    if (queued !== undefined) {
+      this.#queued.delete(key);
+      this.#waiting[queued]--;
+    }
     this.#processing.add(key);
     this.#dirty.delete(key);
     const since = this.#readySince.get(key);

@@ -5,19 +5,23 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_NODE } from "../../bed/config.ts";
 import { adminKubeConfig, createTestNamespace, deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
 import { PAUSE_IMAGE, POD_SUBNET } from "../../bed/node.ts";
-import { realNode } from "../e2e/real-node.ts";
+import { holdRealNode, realNode } from "../e2e/real-node.ts";
 
 const node = realNode();
 let ns = "";
 let core: CoreV1Api;
 
 describe.skipIf(!node)("the real node", () => {
+  let releaseNode: (() => void) | undefined;
   beforeAll(async () => {
+    // Shared: a node-loss test stops the node's kubelet only while no other file uses the node.
+    releaseNode = await holdRealNode("shared");
     core = adminKubeConfig().makeApiClient(CoreV1Api);
     ns = await createTestNamespace("bed-real-node");
   });
   afterAll(async () => {
     if (ns) await deleteNamespace(ns);
+    releaseNode?.();
   });
 
   it("is kwok-local-0, Ready, run by the kubelet on containerd at a non-loopback InternalIP", async () => {

@@ -31,6 +31,7 @@ import {
   installOperator,
   OPERATOR_DEPLOYMENT,
   RELEASE,
+  holdRealNode,
   realNode,
   realNodeNamespace,
   type BuiltImage,
@@ -138,7 +139,10 @@ async function context(): Promise<string> {
 }
 
 describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
+  let releaseNode: (() => void) | undefined;
   beforeAll(async () => {
+    // Shared: a node-loss test stops the node's kubelet only while no other file uses the node.
+    releaseNode = await holdRealNode("shared");
     images = await buildImages(["operator", "trainer-cpu"]);
     await importImages(node!, [images.operator!, images["trainer-cpu"]!]);
     // Restricted Pod Security enforced: the operator's pod, the trainer's and its `fetch` init container pass it.
@@ -172,6 +176,7 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
       await deleteNamespace(namespace);
     }
     await s3?.stop();
+    releaseNode?.();
   });
 
   it("runs the operator as a pod under the chart's ServiceAccount on the real node", async () => {

@@ -197,3 +197,27 @@ export async function hostPathClaim(
     },
   };
 }
+
+/** Beside the bed lock: who uses the real node now (shared), or has it to itself (exclusive). */
+const REAL_NODE_LOCK = `${process.env.MOKD_BED_LOCK ?? "/tmp/mokd-bed.lock"}.real-node`;
+
+/**
+ * Holds a flock(1) on the real node until the returned release is called (or this process dies: the holder
+ * reads our stdin). Files whose pods run on the real node hold it shared; a test that stops the node's kubelet
+ * (node loss) holds it exclusive, so no other file's pod is caught on a node that stopped reporting.
+ */
+export function holdRealNode(mode: "shared" | "exclusive", timeoutSeconds = 1800): Promise<() => void> {
+  // prettier-ignore
+  const child = spawn("flock", [
+    `--${mode}`, "--timeout", String(timeoutSeconds), REAL_NODE_LOCK, "sh", "-c", "echo locked; exec cat >/dev/null",
+  ], { stdio: ["pipe", "pipe", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once("data", () => resolve(() => child.stdin.end()));
+    child.once("error", reject);
+    child.once("exit", (code) =>
+      reject(new Error(`flock ${mode} ${REAL_NODE_LOCK} exited ${code} (${stderr.trim() || "timed out"})`)),
+    );
+  });
+}

@@ -19,6 +19,7 @@ import {
   installOperator,
   OPERATOR_DEPLOYMENT,
   RELEASE,
+  holdRealNode,
   realNode,
   realNodeNamespace,
   type BuiltImage,
@@ -149,7 +150,10 @@ async function queues(): Promise<void> {
 }
 
 describe.skipIf(!node)("DistillationJobs under real Kueue", () => {
+  let releaseNode: (() => void) | undefined;
   beforeAll(async () => {
+    // Shared: a node-loss test stops the node's kubelet only while no other file uses the node.
+    releaseNode = await holdRealNode("shared");
     const images = await buildImages(["operator", "trainer-cpu"]);
     trainer = images["trainer-cpu"]!;
     await importImages(node!, [images.operator!, trainer]);
@@ -172,6 +176,7 @@ describe.skipIf(!node)("DistillationJobs under real Kueue", () => {
     }
     await kueue?.stop();
     await s3?.stop();
+    releaseNode?.();
   });
 
   it("holds a job beyond the GPU quota as Suspended/WaitingForAdmission and starts it when the first ends", async () => {

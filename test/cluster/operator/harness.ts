@@ -246,11 +246,16 @@ export interface OperatorFile {
  * One operator (no leader election) in a test namespace of its own for the whole test file, handed to `ready`
  * once it runs; stopped and the namespace deleted after the file, its log printed when a test failed.
  */
-export function operatorForFile(prefix: string, ready: (file: OperatorFile) => void): void {
+export function operatorForFile(
+  prefix: string,
+  ready: (file: OperatorFile) => void,
+  /** How the namespace is made (e.g. realNodeNamespace: every pod on the real node). */
+  createNamespace: (prefix: string) => Promise<string> = createTestNamespace,
+): void {
   let file: OperatorFile | undefined;
   let failed = false;
   beforeAll(async () => {
-    const ns = await createTestNamespace(prefix);
+    const ns = await createNamespace(prefix);
     await ensureCrd();
     const operator = startOperator(await operatorIdentity(ns), ns, ["--no-leader-elect"]);
     const jobs = new Jobs(ns);

@@ -17,6 +17,20 @@ describe("Reconciler", () => {
     expect(c.calls).toEqual({ configMap: 1, job: 1, status: 1, delete: 0 });
   });
 
+  it("does not create its Job again while the cache has not shown the one it created (expectations)", async () => {
+    const c = fakeCluster();
+    await c.reconciler.reconcile("ns/mnist");
+    const created = c.state.job;
+    c.state.job = undefined; // the Job watch lags: e.g. its pod's event came first
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.job).toBe(1);
+    c.state.job = created; // the cache catches up; then it loses the Job (deleted by someone): created again
+    await c.reconciler.reconcile("ns/mnist");
+    c.state.job = undefined;
+    await c.reconciler.reconcile("ns/mnist");
+    expect(c.calls.job).toBe(2);
+  });
+
   it("patches status and records an event when the phase changes", async () => {
     const c = fakeCluster();
     await c.reconciler.reconcile("ns/mnist");

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { RateLimiter, WorkQueue, runWorkers } from "../../../../operator/src/lib/workqueue.ts";
+import { LOW_SHARE, RateLimiter, WorkQueue, runWorkers } from "../../../../operator/src/lib/workqueue.ts";
 
 /** Keys get() would hand out right now, without waiting. */
 async function drainReady(queue: WorkQueue): Promise<string[]> {
@@ -48,6 +48,39 @@ describe("WorkQueue", () => {
     expect(await queue.get()).toBe("a");
     queue.done("a");
     expect(queue.len()).toBe(0);
+  });
+
+  it("hands out normal keys before low ones, and promotes a low key added again at normal", async () => {
+    const queue = new WorkQueue();
+    queue.add("new-1", "low");
+    queue.add("new-2", "low");
+    queue.add("child-changed");
+    queue.add("new-2"); // a child of new-2 changed meanwhile
+    queue.add("child-changed", "low"); // stays normal
+    expect(queue.len()).toBe(3);
+    expect(await drainReady(queue)).toEqual(["child-changed", "new-2", "new-1"]);
+  });
+
+  it("keeps the higher priority of a key re-added while it is processed", async () => {
+    const queue = new WorkQueue();
+    queue.add("a");
+    expect(await queue.get()).toBe("a");
+    queue.add("a", "low");
+    queue.add("a");
+    queue.add("b", "low");
+    queue.done("a");
+    expect(await drainReady(queue)).toEqual(["a", "b"]);
+  });
+
+  it("never starves low keys: one in LOW_SHARE keys handed out is low while both wait", async () => {
+    const queue = new WorkQueue();
+    for (let i = 0; i < 3; i++) queue.add(`low-${i}`, "low");
+    for (let i = 0; i < 2 * LOW_SHARE; i++) queue.add(`normal-${i}`);
+    const order = await drainReady(queue);
+    expect(order.indexOf("low-0")).toBe(LOW_SHARE - 1);
+    expect(order.indexOf("low-1")).toBe(2 * LOW_SHARE - 1);
+    expect(order.slice(-1)).toEqual(["low-2"]);
+    expect(order).toHaveLength(3 + 2 * LOW_SHARE);
   });
 
   it("wakes a waiting get() on add", async () => {
