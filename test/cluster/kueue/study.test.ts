@@ -134,53 +134,49 @@ const study = {
   },
 };
 
-describe("a DistillationStudy of 50 variants under a Kueue quota of 4 GPUs (kwok)", () => {
-  beforeAll(async () => {
-    namespace = await createTestNamespace("study-kueue");
-    await mustKubectl([
-      "label",
-      "namespace",
-      namespace,
-      `${KUEUE_NAMESPACE_LABEL.key}=${KUEUE_NAMESPACE_LABEL.value}`,
-    ]);
-    await ensureCrd();
-    await mustKubectl(["apply", "--server-side", "--force-conflicts", "-f", STUDY_CRD]);
-    await waitCrdEstablished("distillationstudies.distillation.mokd.io");
-    kueue = await Kueue.start();
-    await queues();
-    kubeconfig = await operatorIdentity(namespace);
-    operator = startOperator(kubeconfig, namespace, ["--no-leader-elect"]);
-    await watch<V1Pod>(
-      `/api/v1/namespaces/${namespace}/pods`,
-      "mokd.io/study-stage=variants",
-      (type, pod) => {
-        const name = pod.metadata!.name!;
-        const index = pod.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] ?? "?";
-        pods.set(name, { index, phase: pod.status?.phase ?? "Pending", deleted: type === "DELETED" });
-        maxActive = Math.max(maxActive, active());
-      },
-    );
-    await watch<V1Job>(
-      `/apis/batch/v1/namespaces/${namespace}/jobs`,
-      "mokd.io/study-stage=variants",
-      (_t, job) => {
-        variantJobUids.add(job.metadata!.uid!);
-      },
-    );
-  }, 1_500_000);
-
-  afterAll(async () => {
-    stopWatches.forEach((stop) => stop());
-    await operator?.kill("SIGTERM");
-    if (namespace) {
-      await kubectl(["delete", "distillationstudies,jobs", "--all", "-n", namespace, "--wait=false"]);
-      await deleteNamespace(namespace);
-      await kubectl(["delete", "clusterqueue", `gpus-${namespace}`, "--wait=false"]);
-      await removeIdentity(namespace);
-    }
-    await kueue?.stop();
+beforeAll(async () => {
+  namespace = await createTestNamespace("study-kueue");
+  await mustKubectl([
+    "label",
+    "namespace",
+    namespace,
+    `${KUEUE_NAMESPACE_LABEL.key}=${KUEUE_NAMESPACE_LABEL.value}`,
+  ]);
+  await ensureCrd();
+  await mustKubectl(["apply", "--server-side", "--force-conflicts", "-f", STUDY_CRD]);
+  await waitCrdEstablished("distillationstudies.distillation.mokd.io");
+  kueue = await Kueue.start();
+  await queues();
+  kubeconfig = await operatorIdentity(namespace);
+  operator = startOperator(kubeconfig, namespace, ["--no-leader-elect"]);
+  await watch<V1Pod>(`/api/v1/namespaces/${namespace}/pods`, "mokd.io/study-stage=variants", (type, pod) => {
+    const name = pod.metadata!.name!;
+    const index = pod.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] ?? "?";
+    pods.set(name, { index, phase: pod.status?.phase ?? "Pending", deleted: type === "DELETED" });
+    maxActive = Math.max(maxActive, active());
   });
+  await watch<V1Job>(
+    `/apis/batch/v1/namespaces/${namespace}/jobs`,
+    "mokd.io/study-stage=variants",
+    (_t, job) => {
+      variantJobUids.add(job.metadata!.uid!);
+    },
+  );
+}, 1_500_000);
 
+afterAll(async () => {
+  stopWatches.forEach((stop) => stop());
+  await operator?.kill("SIGTERM");
+  if (namespace) {
+    await kubectl(["delete", "distillationstudies,jobs", "--all", "-n", namespace, "--wait=false"]);
+    await deleteNamespace(namespace);
+    await kubectl(["delete", "clusterqueue", `gpus-${namespace}`, "--wait=false"]);
+    await removeIdentity(namespace);
+  }
+  await kueue?.stop();
+});
+
+describe("a DistillationStudy of 50 variants under a Kueue quota of 4 GPUs (kwok)", () => {
   it("admits at most 4 variant pods at once, survives an operator restart, isolates the failing variant", async () => {
     const started = Date.now();
     await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(study));
@@ -245,6 +241,112 @@ describe("a DistillationStudy of 50 variants under a Kueue quota of 4 GPUs (kwok
     ]);
     expect(events).toContain("alone-s8");
   }, 600_000);
+});
+
+/** [what, spec (over a valid base), where it is refused, the text the refusal or status must name]. */
+const BAD_STUDIES: [string, Record<string, unknown>, "apiserver" | "status", RegExp][] = [
+  ["duplicate seeds", { seeds: [1, 1] }, "apiserver", /seeds must be unique/],
+  ["no shared storage", { template: {} }, "apiserver", /template\.output\.uri.*ReadWriteMany/],
+  [
+    "no variant",
+    { variants: { automatic: [], fixedAlphas: [], studentAlone: false } },
+    "apiserver",
+    /at least one variant/,
+  ],
+  [
+    "distillation disabled",
+    { template: { output: { uri: "s3://mokd-study/x" }, objectives: { distillation: { enabled: false } } } },
+    "apiserver",
+    /distillation\.enabled must be true/,
+  ],
+  [
+    "sharded teacher trained on the spot",
+    { teacherShards: 2 },
+    "apiserver",
+    /teacherShards > 1 needs a given teacher/,
+  ],
+  ["an alpha above 1", { variants: { fixedAlphas: [1.5] } }, "apiserver", /fixedAlphas/],
+  ["parallelism 0", { parallelism: 0 }, "apiserver", /parallelism/],
+  [
+    "a cpu request that is no quantity",
+    {
+      template: {
+        output: { uri: "s3://mokd-study/x" },
+        runtime: { gpus: 0, resources: { requests: { cpu: "lots" } } },
+      },
+    },
+    "status",
+    /InvalidSpec: spec\.template\.runtime\.resources\.requests\.cpu/,
+  ],
+];
+
+describe("bad DistillationStudy specs end as apiserver refusals or statuses", () => {
+  const base = {
+    seeds: [1],
+    variants: { fixedAlphas: [0.5] },
+    template: { output: { uri: "s3://mokd-study/x" } },
+  };
+  it.each(BAD_STUDIES)("%s", async (what, spec, where, names) => {
+    const name = `bad-${what.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}`.slice(0, 40).replace(/-+$/, "");
+    const body = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationStudy",
+      metadata: { name },
+      spec: { ...base, ...spec },
+    };
+    const r = await kubectl(["apply", "-n", namespace, "-f", "-"], { input: JSON.stringify(body) });
+    if (where === "apiserver") {
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(names);
+      return;
+    }
+    expect(r.code, r.stderr).toBe(0);
+    const s = await until(
+      `${name} Failed`,
+      async () => {
+        const got = await kubectl(["get", "distillationstudy", name, "-n", namespace, "-o", "json"]);
+        const st = (JSON.parse(got.stdout) as { status?: DistillationStudyStatus }).status;
+        return st?.phase === "Failed" && st;
+      },
+      60_000,
+    );
+    const failed = s.conditions?.find((c) => c.type === "Failed");
+    expect(`${failed?.reason}: ${failed?.message}`).toMatch(names);
+  });
+
+  it("a Job of a study's child name held by someone else: Failed/NameConflict, the Job untouched", async () => {
+    const foreign = {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "taken-teacher" },
+      spec: {
+        suspend: true,
+        template: { spec: { restartPolicy: "Never", containers: [{ name: "x", image: "busybox" }] } },
+      },
+    };
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(foreign));
+    const body = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationStudy",
+      metadata: { name: "taken" },
+      spec: base,
+    };
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(body));
+    const s = await until(
+      "taken Failed",
+      async () => {
+        const got = await kubectl(["get", "distillationstudy", "taken", "-n", namespace, "-o", "json"]);
+        const st = (JSON.parse(got.stdout) as { status?: DistillationStudyStatus }).status;
+        return st?.phase === "Failed" && st;
+      },
+      60_000,
+    );
+    expect(s.conditions?.find((c) => c.type === "Failed")).toMatchObject({ reason: "NameConflict" });
+    const job = JSON.parse(
+      await mustKubectl(["get", "job", "taken-teacher", "-n", namespace, "-o", "json"]),
+    ) as V1Job;
+    expect(job.metadata?.ownerReferences ?? []).toEqual([]);
+  });
 });
 
 interface WorkloadLike {
