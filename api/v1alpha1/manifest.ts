@@ -5,8 +5,15 @@
 // mounted by an operator, possibly older or newer than the trainer) stays lenient (trainer/src/config.ts).
 import { parseAllDocuments } from "yaml";
 import { API_VERSION, DistillationJob, KIND } from "./distillationjob.ts";
+import { DistillationStudy, STUDY_KIND } from "./distillationstudy.ts";
 import { isDns1123Subdomain, isLabelValue, isQualifiedName, LABEL_VALUE_MAX } from "./k8s-formats.ts";
-import { ConfigError, parseDistillationJob, unknownFieldsOf, type FieldError } from "./parse.ts";
+import {
+  ConfigError,
+  parseDistillationJob,
+  parseDistillationStudy,
+  unknownFieldsOf,
+  type FieldError,
+} from "./parse.ts";
 import { TRAINER_SPEC_FIELDS } from "./trainer-spec.ts";
 
 /** metav1.ObjectMeta's fields: anything else under metadata is refused by the apiserver's strict decoding. */
@@ -38,12 +45,16 @@ export interface ManifestObject {
   value: unknown;
 }
 
-/** The result of checking one object: the parsed job when it is valid, else every error. */
+/** The result of checking one object: the parsed job (or study) when it is valid, else every error. */
 export interface CheckedManifest extends ManifestObject {
   name?: string;
   job?: DistillationJob;
+  study?: DistillationStudy;
   errors: FieldError[];
 }
+
+/** The kinds a manifest file may hold: a DistillationJob, or a DistillationStudy (one teacher, many students). */
+const MANIFEST_KINDS = [KIND, STUDY_KIND] as const;
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
@@ -83,11 +94,11 @@ export function checkManifestFile(text: string, source?: string): CheckedManifes
   return readManifestObjects(text, source).map((o) => ({ ...o, ...checkManifest(o.value, o.prefix) }));
 }
 
-/** Checks one object as the apiserver would admit a DistillationJob, reporting every error in one pass. */
+/** Checks one object as the apiserver would admit it (either kind), reporting every error in one pass. */
 export function checkManifest(
   value: unknown,
   prefix: string[] = [],
-): { name?: string; job?: DistillationJob; errors: FieldError[] } {
+): { name?: string; job?: DistillationJob; study?: DistillationStudy; errors: FieldError[] } {
   const at = (field: string) => [...prefix, field].filter(Boolean).join(".");
   if (!isRecord(value))
     return {
@@ -97,10 +108,11 @@ export function checkManifest(
   const named = typeof name === "string" ? { name } : {};
   const identity = identityErrors(value);
   if (identity.length > 0) return { ...named, errors: identity.map((e) => ({ ...e, field: at(e.field) })) };
+  const isStudy = value.kind === STUDY_KIND;
   const errors = [...unknownFieldErrors(value), ...metadataErrors(value), ...specPresence(value)];
-  let job: DistillationJob | undefined;
+  let parsed: { job: DistillationJob } | { study: DistillationStudy } | undefined;
   try {
-    job = parseDistillationJob(value);
+    parsed = isStudy ? { study: parseDistillationStudy(value) } : { job: parseDistillationJob(value) };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     errors.push(...error.errors);
@@ -108,7 +120,7 @@ export function checkManifest(
   const unique = [...new Map(errors.map((e) => [`${e.field}\0${e.message}`, e])).values()];
   return {
     ...named,
-    ...(unique.length === 0 && job ? { job } : {}),
+    ...(unique.length === 0 && parsed ? parsed : {}),
     errors: unique.map((e) => ({ ...e, field: at(e.field) })),
   };
 }
@@ -122,10 +134,10 @@ function identityErrors(value: Record<string, unknown>): FieldError[] {
     ? " (this looks like a bare spec: put it under `spec:` of a DistillationJob)"
     : "";
   const errors: FieldError[] = [];
-  if (kind !== KIND)
+  if (!(MANIFEST_KINDS as readonly unknown[]).includes(kind))
     errors.push({
       field: "kind",
-      message: `expected ${KIND}, ${kind === undefined ? "missing" : `got ${JSON.stringify(kind)}`}${hint}`,
+      message: `expected ${MANIFEST_KINDS.join(" or ")}, ${kind === undefined ? "missing" : `got ${JSON.stringify(kind)}`}${hint}`,
     });
   if (apiVersion !== API_VERSION)
     errors.push({
@@ -143,7 +155,8 @@ function unknownFieldErrors(value: Record<string, unknown>): FieldError[] {
   const meta = Object.keys(metadata)
     .filter((k) => !(OBJECT_META_FIELDS as readonly string[]).includes(k))
     .map((k) => ({ field: `metadata.${k}`, known: [...OBJECT_META_FIELDS] }));
-  const spec = unknownFieldsOf(DistillationJob.shape.spec, value.spec, ["spec"]);
+  const specSchema = value.kind === STUDY_KIND ? DistillationStudy.shape.spec : DistillationJob.shape.spec;
+  const spec = unknownFieldsOf(specSchema, value.spec, ["spec"]);
   return [...root, ...meta, ...spec].map(({ field, known }) => ({
     field,
     message: unknownFieldMessage(field, known),

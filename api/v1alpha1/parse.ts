@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { DistillationJob, DistillationJobSpec } from "./distillationjob.ts";
 import { TrainerSpec } from "./trainer-spec.ts";
+import { DistillationStudy } from "./distillationstudy.ts";
 
 export interface FieldError {
   /** Dotted path from the root of what was parsed, e.g. `spec.training.epochs`. */
@@ -43,6 +44,11 @@ function parseWith<S extends z.ZodType>(
 /** Parses a whole manifest (apiVersion, kind, metadata, spec), applying every default. */
 export function parseDistillationJob(value: unknown, source?: string): DistillationJob {
   return parseWith(DistillationJob, value, [], source);
+}
+
+/** Parses a whole DistillationStudy manifest, applying every default. */
+export function parseDistillationStudy(value: unknown, source?: string): DistillationStudy {
+  return parseWith(DistillationStudy, value, [], source);
 }
 
 /** Parses a DistillationJob spec alone, applying every default. */

@@ -6,6 +6,9 @@
 //   fetch            the pod's init container: download the spec's s3:// and http(s) inputs into $MOKD_CACHE_DIR
 //                    (verified), where `train` then finds them
 //   gpu-check        the backend, the device TensorFlow places ops on and a samples/s figure (docs/gpu.md)
+//   study teacher|variant|report
+//                    a DistillationStudy pod's stage (api/v1alpha1/study-contract.ts): config from $MOKD_CONFIG,
+//                    shard or variant from $JOB_COMPLETION_INDEX; `run` on a study manifest runs them all locally
 // Exit codes (api/v1alpha1/exit-codes.ts): 0 success, 1 internal error, 2 bad config, 3 bad data (dataset or
 // teacher model), 4-7 object storage (access denied, not found, checksum mismatch, quota), 143 stopped by SIGTERM
 // after writing a checkpoint.
@@ -16,7 +19,8 @@ import winston from "winston";
 import { ConfigError, EXIT_CODE_REASONS, ExitCode } from "../../api/v1alpha1/index.ts";
 import type { BackendPreference } from "./backend/index.ts";
 import { configPath, loadConfig, type TrainerConfig } from "./config.ts";
-import { checkFile, errorsOf, loadJobManifest } from "./manifest-file.ts";
+import { checkFile, errorsOf, loadManifest } from "./manifest-file.ts";
+import type { StudyConfig } from "./study/config.ts";
 import { DataError } from "./data/errors.ts";
 import type { Logger, RunOptions, RunResult } from "./engine/run.ts";
 import { StopSignal, StoppedError } from "./engine/stop.ts";
@@ -35,6 +39,9 @@ const USAGE = `usage:
                                         $MOKD_BACKEND, $MOKD_GPUS, $MOKD_TERMINATION_LOG, $MOKD_METRICS_LINGER_SECONDS)
   trainer fetch [--config FILE]        (download the spec's remote inputs into $MOKD_CACHE_DIR; the init container)
   trainer validate <job.yaml>
+  trainer study teacher|variant|report [--config FILE] [--index N]
+                                       (a DistillationStudy pod: index from $JOB_COMPLETION_INDEX; also $MOKD_STUDY)
+  trainer fetch --study-stage teacher|variant|report [--config FILE]
   trainer gpu-check [--backend B] [--seconds 10] [--batch 128] [--require-gpu]
                                        (backend, TensorFlow's op placement, samples/s; docs/gpu.md)
 exit codes: 0 success, 1 internal error, 2 bad config, 3 bad data, 4 storage access denied, 5 storage not found,
@@ -52,6 +59,8 @@ const OPTIONS = {
   config: { type: "string" },
   job: { type: "string" },
   fresh: { type: "boolean", default: false },
+  "study-stage": { type: "string" },
+  index: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -154,7 +163,9 @@ async function commandRun(file: string | undefined, flags: Flags): Promise<numbe
   try {
     if (!file)
       throw new ConfigError([{ field: "", message: "run needs a manifest: trainer run <job.yaml>" }]);
-    const config = loadJobManifest(file, flags.job);
+    const manifest = loadManifest(file, flags.job);
+    if (manifest.kind === "study") return await commandRunStudy(manifest.config, flags, log);
+    const config = manifest.config;
     const { output: outputFlag, checkpoints: checkpointsFlag } = flags;
     const outputPath =
       outputFlag ?? localPath(config.spec.output.path, DEFAULT_OUTPUT, join("out", config.jobName));
@@ -269,8 +280,16 @@ async function commandTrain(flags: Flags): Promise<number> {
 async function commandFetch(flags: Flags): Promise<number> {
   const log = jsonLogger();
   try {
-    const config = loadConfig(configPath(flags.config));
     const { fetchInputs } = await import("./storage/command.ts");
+    const stage = flags["study-stage"];
+    if (stage !== undefined) {
+      const { loadStudyConfig } = await import("./study/config.ts");
+      const { studyInputFields } = await import("./study/command.ts");
+      const study = loadStudyConfig(configPath(flags.config));
+      await fetchInputs(study.template.spec, log, undefined, studyInputFields(stage));
+      return ExitCode.Success;
+    }
+    const config = loadConfig(configPath(flags.config));
     await fetchInputs(config.spec, log);
     return ExitCode.Success;
   } catch (error) {
@@ -279,25 +298,28 @@ async function commandFetch(flags: Flags): Promise<number> {
 }
 
 /** Checks every object of the file as the apiserver would; exit 2 naming every bad field of every one. */
-function commandValidate(file: string | undefined): number {
+async function commandValidate(file: string | undefined): Promise<number> {
   try {
     if (!file)
       throw new ConfigError([{ field: "", message: "validate needs a file: trainer validate <job.yaml>" }]);
     const checked = checkFile(file);
     const error = errorsOf(file, checked);
     if (error) throw error;
-    for (const { where, job } of checked) {
-      const s = job!.spec;
+    for (const { where, job, study } of checked) {
       const at = checked.length > 1 ? ` ${where}` : "";
+      if (study) {
+        const { studyLine } = await import("./study/command.ts");
+        process.stdout.write(`${file}${at}: valid (${studyLine(study)})\n`);
+        continue;
+      }
+      const s = job!.spec;
       process.stdout.write(
         `${file}${at}: valid (job ${job!.metadata.namespace ?? "default"}/${job!.metadata.name}: ` +
           `${s.student.architecture} student, strategy ${s.strategy.name}, ${s.training.epochs} epochs)\n`,
       );
     }
     if (checked.length > 1)
-      process.stdout.write(
-        `${checked.length} DistillationJobs; \`trainer run\` needs --job NAME to pick one\n`,
-      );
+      process.stdout.write(`${checked.length} objects; \`trainer run\` needs --job NAME to pick one\n`);
     return ExitCode.Success;
   } catch (error) {
     if (error instanceof ConfigError) {
@@ -306,6 +328,68 @@ function commandValidate(file: string | undefined): number {
     }
     throw error;
   }
+}
+
+/** A study pod's stage: `trainer study teacher|variant|report`. */
+async function commandStudy(stage: string | undefined, flags: Flags): Promise<number> {
+  const log = jsonLogger();
+  try {
+    const { runStudyStage } = await import("./study/command.ts");
+    const backend = await backendFlag(flags.backend);
+    await withStop((stop) =>
+      runStudyStage(stage, {
+        configFile: configPath(flags.config),
+        index: flags.index,
+        backend,
+        expectGpus: intFlag(process.env.MOKD_GPUS, "MOKD_GPUS"),
+        metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
+        metricsLingerSeconds: intFlag(process.env.MOKD_METRICS_LINGER_SECONDS, "MOKD_METRICS_LINGER_SECONDS"),
+        terminationLog: terminationLogPath(),
+        log,
+        stop,
+        variantReport: (r, config) => writeReport(r, config).then(() => undefined),
+      }),
+    );
+    return ExitCode.Success;
+  } catch (error) {
+    return fail(error, log, terminationLogPath());
+  }
+}
+
+/** `trainer run <study.yaml>`: every stage of the study in this process, then its comparison table. */
+async function commandRunStudy(config: StudyConfig, flags: Flags, log: winston.Logger): Promise<number> {
+  const { runStudyLocally } = await import("./study/local.ts");
+  const { formatStudyTable } = await import("./report/study.ts");
+  const spec = config.template.spec;
+  const outputPath =
+    flags.output ?? localPath(spec.output.path, DEFAULT_OUTPUT, join("out", config.template.jobName));
+  const checkpointPath =
+    flags.checkpoints ??
+    localPath(spec.output.checkpointPath, DEFAULT_CHECKPOINTS, join(outputPath, "checkpoints"));
+  const progress = flags.progress && !flags["no-progress"] ? new Progress() : undefined;
+  const backend = await backendFlag(flags.backend);
+  const { answer, exitCode } = await withStop((stop) =>
+    runStudyLocally({
+      config,
+      outputPath,
+      checkpointPath,
+      backend,
+      metricsPort: intFlag(flags["metrics-port"], "metrics-port"),
+      log: progressAware(log, progress),
+      hooks: progress,
+      stop,
+      fresh: flags.fresh,
+      variantReport: (r, c) => writeReport(r, c).then(() => undefined),
+      failed: (variant, error) => {
+        progress?.clear();
+        log.error(`variant ${variant} failed:`);
+        return exitCodeFor(error, log);
+      },
+    }),
+  );
+  progress?.clear();
+  process.stdout.write(`\n${formatStudyTable(answer)}\n\nreport: ${join(outputPath, "report.html")}\n`);
+  return exitCode;
 }
 
 async function withStop<T>(body: (stop: StopSignal) => Promise<T>): Promise<T> {
@@ -351,6 +435,8 @@ export async function main(argv: string[]): Promise<number> {
       return commandFetch(parsed.values);
     case "validate":
       return commandValidate(file);
+    case "study":
+      return commandStudy(file, parsed.values);
     default:
       process.stderr.write(`unknown command ${command}\n${USAGE}\n`);
       return ExitCode.BadConfig;

@@ -25,6 +25,8 @@ export interface BatchOptions {
   augment: boolean;
   /** Skip this many batches first (resume mid-epoch). */
   skipBatches?: number;
+  /** Only the samples at positions [start, start + count) of the unshuffled split (a teacher pass's shard). */
+  range?: { start: number; count: number };
 }
 
 export interface Split {
@@ -36,6 +38,8 @@ export interface Split {
   readonly augments: boolean;
   /** Lazily produces batches; memory stays bounded by one batch of tensors. */
   batches(options: BatchOptions): Iterable<Batch>;
+  /** sha256 of the split's samples in order (labels and pixels): what a shared teacher pass was computed on. */
+  digest?(): string;
 }
 
 export interface Dataset {

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { checkManifestFile, ConfigError, type CheckedManifest } from "../../api/v1alpha1/index.ts";
 import { parseConfig, type TrainerConfig } from "./config.ts";
+import { studyFromManifest, type StudyConfig } from "./study/config.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -38,6 +39,21 @@ export function loadJobManifest(
   name: string | undefined,
   env: Env = process.env,
 ): TrainerConfig {
+  const chosen = loadManifest(path, name, env);
+  if (chosen.kind === "study")
+    throw new ConfigError(
+      [{ field: "kind", message: "a DistillationStudy: run it with `trainer run` (it runs every stage)" }],
+      path,
+    );
+  return chosen.config;
+}
+
+/** What `trainer run` runs: the file's only object (or the one named `name`), a job or a study. */
+export function loadManifest(
+  path: string,
+  name: string | undefined,
+  env: Env = process.env,
+): { kind: "job"; config: TrainerConfig } | { kind: "study"; config: StudyConfig } {
   const checked = checkFile(path);
   const error = errorsOf(path, checked);
   if (error) throw error;
@@ -46,9 +62,11 @@ export function loadJobManifest(
   if (chosen.length !== 1) {
     const message =
       name === undefined
-        ? `the file holds ${checked.length} DistillationJobs (${names.join(", ")}): choose one with --job NAME`
-        : `no DistillationJob named ${name} in the file (it holds ${names.join(", ")})`;
+        ? `the file holds ${checked.length} objects (${names.join(", ")}): choose one with --job NAME`
+        : `no DistillationJob or DistillationStudy named ${name} in the file (it holds ${names.join(", ")})`;
     throw new ConfigError([{ field: "--job", message }], path);
   }
-  return parseConfig(chosen[0]!.value, path, env);
+  const { study, value } = chosen[0]!;
+  if (study) return { kind: "study", config: studyFromManifest(study, path, env) };
+  return { kind: "job", config: parseConfig(value, path, env) };
 }

@@ -1,5 +1,6 @@
 // loadDataset: reads a dataset from disk, splits it (seeded), and serves lazily built, normalised batches.
 // Images stay uint8 in memory; each batch's float tensor is built on demand, so memory is bounded by one batch.
+import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { ConfigError, type DataSpec } from "../../../api/v1alpha1/index.ts";
@@ -64,7 +65,10 @@ class ArraySplit implements Split {
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new RangeError(`batchSize must be >= 1: ${batchSize}`);
     // Positions in the split; the shuffle permutes them exactly as it permuted the raw indices before.
-    const order = options.shuffle ? this.shuffled(options.seed, options.epoch) : range(this.size);
+    const all = options.shuffle ? this.shuffled(options.seed, options.epoch) : range(this.size);
+    const order = options.range
+      ? all.slice(options.range.start, options.range.start + options.range.count)
+      : all;
     const count = Math.ceil(order.length / batchSize);
     const augmenting = options.augment && this.augments;
     for (let b = options.skipBatches ?? 0; b < count; b++) {
@@ -74,6 +78,21 @@ class ArraySplit implements Split {
         : null;
       yield this.assemble(order.slice(b * batchSize, Math.min(order.length, (b + 1) * batchSize)), random);
     }
+  }
+
+  /** Labels and pixels of every sample in split order (a lazily read split: its labels and file order only). */
+  digest(): string {
+    const hash = createHash("sha256");
+    const { height, width, channels } = this.geometry;
+    const pixels = height * width * channels;
+    hash.update(`${this.size}:${height}x${width}x${channels}:`);
+    for (const src of this.indices) {
+      hash.update(this.labels.subarray(src, src + 1));
+      if (!this.decode) hash.update(this.images.subarray(src * pixels, (src + 1) * pixels));
+    }
+    if (this.decode)
+      hash.update(Buffer.from(this.indices.buffer, this.indices.byteOffset, this.indices.byteLength));
+    return hash.digest("hex");
   }
 
   private shuffled(seed: number, epoch: number): Int32Array {

@@ -4,7 +4,7 @@
 import { join, relative, resolve } from "node:path";
 import { checkGpu, selectBackend, type BackendPreference } from "../backend/index.ts";
 import { runWorkload } from "../backend/workload.ts";
-import type { DataSpec, TrainerSpec } from "../../../api/v1alpha1/index.ts";
+import type { DataSpec, Result, TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import type { TrainerConfig } from "../config.ts";
 import { loadDataset } from "../data/index.ts";
 import { modelInputShape } from "../models/index.ts";
@@ -27,11 +27,12 @@ import type { StudentState } from "./student-stage.ts";
 import { measureCompression } from "./compression.ts";
 import { publishStudent } from "./publish.ts";
 import { buildSummary } from "./summary.ts";
-import { obtainTeacher } from "./teacher.ts";
+import { obtainTeacher, type TeacherHandle } from "./teacher.ts";
+import type { TeacherOutputSource } from "./teacher-cache.ts";
 import { closeServer, serveMetrics, telemetryHooks, type Logger } from "./telemetry.ts";
 import { storageContext, type StorageContext } from "../storage/client.ts";
 import { CheckpointMirror } from "../storage/checkpoints.ts";
-import { cacheRoot, resolveInputs, usesRemoteStorage } from "../storage/inputs.ts";
+import { cacheRoot, resolveInputs, usesRemoteStorage, type InputField } from "../storage/inputs.ts";
 import { checkDestination, uploadDirectory } from "../storage/upload.ts";
 import type { CheckpointOptions } from "./stage.ts";
 
@@ -65,6 +66,26 @@ export interface RunOptions {
   beforeUpload?: (result: RunResult) => Promise<void>;
   /** Cache directory of fetched inputs (default $MOKD_CACHE_DIR, else ~/.cache/mokd-storage). */
   cacheDir?: string;
+  /**
+   * Where the teacher comes from (default: obtainTeacher, loaded or trained here). A study variant passes its
+   * shared teacher pass: outputs read from storage, and no teacher network at all.
+   */
+  teacher?: (ctx: { spec: TrainerSpec; dataset: LoadedDataset; log: Logger }) => Promise<ProvidedTeacher>;
+  /** Remote inputs to fetch (default: every one of the spec's). */
+  inputFields?: readonly InputField[];
+  /** Labels added to every metric (a study pod's mokd_study and mokd_variant). */
+  metricLabels?: Record<string, string>;
+  /** Fields added to summary.json (a study variant's `study`) and to the termination message. */
+  summaryFields?: Record<string, unknown>;
+  resultFields?: (summary: RunSummary) => Partial<Result>;
+}
+
+/** A teacher the caller provides: its handle, and where the student's steps read its outputs. */
+export interface ProvidedTeacher {
+  handle: TeacherHandle;
+  outputs?: TeacherOutputSource;
+  /** Frees the teacher (default: disposes its network's model). */
+  dispose?: () => void;
 }
 
 export interface RunResult {
@@ -80,11 +101,11 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
     log.warn(`config: unknown field ${field} (ignored: this trainer does not know it)`);
   const outputPath = resolve(options.outputPath ?? config.spec.output.path);
   const checkpointPath = resolve(options.checkpointPath ?? config.spec.output.checkpointPath);
-  const metrics = new TrainerMetrics(config.jobName, config.namespace);
+  const metrics = new TrainerMetrics(config.jobName, config.namespace, options.metricLabels);
   const storage = usesRemoteStorage(config.spec) ? runStorage(config, log, metrics) : undefined;
   // Remote inputs become local paths (downloaded now, or found in the cache the init container filled).
   const spec = storage
-    ? await resolveInputs(config.spec, storage, options.cacheDir ?? cacheRoot())
+    ? await resolveInputs(config.spec, storage, options.cacheDir ?? cacheRoot(), options.inputFields)
     : config.spec;
   for (const uri of [config.spec.output.uri, config.spec.output.checkpoints.uri])
     if (uri && storage) await checkDestination(storage, uri);
@@ -98,7 +119,7 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
     `data: ${dataset.name} train ${dataset.train.size}, validation ${dataset.validation.size}, test ${dataset.test.size}`,
   );
   metrics.backend(backend.choice, backend.tensorflowVersion, backend.device);
-  const plan = runPlan(spec, dataset);
+  const plan = runPlan(spec, dataset, options.teacher !== undefined);
   const progress = options.progress?.(plan) ?? new ProgressDocument(plan);
   const server = await serveMetrics(metrics, progress, options.metricsPort ?? spec.metrics.port, log);
   const jsonl = new JsonlWriter(join(outputPath, "metrics.jsonl"));
@@ -119,15 +140,22 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
       fingerprint,
       afterCheckpoint: afterSave,
     };
-    const teacher = await obtainTeacher(spec, dataset, { ...teacherContext, resumed: resume?.state.teacher });
-    metrics.testAccuracy("teacher", teacher.info.accuracy);
-    log.info(`teacher (${teacher.info.source}) test accuracy ${(teacher.info.accuracy * 100).toFixed(2)}%`);
+    const provided = options.teacher
+      ? await options.teacher({ spec, dataset, log })
+      : { handle: await obtainTeacher(spec, dataset, { ...teacherContext, resumed: resume?.state.teacher }) };
+    const teacher = provided.handle;
+    // A study's student alone has no teacher: no accuracy to show.
+    if (Number.isFinite(teacher.info.accuracy)) {
+      metrics.testAccuracy("teacher", teacher.info.accuracy);
+      log.info(`teacher (${teacher.info.source}) test accuracy ${(teacher.info.accuracy * 100).toFixed(2)}%`);
+    }
 
     const checkpoint = { dir: checkpointPath, keep: spec.output.keepCheckpoints, afterSave };
     const studentOptions = { hooks, stop, checkpoint, resume, fingerprint, log };
     const main = await trainStudent(spec, dataset, teacher, {
       ...studentOptions,
       measureEvery: options.measureEvery,
+      ...(provided.outputs ? { teacherOutputs: provided.outputs } : {}),
     });
     metrics.testAccuracy("student", main.accuracy);
     progress.testAccuracy("student", main.accuracy);
@@ -172,10 +200,12 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
       });
       metrics.compression(summary.compression);
     }
+    Object.assign(summary, options.summaryFields);
     writeSummary(join(outputPath, "summary.json"), summary);
     jsonl.write({ type: "summary", ...terminationResult(summary) });
     main.network.model.dispose();
-    teacher.network.model.dispose();
+    if (provided.dispose) provided.dispose();
+    else teacher.network.model.dispose();
     const result = { summary, baselines, outputPath };
     await options.beforeUpload?.(result);
     // Success is reported only once every output is in the store.
@@ -186,7 +216,10 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
       ...(mirror ? { checkpointUri: mirror.pointerUri } : {}),
     };
     if (options.terminationLog)
-      writeTerminationMessage({ ...terminationResult(summary), ...uris }, options.terminationLog);
+      writeTerminationMessage(
+        { ...terminationResult(summary), ...uris, ...options.resultFields?.(summary) },
+        options.terminationLog,
+      );
     await linger(server !== undefined, options.metricsLingerSeconds, log);
     return result;
   } finally {
@@ -195,10 +228,11 @@ export async function runJob(options: RunOptions): Promise<RunResult> {
 }
 
 /** The stages this run will train and their sizes (a configured teacher model is loaded, not trained). */
-function runPlan(spec: TrainerSpec, dataset: LoadedDataset): RunPlan {
+function runPlan(spec: TrainerSpec, dataset: LoadedDataset, teacherProvided: boolean): RunPlan {
   const stepsPerEpoch = Math.ceil(dataset.train.size / spec.training.batchSize);
+  const trainsTeacher = !spec.teacher.model && !teacherProvided;
   return {
-    ...(spec.teacher.model ? {} : { teacher: { epochs: spec.teacher.epochs, stepsPerEpoch } }),
+    ...(trainsTeacher ? { teacher: { epochs: spec.teacher.epochs, stepsPerEpoch } } : {}),
     student: { epochs: spec.training.epochs, stepsPerEpoch },
   };
 }
@@ -210,7 +244,7 @@ async function linger(serving: boolean, seconds: number | undefined, log: Logger
 }
 
 /** An image folder without data.imageSize takes the input size of the student model, else the teacher's. */
-async function withImageSize(data: DataSpec, spec: TrainerSpec): Promise<DataSpec> {
+export async function withImageSize(data: DataSpec, spec: TrainerSpec): Promise<DataSpec> {
   if (data.format !== "image-folder" || data.imageSize) return data;
   const model = spec.student.model ?? spec.teacher.model;
   if (!model) return data; // the schema refuses this; loadDataset names the field

@@ -50,18 +50,47 @@ export class TeacherOutputCache implements TeacherOutputSource {
   private readonly logits: Float32Array;
   private readonly features: Float32Array | undefined;
 
-  private constructor(size: number, numClasses: number, featureDim: number) {
+  private constructor(
+    size: number,
+    numClasses: number,
+    featureDim: number,
+    rows?: { logits: Float32Array; features?: Float32Array },
+  ) {
     this.size = size;
     this.numClasses = numClasses;
     this.featureDim = featureDim;
-    this.logits = new Float32Array(size * numClasses);
-    this.features = featureDim > 0 ? new Float32Array(size * featureDim) : undefined;
+    this.logits = rows?.logits ?? new Float32Array(size * numClasses);
+    this.features = featureDim > 0 ? (rows?.features ?? new Float32Array(size * featureDim)) : undefined;
+    if (this.logits.length !== size * numClasses || (this.features?.length ?? 0) !== size * featureDim)
+      throw new RangeError(
+        `teacher output cache: rows do not match ${size} x (${numClasses} + ${featureDim})`,
+      );
+  }
+
+  /** A cache of outputs computed elsewhere (a study's shared teacher pass), row i = sample i of the split. */
+  static fromRows(
+    numClasses: number,
+    featureDim: number,
+    logits: Float32Array,
+    features?: Float32Array,
+  ): TeacherOutputCache {
+    const size = logits.length / numClasses;
+    return new TeacherOutputCache(size, numClasses, featureDim, {
+      logits,
+      ...(features ? { features } : {}),
+    });
+  }
+
+  /** The rows themselves (logits [size, numClasses], features [size, featureDim] or undefined): not copies. */
+  rows(): { logits: Float32Array; features?: Float32Array } {
+    return { logits: this.logits, ...(this.features ? { features: this.features } : {}) };
   }
 
   /**
    * Runs the teacher over `split` in order (no augmentation), `batchSize` samples per forward. Yields to the event
    * loop between forwards, so a large fill keeps /metrics answering and sees a stop request: then it gives up and
-   * returns undefined (the caller checkpoints and exits, as at a step boundary).
+   * returns undefined (the caller checkpoints and exits, as at a step boundary). With `range`, only those samples
+   * (row r = sample range.start + r): a shard of a study's teacher pass.
    */
   static async fill(
     teacher: Network,
@@ -69,17 +98,27 @@ export class TeacherOutputCache implements TeacherOutputSource {
     withFeatures: boolean,
     batchSize: number,
     stop?: { readonly requested: boolean },
+    range?: { start: number; count: number },
   ): Promise<TeacherOutputCache | undefined> {
     const cache = new TeacherOutputCache(
-      split.size,
+      range?.count ?? split.size,
       teacher.numClasses,
       withFeatures ? teacher.featureDim : 0,
     );
-    for (const batch of split.batches({ batchSize, shuffle: false, seed: 0, epoch: 0, augment: false })) {
+    const offset = range?.start ?? 0;
+    const options = {
+      batchSize,
+      shuffle: false,
+      seed: 0,
+      epoch: 0,
+      augment: false,
+      ...(range ? { range } : {}),
+    };
+    for (const batch of split.batches(options)) {
       tf.tidy(() => {
         const [logits, features] = predict(teacher, batch.xs);
-        scatter(batch.indices, logits, cache.logits);
-        if (cache.features) scatter(batch.indices, features, cache.features);
+        scatter(batch.indices, logits, cache.logits, offset);
+        if (cache.features) scatter(batch.indices, features, cache.features, offset);
       });
       tf.dispose([batch.xs, batch.ys]);
       await yieldToEventLoop();
@@ -113,11 +152,13 @@ export class TeacherOutputCache implements TeacherOutputSource {
   }
 }
 
-/** Copies row r of `rows` ([n, width], float32) to row indices[r] of `into`. */
-function scatter(indices: Int32Array, rows: tf.Tensor2D, into: Float32Array): void {
+/** Copies row r of `rows` ([n, width], float32) to row indices[r] - offset of `into`. */
+function scatter(indices: Int32Array, rows: tf.Tensor2D, into: Float32Array, offset = 0): void {
   const width = rows.shape[1];
   const data = rows.dataSync() as Float32Array;
-  indices.forEach((index, row) => into.set(data.subarray(row * width, (row + 1) * width), index * width));
+  indices.forEach((index, row) =>
+    into.set(data.subarray(row * width, (row + 1) * width), (index - offset) * width),
+  );
 }
 
 /** What `auto` decided, and why (the trainer logs it). */

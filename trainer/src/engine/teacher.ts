@@ -44,6 +44,8 @@ export interface TeacherContext {
   fingerprint: string;
   /** After each teacher checkpoint (uploads it when checkpoints go to object storage). */
   afterCheckpoint?: CheckpointOptions["afterSave"];
+  /** Where a trained teacher is saved (default <outputPath>/teacher). */
+  modelDir?: string;
 }
 
 export async function obtainTeacher(
@@ -140,7 +142,7 @@ async function trainAndSaveTeacher(
   const result = await trainTeacher(network, dataset, settings, ctx.hooks, ctx.stop, checkpoints);
   network.model.trainable = false;
   const trained: Network = { ...network, inputNormalization: dataset.normalization };
-  await saveNetwork(trained, join(ctx.outputPath, "teacher"));
+  await saveNetwork(trained, ctx.modelDir ?? join(ctx.outputPath, "teacher"));
   // A copy next to the checkpoints, which outlive the output directory in a pod (emptyDir output).
   const persistent = join(ctx.checkpointPath, "teacher");
   await saveNetwork(trained, persistent);

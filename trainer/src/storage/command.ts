@@ -3,20 +3,25 @@
 // fetch then finds every file in the cache (one HEAD or LIST per artifact, nothing downloaded again).
 import type { TrainerSpec } from "../../../api/v1alpha1/index.ts";
 import { storageContext } from "./client.ts";
-import { cacheRoot, remoteInputs, resolveInputs } from "./inputs.ts";
+import { cacheRoot, remoteInputs, resolveInputs, type InputField } from "./inputs.ts";
 
 interface Log {
   info(message: string): void;
   warn(message: string): void;
 }
 
-export async function fetchInputs(spec: TrainerSpec, log: Log, root = cacheRoot()): Promise<void> {
-  const inputs = remoteInputs(spec);
+export async function fetchInputs(
+  spec: TrainerSpec,
+  log: Log,
+  root = cacheRoot(),
+  fields?: readonly InputField[],
+): Promise<void> {
+  const inputs = remoteInputs(spec, fields);
   if (inputs.length === 0) {
     log.info("fetch: no remote inputs");
     return;
   }
   log.info(`fetch: ${inputs.map((i) => `${i.field} ${i.uri}`).join(", ")} -> ${root}`);
   const ctx = storageContext(spec.storage, { info: (m) => log.info(m), warn: (m) => log.warn(m) });
-  await resolveInputs(spec, ctx, root);
+  await resolveInputs(spec, ctx, root, fields);
 }

@@ -19,7 +19,10 @@ export interface RemoteInput {
   sha256?: string;
 }
 
-export function remoteInputs(spec: TrainerSpec): RemoteInput[] {
+export type InputField = RemoteInput["field"];
+
+/** The remote inputs of `spec` (only those of `fields` when given: a study stage fetches what it reads). */
+export function remoteInputs(spec: TrainerSpec, fields?: readonly InputField[]): RemoteInput[] {
   const candidates: RemoteInput[] = [
     { field: "data.path", uri: spec.data.path, ...(spec.data.sha256 ? { sha256: spec.data.sha256 } : {}) },
     ...(spec.teacher.model
@@ -41,7 +44,7 @@ export function remoteInputs(spec: TrainerSpec): RemoteInput[] {
         ]
       : []),
   ];
-  return candidates.filter((c) => isRemoteUri(c.uri));
+  return candidates.filter((c) => isRemoteUri(c.uri) && (!fields || fields.includes(c.field)));
 }
 
 /** Whether the run touches object storage or URLs at all (inputs, outputs or checkpoints). */
@@ -58,9 +61,10 @@ export async function resolveInputs(
   spec: TrainerSpec,
   ctx: StorageContext,
   root: string,
+  fields?: readonly InputField[],
 ): Promise<TrainerSpec> {
   const local = structuredClone(spec);
-  for (const input of remoteInputs(spec)) {
+  for (const input of remoteInputs(spec, fields)) {
     const { path } = await fetchArtifact(
       ctx,
       { uri: input.uri, ...(input.sha256 ? { sha256: input.sha256 } : {}) },

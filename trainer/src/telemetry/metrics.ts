@@ -41,8 +41,13 @@ export class TrainerMetrics {
     onnxVerified: Gauge;
   };
 
-  constructor(jobName: string, namespace: string) {
-    this.registry.setDefaultLabels({ [TRAINER_LABELS.job]: jobName, [TRAINER_LABELS.namespace]: namespace });
+  /** `extraLabels`: a study pod's mokd_study and mokd_variant (api/v1alpha1/study-contract.ts). */
+  constructor(jobName: string, namespace: string, extraLabels: Record<string, string> = {}) {
+    this.registry.setDefaultLabels({
+      [TRAINER_LABELS.job]: jobName,
+      [TRAINER_LABELS.namespace]: namespace,
+      ...extraLabels,
+    });
     const registers = [this.registry];
     const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
       new Gauge<L>({ name, help, labelNames, registers });

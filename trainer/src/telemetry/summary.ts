@@ -67,7 +67,8 @@ export function writeSummary(path: string, summary: RunSummary): void {
 export function terminationResult(summary: RunSummary): Result {
   const round = (x: number) => Math.round(x * 1e4) / 1e4;
   return {
-    teacherAccuracy: round(summary.teacher.accuracy),
+    // Absent for a study's student alone (no teacher); JSON has no NaN.
+    ...(Number.isFinite(summary.teacher.accuracy) ? { teacherAccuracy: round(summary.teacher.accuracy) } : {}),
     studentAccuracy: round(summary.student.accuracy),
     bestEpoch: summary.bestEpoch,
     conflictRate: round(summary.conflictRate),
