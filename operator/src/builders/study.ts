@@ -178,9 +178,8 @@ function stageTemplate(study: OwnerStudy, stage: StudyStage, options: JobBuildOp
   const trainer = pod.containers.find((c) => c.name === TRAINER_CONTAINER)!;
   trainer.command = [...TRAINER_CLI, ...studyStageArgs(TRAINER_STAGE[stage])];
   trainer.env = withEnv(trainer.env, studyEnv(study));
-  // The report only reads results and renders them: no GPU for it.
+  // The report only reads results and renders them: no GPU for it (MOKD_GPUS stays: the report's devices per run).
   if (stage === "report") {
-    trainer.env = withEnv(trainer.env, [{ name: "MOKD_GPUS", value: "0" }]);
     const limits = Object.entries(trainer.resources?.limits ?? {}).filter(([name]) => name !== GPU_RESOURCE);
     trainer.resources = { ...trainer.resources, limits: Object.fromEntries(limits) };
   }

@@ -190,7 +190,8 @@ describe("report Job", () => {
     expect(job.spec?.completionMode).toBeUndefined();
     expect(trainerOf(job).command).toEqual(["node", "trainer/src/cli.ts", "study", "report"]);
     expect(trainerOf(job).resources?.limits?.["nvidia.com/gpu"]).toBeUndefined();
-    expect(env(job).MOKD_GPUS).toBe("0");
+    // MOKD_GPUS stays the runs' devices: the report computes device-seconds with it.
+    expect(env(job).MOKD_GPUS).toBe("1");
     expect(job.spec!.template.spec!.initContainers).toBeUndefined();
     expect(job.spec!.podFailurePolicy!.rules.map((r) => r.onExitCodes?.containerName)).not.toContain("fetch");
   });
