@@ -231,25 +231,16 @@ export class Manager {
     });
   }
 
-  /** Starts the watches; workers begin once every cache is filled, so no reconcile sees a half-listed world. */
+  /**
+   * Starts the watches; workers begin once every cache they read is filled, so no reconcile sees a half-listed
+   * world. The DistillationJob workers do not wait for the study informer: a cluster without the study CRD
+   * (older chart, --study-controller left on) still runs its jobs; the failing informer shows in /readyz.
+   */
   async start(): Promise<void> {
     const { djs, jobs, configMaps, pods, events, studies } = this.informers;
     await Promise.all([jobs.start(), configMaps.start(), pods.start(), events.start()]);
-    await Promise.all([djs.start(), studies?.start()]);
-    if (this.study) {
-      const { queue, reconciler } = this.study;
-      this.studyWorkers = runWorkers(queue, this.concurrency, (key) => reconciler.reconcile(key), {
-        onError: (key, error) => {
-          this.metrics.reconcileErrors.inc();
-          const [namespace, name] = key.split("/");
-          this.log.warn("study reconcile failed, retrying with backoff", {
-            namespace,
-            name,
-            error: String(error),
-          });
-        },
-      });
-    }
+    const studiesSynced = studies?.start();
+    await djs.start();
     this.log.info("caches synced, starting workers", { concurrency: this.concurrency });
     this.workers = runWorkers(this.queue, this.concurrency, (key) => this.reconcile(key), {
       onWorkDuration: (_key, seconds, outcome) => {
@@ -260,6 +251,21 @@ export class Manager {
         this.metrics.reconcileErrors.inc();
         const [namespace, name] = key.split("/");
         this.log.warn("reconcile failed, retrying with backoff", { namespace, name, error: String(error) });
+      },
+    });
+    if (!this.study || !studiesSynced) return;
+    await studiesSynced;
+    const { queue, reconciler } = this.study;
+    this.log.info("study cache synced, starting study workers", { concurrency: this.concurrency });
+    this.studyWorkers = runWorkers(queue, this.concurrency, (key) => reconciler.reconcile(key), {
+      onError: (key, error) => {
+        this.metrics.reconcileErrors.inc();
+        const [namespace, name] = key.split("/");
+        this.log.warn("study reconcile failed, retrying with backoff", {
+          namespace,
+          name,
+          error: String(error),
+        });
       },
     });
   }

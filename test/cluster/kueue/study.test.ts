@@ -7,7 +7,7 @@
 import { Watch, type V1Job, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DistillationStudyStatus } from "../../../api/v1alpha1/index.ts";
-import { createTestNamespace, deleteNamespace, kubectl, waitCrdEstablished, waitFor } from "../../bed/env.ts";
+import { createTestNamespace, deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
 import {
   ensureCrd,
   mustKubectl,
@@ -22,7 +22,6 @@ import { Kueue, KUEUE_NAMESPACE_LABEL } from "./kueue.ts";
 const QUEUE = "studies";
 const QUOTA_GPUS = 4;
 const FAILING_INDEX = 7;
-const STUDY_CRD = "crds/distillation.mokd.io_distillationstudies.yaml";
 const RESULT = JSON.stringify({
   bestValidationAccuracy: 0.81,
   studentAccuracy: 0.8,
@@ -143,8 +142,6 @@ beforeAll(async () => {
     `${KUEUE_NAMESPACE_LABEL.key}=${KUEUE_NAMESPACE_LABEL.value}`,
   ]);
   await ensureCrd();
-  await mustKubectl(["apply", "--server-side", "--force-conflicts", "-f", STUDY_CRD]);
-  await waitCrdEstablished("distillationstudies.distillation.mokd.io");
   kueue = await Kueue.start();
   await queues();
   kubeconfig = await operatorIdentity(namespace);
