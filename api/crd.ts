@@ -134,7 +134,7 @@ export function buildCrd(): Record<string, unknown> {
 }
 
 export function buildStudyCrd(): Record<string, unknown> {
-  return crdOf({
+  const crd = crdOf({
     kind: STUDY_KIND,
     plural: STUDY_PLURAL,
     singular: STUDY_SINGULAR,
@@ -145,6 +145,13 @@ export function buildStudyCrd(): Record<string, unknown> {
     status: DistillationStudyStatus,
     printerColumns: STUDY_COLUMNS,
   });
+  // No default for spec.template either (as for spec itself): the apiserver checks a default against the
+  // template's CEL rules without filling its nested defaults first, and refuses the CRD. A study needs a template
+  // anyway (its shared storage, template.output, has no default).
+  type Node = { properties: Record<string, Node>; default?: unknown };
+  const versions = (crd.spec as { versions: { schema: { openAPIV3Schema: Node } }[] }).versions;
+  delete versions[0]!.schema.openAPIV3Schema.properties.spec!.properties.template!.default;
+  return crd;
 }
 
 const JOB_COLUMNS: Record<string, unknown>[] = [

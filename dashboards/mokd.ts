@@ -54,6 +54,7 @@ function queryVariable(name: string, label: string, query: string): dashboard.Qu
 }
 
 const perJob = "{{mokd_namespace}}/{{mokd_job}}";
+const perVariant = "{{mokd_study}}/{{mokd_variant}}";
 
 export function buildDashboard(): dashboard.Dashboard {
   return new dashboard.DashboardBuilder("MoKD distillation")
@@ -71,6 +72,7 @@ export function buildDashboard(): dashboard.Dashboard {
     )
     .withVariable(queryVariable(Variable.namespace, "Namespace", variableQueries.namespace))
     .withVariable(queryVariable(Variable.job, "DistillationJob", variableQueries.job))
+    .withVariable(queryVariable(Variable.study, "DistillationStudy", variableQueries.study))
     .withRow(new dashboard.RowBuilder("Objectives"))
     .withPanel(
       timeSeries(
@@ -184,6 +186,41 @@ export function buildDashboard(): dashboard.Dashboard {
         "Forward multiply-adds per sample",
         "none",
         [{ expr: q.modelForwardMacs, legend: `${perJob} {{stage}}` }],
+        6,
+      ).min(0),
+    )
+    .withRow(new dashboard.RowBuilder("DistillationStudy variants (the study selector)"))
+    .withPanel(
+      timeSeries(
+        "Validation accuracy per variant",
+        "percentunit",
+        [{ expr: q.studyValidationAccuracy, legend: perVariant }],
+        6,
+      ).description("The study's winner is chosen on validation accuracy (mean over seeds), never on test."),
+    )
+    .withPanel(
+      timeSeries(
+        "Losses per variant",
+        "none",
+        [{ expr: q.studyLosses, legend: `${perVariant} {{objective}}` }],
+        6,
+      ),
+    )
+    .withPanel(
+      timeSeries(
+        "Epoch progress per variant",
+        "percentunit",
+        [{ expr: q.studyEpochProgress, legend: perVariant }],
+        6,
+      )
+        .min(0)
+        .max(1),
+    )
+    .withPanel(
+      timeSeries(
+        "Samples/s per variant",
+        "none",
+        [{ expr: q.studySamplesPerSecond, legend: perVariant }],
         6,
       ).min(0),
     )

@@ -1,16 +1,25 @@
 // PromQL of the dashboard and the alert rules, built from the shared metric names in api/metrics.ts: one source
 // for every expression, so the dashboard, the rules, the docs and the Prometheus test cannot drift apart.
 import { OperatorMetric, TRAINER_LABELS, TrainerLabel, TrainerMetric } from "../api/metrics.ts";
+import { STUDY_METRIC_LABELS } from "../api/v1alpha1/study-contract.ts";
 
 export { TrainerLabel };
 /** Labels on the operator's metrics. */
 export const OperatorLabel = { namespace: "namespace", phase: "phase", result: "result" } as const;
 
 /** Grafana variables of the dashboard; queries select on them. */
-export const Variable = { namespace: "namespace", job: "job" } as const;
+export const Variable = { namespace: "namespace", job: "job", study: "study" } as const;
 
 const { job: JOB, namespace: NS } = TRAINER_LABELS;
 const byJob = `${NS}, ${JOB}`;
+const { study: STUDY, variant: VARIANT } = STUDY_METRIC_LABELS;
+
+/** Series of DistillationStudy pods (labelled mokd_study) of the selected studies (and namespace and job). */
+const studySelector = (extra = "") =>
+  trainerSelector(
+    true,
+    [`${STUDY}=~"$${Variable.study}"`, `${STUDY}!=""`, ...(extra ? [extra] : [])].join(", "),
+  );
 
 /** A trainer selector: filtered by the dashboard's variables, or everything (`{}`) for alert rules. */
 export function trainerSelector(filtered: boolean, extra = ""): string {
@@ -85,12 +94,18 @@ export const dashboardQueries = {
   reconcileRate: `sum by (${OperatorLabel.result}) (rate(${OperatorMetric.reconcileTotal}[${RATE}]))`,
   reconcileP90: `histogram_quantile(0.9, sum by (le) (rate(${OperatorMetric.reconcileDuration}_bucket[${RATE}])))`,
   queueDepth: `max(${OperatorMetric.queueDepth})`,
+  // DistillationStudy: one series per variant (the trainer's mokd_study and mokd_variant labels).
+  studyValidationAccuracy: `max by (${NS}, ${STUDY}, ${VARIANT}) (${TrainerMetric.accuracy}${studySelector(`${TrainerLabel.split}="validation"`)})`,
+  studyLosses: `${TrainerMetric.loss}${studySelector()}`,
+  studyEpochProgress: `max by (${NS}, ${STUDY}, ${VARIANT}) (${TrainerMetric.epoch}${studySelector()} / ${TrainerMetric.epochsTotal}${studySelector()})`,
+  studySamplesPerSecond: `sum by (${NS}, ${STUDY}, ${VARIANT}) (rate(${TrainerMetric.samples}${studySelector()}[${RATE}]))`,
 } as const;
 
 /** Queries of the template variables (Grafana's label_values function, not PromQL). */
 export const variableQueries = {
   [Variable.namespace]: `label_values(${TrainerMetric.epoch}, ${NS})`,
   [Variable.job]: `label_values(${TrainerMetric.epoch}{${NS}=~"$${Variable.namespace}"}, ${JOB})`,
+  [Variable.study]: `label_values(${TrainerMetric.epoch}{${NS}=~"$${Variable.namespace}"}, ${STUDY})`,
 } as const;
 
 /** Replaces Grafana's template variables with what they expand to when "All" is selected, for testing. */

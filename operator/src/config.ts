@@ -46,6 +46,11 @@ export const OperatorConfig = z.object({
   /** Identity in the Lease; defaults to the hostname plus the process id. */
   identity: z.string().min(1).optional(),
   concurrency: int(1, 64).default(8),
+  /**
+   * Run the DistillationStudy controller (--no-study-controller turns it off, e.g. where the study CRD is not
+   * installed: its informer would fail and keep the operator unready).
+   */
+  studyController: bool.default(true),
   logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
   /** Replaces the schema's default trainer image (ghcr.io/mokd/trainer) for jobs that keep it. */
   trainerImage: z.string().min(1).default(DEFAULT_TRAINER_IMAGE),

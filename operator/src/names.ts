@@ -67,3 +67,22 @@ export function splitKey(key: string): { namespace: string; name: string } {
   const slash = key.indexOf("/");
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
+
+// ---- DistillationStudy children ----
+
+export const LABEL_STUDY_NAME = "mokd.io/study-name";
+/** teacher | variants | report: which stage of the study a Job (and its pods) runs. */
+export const LABEL_STUDY_STAGE = "mokd.io/study-stage";
+
+/**
+ * Room for "-<index>" (up to 3 digits: at most MAX_STUDY_RUNS runs) after a Job name: the Job controller names an
+ * Indexed Job's pod hostnames `<job>-<index>`, and a hostname is a DNS label of at most 63 characters.
+ */
+const INDEXED_JOB_NAME_LIMIT = MAX_LABEL_VALUE - 4;
+
+/** A study's child Job: `<study>-<stage>`, shortened deterministically (boundedName) when too long. */
+export const studyJobNameFor = (study: string, stage: "teacher" | "variants" | "report") =>
+  boundedName(`${study}-${stage}`, INDEXED_JOB_NAME_LIMIT);
+
+/** The study's ConfigMap (the study spec the trainer's `study` commands read). */
+export const studyConfigMapNameFor = (study: string) => boundedName(`${study}-study`, 253);

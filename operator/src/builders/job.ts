@@ -4,6 +4,7 @@ import type {
   V1Container,
   V1Job,
   V1PodSpec,
+  V1PodTemplateSpec,
   V1ResourceRequirements,
   V1Volume,
   V1VolumeMount,
@@ -61,6 +62,8 @@ export interface JobBuildOptions {
   observedSuspend?: boolean;
   /** Pull secrets of every trainer pod (operator flag --trainer-image-pull-secrets), before the job's own. */
   trainerImagePullSecrets?: string[];
+  /** The ConfigMap mounted at CONFIG_MOUNT_DIR (default: the DistillationJob's, configMapNameFor). */
+  configMapName?: string;
 }
 
 /**
@@ -96,9 +99,12 @@ const MOUNTS: Mount[] = [
   { key: "checkpoints", path: "/checkpoints", readOnly: false, emptyDirWhenUnset: true },
 ];
 
-function volumes(dj: OwnerJob): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+function volumes(
+  dj: OwnerJob,
+  configMapName = configMapNameFor(dj.metadata.name),
+): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
   const volumes: V1Volume[] = [
-    { name: "config", configMap: { name: configMapNameFor(dj.metadata.name) } },
+    { name: "config", configMap: { name: configMapName } },
     // The root filesystem is read-only: scratch space for the runtime and libraries that expect one.
     { name: "tmp", emptyDir: { sizeLimit: TMP_SIZE_LIMIT } },
   ];
@@ -213,7 +219,7 @@ function trainerContainer(dj: OwnerJob, options: JobBuildOptions, mounts: V1Volu
 
 function podSpec(dj: OwnerJob, options: JobBuildOptions): V1PodSpec {
   const { runtime } = dj.spec;
-  const { volumes: vols, mounts } = volumes(dj);
+  const { volumes: vols, mounts } = volumes(dj, options.configMapName);
   const trainer = trainerContainer(dj, options, mounts);
   return {
     restartPolicy: "Never",
@@ -246,8 +252,27 @@ function pullSecrets(names: string[]): Pick<V1PodSpec, "imagePullSecrets"> {
   return unique.length > 0 ? { imagePullSecrets: unique.map((name) => ({ name })) } : {};
 }
 
+/**
+ * The trainer pod template of a job's spec: what every pod the operator runs is built from (a DistillationJob's
+ * and, with its own labels, env and command on top, each stage of a DistillationStudy: builders/study.ts).
+ */
+export function buildPodTemplate(
+  dj: OwnerJob,
+  options: JobBuildOptions,
+  labels: Record<string, string>,
+): V1PodTemplateSpec {
+  const { runtime } = dj.spec;
+  return {
+    metadata: {
+      labels: { ...runtime.podLabels, ...labels },
+      ...(runtime.podAnnotations ? { annotations: runtime.podAnnotations } : {}),
+    },
+    spec: podSpec(dj, options),
+  };
+}
+
 export function buildJob(dj: OwnerJob, options: JobBuildOptions = {}): V1Job {
-  const { runPolicy, runtime } = dj.spec;
+  const { runPolicy } = dj.spec;
   const queueName = queueNameOf(dj);
   const metadata = childMetadata(dj, jobNameFor(dj.metadata.name), "trainer");
   if (queueName) metadata.labels = { ...metadata.labels, [LABEL_KUEUE_QUEUE]: queueName };
@@ -288,13 +313,7 @@ export function buildJob(dj: OwnerJob, options: JobBuildOptions = {}): V1Job {
           { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
         ],
       },
-      template: {
-        metadata: {
-          labels: { ...runtime.podLabels, ...childLabels(dj, "trainer") },
-          ...(runtime.podAnnotations ? { annotations: runtime.podAnnotations } : {}),
-        },
-        spec: podSpec(dj, options),
-      },
+      template: buildPodTemplate(dj, options, childLabels(dj, "trainer")),
     },
   };
 }

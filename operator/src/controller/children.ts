@@ -22,7 +22,7 @@ export interface ChildOptions {
   resourceDefaults?: ResourceDefaults;
 }
 
-function withHash<T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T {
+export function withHash<T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T {
   const hash = hashOf(obj);
   obj.metadata = {
     ...obj.metadata,
@@ -48,7 +48,7 @@ const configMapCurrent = (desired: V1ConfigMap, actual?: V1ConfigMap) =>
 export const NODE_LOSS_TAINTS = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] as const;
 
 /** Tolerates a lost node for `seconds` (not the 300 s default), unless the spec sets its own for that taint. */
-function withNodeLossTolerations(job: V1Job, seconds: number | undefined): void {
+export function withNodeLossTolerations(job: V1Job, seconds: number | undefined): void {
   const pod = job.spec?.template.spec;
   if (!pod || !seconds) return;
   const own = new Set((pod.tolerations ?? []).map((t) => t.key));

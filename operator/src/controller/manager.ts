@@ -1,7 +1,7 @@
 // Wires informers -> work queue -> reconciler, like controller-runtime's manager for one controller: watch the
 // DistillationJobs and the children we own (label-selected), map every event to the owner's key.
 import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
-import { GROUP, KIND, PLURAL, VERSION } from "../../../api/v1alpha1/index.ts";
+import { GROUP, KIND, PLURAL, STUDY_KIND, STUDY_PLURAL, VERSION } from "../../../api/v1alpha1/index.ts";
 import { EventRecorder } from "../lib/events.ts";
 import { watchResource, type ResourceWatch } from "../lib/informer.ts";
 import type { KubeConfigLike } from "../lib/kube-http.ts";
@@ -16,6 +16,8 @@ import { slimConfigMap, slimDistillationJob, slimEvent, slimJob, slimPod } from 
 import { KubeClusterWriter } from "./kube.ts";
 import { controllerUid } from "./ownership.ts";
 import { Reconciler } from "./reconciler.ts";
+import { KubeStudyWriter } from "./study-kube.ts";
+import { StudyReconciler } from "./study-reconciler.ts";
 
 type Obj = KubernetesObject & { status?: { phase?: string } };
 
@@ -36,7 +38,12 @@ export class Manager {
     configMaps: ResourceWatch<V1ConfigMap>;
     pods: ResourceWatch<V1Pod>;
     events: ResourceWatch<CoreV1Event>;
+    /** Only with --study-controller (the default). */
+    studies?: ResourceWatch<Obj>;
   };
+  /** The DistillationStudy controller's own queue and reconciler (controller-runtime: one queue per controller). */
+  private readonly study: { queue: WorkQueue; reconciler: StudyReconciler } | undefined;
+  private studyWorkers: Promise<void> | undefined;
   private readonly scraper: ProgressScraper;
   readonly events: EventRecorder;
   private workers: Promise<void> | undefined;
@@ -56,6 +63,8 @@ export class Manager {
     const onError = (what: string) => (error: unknown) =>
       log.warn(`${what} watch error, restarting`, { error: String(error) });
     const enqueueOwner = (obj: KubernetesObject) => {
+      const studyKey = this.studyOwnerKey(obj);
+      if (studyKey) return this.study?.queue.add(studyKey);
       const key = this.ownerKey(obj);
       if (key) this.queue.add(key);
     };
@@ -127,6 +136,37 @@ export class Manager {
       component: COMPONENT,
       onError: (e) => log.warn("event not recorded", { error: String(e) }),
     });
+    if (config.studyController) {
+      const studyQueue = new WorkQueue({});
+      this.informers.studies = watchResource<Obj>({
+        kubeConfig,
+        path: collection(`/apis/${GROUP}/${VERSION}`, STUDY_PLURAL, ns),
+        onEvent: (_t, obj) => studyQueue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
+        onError: onError("DistillationStudy"),
+        transform: slimDistillationJob,
+      });
+      const studies = this.informers.studies;
+      this.study = {
+        queue: studyQueue,
+        reconciler: new StudyReconciler({
+          reader: {
+            study: (n, name) => studies.get(n, name),
+            job: (n, name) => this.informers.jobs.get(n, name),
+            configMap: (n, name) => this.informers.configMaps.get(n, name),
+            pods: (_n, job) => (job.metadata?.uid ? this.informers.pods.byIndex(job.metadata.uid) : []),
+            jobEvents: (n, jobName) => this.informers.events.byIndex(keyOf(n, jobName)),
+          },
+          writer: new KubeClusterWriter(kubeConfig),
+          studyWriter: new KubeStudyWriter(kubeConfig),
+          events: this.events,
+          trainerImage: config.trainerImage,
+          trainerImagePullSecrets: config.trainerImagePullSecrets,
+          nodeLossTolerationSeconds: config.nodeLossTolerationSeconds,
+          resourceDefaults: resourceDefaultsOf(config),
+          log: (level, message, meta) => log.log(level, message, meta),
+        }),
+      };
+    }
     this.scraper = new ProgressScraper({
       intervalMs: config.progressInterval * 1000,
       onProgress: (key) => this.queue.add(key),
@@ -174,23 +214,41 @@ export class Manager {
     return label ? keyOf(namespace, label) : undefined;
   }
 
+  /** Children of a DistillationStudy: its Jobs and ConfigMap by their owner reference, pods through their Job. */
+  private studyOwnerKey(obj: KubernetesObject): string | undefined {
+    const namespace = obj.metadata?.namespace;
+    if (!namespace) return undefined;
+    const owner = obj.metadata?.ownerReferences?.find((r) => r.controller);
+    if (owner?.kind === STUDY_KIND) return keyOf(namespace, owner.name);
+    if (owner?.kind !== "Job") return undefined;
+    const job = this.informers.jobs.get(namespace, owner.name);
+    const studyOwner = job?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === STUDY_KIND);
+    return studyOwner ? keyOf(namespace, studyOwner.name) : undefined;
+  }
+
   synced(): boolean {
-    return Object.values(this.informers).every((i) => i.hasSynced());
+    return Object.values(this.informers).every((i) => !i || i.hasSynced());
   }
 
   /** Informers that have been failing to list or watch for at least `ms`, with their last error. */
   failingInformers(ms: number): { resource: string; seconds: number; error: string }[] {
     return Object.entries(this.informers).flatMap(([resource, informer]) => {
+      if (!informer) return [];
       const failing = informer.failingForMs();
       if (failing === 0 || failing < ms) return [];
       return [{ resource, seconds: Math.round(failing / 1000), error: String(informer.lastError()) }];
     });
   }
 
-  /** Starts the watches; workers begin once every cache is filled, so no reconcile sees a half-listed world. */
+  /**
+   * Starts the watches; workers begin once every cache they read is filled, so no reconcile sees a half-listed
+   * world. The DistillationJob workers do not wait for the study informer: a cluster without the study CRD
+   * (older chart, --study-controller left on) still runs its jobs; the failing informer shows in /readyz.
+   */
   async start(): Promise<void> {
-    const { djs, jobs, configMaps, pods, events } = this.informers;
+    const { djs, jobs, configMaps, pods, events, studies } = this.informers;
     await Promise.all([jobs.start(), configMaps.start(), pods.start(), events.start()]);
+    const studiesSynced = studies?.start();
     await djs.start();
     this.log.info("caches synced, starting workers", { concurrency: this.concurrency });
     this.workers = runWorkers(this.queue, this.concurrency, (key) => this.reconcile(key), {
@@ -204,6 +262,21 @@ export class Manager {
         this.log.warn("reconcile failed, retrying with backoff", { namespace, name, error: String(error) });
       },
     });
+    if (!this.study || !studiesSynced) return;
+    await studiesSynced;
+    const { queue, reconciler } = this.study;
+    this.log.info("study cache synced, starting study workers", { concurrency: this.concurrency });
+    this.studyWorkers = runWorkers(queue, this.concurrency, (key) => reconciler.reconcile(key), {
+      onError: (key, error) => {
+        this.metrics.reconcileErrors.inc();
+        const [namespace, name] = key.split("/");
+        this.log.warn("study reconcile failed, retrying with backoff", {
+          namespace,
+          name,
+          error: String(error),
+        });
+      },
+    });
   }
 
   private async reconcile(key: string) {
@@ -214,10 +287,10 @@ export class Manager {
 
   /** Graceful stop: no new events, finish in-flight reconciles, flush events. */
   async stop(): Promise<void> {
-    Object.values(this.informers).forEach((i) => i.stop());
+    Object.values(this.informers).forEach((i) => i?.stop());
     this.scraper.stop();
-    await this.queue.shutDownWithDrain();
-    await this.workers;
+    await Promise.all([this.queue.shutDownWithDrain(), this.study?.queue.shutDownWithDrain()]);
+    await Promise.all([this.workers, this.studyWorkers]);
     await this.events.flush();
   }
 }

@@ -1,37 +1,52 @@
 // The status-write policy, apart from the reconcile phases: write only a changed status; hold back a transient
 // one for a moment so a burst costs one write per job; remember what we wrote, because the informer cache may
 // not have caught up with it when the next reconcile runs.
-import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
+import type { Condition, DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { KubeApiError } from "../lib/kube-http.ts";
-import type { OwnerJob } from "../owner-job.ts";
 import { findCondition, isTransientReason } from "../status/conditions.ts";
 import { sameJson } from "./canonical.ts";
-import type { ClusterWriter } from "./kube.ts";
 
 /** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
 export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
 
-interface Written {
+/** What the writer needs of a status: a DistillationJob's, or a DistillationStudy's (study-reconciler.ts). */
+export interface StatusLike {
+  phase?: string;
+  conditions?: Condition[];
+}
+
+/** Where the status goes (ClusterWriter.applyStatus for DistillationJobs); returns the new resourceVersion. */
+export interface StatusApplier<S> {
+  applyStatus(namespace: string, name: string, status: S): Promise<string | undefined>;
+}
+
+/** What the writer needs of its owner. */
+interface Owner<S> {
+  metadata: { uid: string; namespace: string; name: string; resourceVersion?: string };
+  status?: S;
+}
+
+interface Written<S> {
   uid: string;
   /** The resourceVersion of the object our status was written onto (what the cache showed then). */
   basedOn: string | undefined;
-  status: DistillationJobStatus;
+  status: S;
 }
 
 /** A derived but not yet written transient status, and when it was first derived. */
-interface Held {
+interface Held<S> {
   uid: string;
-  status: DistillationJobStatus;
+  status: S;
   since: number;
 }
 
-export function isTransient(status: DistillationJobStatus): boolean {
+export function isTransient(status: StatusLike): boolean {
   return status.phase === "Pending" && isTransientReason(findCondition(status.conditions, "Running")?.reason);
 }
 
 /** What a write did: what it wrote (announce it), or held until `requeueAfterMs`, or nothing changed. */
-export interface WriteOutcome {
-  written?: DistillationJobStatus;
+export interface WriteOutcome<S = DistillationJobStatus> {
+  written?: S;
   requeueAfterMs?: number;
   /** The apiserver's message when it refused the derived status (a minimal one was written instead). */
   refused?: string;
@@ -63,29 +78,34 @@ export function minimalStatus(status: DistillationJobStatus): DistillationJobSta
   ) as DistillationJobStatus;
 }
 
-export class StatusWriter {
+/** Writes one kind's status: DistillationJobStatus by default, any StatusLike with its own writer and minimal. */
+export class StatusWriter<S extends StatusLike = DistillationJobStatus> {
   /** The last status we wrote per key: the informer cache may not have caught up with it yet. */
-  private readonly written = new Map<string, Written>();
+  private readonly written = new Map<string, Written<S>>();
   /** Transient statuses held back per key. */
-  private readonly held = new Map<string, Held>();
+  private readonly held = new Map<string, Held<S>>();
 
-  private readonly writer: Pick<ClusterWriter, "applyStatus">;
+  private readonly writer: StatusApplier<S>;
+
   private readonly now: () => Date;
   /** How long a transient status may be held back (0 writes at once). */
   private readonly holdMs: number;
+  private readonly minimal: (status: S) => S;
 
   constructor(
-    writer: Pick<ClusterWriter, "applyStatus">,
+    writer: StatusApplier<S>,
     now: () => Date,
     holdMs = DEFAULT_TRANSIENT_HOLD_MS,
+    minimal: (status: S) => S = minimalStatus as unknown as (status: S) => S,
   ) {
     this.writer = writer;
     this.now = now;
     this.holdMs = holdMs;
+    this.minimal = minimal;
   }
 
   /** The newest status we know of: ours while the cache still shows the version our write replaced. */
-  previous(key: string, dj: OwnerJob, cached: DistillationJobStatus): DistillationJobStatus {
+  previous(key: string, dj: Owner<S>, cached: S): S {
     const written = this.written.get(key);
     // resourceVersions are opaque (never compared as numbers, as the API conventions require): while the cache
     // still shows the very version our write replaced, it has not caught up, and our status is the newer one.
@@ -98,7 +118,7 @@ export class StatusWriter {
   }
 
   /** The status held back for this job, if any (derived from, so its conditions keep their transition times). */
-  heldStatus(key: string, dj: OwnerJob): DistillationJobStatus | undefined {
+  heldStatus(key: string, dj: Owner<S>): S | undefined {
     const held = this.held.get(key);
     return held?.uid === dj.metadata.uid ? held.status : undefined;
   }
@@ -108,13 +128,7 @@ export class StatusWriter {
    * `force`: write even an unchanged status (the stored one did not pass the checks). A status the apiserver
    * refuses as invalid falls back to minimalStatus (never to silence and an endless retry).
    */
-  async write(
-    key: string,
-    dj: OwnerJob,
-    status: DistillationJobStatus,
-    urgent = false,
-    force = false,
-  ): Promise<WriteOutcome> {
+  async write(key: string, dj: Owner<S>, status: S, urgent = false, force = false): Promise<WriteOutcome<S>> {
     if (!force && sameJson(dj.status ?? {}, status)) {
       this.held.delete(key);
       return {};
@@ -127,13 +141,13 @@ export class StatusWriter {
       return { written: status };
     } catch (error) {
       if (!(error instanceof KubeApiError) || !REFUSED.has(error.status)) throw error;
-      const minimal = minimalStatus(status);
+      const minimal = this.minimal(status);
       await this.apply(key, dj, minimal);
       return { written: minimal, refused: error.message };
     }
   }
 
-  private async apply(key: string, dj: OwnerJob, status: DistillationJobStatus): Promise<void> {
+  private async apply(key: string, dj: Owner<S>, status: S): Promise<void> {
     const { namespace, name, uid } = dj.metadata;
     const resourceVersion = await this.writer.applyStatus(namespace, name, status);
     if (resourceVersion) this.written.set(key, { uid, basedOn: dj.metadata.resourceVersion, status });
@@ -145,7 +159,7 @@ export class StatusWriter {
   }
 
   /** Milliseconds a transient status may still wait (0: write now); remembers it meanwhile. */
-  private holdTime(key: string, uid: string, status: DistillationJobStatus): number {
+  private holdTime(key: string, uid: string, status: S): number {
     if (this.holdMs <= 0 || !isTransient(status)) return 0;
     const now = this.now().getTime();
     const held = this.held.get(key);

@@ -16,6 +16,8 @@ export const ConditionType = {
   Synced: "Synced",
   /** The `fetch` initializer is downloading the inputs from object storage (status/storage.ts). */
   Initializing: "Initializing",
+  /** A DistillationStudy's comparison (status.arms, best, comparisons): provisional until every run has ended. */
+  Compared: "Compared",
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -83,8 +85,19 @@ export const REASONS = {
   // Synced.
   Applied: "normal",
   ApplyFailed: "warning",
+  // A DistillationStudy's stages (status/study.ts): the stage that runs, how a study ends, its comparison.
+  TeacherRunning: "normal",
+  VariantsRunning: "normal",
+  ReportRunning: "normal",
+  TeacherFailed: "terminal",
+  NoVariantSucceeded: "terminal",
+  ReportFailed: "terminal",
+  Provisional: "normal",
+  AllRunsEnded: "normal",
   // Events only.
   Restarted: "warning",
+  VariantSucceeded: "normal",
+  VariantFailed: "warning",
   StatusRefused: "warning",
 } as const satisfies Record<string, ReasonClass>;
 export type Reason = keyof typeof REASONS;

@@ -392,7 +392,7 @@ function completionTime(job: V1Job | undefined, now: string): string {
   return toIso(job?.status?.completionTime) ?? toIso(failedAt) ?? now;
 }
 
-function conditionsFor(
+export function conditionsFor(
   previous: DistillationJobStatus,
   o: Observation,
   jobExists: boolean,

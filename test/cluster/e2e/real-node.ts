@@ -125,14 +125,19 @@ export const RELEASE = "mokd";
 export const OPERATOR_DEPLOYMENT = "mokd-mokd-operator"; // the chart's fullname for release "mokd"
 
 /**
- * `helm install` of the chart with the locally built operator image, watching one namespace. The CRD is
- * cluster-wide and other tests apply it too, so it is managed outside the release (crds.enabled=false).
+ * `helm install` of the chart with the locally built operator image, watching one namespace. The CRDs are
+ * cluster-wide and other tests apply them too, so they are managed outside the release (crds.enabled=false).
  */
 export async function installOperator(namespace: string, operatorImage: BuiltImage): Promise<void> {
+  const crds = join(CHART_DIR, "files", "crds");
   const crd = await kubectl([
     "apply",
+    "--server-side",
+    "--force-conflicts",
     "-f",
-    join(CHART_DIR, "files", "crds", "distillation.mokd.io_distillationjobs.yaml"),
+    join(crds, "distillation.mokd.io_distillationjobs.yaml"),
+    "-f",
+    join(crds, "distillation.mokd.io_distillationstudies.yaml"),
   ]);
   if (crd.code !== 0) throw new Error(crd.stderr);
   const [repository, tag] = operatorImage.ref.split(/:(?=[^:/]+$)/);

@@ -41,6 +41,40 @@ const WEBHOOK_NAME = "mokd-bed-kueue";
  * created for the run (the webhook's cert) and removed by stop(), with /etc/kueue if it did not exist.
  */
 const METRICS_CERT_DIR = "/etc/kueue/metrics/certs";
+/**
+ * One Kueue on the bed at a time (its namespace, webhooks and metrics cert path are host-wide): test files that
+ * run one take this lock (a directory holding the owner's pid; a dead owner's lock is taken over) and wait.
+ */
+const LOCK_DIR = join(tmpdir(), "mokd-bed-kueue.lock");
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tryLock(): boolean {
+  try {
+    mkdirSync(LOCK_DIR);
+  } catch {
+    const pidFile = join(LOCK_DIR, "pid");
+    const owner = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0;
+    // No pid yet: its owner is between mkdir and writing it.
+    if (!owner || owner === process.pid || pidAlive(owner)) return false;
+    rmSync(LOCK_DIR, { recursive: true, force: true });
+    return false;
+  }
+  writeFileSync(join(LOCK_DIR, "pid"), String(process.pid));
+  return true;
+}
+
+/** Waits (up to `ms`) until this process holds the bed's Kueue lock. */
+async function lockKueue(ms: number): Promise<void> {
+  await waitFor("the bed's Kueue (another test file is using it)", async () => tryLock(), ms, 1000);
+}
 
 type Doc = Record<string, unknown> & { kind?: string; metadata?: Record<string, unknown> };
 
@@ -180,7 +214,9 @@ export class Kueue {
     this.hostDir = hostDir;
   }
 
-  static async start(): Promise<Kueue> {
+  /** `lockWaitMs`: how long to wait for another test file's Kueue to stop first. */
+  static async start(lockWaitMs = 1_200_000): Promise<Kueue> {
+    await lockKueue(lockWaitMs);
     const dir = mkdtempSync(join(tmpdir(), "mokd-kueue-"));
     const crds = join(manifests(), "crd", "bases");
     const crdDocs = readdirSync(crds).flatMap((f) => readDocs(join(crds, f)));
@@ -251,5 +287,6 @@ export class Kueue {
     await stopGroups([this.pid]);
     rmSync(this.dir, { recursive: true, force: true });
     rmSync(this.hostDir, { recursive: true, force: true });
+    rmSync(LOCK_DIR, { recursive: true, force: true });
   }
 }

@@ -20,6 +20,8 @@ import {
 const ROOT = join(import.meta.dirname, "../../..");
 const NODE = join(ROOT, "node_modules/.bin/node");
 const CRD = join(ROOT, "crds/distillation.mokd.io_distillationjobs.yaml");
+/** The operator's study controller (on by default) watches DistillationStudies: their CRD too. */
+const STUDY_CRD = join(ROOT, "crds/distillation.mokd.io_distillationstudies.yaml");
 export const RULES = parseYaml(
   readFileSync(join(ROOT, "charts/mokd-operator/files/rbac-rules.yaml"), "utf8"),
 ) as unknown[];
@@ -32,11 +34,12 @@ export async function mustKubectl(args: string[], input?: string): Promise<strin
 }
 
 let crdApplied: Promise<void> | undefined;
-/** The CRD, applied once per worker as admin (idempotent). */
+/** The CRDs, applied once per worker as admin (idempotent). */
 export function ensureCrd(): Promise<void> {
   crdApplied ??= (async () => {
-    await mustKubectl(["apply", "--server-side", "--force-conflicts", "-f", CRD]);
+    await mustKubectl(["apply", "--server-side", "--force-conflicts", "-f", CRD, "-f", STUDY_CRD]);
     await waitCrdEstablished("distillationjobs.distillation.mokd.io");
+    await waitCrdEstablished("distillationstudies.distillation.mokd.io");
   })();
   return crdApplied;
 }

@@ -26,6 +26,19 @@ import { ensureCrd, Jobs, startOperator, type OperatorProcess } from "../operato
 
 const run = promisify(execFile);
 const CRD_NAME = "distillationjobs.distillation.mokd.io";
+/** The chart installs the DistillationStudy CRD beside the job's; other tests apply it too. */
+const STUDY_CRD_NAME = "distillationstudies.distillation.mokd.io";
+
+/** Lets `release` adopt the chart's CRDs that exist already (created from crds/ by other tests), as users would. */
+async function adoptCrds(release: string, releaseNamespace: string): Promise<void> {
+  for (const name of [CRD_NAME, STUDY_CRD_NAME]) {
+    if ((await kubectl(["get", "crd", name])).code !== 0) continue;
+    await kubectl(["label", "crd", name, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
+    // prettier-ignore
+    await kubectl(["annotate", "crd", name, `meta.helm.sh/release-name=${release}`,
+      `meta.helm.sh/release-namespace=${releaseNamespace}`, "--overwrite"]);
+  }
+}
 const CHART_CRD = join("files", "crds", "distillation.mokd.io_distillationjobs.yaml");
 const MONITORING_ON = [
   "serviceMonitor.enabled=true",
@@ -464,18 +477,8 @@ describe("release", () => {
     ).stdout;
 
   it("installs, upgrades a changed CRD, and keeps the CRD on uninstall", async () => {
-    // Another test may already have created the CRD from crds/: let this release adopt it, as users would.
-    if ((await kubectl(["get", "crd", CRD_NAME])).code === 0) {
-      await kubectl(["label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
-      await kubectl([
-        "annotate",
-        "crd",
-        CRD_NAME,
-        `meta.helm.sh/release-name=${release}`,
-        `meta.helm.sh/release-namespace=${namespace}`,
-        "--overwrite",
-      ]);
-    }
+    // Another test may already have created the CRDs from crds/: let this release adopt them, as users would.
+    await adoptCrds(release, namespace);
     const install = await helm(["install", release, chartCopy, "-n", namespace, "--set", "replicaCount=1"]);
     expect(install.code, install.stderr).toBe(0);
     expect(install.stdout).toContain("MoKD distillation");
@@ -533,13 +536,8 @@ describe("release", () => {
     const first = `${release}-a`;
     const other = `${release}-b`;
     try {
-      // The CRD is kept from earlier releases (resource-policy keep): let the first release adopt it.
-      if ((await kubectl(["get", "crd", CRD_NAME])).code === 0) {
-        await kubectl(["label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
-        // prettier-ignore
-        await kubectl(["annotate", "crd", CRD_NAME, `meta.helm.sh/release-name=${first}`,
-          `meta.helm.sh/release-namespace=${namespace}`, "--overwrite"]);
-      }
+      // The CRDs are kept from earlier releases (resource-policy keep): let the first release adopt them.
+      await adoptCrds(first, namespace);
       const a = await helm(["install", first, CHART_DIR, "-n", namespace, "--set", "replicaCount=0"]);
       expect(a.code, a.stderr).toBe(0);
       // prettier-ignore

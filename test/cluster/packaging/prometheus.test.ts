@@ -24,6 +24,7 @@ import { freePort, Prometheus, prometheusBinDir } from "./prometheus.ts";
 
 /** The CRD as the chart ships it (identical to crds/: the staleness test compares both with the schema). */
 const CHART_CRD = join(CHART_DIR, "files", "crds", "distillation.mokd.io_distillationjobs.yaml");
+const CHART_STUDY_CRD = join(CHART_DIR, "files", "crds", "distillation.mokd.io_distillationstudies.yaml");
 const NODE = process.execPath;
 const RULES = join(CHART_DIR, "files", "prometheus-rules.yaml");
 const JOB = "tiny";
@@ -92,7 +93,15 @@ beforeAll(async () => {
   prometheusBinDir();
   dir = mkdtempSync(join(tmpdir(), "mokd-prom-test-"));
   namespace = await createTestNamespace("prom");
-  const crd = await kubectl(["apply", "-f", CHART_CRD]);
+  const crd = await kubectl([
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    "-f",
+    CHART_CRD,
+    "-f",
+    CHART_STUDY_CRD,
+  ]);
   expect(crd.code, crd.stderr).toBe(0);
 
   const [operatorPort, trainerPort] = [await freePort(), await freePort()];

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { OperatorMetric, TRAINER_LABELS, TrainerMetric } from "../../../api/metrics.ts";
+import { STUDY_METRIC_LABELS } from "../../../api/v1alpha1/study-contract.ts";
 import { CHART_DIR, ROOT } from "../../../scripts/generate.ts";
 import { alertRules } from "../../../dashboards/alerts.ts";
 import { buildDashboard } from "../../../dashboards/mokd.ts";
@@ -27,6 +28,8 @@ const knownLabels = new Set<string>([
   ...Object.values(TRAINER_LABELS),
   ...Object.values(TrainerLabel),
   ...Object.values(OperatorLabel),
+  // A DistillationStudy's pods add these (api/v1alpha1/study-contract.ts).
+  ...Object.values(STUDY_METRIC_LABELS),
   "le",
 ]);
 
@@ -138,7 +141,7 @@ describe("dashboard", () => {
 
   it("filters trainer panels by the namespace and job variables", () => {
     expect(dashboard.templating.list.map((v) => v.name)).toEqual(
-      expect.arrayContaining(["namespace", "job"]),
+      expect.arrayContaining(["namespace", "job", "study"]),
     );
     for (const expr of panelExprs.filter((e) => e.includes("mokd_trainer_"))) {
       expect(expr).toContain(`${TRAINER_LABELS.namespace}=~"$namespace"`);

@@ -1,0 +1,372 @@
+// A DistillationStudy's status: a pure function of (its last status, its stage Jobs and their pods), like
+// derive.ts for a DistillationJob and built from the same pieces: each stage Job is observed by derive.ts's own
+// `observe` (so a stage shows the same stuck reasons, admission and preemption a job does), the conditions are
+// conditionsFor's, and the per-variant table comes from the variants' Indexed Job: its completed/failed indexes
+// and, per index, the latest pod's termination message (the trainer's Result, parsed by the api schema).
+import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
+import {
+  analyseStudy,
+  EXIT_CODE_REASONS,
+  expandVariants,
+  runCount,
+  sharedLocation,
+  sharedRoot,
+  StudyLayout,
+  type DistillationStudyStatus,
+  type Phase,
+  type Result,
+  type VariantStatus,
+} from "../../../api/v1alpha1/index.ts";
+import type { OwnerStudy } from "../builders/study.ts";
+import { TRAINER_CONTAINER } from "../names.ts";
+import type { OwnerJob } from "../owner-job.ts";
+import { ConditionType, setCondition } from "./conditions.ts";
+import {
+  conditionsFor,
+  isTerminal,
+  jobFinished,
+  observe,
+  parseResult,
+  toIso,
+  trainerMessage,
+  truncateMessage,
+  type Observation,
+} from "./derive.ts";
+
+/** The annotation the Job controller puts on every pod of an Indexed Job. */
+export const COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index";
+
+export interface StageObserved {
+  job?: V1Job;
+  pods: V1Pod[];
+  events?: CoreV1Event[];
+}
+
+export interface StudyObserved {
+  teacher: StageObserved;
+  variants: StageObserved;
+  report: StageObserved;
+  /** A child's name is taken by an object this study does not control (final). */
+  conflict?: string;
+  /** The apiserver refused a child as invalid before any Job existed (final). */
+  refused?: string;
+  /** Why applying the children failed this time (retried). */
+  applyError?: string;
+}
+
+/** Devices a run holds, for deviceSeconds: its GPUs, or (gpus 0) its CPUs. */
+export interface DeviceCount {
+  devices: number;
+  unit: "GPU" | "CPU";
+}
+
+type StudyStatus = DistillationStudyStatus;
+
+/** "1,3-5" (a Job's completedIndexes / failedIndexes) -> {1, 3, 4, 5}. */
+export function parseIndexes(list: string | undefined): Set<number> {
+  const out = new Set<number>();
+  for (const part of (list ?? "").split(",")) {
+    const [from, to] = part.split("-").map((n) => Number.parseInt(n, 10));
+    if (from === undefined || Number.isNaN(from)) continue;
+    for (let i = from; i <= (to === undefined || Number.isNaN(to) ? from : to); i++) out.add(i);
+  }
+  return out;
+}
+
+export const completionIndexOf = (pod: V1Pod): number | undefined => {
+  const value = pod.metadata?.annotations?.[COMPLETION_INDEX_ANNOTATION];
+  const index = value === undefined ? NaN : Number.parseInt(value, 10);
+  return Number.isNaN(index) ? undefined : index;
+};
+
+const created = (pod: V1Pod) => toIso(pod.metadata?.creationTimestamp) ?? "";
+const trainerTerminated = (pod: V1Pod) =>
+  (
+    pod.status?.containerStatuses?.find((c) => c.name === TRAINER_CONTAINER) ??
+    pod.status?.containerStatuses?.[0]
+  )?.state?.terminated;
+const failedInit = (pod: V1Pod) =>
+  pod.status?.initContainerStatuses?.find((c) => (c.state?.terminated?.exitCode ?? 0) !== 0)?.state
+    ?.terminated;
+
+/** The pods of each index, newest first. */
+function podsByIndex(pods: V1Pod[]): Map<number, V1Pod[]> {
+  const out = new Map<number, V1Pod[]>();
+  for (const pod of pods) {
+    const index = completionIndexOf(pod);
+    if (index !== undefined) out.set(index, [...(out.get(index) ?? []), pod]);
+  }
+  for (const list of out.values()) list.sort((a, b) => created(b).localeCompare(created(a)));
+  return out;
+}
+
+/** The figures of a succeeded run from its Result; deviceSeconds = durationSeconds x devices. */
+function figures(result: Result | undefined, devices: DeviceCount): Partial<VariantStatus> {
+  if (!result) return {};
+  const duration = result.durationSeconds;
+  return {
+    ...(result.bestValidationAccuracy !== undefined
+      ? { bestValidationAccuracy: result.bestValidationAccuracy }
+      : {}),
+    ...(result.studentAccuracy !== undefined ? { testAccuracy: result.studentAccuracy } : {}),
+    ...(result.bestEpoch !== undefined ? { bestEpoch: result.bestEpoch } : {}),
+    ...(result.epochsToTarget !== undefined ? { epochsToTarget: result.epochsToTarget } : {}),
+    ...(duration !== undefined
+      ? { durationSeconds: duration, deviceSeconds: Number((duration * devices.devices).toFixed(3)) }
+      : {}),
+  };
+}
+
+/** Why an index failed: its latest failed pod's exit code and message (a failed initializer first). */
+function failureOf(pods: V1Pod[]): Pick<VariantStatus, "reason" | "message"> {
+  for (const pod of pods) {
+    if (pod.status?.phase !== "Failed") continue;
+    const terminated = failedInit(pod) ?? trainerTerminated(pod);
+    const reason = (terminated && EXIT_CODE_REASONS[terminated.exitCode]) || pod.status?.reason || "Failed";
+    const said = trainerMessage(terminated?.message);
+    const exit = terminated ? `exit code ${terminated.exitCode}` : "no exit code";
+    return {
+      reason,
+      message: truncateMessage(`pod ${pod.metadata?.name} (${exit})${said ? `: ${said}` : ""}`),
+    };
+  }
+  return { reason: "Failed", message: "the index failed (its pods are gone)" };
+}
+
+/** One entry per index of the variants' Indexed Job (a previous entry's figures kept when its pods are gone). */
+export function variantStatuses(
+  study: OwnerStudy,
+  observed: StageObserved,
+  previous: VariantStatus[] | undefined,
+  devices: DeviceCount,
+): VariantStatus[] {
+  const done = parseIndexes(observed.job?.status?.completedIndexes);
+  const failed = parseIndexes(observed.job?.status?.failedIndexes ?? undefined);
+  const byIndex = podsByIndex(observed.pods);
+  const before = new Map((previous ?? []).map((v) => [v.index, v]));
+  return expandVariants(study.spec).map((variant) => {
+    const pods = byIndex.get(variant.index) ?? [];
+    const old = before.get(variant.index);
+    const base = { index: variant.index, name: variant.name, arm: variant.arm, seed: variant.seed };
+    const attempts = Math.max(old?.attempts ?? 0, pods.length);
+    const withAttempts = attempts > 0 ? { attempts } : {};
+    if (done.has(variant.index)) {
+      const pod = pods.find((p) => p.status?.phase === "Succeeded");
+      const result = parseResult(pod ? trainerTerminated(pod)?.message : undefined);
+      if (!result && old?.phase === "Succeeded") return old;
+      return { ...base, phase: "Succeeded", ...withAttempts, ...figures(result, devices) };
+    }
+    if (failed.has(variant.index)) {
+      if (pods.length === 0 && old?.phase === "Failed") return old;
+      return { ...base, phase: "Failed", ...withAttempts, ...failureOf(pods) };
+    }
+    const running = pods[0]?.status?.phase === "Running" && !pods[0].metadata?.deletionTimestamp;
+    return { ...base, phase: running ? "Running" : "Pending", ...withAttempts };
+  });
+}
+
+/** A stage Job's observation through derive.ts's `observe`, the stage's reason in place of the trainer's. */
+function observeStage(
+  study: OwnerStudy,
+  stage: StageObserved,
+  running: string,
+  previous: StudyStatus,
+): Observation {
+  const { name, namespace, uid } = study.metadata;
+  // The template as a DistillationJob of the study, its previous phase telling a preemption from a first queue.
+  const asJob: OwnerJob = {
+    apiVersion: "distillation.mokd.io/v1alpha1",
+    kind: "DistillationJob",
+    metadata: { name, namespace, uid },
+    spec: study.spec.template,
+    status: {
+      ...(previous.phase ? { phase: previous.phase } : {}),
+      ...(previous.conditions ? { conditions: previous.conditions } : {}),
+    },
+  };
+  const o = observe(asJob, {
+    pods: stage.pods,
+    ...(stage.job ? { job: stage.job } : {}),
+    events: stage.events ?? [],
+  });
+  return o.reason === "TrainerRunning" ? { ...o, reason: running } : o;
+}
+
+/** The stage the study is in and what it says, from the newest stage Job there is. */
+export function observeStudy(
+  study: OwnerStudy,
+  observed: StudyObserved,
+  previous: StudyStatus,
+  succeeded: number,
+): Observation & { stage: NonNullable<StudyStatus["stage"]> } {
+  if (observed.conflict !== undefined)
+    return {
+      stage: "Teacher",
+      phase: "Failed",
+      reason: "NameConflict",
+      message: truncateMessage(observed.conflict),
+    };
+  const { teacher, variants, report } = observed;
+  if (!teacher.job && observed.refused !== undefined) {
+    const message = `the apiserver refused the study's children: ${observed.refused}`;
+    return { stage: "Teacher", phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };
+  }
+  if (report.job) {
+    const o = observeStage(study, report, "ReportRunning", previous);
+    if (o.phase === "Succeeded")
+      return {
+        stage: "Done",
+        phase: "Succeeded",
+        reason: "Completed",
+        message: completedMessage(study, succeeded),
+      };
+    if (o.phase === "Failed")
+      return { ...o, stage: "Report", reason: "ReportFailed", message: `report: ${o.message}` };
+    return { ...o, stage: "Report" };
+  }
+  if (variants.job) {
+    if (jobFinished(variants.job)) {
+      if (succeeded === 0) {
+        const message = `no variant succeeded (${runCount(study.spec)} failed): see status.variants for each one's reason`;
+        return { stage: "Variants", phase: "Failed", reason: "NoVariantSucceeded", message };
+      }
+      return {
+        stage: "Report",
+        phase: "Running",
+        reason: "ReportRunning",
+        message: "creating the report Job",
+      };
+    }
+    const o = observeStage(study, variants, "VariantsRunning", previous);
+    return { ...o, stage: "Variants" };
+  }
+  if (teacher.job) {
+    const o = observeStage(study, teacher, "TeacherRunning", previous);
+    if (o.phase === "Failed")
+      return {
+        stage: "Teacher",
+        phase: "Failed",
+        reason: "TeacherFailed",
+        message: truncateMessage(`teacher (${o.reason}): ${o.message}`),
+      };
+    if (o.phase === "Succeeded")
+      return {
+        stage: "Variants",
+        phase: "Running",
+        reason: "VariantsRunning",
+        message: "creating the variants Job",
+      };
+    return { ...o, stage: "Teacher" };
+  }
+  if (observed.applyError !== undefined) {
+    const message = `creating the study's ConfigMap or teacher Job failed (retried): ${observed.applyError}`;
+    return { stage: "Teacher", phase: "Pending", reason: "ApplyFailed", message: truncateMessage(message) };
+  }
+  return { stage: "Teacher", phase: "Pending", reason: "Creating", message: "creating the teacher Job" };
+}
+
+function completedMessage(study: OwnerStudy, succeeded: number): string {
+  const runs = runCount(study.spec);
+  return `the report is written: ${succeeded} of ${runs} runs succeeded${succeeded < runs ? ` (${runs - succeeded} failed: see status.variants)` : ""}`;
+}
+
+/** The teacher's test accuracy (shard 0 evaluates it), from its termination message. */
+function teacherAccuracyOf(teacher: StageObserved): number | undefined {
+  for (const pod of teacher.pods) {
+    if (pod.status?.phase !== "Succeeded") continue;
+    const accuracy = parseResult(trainerTerminated(pod)?.message)?.teacherAccuracy;
+    if (accuracy !== undefined) return accuracy;
+  }
+  return undefined;
+}
+
+/** The comparison's condition: provisional while runs remain, final once every run has ended. */
+function comparedCondition(status: StudyStatus, pending: number, now: string, generation?: number) {
+  const final = pending === 0;
+  return setCondition(
+    status.conditions,
+    {
+      type: ConditionType.Compared,
+      status: final ? "True" : "False",
+      reason: final ? "AllRunsEnded" : "Provisional",
+      message: final
+        ? "status.arms, best and comparisons are over every run"
+        : `status.arms, best and comparisons are provisional: ${pending} run(s) have not ended`,
+    },
+    now,
+    generation,
+  );
+}
+
+/** The new status; a terminal one is final (the stage Jobs may be deleted later). */
+export function deriveStudyStatus(
+  study: OwnerStudy,
+  observed: StudyObserved,
+  now: string,
+  devices: DeviceCount,
+): StudyStatus {
+  const previous: StudyStatus = study.status ?? {};
+  if (isTerminal(previous.phase as Phase | undefined)) return previous;
+  const generation = study.metadata.generation;
+  const variants = observed.variants.job
+    ? variantStatuses(study, observed.variants, previous.variants, devices)
+    : previous.variants;
+  const succeeded = variants?.filter((v) => v.phase === "Succeeded").length ?? 0;
+  const failed = variants?.filter((v) => v.phase === "Failed").length ?? 0;
+  const runs = runCount(study.spec);
+  const o = observeStudy(study, observed, previous, succeeded);
+  const anyJob = Boolean(observed.teacher.job ?? observed.variants.job ?? observed.report.job);
+  const startTime = previous.startTime ?? toIso(observed.teacher.job?.metadata?.creationTimestamp);
+  const teacherAccuracy = teacherAccuracyOf(observed.teacher) ?? previous.teacherAccuracy;
+  let status: StudyStatus = {
+    phase: o.phase,
+    stage: o.stage,
+    conditions: conditionsFor(previous, o, anyJob, now, generation),
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    ...(startTime ? { startTime } : {}),
+    ...(isTerminal(o.phase) ? { completionTime: now } : {}),
+    ...(observed.teacher.job?.metadata?.name ? { teacherJobName: observed.teacher.job.metadata.name } : {}),
+    ...(observed.variants.job?.metadata?.name
+      ? { variantsJobName: observed.variants.job.metadata.name }
+      : {}),
+    runs,
+    succeeded,
+    failed,
+    ...(variants ? { variants } : {}),
+    ...(teacherAccuracy !== undefined ? { teacherAccuracy } : {}),
+    ...(o.phase === "Succeeded"
+      ? { reportUri: sharedLocation(sharedRoot(study.spec.template), StudyLayout.report) }
+      : {}),
+  };
+  if (variants && succeeded > 0) {
+    status = { ...status, ...analyseStudy(variants) };
+    status.conditions = comparedCondition(status, runs - succeeded - failed, now, generation);
+  }
+  return status;
+}
+
+/** Events for runs that ended since `previous`: one per variant, with its figures or its reason. */
+export interface VariantEvent {
+  type: "Normal" | "Warning";
+  reason: "VariantSucceeded" | "VariantFailed";
+  message: string;
+}
+
+export function variantEndEvents(
+  previous: VariantStatus[] | undefined,
+  next: VariantStatus[] | undefined,
+  unit: DeviceCount["unit"],
+): VariantEvent[] {
+  const before = new Map((previous ?? []).map((v) => [v.index, v.phase]));
+  const pct = (x: number | undefined) => (x === undefined ? "?" : `${(x * 100).toFixed(2)}%`);
+  return (next ?? []).flatMap((v): VariantEvent[] => {
+    if (before.get(v.index) === v.phase || (v.phase !== "Succeeded" && v.phase !== "Failed")) return [];
+    if (v.phase === "Succeeded") {
+      const cost = v.deviceSeconds === undefined ? "" : `, ${v.deviceSeconds.toFixed(0)} ${unit}-s`;
+      const message = `variant ${v.name} (index ${v.index}) succeeded: validation ${pct(v.bestValidationAccuracy)}, test ${pct(v.testAccuracy)}${cost}`;
+      return [{ type: "Normal", reason: "VariantSucceeded", message }];
+    }
+    const message = `variant ${v.name} (index ${v.index}) failed: ${v.reason ?? "Failed"}: ${v.message ?? ""}`;
+    return [{ type: "Warning", reason: "VariantFailed", message: truncateMessage(message) }];
+  });
+}

@@ -1,0 +1,352 @@
+// A DistillationStudy at scale on kwok's GPU nodes under real Kueue: 50 variants with parallelism 8 against a
+// ClusterQueue of 4 GPUs. Counted from the system's own objects over the whole run (a watch on the variants'
+// pods, Kueue's Workload admission), never from timing: at most 4 variant pods ever hold a GPU at once (Kueue's
+// partial admission cut the Job to what the quota has); the operator killed and restarted mid-run duplicates
+// nothing (one variants Job, one successful pod per index); the one variant that fails (a non-retriable exit) is
+// isolated: the others succeed, the report runs, the study ends Succeeded naming that variant as failed.
+import { Watch, type V1Job, type V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DistillationStudyStatus } from "../../../api/v1alpha1/index.ts";
+import { createTestNamespace, deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
+import {
+  ensureCrd,
+  mustKubectl,
+  operatorIdentity,
+  removeIdentity,
+  startOperator,
+  type OperatorProcess,
+} from "../operator/harness.ts";
+import { adminKubeConfig } from "../../bed/env.ts";
+import { Kueue, KUEUE_NAMESPACE_LABEL } from "./kueue.ts";
+
+const QUEUE = "studies";
+const QUOTA_GPUS = 4;
+const FAILING_INDEX = 7;
+const RESULT = JSON.stringify({
+  bestValidationAccuracy: 0.81,
+  studentAccuracy: 0.8,
+  bestEpoch: 1,
+  durationSeconds: 2,
+  teacherSource: "shared",
+});
+
+let namespace = "";
+let kueue: Kueue | undefined;
+let operator: OperatorProcess | undefined;
+let kubeconfig = "";
+const stopWatches: (() => void)[] = [];
+
+/** Every variant pod seen, by name: its index and its latest phase. */
+const pods = new Map<string, { index: string; phase: string; deleted: boolean }>();
+const variantJobUids = new Set<string>();
+let maxActive = 0;
+
+const active = () =>
+  [...pods.values()].filter((p) => !p.deleted && (p.phase === "Pending" || p.phase === "Running")).length;
+
+async function watch<T extends { metadata?: { name?: string; uid?: string } }>(
+  path: string,
+  labelSelector: string,
+  onEvent: (type: string, obj: T) => void,
+): Promise<void> {
+  const request = await new Watch(adminKubeConfig()).watch(path, { labelSelector }, onEvent, () => undefined);
+  stopWatches.push(() => request.abort());
+}
+
+async function studyStatus(): Promise<DistillationStudyStatus> {
+  const r = await kubectl(["get", "distillationstudy", "pilot", "-n", namespace, "-o", "json"]);
+  return r.code === 0 ? ((JSON.parse(r.stdout) as { status?: DistillationStudyStatus }).status ?? {}) : {};
+}
+
+async function context(): Promise<string> {
+  const objects = await kubectl(["get", "distillationstudies,jobs,workloads", "-n", namespace, "-o", "wide"]);
+  return `${objects.stdout}${objects.stderr}\noperator:\n${operator?.logs().slice(-4000) ?? ""}\nkueue:\n${kueue?.log(30) ?? ""}`;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 180_000): Promise<T> {
+  return waitFor(what, fn, ms, 300).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await context()}`, { cause: e });
+  });
+}
+
+async function queues(): Promise<void> {
+  const docs = [
+    { apiVersion: "kueue.x-k8s.io/v1beta2", kind: "ResourceFlavor", metadata: { name: "default-flavor" } },
+    {
+      apiVersion: "kueue.x-k8s.io/v1beta2",
+      kind: "ClusterQueue",
+      metadata: { name: `gpus-${namespace}` },
+      spec: {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+        resourceGroups: [
+          {
+            coveredResources: ["cpu", "memory", "nvidia.com/gpu"],
+            flavors: [
+              {
+                name: "default-flavor",
+                resources: [
+                  { name: "cpu", nominalQuota: "256" },
+                  { name: "memory", nominalQuota: "1Ti" },
+                  { name: "nvidia.com/gpu", nominalQuota: String(QUOTA_GPUS) },
+                ],
+              },
+            ],
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: "kueue.x-k8s.io/v1beta2",
+      kind: "LocalQueue",
+      metadata: { name: QUEUE, namespace },
+      spec: { clusterQueue: `gpus-${namespace}` },
+    },
+  ];
+  await mustKubectl(["apply", "-f", "-"], docs.map((d) => JSON.stringify(d)).join("\n"));
+}
+
+/** 5 arms (alone, mokd, mokd-amortized, kd@0.5, kd@0.9) x 10 seeds = 50 runs; kwok plays every pod. */
+const study = {
+  apiVersion: "distillation.mokd.io/v1alpha1",
+  kind: "DistillationStudy",
+  metadata: { name: "pilot" },
+  spec: {
+    seeds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    variants: { fixedAlphas: [0.5, 0.9] },
+    parallelism: 8,
+    template: {
+      queueName: QUEUE,
+      output: { uri: "s3://mokd-study/pilot" },
+      runtime: {
+        gpus: 1,
+        podAnnotations: {
+          "kwok.mokd.io/outcome": "succeed",
+          "kwok.mokd.io/duration": "1500ms",
+          "kwok.mokd.io/message": RESULT,
+          // The variant of this index exits with BadData (non-retriable): its index fails, at once.
+          "kwok.mokd.io/fail-index": String(FAILING_INDEX),
+          "kwok.mokd.io/exit-code": "3",
+        },
+      },
+      runPolicy: { backoffLimit: 2 },
+    },
+  },
+};
+
+beforeAll(async () => {
+  namespace = await createTestNamespace("study-kueue");
+  await mustKubectl([
+    "label",
+    "namespace",
+    namespace,
+    `${KUEUE_NAMESPACE_LABEL.key}=${KUEUE_NAMESPACE_LABEL.value}`,
+  ]);
+  await ensureCrd();
+  kueue = await Kueue.start();
+  await queues();
+  kubeconfig = await operatorIdentity(namespace);
+  operator = startOperator(kubeconfig, namespace, ["--no-leader-elect"]);
+  await watch<V1Pod>(`/api/v1/namespaces/${namespace}/pods`, "mokd.io/study-stage=variants", (type, pod) => {
+    const name = pod.metadata!.name!;
+    const index = pod.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] ?? "?";
+    pods.set(name, { index, phase: pod.status?.phase ?? "Pending", deleted: type === "DELETED" });
+    maxActive = Math.max(maxActive, active());
+  });
+  await watch<V1Job>(
+    `/apis/batch/v1/namespaces/${namespace}/jobs`,
+    "mokd.io/study-stage=variants",
+    (_t, job) => {
+      variantJobUids.add(job.metadata!.uid!);
+    },
+  );
+}, 1_500_000);
+
+afterAll(async () => {
+  stopWatches.forEach((stop) => stop());
+  await operator?.kill("SIGTERM");
+  if (namespace) {
+    await kubectl(["delete", "distillationstudies,jobs", "--all", "-n", namespace, "--wait=false"]);
+    await deleteNamespace(namespace);
+    await kubectl(["delete", "clusterqueue", `gpus-${namespace}`, "--wait=false"]);
+    await removeIdentity(namespace);
+  }
+  await kueue?.stop();
+});
+
+describe("a DistillationStudy of 50 variants under a Kueue quota of 4 GPUs (kwok)", () => {
+  it("admits at most 4 variant pods at once, survives an operator restart, isolates the failing variant", async () => {
+    const started = Date.now();
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(study));
+    await until("the variants stage", async () => (await studyStatus()).stage === "Variants");
+    // Kueue admitted the variants' Workload partially: 4 of the 8 pods parallelism asks for.
+    const admitted = await until("the variants' Workload admitted", async () => {
+      const r = await kubectl(["get", "workloads", "-n", namespace, "-o", "json"]);
+      const items = (JSON.parse(r.stdout) as { items: WorkloadLike[] }).items;
+      const w = items.find((i) => i.metadata.ownerReferences?.some((o) => o.name === "pilot-variants"));
+      return w?.status?.admission?.podSetAssignments?.[0]?.count;
+    });
+    expect(admitted).toBe(QUOTA_GPUS);
+
+    // Kill the operator mid-run (no graceful stop) and start a new one.
+    await until(
+      "10 variants done",
+      async () => [...pods.values()].filter((p) => p.phase === "Succeeded").length >= 10,
+    );
+    await operator!.kill("SIGKILL");
+    operator = startOperator(kubeconfig, namespace, ["--no-leader-elect"]);
+
+    const final = await until(
+      "the study ended",
+      async () => {
+        const s = await studyStatus();
+        return (s.phase === "Succeeded" || s.phase === "Failed") && s;
+      },
+      300_000,
+    );
+    console.log(`[study kwok] 50 variants under a quota of 4 GPUs: ${(Date.now() - started) / 1000} s`);
+
+    expect(final).toMatchObject({ phase: "Succeeded", stage: "Done", runs: 50, succeeded: 49, failed: 1 });
+    // The failing variant is named with the trainer's reason; every other one succeeded with its figures.
+    const failed = final.variants!.filter((v) => v.phase === "Failed");
+    expect(failed).toEqual([
+      expect.objectContaining({ index: FAILING_INDEX, name: "alone-s8", reason: "BadData" }),
+    ]);
+    expect(final.variants!.filter((v) => v.phase === "Succeeded" && v.testAccuracy === 0.8)).toHaveLength(49);
+    expect(final.best?.arm).toBeDefined();
+
+    // Never more than the quota of variant pods at once, and the quota was used (the cut was Kueue's, not 1).
+    expect(maxActive).toBe(QUOTA_GPUS);
+    // No duplicate: one variants Job, one successful pod per index, one pod for the failed index (FailIndex).
+    expect(variantJobUids.size).toBe(1);
+    const byIndex = new Map<string, string[]>();
+    for (const p of pods.values()) byIndex.set(p.index, [...(byIndex.get(p.index) ?? []), p.phase]);
+    expect(byIndex.size).toBe(50);
+    for (const [index, phases] of byIndex) {
+      if (index === String(FAILING_INDEX)) expect(phases).toEqual(["Failed"]);
+      else expect(phases.filter((p) => p === "Succeeded")).toHaveLength(1);
+    }
+    // One event per variant that ended (aggregated per status write) named the failure.
+    const events = await mustKubectl([
+      "get",
+      "events",
+      "-n",
+      namespace,
+      "--field-selector",
+      "reason=VariantFailed",
+      "-o",
+      "json",
+    ]);
+    expect(events).toContain("alone-s8");
+  }, 600_000);
+});
+
+/** [what, spec (over a valid base), where it is refused, the text the refusal or status must name]. */
+const BAD_STUDIES: [string, Record<string, unknown>, "apiserver" | "status", RegExp][] = [
+  ["duplicate seeds", { seeds: [1, 1] }, "apiserver", /seeds must be unique/],
+  ["no shared storage", { template: {} }, "apiserver", /template\.output\.uri.*ReadWriteMany/],
+  [
+    "no variant",
+    { variants: { automatic: [], fixedAlphas: [], studentAlone: false } },
+    "apiserver",
+    /at least one variant/,
+  ],
+  [
+    "distillation disabled",
+    { template: { output: { uri: "s3://mokd-study/x" }, objectives: { distillation: { enabled: false } } } },
+    "apiserver",
+    /distillation\.enabled must be true/,
+  ],
+  [
+    "sharded teacher trained on the spot",
+    { teacherShards: 2 },
+    "apiserver",
+    /teacherShards > 1 needs a given teacher/,
+  ],
+  ["an alpha above 1", { variants: { fixedAlphas: [1.5] } }, "apiserver", /fixedAlphas/],
+  ["parallelism 0", { parallelism: 0 }, "apiserver", /parallelism/],
+  [
+    "a cpu request that is no quantity",
+    {
+      template: {
+        output: { uri: "s3://mokd-study/x" },
+        runtime: { gpus: 0, resources: { requests: { cpu: "lots" } } },
+      },
+    },
+    "status",
+    /InvalidSpec: spec\.template\.runtime\.resources\.requests\.cpu/,
+  ],
+];
+
+describe("bad DistillationStudy specs end as apiserver refusals or statuses", () => {
+  const base = {
+    seeds: [1],
+    variants: { fixedAlphas: [0.5] },
+    template: { output: { uri: "s3://mokd-study/x" } },
+  };
+  it.each(BAD_STUDIES)("%s", async (what, spec, where, names) => {
+    const name = `bad-${what.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}`.slice(0, 40).replace(/-+$/, "");
+    const body = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationStudy",
+      metadata: { name },
+      spec: { ...base, ...spec },
+    };
+    const r = await kubectl(["apply", "-n", namespace, "-f", "-"], { input: JSON.stringify(body) });
+    if (where === "apiserver") {
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(names);
+      return;
+    }
+    expect(r.code, r.stderr).toBe(0);
+    const s = await until(
+      `${name} Failed`,
+      async () => {
+        const got = await kubectl(["get", "distillationstudy", name, "-n", namespace, "-o", "json"]);
+        const st = (JSON.parse(got.stdout) as { status?: DistillationStudyStatus }).status;
+        return st?.phase === "Failed" && st;
+      },
+      60_000,
+    );
+    const failed = s.conditions?.find((c) => c.type === "Failed");
+    expect(`${failed?.reason}: ${failed?.message}`).toMatch(names);
+  });
+
+  it("a Job of a study's child name held by someone else: Failed/NameConflict, the Job untouched", async () => {
+    const foreign = {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "taken-teacher" },
+      spec: {
+        suspend: true,
+        template: { spec: { restartPolicy: "Never", containers: [{ name: "x", image: "busybox" }] } },
+      },
+    };
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(foreign));
+    const body = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationStudy",
+      metadata: { name: "taken" },
+      spec: base,
+    };
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(body));
+    const s = await until(
+      "taken Failed",
+      async () => {
+        const got = await kubectl(["get", "distillationstudy", "taken", "-n", namespace, "-o", "json"]);
+        const st = (JSON.parse(got.stdout) as { status?: DistillationStudyStatus }).status;
+        return st?.phase === "Failed" && st;
+      },
+      60_000,
+    );
+    expect(s.conditions?.find((c) => c.type === "Failed")).toMatchObject({ reason: "NameConflict" });
+    const job = JSON.parse(
+      await mustKubectl(["get", "job", "taken-teacher", "-n", namespace, "-o", "json"]),
+    ) as V1Job;
+    expect(job.metadata?.ownerReferences ?? []).toEqual([]);
+  });
+});
+
+interface WorkloadLike {
+  metadata: { ownerReferences?: { name: string }[] };
+  status?: { admission?: { podSetAssignments?: { count?: number }[] } };
+}
