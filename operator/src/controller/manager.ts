@@ -138,13 +138,15 @@ export class Manager {
     });
     if (config.studyController) {
       const studyQueue = new WorkQueue({});
-      this.informers.studies = watchResource<Obj>({
-        kubeConfig,
-        path: collection(`/apis/${GROUP}/${VERSION}`, STUDY_PLURAL, ns),
-        onEvent: (_t, obj) => studyQueue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
-        onError: onError("DistillationStudy"),
-        transform: slimDistillationJob,
-      });
+      this.informers.studies = watchNamespaces(namespaces, (ns) =>
+        watchResource<Obj>({
+          kubeConfig,
+          path: collection(`/apis/${GROUP}/${VERSION}`, STUDY_PLURAL, ns),
+          onEvent: (_t, obj) => studyQueue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
+          onError: onError("DistillationStudy"),
+          transform: slimDistillationJob,
+        }),
+      );
       const studies = this.informers.studies;
       this.study = {
         queue: studyQueue,

@@ -17,7 +17,7 @@ import {
   KUEUE_MIN_PARALLELISM,
   stageSuspend,
 } from "../../../../operator/src/builders/study.ts";
-import { distillationJob } from "../fixtures.ts";
+import { distillationJob } from "../../../fixtures/kube-objects.ts";
 import { study } from "../../../fixtures/study.ts";
 
 const trainerOf = (job: ReturnType<typeof buildTeacherJob>) =>
