@@ -3,7 +3,8 @@
 // pods, Kueue's Workload admission), never from timing: at most 4 variant pods ever hold a GPU at once (Kueue's
 // partial admission cut the Job to what the quota has); the operator killed and restarted mid-run duplicates
 // nothing (one variants Job, one successful pod per index); the one variant that fails (a non-retriable exit) is
-// isolated: the others succeed, the report runs, the study ends Succeeded naming that variant as failed.
+// isolated: the others succeed, the report runs, the study ends Succeeded naming that variant as failed. And a
+// study suspended through its template's runPolicy holds its current stage's Job suspended, and resumes it.
 import { Watch, type V1Job, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DistillationStudyStatus } from "../../../api/v1alpha1/index.ts";
@@ -238,6 +239,89 @@ describe("a DistillationStudy of 50 variants under a Kueue quota of 4 GPUs (kwok
     ]);
     expect(events).toContain("alone-s8");
   }, 600_000);
+});
+
+describe("a DistillationStudy suspended and resumed (kwok)", () => {
+  it("suspends the current stage's Job with no pod, and resumes it to the end", async () => {
+    const paused = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationStudy",
+      metadata: { name: "paused" },
+      spec: {
+        seeds: [1],
+        variants: { automatic: ["mokd"], fixedAlphas: [0.5], studentAlone: false },
+        template: {
+          output: { uri: "s3://mokd-study/paused" },
+          runtime: {
+            gpus: 1,
+            podAnnotations: {
+              "kwok.mokd.io/outcome": "succeed",
+              "kwok.mokd.io/duration": "500ms",
+              "kwok.mokd.io/message": RESULT,
+            },
+          },
+          runPolicy: { suspend: true },
+        },
+      },
+    };
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(paused));
+    const get = async () => {
+      const r = await kubectl(["get", "distillationstudy", "paused", "-n", namespace, "-o", "json"]);
+      return r.code === 0
+        ? ((JSON.parse(r.stdout) as { status?: DistillationStudyStatus }).status ?? {})
+        : {};
+    };
+    const suspended = await until("paused Suspended", async () => {
+      const s = await get();
+      return s.phase === "Suspended" && s;
+    });
+    expect(suspended.stage).toBe("Teacher");
+    const teacher = JSON.parse(
+      await mustKubectl(["get", "job", "paused-teacher", "-n", namespace, "-o", "json"]),
+    ) as V1Job;
+    expect(teacher.spec?.suspend).toBe(true);
+    const studyPods = async () =>
+      (
+        JSON.parse(
+          await mustKubectl([
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            "-l",
+            "mokd.io/study-name=paused",
+            "-o",
+            "json",
+          ]),
+        ) as { items: V1Pod[] }
+      ).items;
+    expect(await studyPods()).toEqual([]);
+
+    await mustKubectl([
+      "patch",
+      "distillationstudy",
+      "paused",
+      "-n",
+      namespace,
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { template: { runPolicy: { suspend: false } } } }),
+    ]);
+    const final = await until("paused ended", async () => {
+      const s = await get();
+      return (s.phase === "Succeeded" || s.phase === "Failed") && s;
+    });
+    expect(final).toMatchObject({ phase: "Succeeded", stage: "Done", runs: 2, succeeded: 2, failed: 0 });
+    // Resumed, not restarted: still one teacher Job (the same object) and one teacher pod.
+    const after = JSON.parse(
+      await mustKubectl(["get", "job", "paused-teacher", "-n", namespace, "-o", "json"]),
+    ) as V1Job;
+    expect(after.metadata?.uid).toBe(teacher.metadata?.uid);
+    expect(
+      (await studyPods()).filter((p) => p.metadata?.labels?.["mokd.io/study-stage"] === "teacher"),
+    ).toHaveLength(1);
+  }, 300_000);
 });
 
 /** [what, spec (over a valid base), where it is refused, the text the refusal or status must name]. */
