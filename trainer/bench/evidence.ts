@@ -4,6 +4,8 @@
 // t-intervals (df = n - 1) and Holm-adjusted p-values. Only seeds every configuration of the setting finished are
 // used. Prints markdown; --json writes the numbers too.
 //   node trainer/bench/evidence.ts trainer/bench/results/evidence.json[,more.json] [--json out.json]
+//     [--loss kd] (the loss of the headline analysis) [--adaptation kd+feature] (the adaptation-module analysis:
+//     that loss's mokd, with the feature objective, against the headline loss's mokd)
 // Several files (one per range of seeds, --first-seed) are merged; a (setting, method, seed) two files both hold
 // is taken from the first.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -238,11 +240,90 @@ export function analyse(
   };
 }
 
+export interface AdaptationAnalysis {
+  setting: string;
+  seeds: number[];
+  choices: Choice[];
+  comparisons: Comparison[];
+}
+
+/**
+ * The adaptation module (claim 4): exact MoKD with the feature objective through the projector (`featureLoss
+ * mokd`) against exact MoKD without it (`baseLoss mokd`), and the projector's own update (`featureLoss mokd
+ * projector=own`) against the weighted one; each method's learning rate chosen on validation, test paired by seed
+ * over the seeds all of them finished, Holm over these comparisons.
+ */
+export function analyseAdaptation(
+  setting: string,
+  runs: Run[],
+  baseLoss: string,
+  featureLoss: string,
+  defaultLearningRate: number,
+): AdaptationAnalysis {
+  const names = [`${baseLoss} mokd`, `${featureLoss} mokd`, `${featureLoss} mokd projector=own`];
+  const relevant = runs.filter((r) => r.setting === setting && r.kind === "auto" && names.includes(base(r)));
+  const { configs, seeds } = configurations(relevant);
+  const of = (name: string) => configs.filter((c) => c.method === name);
+  const atDefault = (c: Config) => c.learningRate === defaultLearningRate;
+  const without = chooseOnValidation("mokd without the feature objective, LR tuned", of(names[0]!));
+  const withModule = chooseOnValidation(
+    "mokd with the feature objective (weighted projector), LR tuned",
+    of(names[1]!),
+  );
+  const own = chooseOnValidation(
+    "mokd with the feature objective (projector's own update), LR tuned",
+    of(names[2]!),
+  );
+  const withoutDefault = chooseOnValidation(
+    "mokd without the feature objective, default LR",
+    of(names[0]!).filter(atDefault),
+  );
+  const withDefault = chooseOnValidation(
+    "mokd with the feature objective (weighted), default LR",
+    of(names[1]!).filter(atDefault),
+  );
+  const rows: [string, string, Choice, Choice][] = [
+    [
+      "the adaptation module helps",
+      "mokd with the feature objective vs without, both LR tuned",
+      withModule,
+      without,
+    ],
+    ["the adaptation module helps", "the same, both at the default LR", withDefault, withoutDefault],
+    ["projectorUpdate", "`own` vs `weighted` (both with the feature objective, LR tuned)", own, withModule],
+  ];
+  const intervals = rows.map(([, , a, b]) => pairedInterval(testBySeed(a.config), testBySeed(b.config)));
+  const adjusted = holm(intervals.map((i) => i.p));
+  return {
+    setting,
+    seeds,
+    choices: [without, withModule, own, withoutDefault, withDefault],
+    comparisons: rows.map(([claim, question, a, b], i) => ({
+      claim,
+      question,
+      a,
+      b,
+      unit: "points",
+      interval: intervals[i]!,
+      holmP: adjusted[i]!,
+    })),
+  };
+}
+
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "—");
 const signed = (x: number) => `${x >= 0 ? "+" : ""}${f2(x)}`;
 const p3 = (p: number) => (Number.isNaN(p) ? "—" : p < 0.001 ? "<0.001" : p.toFixed(3));
 const describeChoice = (c: Choice) =>
   `${c.config.method} @ lr ${c.config.learningRate}${c.edges.length ? ` (edge: ${c.edges.join("; ")})` : ""}`;
+
+const choiceRow = (c: Choice) => {
+  const t = [...c.config.runs.values()].map((r) => r.testAccuracy * 100);
+  return `| ${c.label} | ${describeChoice(c)} | ${f2(c.config.validation)} | ${f2(mean(t))} ± ${f2(se(t))} |`;
+};
+
+const comparisonRow = (c: Comparison) =>
+  `| ${c.claim} | ${c.question} | ${signed(c.interval.mean)} ${c.unit} | [${signed(c.interval.low)}, ${signed(c.interval.high)}] | ` +
+  `${c.interval.wins}/${c.interval.n} | ${p3(c.interval.p)} | ${p3(c.holmP)} |`;
 
 export function markdown(a: SettingAnalysis): string {
   const lines = [
@@ -252,20 +333,13 @@ export function markdown(a: SettingAnalysis): string {
     "",
     "| choice | configuration | validation % | test % (mean ± SE) |",
     "|---|---|---|---|",
-    ...a.choices.map((c) => {
-      const t = [...c.config.runs.values()].map((r) => r.testAccuracy * 100);
-      return `| ${c.label} | ${describeChoice(c)} | ${f2(c.config.validation)} | ${f2(mean(t))} ± ${f2(se(t))} |`;
-    }),
+    ...a.choices.map(choiceRow),
     "",
     `Headline comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
     "",
     "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
     "|---|---|---|---|---|---|---|",
-    ...a.comparisons.map(
-      (c) =>
-        `| ${c.claim} | ${c.question} | ${signed(c.interval.mean)} ${c.unit} | [${signed(c.interval.low)}, ${signed(c.interval.high)}] | ` +
-        `${c.interval.wins}/${c.interval.n} | ${p3(c.interval.p)} | ${p3(c.holmP)} |`,
-    ),
+    ...a.comparisons.map(comparisonRow),
     "",
     `Speed: epochs to the best tuned fixed cell's mean final validation accuracy (${f2(a.speed.target)}%); a run that never reaches it counts its full length:`,
     "",
@@ -290,6 +364,24 @@ export function markdown(a: SettingAnalysis): string {
   return lines.join("\n");
 }
 
+export function adaptationMarkdown(a: AdaptationAnalysis): string {
+  return [
+    `### ${a.setting}: the adaptation module, ${a.seeds.length} seeds (${a.seeds.join(", ")})`,
+    "",
+    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+    "",
+    "| choice | configuration | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...a.choices.map(choiceRow),
+    "",
+    `Comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
+    "",
+    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
+    "|---|---|---|---|---|---|---|",
+    ...a.comparisons.map(comparisonRow),
+  ].join("\n");
+}
+
 /** The runs of several files, each (setting, method, seed) once: the first file's. */
 export function mergeRuns(files: Run[][]): Run[] {
   const seen = new Set<string>();
@@ -303,7 +395,11 @@ export function mergeRuns(files: Run[][]): Run[] {
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
-    options: { json: { type: "string" } },
+    options: {
+      json: { type: "string" },
+      loss: { type: "string", default: "kd" },
+      adaptation: { type: "string" },
+    },
     allowPositionals: true,
   });
   const files = (positionals[0] ?? "trainer/bench/results/evidence.json").split(",");
@@ -317,12 +413,24 @@ async function main(): Promise<void> {
   const runs = mergeRuns(all.map((r) => r.runs));
   // Every setting of any file, once (files may hold other settings or other rates of the same one).
   const settings = [...new Map(all.flatMap((r) => r.study.settings).map((s) => [s.name, s])).values()];
+  // The headline analysis sees the student alone and the headline loss only (another loss, e.g. the feature
+  // variant, has its own analysis).
+  const headline = runs.filter((r) => r.loss === undefined || r.loss === values.loss);
   const analyses = settings.map((s) => {
     const batch = Number(s.training.batchSize ?? 64);
-    return analyse(s.name, runs, Number(s.training.learningRate), Math.ceil(s.trainSamples / batch));
+    return analyse(s.name, headline, Number(s.training.learningRate), Math.ceil(s.trainSamples / batch));
   });
-  process.stdout.write(`${analyses.map(markdown).join("\n\n")}\n`);
-  if (values.json) writeFileSync(values.json, JSON.stringify(analyses, null, 2) + "\n");
+  const featureLoss = values.adaptation;
+  const adaptations = featureLoss
+    ? settings
+        .filter((s) => runs.some((r) => r.setting === s.name && r.loss === featureLoss))
+        .map((s) =>
+          analyseAdaptation(s.name, runs, values.loss, featureLoss, Number(s.training.learningRate)),
+        )
+    : [];
+  const sections = [...analyses.map(markdown), ...adaptations.map(adaptationMarkdown)];
+  process.stdout.write(`${sections.join("\n\n")}\n`);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ analyses, adaptations }, null, 2) + "\n");
 }
 
 if (import.meta.main) await main();
