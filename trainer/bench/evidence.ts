@@ -88,6 +88,29 @@ export function chooseOnValidation(label: string, candidates: Config[]): Choice 
   return { label, config: best, edges };
 }
 
+/** chooseOnValidation, or undefined when the study ran no such configuration (a reduced study). */
+const maybeChoose = (label: string, candidates: Config[]) =>
+  candidates.length ? chooseOnValidation(label, candidates) : undefined;
+
+type Row = [claim: string, question: string, a: Choice | undefined, b: Choice | undefined];
+
+/**
+ * The comparisons a study can make, each once: a row whose side did not run is left out, so is a configuration
+ * against itself (one learning rate: tuned is the default), and a row repeating an earlier pair joins its claim
+ * to that row's (with mokd's chosen LR the default, "no tuning needed" is "better than tuned KD"), so Holm counts
+ * each distinct comparison once.
+ */
+export function distinctComparisons(rows: Row[]): [string, string, Choice, Choice][] {
+  const out: [string, string, Choice, Choice][] = [];
+  for (const [claim, question, a, b] of rows) {
+    if (!a || !b || a.config === b.config) continue;
+    const same = out.find(([, , x, y]) => x.config === a.config && y.config === b.config);
+    if (same) same[0] = `${same[0]}; ${claim}`;
+    else out.push([claim, question, a, b]);
+  }
+  return out;
+}
+
 const testBySeed = (c: Config) => new Map([...c.runs].map(([s, r]) => [s, r.testAccuracy * 100]));
 
 /** Epochs (fractional) at which a run's validation first reaches `target`; the run's length when it never does. */
@@ -128,27 +151,30 @@ export function analyse(
   const atDefault = (c: Config) => c.learningRate === defaultLearningRate;
   const named = (name: string) => (c: Config) => c.method.endsWith(` ${name}`) && c.kind === "auto";
   const fixed = of((c) => c.kind === "fixed");
-  const choices = {
-    alone: chooseOnValidation(
+  const optional = {
+    alone: maybeChoose(
       "student alone, LR tuned",
       of((c) => c.kind === "alone"),
     ),
-    fixed: chooseOnValidation("best fixed cell, alpha and LR tuned", fixed),
-    fixedDefault: chooseOnValidation("best fixed cell at the default LR", fixed.filter(atDefault)),
-    published: chooseOnValidation(
+    fixed: maybeChoose("best fixed cell, alpha and LR tuned", fixed),
+    fixedDefault: maybeChoose("best fixed cell at the default LR", fixed.filter(atDefault)),
+    published: maybeChoose(
       "published weighting (alpha 0.9), LR tuned",
       fixed.filter((c) => alphaOf(c.method) === 0.9),
     ),
-    mokd: chooseOnValidation("mokd, LR tuned", of(named("mokd"))),
-    mokdDefault: chooseOnValidation("mokd at the default LR (untuned)", of(named("mokd")).filter(atDefault)),
-    normalized: chooseOnValidation("mokd-normalized, LR tuned", of(named("mokd-normalized"))),
-    sumLog: chooseOnValidation(
+    mokd: maybeChoose("mokd, LR tuned", of(named("mokd"))),
+    mokdDefault: maybeChoose("mokd at the default LR (untuned)", of(named("mokd")).filter(atDefault)),
+    normalized: maybeChoose("mokd-normalized, LR tuned", of(named("mokd-normalized"))),
+    sumLog: maybeChoose(
       "best sum-log cell, alpha and LR tuned",
       of((c) => c.kind === "fixed-log"),
     ),
-    famo: chooseOnValidation("FAMO (mokd-amortized), LR tuned", of(named("mokd-amortized"))),
+    famo: maybeChoose("FAMO (mokd-amortized), LR tuned", of(named("mokd-amortized"))),
   };
-  const rows: [string, string, Choice, Choice][] = [
+  const { fixed: fixedChoice, mokd: mokdChoice } = optional;
+  if (!fixedChoice || !mokdChoice) throw new Error(`${setting}: the analysis needs fixed cells and mokd`);
+  const choices = { ...optional, fixed: fixedChoice, mokd: mokdChoice };
+  const rows = distinctComparisons([
     ["better than tuned KD", "mokd vs the best fixed cell, both LR tuned", choices.mokd, choices.fixed],
     [
       "no tuning needed",
@@ -184,7 +210,7 @@ export function analyse(
       choices.fixedDefault,
     ],
     ["learning rate vs weighting", "mokd: tuned LR vs the default LR", choices.mokd, choices.mokdDefault],
-  ];
+  ]);
   // Speed: epochs to the best tuned fixed cell's mean final validation accuracy.
   const finals = [...choices.fixed.config.runs.values()].map(
     (r) => (r.validationCurve?.at(-1)?.[1] ?? 0) * 100,
@@ -227,13 +253,15 @@ export function analyse(
   };
   const speed = {
     target,
-    rows: [choices.fixed, choices.mokd, choices.normalized, choices.sumLog, choices.famo].map(speedOf),
+    rows: [choices.fixed, choices.mokd, choices.normalized, choices.sumLog, choices.famo]
+      .filter((c) => c !== undefined)
+      .map(speedOf),
   };
   return {
     setting,
     seeds,
     defaultLearningRate,
-    choices: Object.values(choices),
+    choices: Object.values(choices).filter((c) => c !== undefined),
     comparisons,
     speed,
     grid: configs,

@@ -230,6 +230,28 @@ describe("evidence analysis", () => {
     expect(a.comparisons.every((c) => c.holmP >= c.interval.p)).toBe(true);
   });
 
+  it("a reduced study (one LR, no controls) compares what ran, each distinct pair once", () => {
+    const runs = [1, 2, 3].flatMap((seed) => [
+      run("kd sum alpha=0.5", "fixed", 0.005, seed, 80, 80),
+      run("kd sum alpha=0.9", "fixed", 0.005, seed, 81, 81),
+      run("kd mokd", "auto", 0.005, seed, 82, 82 + seed / 10),
+    ]);
+    const a = analyse("s", runs, 0.005, 10);
+    // "no tuning needed" is the same pair as "better than tuned KD" at one LR; LR rows compare a config to itself.
+    expect(a.comparisons.map((c) => c.claim)).toEqual([
+      "better than tuned KD; no tuning needed; no tuning needed (weighting only)",
+      "fewer epochs",
+    ]);
+    expect(a.comparisons[0]!.interval.mean).toBeCloseTo(1.2, 10);
+    expect(a.choices.map((c) => c.label)).toEqual([
+      "best fixed cell, alpha and LR tuned",
+      "best fixed cell at the default LR",
+      "published weighting (alpha 0.9), LR tuned",
+      "mokd, LR tuned",
+      "mokd at the default LR (untuned)",
+    ]);
+  });
+
   it("paired t-interval and Holm against hand values", () => {
     const i = pairedInterval(
       new Map([
