@@ -144,6 +144,13 @@ export const MANIFEST_CASES: ManifestCase[] = [
     apiserverSays: "spec.teacher.outputCache",
   },
   {
+    name: "DKD's warm-up both as a fraction and in steps",
+    text: job("objectives: {distillation: {loss: dkd, dkd: {warmupFraction: 0.1, warmupSteps: 100}}}"),
+    admission: "refused",
+    fields: ["spec.objectives.distillation.dkd.warmupSteps"],
+    apiserverSays: "warmupFraction or warmupSteps, not both",
+  },
+  {
     name: "no metadata.name",
     text: "apiVersion: distillation.mokd.io/v1alpha1\nkind: DistillationJob\nspec: {}\n",
     admission: "refused",
