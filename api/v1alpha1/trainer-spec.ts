@@ -394,7 +394,7 @@ export const StrategySpec = section(
       .enum(["weighted", "own"])
       .default("weighted")
       .describe(
-        "How the adaptation module (the feature objective's projector) is updated. `weighted`: its parameters are part of the weighted step like the student's (and of the Gram matrix of gradient strategies), so its update is scaled by the feature objective's coefficient. `own`: as LibMTL treats task-specific parameters, the weighting sees the student's (shared) parameters only and the projector takes the feature loss's own unweighted gradient (single-backward strategies: the combined gradient divided by the feature coefficient; a step with coefficient 0 leaves it unchanged). Not yet measured against `weighted`.",
+        "How the adaptation module (the feature objective's projector) is updated. `weighted`: its parameters are part of the weighted step like the student's (and of the Gram matrix of gradient strategies), so its update is scaled by the feature objective's coefficient. `own`: as LibMTL treats task-specific parameters, the weighting sees the student's (shared) parameters only and the projector takes the feature loss's own unweighted gradient (single-backward strategies: the combined gradient divided by the feature coefficient; a step with coefficient 0 leaves it unchanged). Measured with exact MoKD on the few-label CNN setting (10 seeds, learning rate chosen on validation): `own` was below `weighted` on every seed (docs/benchmarks.md, 'Distillation quality: the method's claims'); `weighted` stays the default.",
       ),
     cagradC: z
       .number()
