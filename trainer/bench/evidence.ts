@@ -4,6 +4,8 @@
 // t-intervals (df = n - 1) and Holm-adjusted p-values. Only seeds every configuration of the setting finished are
 // used. Prints markdown; --json writes the numbers too.
 //   node trainer/bench/evidence.ts trainer/bench/results/evidence.json[,more.json] [--json out.json]
+//     [--loss kd] (the loss of the headline analysis) [--adaptation kd+feature] (the adaptation-module analysis:
+//     that loss's mokd, with the feature objective, against the headline loss's mokd)
 // Several files (one per range of seeds, --first-seed) are merged; a (setting, method, seed) two files both hold
 // is taken from the first.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -86,6 +88,29 @@ export function chooseOnValidation(label: string, candidates: Config[]): Choice 
   return { label, config: best, edges };
 }
 
+/** chooseOnValidation, or undefined when the study ran no such configuration (a reduced study). */
+const maybeChoose = (label: string, candidates: Config[]) =>
+  candidates.length ? chooseOnValidation(label, candidates) : undefined;
+
+type Row = [claim: string, question: string, a: Choice | undefined, b: Choice | undefined];
+
+/**
+ * The comparisons a study can make, each once: a row whose side did not run is left out, so is a configuration
+ * against itself (one learning rate: tuned is the default), and a row repeating an earlier pair joins its claim
+ * to that row's (with mokd's chosen LR the default, "no tuning needed" is "better than tuned KD"), so Holm counts
+ * each distinct comparison once.
+ */
+export function distinctComparisons(rows: Row[]): [string, string, Choice, Choice][] {
+  const out: [string, string, Choice, Choice][] = [];
+  for (const [claim, question, a, b] of rows) {
+    if (!a || !b || a.config === b.config) continue;
+    const same = out.find(([, , x, y]) => x.config === a.config && y.config === b.config);
+    if (same) same[0] = `${same[0]}; ${claim}`;
+    else out.push([claim, question, a, b]);
+  }
+  return out;
+}
+
 const testBySeed = (c: Config) => new Map([...c.runs].map(([s, r]) => [s, r.testAccuracy * 100]));
 
 /** Epochs (fractional) at which a run's validation first reaches `target`; the run's length when it never does. */
@@ -126,27 +151,30 @@ export function analyse(
   const atDefault = (c: Config) => c.learningRate === defaultLearningRate;
   const named = (name: string) => (c: Config) => c.method.endsWith(` ${name}`) && c.kind === "auto";
   const fixed = of((c) => c.kind === "fixed");
-  const choices = {
-    alone: chooseOnValidation(
+  const optional = {
+    alone: maybeChoose(
       "student alone, LR tuned",
       of((c) => c.kind === "alone"),
     ),
-    fixed: chooseOnValidation("best fixed cell, alpha and LR tuned", fixed),
-    fixedDefault: chooseOnValidation("best fixed cell at the default LR", fixed.filter(atDefault)),
-    published: chooseOnValidation(
+    fixed: maybeChoose("best fixed cell, alpha and LR tuned", fixed),
+    fixedDefault: maybeChoose("best fixed cell at the default LR", fixed.filter(atDefault)),
+    published: maybeChoose(
       "published weighting (alpha 0.9), LR tuned",
       fixed.filter((c) => alphaOf(c.method) === 0.9),
     ),
-    mokd: chooseOnValidation("mokd, LR tuned", of(named("mokd"))),
-    mokdDefault: chooseOnValidation("mokd at the default LR (untuned)", of(named("mokd")).filter(atDefault)),
-    normalized: chooseOnValidation("mokd-normalized, LR tuned", of(named("mokd-normalized"))),
-    sumLog: chooseOnValidation(
+    mokd: maybeChoose("mokd, LR tuned", of(named("mokd"))),
+    mokdDefault: maybeChoose("mokd at the default LR (untuned)", of(named("mokd")).filter(atDefault)),
+    normalized: maybeChoose("mokd-normalized, LR tuned", of(named("mokd-normalized"))),
+    sumLog: maybeChoose(
       "best sum-log cell, alpha and LR tuned",
       of((c) => c.kind === "fixed-log"),
     ),
-    mokdAmortized: chooseOnValidation("mokd-amortized (FAMO), LR tuned", of(named("mokd-amortized"))),
+    mokdAmortized: maybeChoose("FAMO (mokd-amortized), LR tuned", of(named("mokd-amortized"))),
   };
-  const rows: [string, string, Choice, Choice][] = [
+  const { fixed: fixedChoice, mokd: mokdChoice } = optional;
+  if (!fixedChoice || !mokdChoice) throw new Error(`${setting}: the analysis needs fixed cells and mokd`);
+  const choices = { ...optional, fixed: fixedChoice, mokd: mokdChoice };
+  const rows = distinctComparisons([
     ["better than tuned KD", "mokd vs the best fixed cell, both LR tuned", choices.mokd, choices.fixed],
     [
       "no tuning needed",
@@ -187,7 +215,7 @@ export function analyse(
       choices.fixedDefault,
     ],
     ["learning rate vs weighting", "mokd: tuned LR vs the default LR", choices.mokd, choices.mokdDefault],
-  ];
+  ]);
   // Speed: epochs to the best tuned fixed cell's mean final validation accuracy.
   const finals = [...choices.fixed.config.runs.values()].map(
     (r) => (r.validationCurve?.at(-1)?.[1] ?? 0) * 100,
@@ -230,18 +258,88 @@ export function analyse(
   };
   const speed = {
     target,
-    rows: [choices.fixed, choices.mokd, choices.normalized, choices.sumLog, choices.mokdAmortized].map(
-      speedOf,
-    ),
+    rows: [choices.fixed, choices.mokd, choices.normalized, choices.sumLog, choices.mokdAmortized]
+      .filter((c) => c !== undefined)
+      .map(speedOf),
   };
   return {
     setting,
     seeds,
     defaultLearningRate,
-    choices: Object.values(choices),
+    choices: Object.values(choices).filter((c) => c !== undefined),
     comparisons,
     speed,
     grid: configs,
+  };
+}
+
+export interface AdaptationAnalysis {
+  setting: string;
+  seeds: number[];
+  choices: Choice[];
+  comparisons: Comparison[];
+}
+
+/**
+ * The adaptation module (claim 4): exact MoKD with the feature objective through the projector (`featureLoss
+ * mokd`) against exact MoKD without it (`baseLoss mokd`), and the projector's own update (`featureLoss mokd
+ * projector=own`) against the weighted one; each method's learning rate chosen on validation, test paired by seed
+ * over the seeds all of them finished, Holm over these comparisons.
+ */
+export function analyseAdaptation(
+  setting: string,
+  runs: Run[],
+  baseLoss: string,
+  featureLoss: string,
+  defaultLearningRate: number,
+): AdaptationAnalysis {
+  const names = [`${baseLoss} mokd`, `${featureLoss} mokd`, `${featureLoss} mokd projector=own`];
+  const relevant = runs.filter((r) => r.setting === setting && r.kind === "auto" && names.includes(base(r)));
+  const { configs, seeds } = configurations(relevant);
+  const of = (name: string) => configs.filter((c) => c.method === name);
+  const atDefault = (c: Config) => c.learningRate === defaultLearningRate;
+  const without = chooseOnValidation("mokd without the feature objective, LR tuned", of(names[0]!));
+  const withModule = chooseOnValidation(
+    "mokd with the feature objective (weighted projector), LR tuned",
+    of(names[1]!),
+  );
+  const own = chooseOnValidation(
+    "mokd with the feature objective (projector's own update), LR tuned",
+    of(names[2]!),
+  );
+  const withoutDefault = chooseOnValidation(
+    "mokd without the feature objective, default LR",
+    of(names[0]!).filter(atDefault),
+  );
+  const withDefault = chooseOnValidation(
+    "mokd with the feature objective (weighted), default LR",
+    of(names[1]!).filter(atDefault),
+  );
+  const rows: [string, string, Choice, Choice][] = [
+    [
+      "the adaptation module helps",
+      "mokd with the feature objective vs without, both LR tuned",
+      withModule,
+      without,
+    ],
+    ["the adaptation module helps", "the same, both at the default LR", withDefault, withoutDefault],
+    ["projectorUpdate", "`own` vs `weighted` (both with the feature objective, LR tuned)", own, withModule],
+  ];
+  const intervals = rows.map(([, , a, b]) => pairedInterval(testBySeed(a.config), testBySeed(b.config)));
+  const adjusted = holm(intervals.map((i) => i.p));
+  return {
+    setting,
+    seeds,
+    choices: [without, withModule, own, withoutDefault, withDefault],
+    comparisons: rows.map(([claim, question, a, b], i) => ({
+      claim,
+      question,
+      a,
+      b,
+      unit: "points",
+      interval: intervals[i]!,
+      holmP: adjusted[i]!,
+    })),
   };
 }
 
@@ -251,6 +349,15 @@ const p3 = (p: number) => (Number.isNaN(p) ? "—" : p < 0.001 ? "<0.001" : p.to
 const describeChoice = (c: Choice) =>
   `${c.config.method} @ lr ${c.config.learningRate}${c.edges.length ? ` (edge: ${c.edges.join("; ")})` : ""}`;
 
+const choiceRow = (c: Choice) => {
+  const t = [...c.config.runs.values()].map((r) => r.testAccuracy * 100);
+  return `| ${c.label} | ${describeChoice(c)} | ${f2(c.config.validation)} | ${f2(mean(t))} ± ${f2(se(t))} |`;
+};
+
+const comparisonRow = (c: Comparison) =>
+  `| ${c.claim} | ${c.question} | ${signed(c.interval.mean)} ${c.unit} | [${signed(c.interval.low)}, ${signed(c.interval.high)}] | ` +
+  `${c.interval.wins}/${c.interval.n} | ${p3(c.interval.p)} | ${p3(c.holmP)} |`;
+
 export function markdown(a: SettingAnalysis): string {
   const lines = [
     `### ${a.setting}: ${a.seeds.length} seeds (${a.seeds.join(", ")}), default LR ${a.defaultLearningRate}`,
@@ -259,20 +366,13 @@ export function markdown(a: SettingAnalysis): string {
     "",
     "| choice | configuration | validation % | test % (mean ± SE) |",
     "|---|---|---|---|",
-    ...a.choices.map((c) => {
-      const t = [...c.config.runs.values()].map((r) => r.testAccuracy * 100);
-      return `| ${c.label} | ${describeChoice(c)} | ${f2(c.config.validation)} | ${f2(mean(t))} ± ${f2(se(t))} |`;
-    }),
+    ...a.choices.map(choiceRow),
     "",
     `Headline comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
     "",
     "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
     "|---|---|---|---|---|---|---|",
-    ...a.comparisons.map(
-      (c) =>
-        `| ${c.claim} | ${c.question} | ${signed(c.interval.mean)} ${c.unit} | [${signed(c.interval.low)}, ${signed(c.interval.high)}] | ` +
-        `${c.interval.wins}/${c.interval.n} | ${p3(c.interval.p)} | ${p3(c.holmP)} |`,
-    ),
+    ...a.comparisons.map(comparisonRow),
     "",
     `Speed: epochs to the best tuned fixed cell's mean final validation accuracy (${f2(a.speed.target)}%); a run that never reaches it counts its full length:`,
     "",
@@ -297,6 +397,24 @@ export function markdown(a: SettingAnalysis): string {
   return lines.join("\n");
 }
 
+export function adaptationMarkdown(a: AdaptationAnalysis): string {
+  return [
+    `### ${a.setting}: the adaptation module, ${a.seeds.length} seeds (${a.seeds.join(", ")})`,
+    "",
+    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+    "",
+    "| choice | configuration | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...a.choices.map(choiceRow),
+    "",
+    `Comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
+    "",
+    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
+    "|---|---|---|---|---|---|---|",
+    ...a.comparisons.map(comparisonRow),
+  ].join("\n");
+}
+
 /** The runs of several files, each (setting, method, seed) once: the first file's. */
 export function mergeRuns(files: Run[][]): Run[] {
   const seen = new Set<string>();
@@ -310,7 +428,11 @@ export function mergeRuns(files: Run[][]): Run[] {
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
-    options: { json: { type: "string" } },
+    options: {
+      json: { type: "string" },
+      loss: { type: "string", default: "kd" },
+      adaptation: { type: "string" },
+    },
     allowPositionals: true,
   });
   const files = (positionals[0] ?? "trainer/bench/results/evidence.json").split(",");
@@ -324,12 +446,24 @@ async function main(): Promise<void> {
   const runs = mergeRuns(all.map((r) => r.runs));
   // Every setting of any file, once (files may hold other settings or other rates of the same one).
   const settings = [...new Map(all.flatMap((r) => r.study.settings).map((s) => [s.name, s])).values()];
+  // The headline analysis sees the student alone and the headline loss only (another loss, e.g. the feature
+  // variant, has its own analysis).
+  const headline = runs.filter((r) => r.loss === undefined || r.loss === values.loss);
   const analyses = settings.map((s) => {
     const batch = Number(s.training.batchSize ?? 64);
-    return analyse(s.name, runs, Number(s.training.learningRate), Math.ceil(s.trainSamples / batch));
+    return analyse(s.name, headline, Number(s.training.learningRate), Math.ceil(s.trainSamples / batch));
   });
-  process.stdout.write(`${analyses.map(markdown).join("\n\n")}\n`);
-  if (values.json) writeFileSync(values.json, JSON.stringify(analyses, null, 2) + "\n");
+  const featureLoss = values.adaptation;
+  const adaptations = featureLoss
+    ? settings
+        .filter((s) => runs.some((r) => r.setting === s.name && r.loss === featureLoss))
+        .map((s) =>
+          analyseAdaptation(s.name, runs, values.loss, featureLoss, Number(s.training.learningRate)),
+        )
+    : [];
+  const sections = [...analyses.map(markdown), ...adaptations.map(adaptationMarkdown)];
+  process.stdout.write(`${sections.join("\n\n")}\n`);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ analyses, adaptations }, null, 2) + "\n");
 }
 
 if (import.meta.main) await main();

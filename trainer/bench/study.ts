@@ -14,13 +14,23 @@ const GridCell = z.object({
   label: z.string().optional(),
 });
 
+/** An automatic weighting: a strategy name, or a variant of one (strategy overrides, its own label). */
+const StrategyEntry = z.union([
+  z.string().min(1),
+  z.object({ name: z.string().min(1), label: z.string().min(1).optional(), strategy: Overrides }),
+]);
+type StrategyEntry = z.infer<typeof StrategyEntry>;
+
 const Loss = z.object({
   name: z.string().min(1),
   /** spec.objectives overrides selecting and configuring the loss. */
   objectives: Overrides,
-  grid: z.array(GridCell).min(1),
+  /** Fixed-weight cells (none: only the automatic weightings run, e.g. a variant of one study's loss). */
+  grid: z.array(GridCell).default([]),
   /** The `sum-log` control: the same kind of cells as fixed weights on the log-losses (none: not run). */
   logGrid: z.array(GridCell).default([]),
+  /** This loss's automatic weightings, replacing the study's `strategies`. */
+  strategies: z.array(StrategyEntry).optional(),
 });
 
 const Setting = z.object({
@@ -60,8 +70,8 @@ export const Study = z.object({
   /** The student trained alone (cross-entropy only) as a baseline. */
   alone: z.boolean().default(true),
   losses: z.array(Loss).min(1),
-  /** Automatic weightings run with every loss (strategy names). */
-  strategies: z.array(z.string().min(1)).default(["mokd", "mokd-amortized"]),
+  /** Automatic weightings run with every loss (strategy names, or variants with overrides and a label). */
+  strategies: z.array(StrategyEntry).default(["mokd", "mokd-amortized"]),
 });
 export type Study = z.infer<typeof Study>;
 
@@ -139,15 +149,22 @@ export function studyMethods(study: Study): Method[] {
         strategy: { name: "sum-log", weights: { task: 1 - cell.alpha, distillation: cell.alpha } },
       });
     }
-    for (const strategy of study.strategies) {
+    for (const entry of loss.strategies ?? study.strategies) {
+      const { label, strategy } = strategyOf(entry);
       methods.push({
-        name: `${loss.name} ${strategy}`,
+        name: `${loss.name} ${label}`,
         loss: loss.name,
         kind: "auto",
         objectives: loss.objectives,
-        strategy: { name: strategy },
+        strategy,
       });
     }
   }
   return methods;
+}
+
+/** A strategy entry's label and spec.strategy overrides (a bare name labels itself). */
+function strategyOf(entry: StrategyEntry): { label: string; strategy: Record<string, unknown> } {
+  if (typeof entry === "string") return { label: entry, strategy: { name: entry } };
+  return { label: entry.label ?? entry.name, strategy: merge(entry.strategy, { name: entry.name }) };
 }

@@ -89,6 +89,8 @@ export interface ObjectiveInputs {
   epoch?: number;
   /** Fraction of the stage's steps done after this step, (step + 1) / total steps (DKD's warm-up); absent: 1. */
   progress?: number;
+  /** 0-based optimiser step of the stage (DKD's warm-up in steps); absent: past any warm-up. */
+  step?: number;
 }
 
 export interface Objective {

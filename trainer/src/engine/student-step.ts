@@ -118,6 +118,7 @@ export class StudentStep {
         labels: batch.ys,
         epoch: context.epoch,
         progress: context.progress,
+        step: context.step,
       };
       let outcome: StepOutcome | undefined;
       tf.tidy(() => {

@@ -20,25 +20,34 @@ export interface DkdOptions {
   warmupEpochs: number;
   /** When set, the warm-up is this fraction of the stage's steps instead (it then scales to short runs). */
   warmupFraction?: number;
+  /** When set, the warm-up is this many optimiser steps instead (the spec allows it or warmupFraction). */
+  warmupSteps?: number;
 }
 
-/** Where a step is: its 1-based epoch, and the fraction of the stage's steps done after it. */
+export type DkdWarmupOptions = Pick<DkdOptions, "warmupEpochs" | "warmupFraction" | "warmupSteps">;
+
+/**
+ * Where a step is: its 1-based epoch, the fraction of the stage's steps done after it, and its 0-based step in
+ * the stage (absent: the warm-up in steps is over).
+ */
 export interface TrainingPosition {
   epoch: number;
   progress: number;
+  step?: number;
 }
 
 /**
- * The warm-up scale: min(progress / warmupFraction, 1) when warmupFraction is set (per step), else
- * min(epoch / warmupEpochs, 1) for the 1-based epoch (mdistiller's `min(kwargs["epoch"] / self.warmup, 1.0)`).
+ * The warm-up scale, per step: min((step + 1) / warmupSteps, 1) when warmupSteps is set, min(progress /
+ * warmupFraction, 1) when warmupFraction is, else min(epoch / warmupEpochs, 1) for the 1-based epoch
+ * (mdistiller's `min(kwargs["epoch"] / self.warmup, 1.0)`). 0 disables whichever is in force.
  */
-export function dkdWarmup(
-  at: TrainingPosition | number,
-  warmupEpochs: number,
-  warmupFraction?: number,
-): number {
-  const { epoch, progress } = typeof at === "number" ? { epoch: at, progress: 1 } : at;
-  if (warmupFraction !== undefined && warmupFraction > 0) return Math.min(progress / warmupFraction, 1);
+export function dkdWarmup(at: TrainingPosition | number, options: DkdWarmupOptions): number {
+  const { epoch, progress, step } = typeof at === "number" ? { epoch: at, progress: 1, step: undefined } : at;
+  const { warmupEpochs, warmupFraction, warmupSteps } = options;
+  if (warmupSteps !== undefined) {
+    return warmupSteps > 0 && step !== undefined ? Math.min((step + 1) / warmupSteps, 1) : 1;
+  }
+  if (warmupFraction !== undefined) return warmupFraction > 0 ? Math.min(progress / warmupFraction, 1) : 1;
   return warmupEpochs > 0 ? Math.min(epoch / warmupEpochs, 1) : 1;
 }
 
@@ -78,5 +87,5 @@ export function dkdLoss(
 ): tf.Scalar {
   const { tckd, nckd } = dkdParts(studentLogits, teacherLogits, labels, options.temperature);
   const loss = tf.add(tf.mul(tckd, options.alpha), tf.mul(nckd, options.beta));
-  return tf.mul(loss, dkdWarmup(at, options.warmupEpochs, options.warmupFraction));
+  return tf.mul(loss, dkdWarmup(at, options));
 }

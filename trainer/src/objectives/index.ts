@@ -55,7 +55,7 @@ function distillationLossFunction(spec: ObjectivesSpec["distillation"]): (i: Obj
           i.studentLogits,
           i.teacherLogits,
           i.labels,
-          { epoch: i.epoch ?? 1, progress: i.progress ?? 1 },
+          { epoch: i.epoch ?? 1, progress: i.progress ?? 1, step: i.step },
           spec.dkd,
         );
     case "dist": {

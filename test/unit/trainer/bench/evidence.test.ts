@@ -3,7 +3,12 @@
 // analysis that makes every choice on validation and reports test once, with t-intervals and Holm.
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { analyse, chooseOnValidation, configurations } from "../../../../trainer/bench/evidence.ts";
+import {
+  analyse,
+  analyseAdaptation,
+  chooseOnValidation,
+  configurations,
+} from "../../../../trainer/bench/evidence.ts";
 import type { Run } from "../../../../trainer/bench/quality-report.ts";
 import { holm, pairedInterval, tQuantile } from "../../../../trainer/bench/stats.ts";
 import { settingLearningRates, Study, studyMethods } from "../../../../trainer/bench/study.ts";
@@ -110,6 +115,30 @@ describe("bench study grids", () => {
     const plain = studyOf("/nowhere", "/nowhere");
     expect(settingLearningRates(plain.settings[0]!)).toEqual([undefined]);
   });
+  it("runs a loss's own strategy variants (overrides, a label) without a fixed grid", () => {
+    const study = studyOf("/nowhere", "/nowhere", {
+      alone: false,
+      losses: [
+        {
+          name: "kd+feature",
+          objectives: { feature: { enabled: true } },
+          strategies: [
+            "mokd",
+            { name: "mokd", label: "mokd projector=own", strategy: { projectorUpdate: "own" } },
+          ],
+        },
+      ],
+      strategies: ["mokd-amortized"],
+    });
+    const methods = studyMethods(study);
+    expect(methods.map((m) => m.name)).toEqual(["kd+feature mokd", "kd+feature mokd projector=own"]);
+    expect(methods[1]).toMatchObject({
+      kind: "auto",
+      loss: "kd+feature",
+      objectives: { feature: { enabled: true } },
+      strategy: { name: "mokd", projectorUpdate: "own" },
+    });
+  });
 });
 
 /** A run with the given accuracies (points). */
@@ -120,7 +149,7 @@ function run(method: string, kind: Run["kind"], lr: number, seed: number, val: n
     baseMethod: method,
     learningRate: lr,
     kind,
-    loss: kind === "alone" ? undefined : "kd",
+    loss: kind === "alone" ? undefined : method.split(" ")[0],
     seed,
     testAccuracy: test / 100,
     bestValidationAccuracy: val / 100,
@@ -175,6 +204,52 @@ describe("evidence analysis", () => {
     const half = (tQuantile(0.95, 2) * 0.1) / Math.sqrt(3);
     expect(headline.interval.high - headline.interval.mean).toBeCloseTo(half, 10);
     expect(a.comparisons.every((c) => c.holmP >= c.interval.p || Number.isNaN(c.interval.p))).toBe(true);
+  });
+
+  it("the adaptation module: each mokd variant's LR chosen on validation, paired by seed against mokd", () => {
+    const variants = ["kd mokd", "kd+feature mokd", "kd+feature mokd projector=own"];
+    const runs = [1, 2, 3].flatMap((seed) =>
+      [0.002, 0.008].flatMap((lr) =>
+        variants.map((m, v) => {
+          // The feature variant is best at 0.008 on validation but better at 0.002 on test: validation decides.
+          const val = 80 + v + (v === 1 && lr === 0.008 ? 3 : 0);
+          const test = 80 + (v === 1 ? (lr === 0.002 ? 5 : 0.5 + 0.1 * seed) : 0);
+          return run(m, "auto", lr, seed, val, test);
+        }),
+      ),
+    );
+    runs.push(run("kd+feature mokd", "auto", 0.002, 4, 99, 99)); // seed 4 is incomplete: left out
+    const a = analyseAdaptation("s", runs, "kd", "kd+feature", 0.002);
+    expect(a.seeds).toEqual([1, 2, 3]);
+    const [helps, atDefault, own] = a.comparisons;
+    expect(helps!.a.config).toMatchObject({ method: "kd+feature mokd", learningRate: 0.008 });
+    expect(helps!.interval.mean).toBeCloseTo(0.7, 10); // 0.6, 0.7, 0.8
+    expect(atDefault!.interval.mean).toBeCloseTo(5, 10);
+    expect(own!.b.config.method).toBe("kd+feature mokd");
+    expect(own!.interval.mean).toBeCloseTo(-0.7, 10);
+    expect(a.comparisons.every((c) => c.holmP >= c.interval.p)).toBe(true);
+  });
+
+  it("a reduced study (one LR, no controls) compares what ran, each distinct pair once", () => {
+    const runs = [1, 2, 3].flatMap((seed) => [
+      run("kd sum alpha=0.5", "fixed", 0.005, seed, 80, 80),
+      run("kd sum alpha=0.9", "fixed", 0.005, seed, 81, 81),
+      run("kd mokd", "auto", 0.005, seed, 82, 82 + seed / 10),
+    ]);
+    const a = analyse("s", runs, 0.005, 10);
+    // "no tuning needed" is the same pair as "better than tuned KD" at one LR; LR rows compare a config to itself.
+    expect(a.comparisons.map((c) => c.claim)).toEqual([
+      "better than tuned KD; no tuning needed; no tuning needed (weighting only)",
+      "fewer epochs",
+    ]);
+    expect(a.comparisons[0]!.interval.mean).toBeCloseTo(1.2, 10);
+    expect(a.choices.map((c) => c.label)).toEqual([
+      "best fixed cell, alpha and LR tuned",
+      "best fixed cell at the default LR",
+      "published weighting (alpha 0.9), LR tuned",
+      "mokd, LR tuned",
+      "mokd at the default LR (untuned)",
+    ]);
   });
 
   it("paired t-interval and Holm against hand values", () => {

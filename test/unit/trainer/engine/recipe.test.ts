@@ -2,13 +2,13 @@
 // and the loss-recipe options (DKD's warm-up as a fraction of training, DIST's recipes by name).
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseTrainerSpec, TrainingSpec } from "../../../../api/v1alpha1/index.ts";
+import { ObjectivesSpec, parseTrainerSpec, TrainingSpec } from "../../../../api/v1alpha1/index.ts";
 import { selectBackend } from "../../../../trainer/src/backend/index.ts";
 import { specFingerprint } from "../../../../trainer/src/engine/fingerprint.ts";
 import { createOptimizer } from "../../../../trainer/src/engine/optimizer.ts";
 import { RecipeOptimizer } from "../../../../trainer/src/engine/recipe-optimizer.ts";
 import { learningRateAt } from "../../../../trainer/src/engine/schedule.ts";
-import { distOptions, dkdWarmup } from "../../../../trainer/src/objectives/index.ts";
+import { distillationObjective, distOptions, dkdWarmup } from "../../../../trainer/src/objectives/index.ts";
 
 beforeAll(async () => {
   await selectBackend("cpu", () => {});
@@ -130,15 +130,59 @@ describe("optimisers with weight decay", () => {
 
 describe("loss recipes", () => {
   it("DKD's warm-up as a fraction of the stage's steps replaces the epochs", () => {
-    expect(dkdWarmup({ epoch: 1, progress: 0.05 }, 20, 0.1)).toBeCloseTo(0.5, 12);
-    expect(dkdWarmup({ epoch: 1, progress: 0.5 }, 20, 0.1)).toBe(1);
-    expect(dkdWarmup({ epoch: 2, progress: 0.5 }, 20)).toBeCloseTo(0.1, 12); // mdistiller's epochs
+    const fraction = { warmupEpochs: 20, warmupFraction: 0.1 };
+    expect(dkdWarmup({ epoch: 1, progress: 0.05 }, fraction)).toBeCloseTo(0.5, 12);
+    expect(dkdWarmup({ epoch: 1, progress: 0.5 }, fraction)).toBe(1);
+    expect(dkdWarmup({ epoch: 2, progress: 0.5 }, { warmupEpochs: 20 })).toBeCloseTo(0.1, 12); // mdistiller's epochs
+    expect(dkdWarmup({ epoch: 1, progress: 0.05 }, { warmupEpochs: 20, warmupFraction: 0 })).toBe(1);
+  });
+
+  it("DKD's warm-up in optimiser steps: (step + 1) / warmupSteps, whatever the epoch or run length", () => {
+    const steps = { warmupEpochs: 20, warmupSteps: 8 };
+    const at = (step: number) => dkdWarmup({ epoch: 1 + Math.floor(step / 3), progress: 0.01, step }, steps);
+    expect([0, 1, 3, 6, 7, 8, 100].map(at)).toEqual([0.125, 0.25, 0.5, 0.875, 1, 1, 1]);
+    expect(dkdWarmup({ epoch: 1, progress: 0.01, step: 0 }, { warmupEpochs: 20, warmupSteps: 0 })).toBe(1);
+  });
+
+  it("DKD's loss reaches the warm-up scale of its step through the objective (the trainer passes the step)", () => {
+    const objectives = ObjectivesSpec.parse({ distillation: { loss: "dkd", dkd: { warmupSteps: 4 } } });
+    const loss = distillationObjective(objectives.distillation).loss;
+    const inputs = {
+      studentLogits: tf.tensor2d([
+        [1, 0.5, -1],
+        [0.2, 0.1, 2],
+      ]),
+      teacherLogits: tf.tensor2d([
+        [2, -1, 0],
+        [0, 0.3, 1],
+      ]),
+      studentFeatures: tf.zeros([2, 1]) as tf.Tensor2D,
+      labels: tf.tensor1d([0, 2], "int32"),
+      epoch: 1,
+      progress: 0.5,
+    };
+    const full = loss({ ...inputs, step: 3 }).arraySync();
+    expect(full).toBeGreaterThan(0);
+    expect(loss({ ...inputs, step: 0 }).arraySync()).toBeCloseTo(full / 4, 5);
+    expect(loss({ ...inputs, step: 1 }).arraySync()).toBeCloseTo(full / 2, 5);
+  });
+
+  it("allows DKD's warm-up as a fraction or in steps, not both (the CRD's CEL rule has this zod twin)", () => {
+    const dkd = (value: Record<string, unknown>) => ({
+      objectives: { distillation: { loss: "dkd", dkd: value } },
+    });
+    expect(() => parseTrainerSpec(dkd({ warmupSteps: 100 }))).not.toThrow();
+    expect(() => parseTrainerSpec(dkd({ warmupFraction: 0.1 }))).not.toThrow();
+    expect(() => parseTrainerSpec(dkd({ warmupFraction: 0.1, warmupSteps: 100 }))).toThrow(
+      /objectives\.distillation\.dkd\.warmupSteps.*warmupFraction or warmupSteps, not both/s,
+    );
   });
 
   it("DIST's recipes by name; unset, the fields as given", () => {
     const fields = { beta: 3, gamma: 5, temperature: 7 };
     expect(distOptions({ ...fields, recipe: "cifar100" })).toEqual({ beta: 2, gamma: 2, temperature: 4 });
-    expect(distOptions({ ...fields, recipe: "imagenet" })).toEqual({ beta: 1, gamma: 1, temperature: 1 });
+    // The authors' CE x 1 + DIST(beta = gamma = 1) x 2, the weight 2 folded into beta and gamma (dist.ts).
+    expect(distOptions({ ...fields, recipe: "imagenet" })).toEqual({ beta: 2, gamma: 2, temperature: 1 });
     expect(distOptions(fields)).toEqual(fields);
   });
 });

@@ -166,8 +166,8 @@ describe("DKD (Zhao et al. 2022)", () => {
   });
 
   it("warms up linearly over the 1-based epoch", () => {
-    expect([1, 10, 20, 40].map((e) => dkdWarmup(e, 20))).toEqual([0.05, 0.5, 1, 1]);
-    expect(dkdWarmup(1, 0)).toBe(1);
+    expect([1, 10, 20, 40].map((e) => dkdWarmup(e, { warmupEpochs: 20 }))).toEqual([0.05, 0.5, 1, 1]);
+    expect(dkdWarmup(1, { warmupEpochs: 0 })).toBe(1);
     const { s, t, y } = tensors();
     expect(value(() => dkdLoss(s, t, y, 5))).toBeCloseTo(0.25 * value(() => dkdLoss(s, t, y, 20)), 4);
   });
