@@ -358,7 +358,22 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
 
       const final = await finished(name, 300_000);
       expect(final.phase, JSON.stringify(final.conditions)).toBe("Succeeded");
-      expect(final.attempts).toBe(2);
+      // On a mismatch, say what the cluster saw: the Job's counts and each pod's containers' exits.
+      const seen = async () =>
+        `${(await kubectl(["get", "job", name, "-n", namespace, "-o", "jsonpath={.status}"])).stdout}\n` +
+        (
+          await kubectl([
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            "-l",
+            `batch.kubernetes.io/job-name=${name}`,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.initContainerStatuses[*].state.terminated.exitCode} {.status.containerStatuses[*].state.terminated.message}{'\\n'}{end}",
+          ])
+        ).stdout;
+      if (final.attempts !== 2) expect.fail(`attempts ${final.attempts}, expected 2:\n${await seen()}`);
       expect(proxy.failedUploads()).toBe(1);
       const r = await kubectl([
         "get",

@@ -17,6 +17,7 @@ import {
   buildImages,
   helm,
   importImages,
+  holdRealNode,
   installOperator,
   OPERATOR_DEPLOYMENT,
   RELEASE,
@@ -95,7 +96,10 @@ const podsOf = async (stage: string) => {
 };
 
 describe.skipIf(!node)("a DistillationStudy end to end on the real node", () => {
+  // Its pods run on the real node: shared with the other real-node files, never while node loss stops its kubelet.
+  let releaseNode: (() => void) | undefined;
   beforeAll(async () => {
+    releaseNode = await holdRealNode("shared");
     const images = await buildImages(["operator", "trainer-cpu"]);
     trainer = images["trainer-cpu"]!;
     await importImages(node!, [images.operator!, trainer]);
@@ -113,6 +117,7 @@ describe.skipIf(!node)("a DistillationStudy end to end on the real node", () => 
       await deleteNamespace(namespace);
     }
     await s3?.stop();
+    releaseNode?.();
   });
 
   it("runs to Succeeded with the teacher trained once, its outputs shared, and the comparison filled", async () => {

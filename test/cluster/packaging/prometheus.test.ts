@@ -172,6 +172,28 @@ async function rawSamples(metric: string, window: string, time: number): Promise
   return (series?.values ?? []).map(([t, v]) => [t, Number(v)]);
 }
 
+/**
+ * Prometheus 2.x's rate() of one counter series over [start, end] (seconds), as promql/functions.go's
+ * extrapolatedRate computes it: the increase between the first and last sample (resets added), extrapolated to
+ * the window's edges when a sample is within 1.1 average intervals of them (else by half an interval), never
+ * back past the counter's zero point; divided by the window.
+ */
+function prometheusRate(samples: [number, number][], start: number, end: number): number {
+  const [first, last] = [samples[0]!, samples.at(-1)!];
+  let increase = last[1] - first[1];
+  for (let i = 1; i < samples.length; i++)
+    if (samples[i]![1] < samples[i - 1]![1]) increase += samples[i - 1]![1];
+  const sampled = last[0] - first[0];
+  const average = sampled / (samples.length - 1);
+  let toStart = first[0] - start;
+  const toEnd = end - last[0];
+  if (increase > 0 && first[1] >= 0) toStart = Math.min(toStart, sampled * (first[1] / increase));
+  const threshold = average * 1.1;
+  const extrapolated =
+    sampled + (toStart < threshold ? toStart : average / 2) + (toEnd < threshold ? toEnd : average / 2);
+  return (increase * (extrapolated / sampled)) / (end - start);
+}
+
 describe("Prometheus with a real trainer and operator", () => {
   it("accepts every dashboard query, and the core ones return data", async () => {
     const empty: string[] = [];
@@ -235,15 +257,19 @@ describe("Prometheus with a real trainer and operator", () => {
     const [m0, c0] = [measured[0]![1], conflicts[0]![1]];
     expect(flags.slice(0, m0).filter(Boolean).length).toBe(c0);
     const later = flags.slice(m0);
-    const expected = later.filter(Boolean).length / later.length;
-    // rate() extrapolates each counter from its first and last sample. Both come from the same scrapes, so the
-    // two extrapolations differ only at the start, by at most half the average scrape interval (the window
-    // reaches back before the run) out of the sampled interval: the ratio is the records' within that fraction.
+    const recordsShare = later.filter(Boolean).length / later.length;
+    // rate() extrapolates each counter from its first and last sample towards the window's edges, and a counter
+    // no further than its zero point (up to 1.1 scrape intervals back): the two counters' first values differ, so
+    // their extrapolations do too. Computed exactly as Prometheus does from the raw samples, the ratio must be
+    // what Prometheus returned; and it stays within that extrapolation of the records' own share.
+    const window: [number, number] = [evalTime - 3600, evalTime];
+    const expected = prometheusRate(conflicts, ...window) / prometheusRate(measured, ...window);
+    const debug = JSON.stringify({ rate: rate!.value, expected, recordsShare, measured, conflicts });
+    expect(Number(rate!.value![1]), debug).toBeCloseTo(expected, 8);
     const sampled = measured.at(-1)![0] - measured[0]![0];
-    const halfInterval = sampled / (measured.length - 1) / 2;
-    const debug = JSON.stringify({ rate: rate!.value, expected, measured, conflicts });
-    expect(Math.abs(Number(rate!.value![1]) - expected), debug).toBeLessThanOrEqual(
-      (expected * halfInterval) / sampled + 1e-12,
+    const interval = sampled / (measured.length - 1);
+    expect(Math.abs(expected - recordsShare), debug).toBeLessThanOrEqual(
+      (recordsShare * 1.1 * interval) / sampled + 1e-12,
     );
   });
 
