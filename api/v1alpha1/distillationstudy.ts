@@ -146,8 +146,9 @@ export const studySpecRules: CrossFieldRule<StudySpec>[] = [
     holds: (s) => s.template.output.uri !== undefined || s.template.runtime.volumes.output !== undefined,
   },
   {
-    cel: "self.variants == oldSelf.variants && self.seeds == oldSelf.seeds && self.teacherShards == oldSelf.teacherShards",
-    message: "variants, seeds and teacherShards are immutable: create a new DistillationStudy to change them",
+    cel: "self.variants == oldSelf.variants && self.seeds == oldSelf.seeds && self.teacherShards == oldSelf.teacherShards && self.parallelism == oldSelf.parallelism",
+    message:
+      "variants, seeds, teacherShards and parallelism are immutable (each stage's Job is built once): create a new DistillationStudy to change them",
     field: "variants",
     holds: () => true,
     transition: true,
@@ -155,7 +156,7 @@ export const studySpecRules: CrossFieldRule<StudySpec>[] = [
 ];
 
 export const DistillationStudySpec = withRules(z.object(studySpecShape), studySpecRules).describe(
-  "One teacher, several student variants over seeds, one comparison. Only parallelism and template.runPolicy may change after creation.",
+  "One teacher, several student variants over seeds, one comparison. Only template.runPolicy may change after creation.",
 );
 export type DistillationStudySpec = z.infer<typeof DistillationStudySpec>;
 export type DistillationStudySpecInput = z.input<typeof DistillationStudySpec>;
