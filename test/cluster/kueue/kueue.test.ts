@@ -143,6 +143,9 @@ async function queues(): Promise<void> {
       kind: "PriorityClass",
       metadata: { name },
       value,
+      // Kueue preempts by these values (it suspends the lower workload); the scheduler must not: on the shared
+      // real node it would evict other files' pods (priority 0) to place ours, restarting their runs.
+      preemptionPolicy: "Never",
     })),
   ];
   const r = await kubectl(["apply", "-f", "-"], { input: docs.map((d) => JSON.stringify(d)).join("\n") });
