@@ -6,8 +6,13 @@ import { KubeApiError } from "../lib/kube-http.ts";
 import { findCondition, isTransientReason } from "../status/conditions.ts";
 import { sameJson } from "./canonical.ts";
 
-/** The longest a transient status waits before it is written anyway: no state is lost, only coalesced. */
-export const DEFAULT_TRANSIENT_HOLD_MS = 2000;
+/**
+ * The longest a pending status waits before it is written anyway: no state is lost, only coalesced. 5 s: at a
+ * burst of thousands of jobs the Job controller and scheduler take seconds to create and place each pod, and a
+ * job that goes JobCreated -> PodPending -> Unschedulable (or Running) within it costs one write and one event
+ * instead of two or three; far inside the 30 s in which a job's status must show its children's changes.
+ */
+export const DEFAULT_TRANSIENT_HOLD_MS = 5000;
 
 /** What the writer needs of a status: a DistillationJob's, or a DistillationStudy's (study-reconciler.ts). */
 export interface StatusLike {
@@ -42,6 +47,20 @@ interface Held<S> {
 
 export function isTransient(status: StatusLike): boolean {
   return status.phase === "Pending" && isTransientReason(findCondition(status.conditions, "Running")?.reason);
+}
+
+/**
+ * Reasons held back with the transient ones: the scheduler retries an unschedulable pod by itself, and in a
+ * burst most pods are unschedulable for a moment (a few seconds after their Job) before they run or wait for
+ * capacity; a stuck container or an admission refusal is written at once.
+ */
+const COALESCED_REASONS = new Set(["Unschedulable"]);
+
+/** A pending status worth holding back briefly: a transient step, or a pod the scheduler has yet to place. */
+export function isCoalesced(status: StatusLike): boolean {
+  if (status.phase !== "Pending") return false;
+  const reason = findCondition(status.conditions, "Running")?.reason;
+  return isTransient(status) || COALESCED_REASONS.has(reason ?? "");
 }
 
 /** What a write did: what it wrote (announce it), or held until `requeueAfterMs`, or nothing changed. */
@@ -158,9 +177,13 @@ export class StatusWriter<S extends StatusLike = DistillationJobStatus> {
     this.held.delete(key);
   }
 
-  /** Milliseconds a transient status may still wait (0: write now); remembers it meanwhile. */
+  /**
+   * Milliseconds a pending status may still wait (0: write now); remembers it meanwhile. The hold runs from the
+   * first status held since the last write, so a job that keeps changing is written no later than holdMs after
+   * its first unwritten change.
+   */
   private holdTime(key: string, uid: string, status: S): number {
-    if (this.holdMs <= 0 || !isTransient(status)) return 0;
+    if (this.holdMs <= 0 || !isCoalesced(status)) return 0;
     const now = this.now().getTime();
     const held = this.held.get(key);
     const since = held?.uid === uid ? held.since : now;

@@ -97,14 +97,43 @@ describe("StatusWriter", () => {
     ).toEqual({});
   });
 
+  it("holds a pending job's steps from the first one: JobCreated -> PodPending -> Unschedulable is one write", async () => {
+    const { writer, writes, advance } = setup();
+    expect(await writer.write("k", dj, pending("JobCreated"))).toEqual({ requeueAfterMs: 2000 });
+    advance(800);
+    expect(await writer.write("k", dj, pending("PodPending"))).toEqual({ requeueAfterMs: 1200 });
+    advance(700);
+    expect(await writer.write("k", dj, pending("Unschedulable"))).toEqual({ requeueAfterMs: 500 });
+    expect(writer.heldStatus("k", dj)).toEqual(pending("Unschedulable"));
+    advance(500);
+    expect((await writer.write("k", dj, pending("Unschedulable"))).written).toEqual(pending("Unschedulable"));
+    expect(writes).toEqual([pending("Unschedulable")]);
+  });
+
+  it("writes a status that leaves Pending, or a stuck one, at once", async () => {
+    const { writer, writes, advance } = setup();
+    await writer.write("k", dj, pending("Unschedulable"));
+    advance(100);
+    const running: DistillationJobStatus = {
+      phase: "Running",
+      conditions: [cond("Running", "True", "TrainerRunning")],
+    };
+    expect((await writer.write("k", dj, running)).written).toEqual(running);
+    expect((await writer.write("k2", dj, pending("ErrImagePull"))).written).toEqual(pending("ErrImagePull"));
+    expect((await writer.write("k3", dj, pending("ExceededQuota"))).written).toEqual(
+      pending("ExceededQuota"),
+    );
+    expect(writes).toHaveLength(3);
+  });
+
   it("falls back to the minimal status when the apiserver refuses one", async () => {
     const { writer, writes } = setup(1);
     const outcome = await writer.write("k", dj, {
-      ...pending("Unschedulable"),
+      ...pending("ErrImagePull"),
       result: { studentAccuracy: 1 },
     });
     expect(outcome.refused).toBe("refused");
-    expect(writes).toEqual([minimalStatus(pending("Unschedulable"))]);
+    expect(writes).toEqual([minimalStatus(pending("ErrImagePull"))]);
     expect(writes[0]!.conditions![0]!.message).toMatch(/details refused by the apiserver/);
   });
 });

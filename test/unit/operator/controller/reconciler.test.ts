@@ -3,7 +3,7 @@ import type { DistillationJobStatus } from "../../../../api/v1alpha1/index.ts";
 import { slimConfigMap } from "../../../../operator/src/controller/cache-transforms.ts";
 import { KubeApiError } from "../../../../operator/src/lib/kube-http.ts";
 import { findCondition } from "../../../../operator/src/status/conditions.ts";
-import { jobCondition, pod, terminated } from "../../../fixtures/kube-objects.ts";
+import { containerStatus, jobCondition, pod, terminated } from "../../../fixtures/kube-objects.ts";
 import { fakeCluster } from "./fake-cluster.ts";
 
 describe("Reconciler", () => {
@@ -242,17 +242,51 @@ describe("Reconciler", () => {
       expect(c.events).toEqual(["Normal/JobCreated"]);
     });
 
+    const unschedulable = () => [
+      pod("p", {
+        phase: "Pending",
+        conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no gpu" }],
+      }),
+    ];
+
     it("writes a stuck reason at once, with an event", async () => {
       const c = fakeCluster({}, { transientHoldMs: 2000 });
       await c.reconciler.reconcile("ns/mnist");
       c.state.pods = [
         pod("p", {
           phase: "Pending",
-          conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no gpu" }],
+          containerStatuses: [containerStatus({ waiting: { reason: "ErrImagePull" } })],
         }),
       ];
       expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 600_001 }); // written now; back by the pending deadline
       expect(c.calls.status).toBe(1);
+      expect(c.events).toEqual(["Warning/ErrImagePull"]);
+    });
+
+    it("costs one write and one event for Pending -> Unschedulable -> Running within the hold", async () => {
+      const c = fakeCluster({}, { transientHoldMs: 2000 });
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 2000 });
+      c.setNow("2025-01-01T00:00:11Z");
+      c.state.pods = unschedulable();
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 1000 });
+      c.setNow("2025-01-01T00:00:11.500Z");
+      c.state.pods = running();
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({});
+      expect(c.calls.status).toBe(1);
+      expect(status(c)?.phase).toBe("Running");
+      expect(c.events).toEqual(["Normal/TrainerRunning"]);
+    });
+
+    it("writes an Unschedulable that lasts once the hold has passed, with its Warning", async () => {
+      const c = fakeCluster({}, { transientHoldMs: 2000 });
+      await c.reconciler.reconcile("ns/mnist");
+      c.state.pods = unschedulable();
+      expect(await c.reconciler.reconcile("ns/mnist")).toEqual({ requeueAfterMs: 2000 });
+      expect(c.calls.status).toBe(0);
+      c.setNow("2025-01-01T00:00:12Z");
+      await c.reconciler.reconcile("ns/mnist");
+      expect(c.calls.status).toBe(1);
+      expect(findCondition(status(c)?.conditions, "Running")?.reason).toBe("Unschedulable");
       expect(c.events).toEqual(["Warning/Unschedulable"]);
     });
   });
