@@ -191,6 +191,8 @@ describe("chart", () => {
         "ConfigMap",
         "NetworkPolicy",
         "PodDisruptionBudget",
+        "FlowSchema",
+        "PriorityLevelConfiguration",
       ]),
     );
     expect(kinds(manifest)).not.toContain("ServiceMonitor");
@@ -424,6 +426,54 @@ describe("chart", () => {
     expect(kinds(manifest)).not.toContain("ClusterRole");
     expect(kinds(manifest)).toEqual(expect.arrayContaining(["Role", "RoleBinding"]));
     await dryRun(manifest);
+  });
+
+  it("gives the operator's Lease requests their own priority level: the apiserver classifies them so", async () => {
+    // Unique cluster-scoped names; only the ServiceAccount and the flowcontrol objects are applied.
+    const manifest = await render(namespace, [`fullnameOverride=${namespace}-apf`]);
+    const applied = objects(manifest).filter((o) =>
+      ["ServiceAccount", "FlowSchema", "PriorityLevelConfiguration"].includes(o.kind ?? ""),
+    );
+    expect(applied.map((o) => o.kind).sort()).toEqual([
+      "FlowSchema",
+      "PriorityLevelConfiguration",
+      "ServiceAccount",
+    ]);
+    const name = `${namespace}-apf-leader-election`;
+    const r = await kubectl(["apply", "-f", "-"], {
+      input: applied.map((o) => JSON.stringify(o)).join("\n"),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    try {
+      const level = await kubectl([
+        "get",
+        "prioritylevelconfiguration",
+        name,
+        "-o",
+        "jsonpath={.metadata.uid}",
+      ]);
+      expect(level.code, level.stderr).toBe(0);
+      const token = await serviceAccountKubeconfig(namespace, `${namespace}-apf`);
+      // The APF filter runs before authorization and names the level it chose in a response header, even on
+      // the 403 this account gets (the Lease Role is not applied here): the classification, not the access.
+      const classified = async () => {
+        const get = await kubectl([`--kubeconfig=${token}`, "-v=8", "-n", namespace, "get", "lease", "x"]);
+        return new RegExp(`X-Kubernetes-Pf-Prioritylevel-Uid: ${level.stdout}`, "i").test(get.stderr);
+      };
+      await waitFor("the Lease GET classified into the operator's level", classified);
+      // The FlowSchema's other requests stay where they were: a pod list is not in this level.
+      const pods = await kubectl([`--kubeconfig=${token}`, "-v=8", "-n", namespace, "get", "pods"]);
+      expect(pods.stderr).toMatch(/X-Kubernetes-Pf-Prioritylevel-Uid/i);
+      expect(pods.stderr).not.toContain(level.stdout);
+      // Its level exists: the apiserver's config controller marks the FlowSchema not dangling.
+      const condition = `jsonpath={.status.conditions[?(@.type=="Dangling")].status}`;
+      await waitFor(
+        "the FlowSchema not dangling",
+        async () => (await kubectl(["get", "flowschema", name, "-o", condition])).stdout === "False",
+      );
+    } finally {
+      await kubectl(["delete", "flowschema,prioritylevelconfiguration", name, "--wait=false"]);
+    }
   });
 
   it("renders ServiceMonitor, PodMonitor and PrometheusRule the API server accepts", async () => {
