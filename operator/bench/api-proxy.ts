@@ -20,7 +20,16 @@ export interface ApiProxy {
   close(): Promise<void>;
 }
 
-export async function startApiProxy(admin: KubeConfig): Promise<ApiProxy> {
+export interface ApiProxyOptions {
+  /**
+   * Forward as this user (Impersonate-User; a service account's user name gets its groups from the apiserver):
+   * the client is then authorized and classified by API Priority and Fairness as that user, not as admin
+   * (system:masters, which APF exempts).
+   */
+  impersonate?: string;
+}
+
+export async function startApiProxy(admin: KubeConfig, options: ApiProxyOptions = {}): Promise<ApiProxy> {
   const upstream = new URL(admin.getCurrentCluster()!.server);
   const tls: https.RequestOptions = {};
   await admin.applyToHTTPSOptions(tls);
@@ -42,6 +51,7 @@ export async function startApiProxy(admin: KubeConfig): Promise<ApiProxy> {
       ...req.headers,
       ...(tls.headers as Record<string, string> | undefined),
       host: upstream.host,
+      ...(options.impersonate ? { "impersonate-user": options.impersonate } : {}),
     };
     const forward = https.request(
       new URL(req.url ?? "/", upstream),
