@@ -9,7 +9,8 @@
 // Runs against the cluster of MOKD_TEST_KUBECONFIG (else KUBECONFIG) as admin; `npm run bench:scale` runs it
 // under `node test/bed/cli.ts run`, which uses the bed from `npm run testbed:up` or starts (and stops) one, so
 // the bench itself imports nothing of the test tree. The operator runs as `node operator/src/main.ts` with a
-// kubeconfig pointing at a counting HTTP proxy in this process (api-proxy.ts, which forwards as admin), so every
+// kubeconfig pointing at a counting HTTP proxy in a process of its own (proxy-process.ts, api-proxy.ts; it
+// forwards as admin, or as the chart's service account with --as-service-account), so every
 // API request the operator makes is counted exactly, by verb and resource. Results go to docs/benchmarks.md
 // "Operator scale".
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -29,9 +30,9 @@ import {
 } from "../../api/v1alpha1/index.ts";
 import { watchResource } from "../src/lib/informer.ts";
 import { KubeHttp, isStatus } from "../src/lib/kube-http.ts";
-import { startApiProxy, type ApiProxy } from "./api-proxy.ts";
 import { ConvergenceTracker, Stage, type ConvergenceSummary } from "./convergence.ts";
 import { installOperatorAccount } from "./operator-account.ts";
+import { startProxyProcess } from "./proxy-process.ts";
 import { cpuSecondsOf, findProcesses } from "./proc.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -164,13 +165,12 @@ function freePort(): Promise<number> {
   });
 }
 
-function proxyKubeconfig(proxy: ApiProxy): string {
-  const cluster = proxy.kubeConfig().getCurrentCluster()!;
+function proxyKubeconfig(server: string): string {
   const file = join(mkdtempSync(join(tmpdir(), "mokd-bench-")), "kubeconfig.yaml");
   const config = {
     apiVersion: "v1",
     kind: "Config",
-    clusters: [{ name: "proxy", cluster: { server: cluster.server, "insecure-skip-tls-verify": true } }],
+    clusters: [{ name: "proxy", cluster: { server, "insecure-skip-tls-verify": true } }],
     users: [{ name: "proxy", user: {} }],
     contexts: [{ name: "proxy", context: { cluster: "proxy", user: "proxy" } }],
     "current-context": "proxy",
@@ -477,9 +477,9 @@ async function measure(b: Bed): Promise<Result> {
 
   const account = AS_SERVICE_ACCOUNT ? installOperatorAccount(ROOT, namespace) : undefined;
   log(`the operator's requests go to the apiserver as ${account ?? "admin (system:masters)"}`);
-  const proxy = await startApiProxy(admin, { impersonate: account });
+  const proxy = await startProxyProcess(b.kubeconfig, account);
   const port = await freePort();
-  const operator = startOperator(proxyKubeconfig(proxy), port, namespace);
+  const operator = startOperator(proxyKubeconfig(proxy.server), port, namespace);
   const tracker = new ConvergenceTracker();
   const { children, watches } = watchChildren(admin, namespace, tracker);
   let operatorExited: string | undefined;
