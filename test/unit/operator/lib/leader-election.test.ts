@@ -80,7 +80,7 @@ describe("LeaderElector renewals", () => {
   });
 
   it("still gives the Lease up when no renewal is answered within the deadline", async () => {
-    const api = await leaseServer((req, count) => req.method !== "POST" && count.PUT >= 2);
+    const api = await leaseServer((req, count) => req.method !== "POST" && (count.PUT ?? 0) >= 2);
     let lost = false;
     const elector = new LeaderElector({
       kubeConfig: api.kubeConfig,
