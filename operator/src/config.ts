@@ -45,6 +45,15 @@ export const OperatorConfig = z.object({
   leaseNamespace: z.string().min(1).optional(),
   /** Identity in the Lease; defaults to the hostname plus the process id. */
   identity: z.string().min(1).optional(),
+  /**
+   * Lease timings in seconds, as kube-controller-manager's --leader-elect-* flags (defaults: client-go's and
+   * controller-runtime's; lease duration > renew deadline > retry period). Raise them where the apiserver and
+   * etcd can take more than a few seconds to write a Lease: on the 2 loaded cores of docs/benchmarks.md,
+   * under 10,000 new jobs, two renewal attempts in a row took over 5 s each and the leader stepped down.
+   */
+  leaderElectLeaseDuration: int(2, 3600).default(15),
+  leaderElectRenewDeadline: int(1, 3600).default(10),
+  leaderElectRetryPeriod: int(1, 600).default(2),
   concurrency: int(1, 64).default(8),
   /**
    * Run the DistillationStudy controller (--no-study-controller turns it off, e.g. where the study CRD is not

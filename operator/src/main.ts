@@ -95,6 +95,9 @@ async function run(config: OperatorConfig, log: Logger): Promise<void> {
         namespace: config.leaseNamespace!,
         name: config.leaseName,
         identity,
+        leaseDurationSeconds: config.leaderElectLeaseDuration,
+        renewDeadlineSeconds: config.leaderElectRenewDeadline,
+        retryPeriodSeconds: config.leaderElectRetryPeriod,
         onStartedLeading: startLeading,
         // Like controller-runtime: a replica that lost the Lease exits, so it never reconciles beside a new leader.
         onStoppedLeading: () => {
