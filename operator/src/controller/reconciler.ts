@@ -22,12 +22,18 @@ import {
   deriveStatus,
   invalidSpecStatus,
   isTerminal,
-  jobFinished,
   pendingDeadlineIn,
   truncateMessage,
   type Observed,
 } from "../status/derive.ts";
-import { applyConfigMap, applyJob, desiredConfigMap, desiredJob, type ChildOptions } from "./children.ts";
+import {
+  applyConfigMap,
+  applyJob,
+  desiredConfigMap,
+  desiredJob,
+  stopUnfinishedJob,
+  type ChildOptions,
+} from "./children.ts";
 import type { ClusterWriter } from "./kube.ts";
 import { initializing } from "../status/storage.ts";
 import { checkedStatus, foreignStatusFields, withoutFields } from "../status/trust.ts";
@@ -147,7 +153,7 @@ export function withSynced(
 }
 
 /** Comes back by the pending deadline too (never later than a Node timer allows). */
-function withDeadline(result: ReconcileResult, deadlineMs: number | undefined): ReconcileResult {
+export function withDeadline(result: ReconcileResult, deadlineMs: number | undefined): ReconcileResult {
   if (deadlineMs === undefined) return result;
   const ms = Math.min(Math.max(deadlineMs, 0) + 1, MAX_TIMER_MS);
   return { requeueAfterMs: Math.min(result.requeueAfterMs ?? ms, ms) };
@@ -389,14 +395,10 @@ export class Reconciler {
     scope.status = withSynced(derived, scope.applyError, now, dj.metadata.generation);
   }
 
-  /** Phase: a job that failed without its Job (pendingDeadlineSeconds) suspends it: the Job controller removes its pod. */
+  /** Phase: a job that failed without its Job (pendingDeadlineSeconds) stops it: the Job controller removes its pod. */
   private async stopUnfinished({ status, observed, deleting }: ReconcileScope): Promise<void> {
-    const job = observed?.job;
-    if (deleting) return;
-    const { namespace, name } = job?.metadata ?? {};
-    if (!isTerminal(status?.phase) || !job || !namespace || !name || jobFinished(job) || job.spec?.suspend)
-      return;
-    await this.o.writer.patchJob(namespace, name, { suspend: true });
+    if (deleting || !isTerminal(status?.phase)) return;
+    await stopUnfinishedJob(this.o.writer, observed?.job);
   }
 
   /** Phase: status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/status-from-document.ts). */

@@ -16,9 +16,10 @@ import {
 import type { JobBuildOptions } from "../builders/job.ts";
 import { STAGE_BUILDERS, buildStudyConfigMap, type OwnerStudy, type StudyStage } from "../builders/study.ts";
 import { keyOf, splitKey, studyConfigMapNameFor, studyJobNameFor } from "../names.ts";
-import { isTerminal, jobFinished, truncateMessage } from "../status/derive.ts";
+import { isTerminal, jobFinished, pendingDeadlineIn, truncateMessage } from "../status/derive.ts";
 import {
   deriveStudyStatus,
+  studyAsJob,
   variantEndEvents,
   type DeviceCount,
   type StageObserved,
@@ -28,6 +29,7 @@ import {
 import {
   applyConfigMap,
   applyJob,
+  stopUnfinishedJob,
   withHash,
   withNodeLossTolerations,
   type ChildOptions,
@@ -36,7 +38,7 @@ import { DEFAULT_RESOURCES } from "../builders/job.ts";
 import type { ClusterWriter } from "./kube.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
 import { refusalMessage } from "./refusal.ts";
-import type { EventSink, ReconcileResult } from "./reconciler.ts";
+import { withDeadline, type EventSink, type ReconcileResult } from "./reconciler.ts";
 import { StatusWriter } from "./status-writer.ts";
 import type { StudyWriter } from "./study-kube.ts";
 import { eventsFor } from "./transitions.ts";
@@ -75,6 +77,7 @@ interface StudyScope {
   observed?: StudyObserved;
   applyError?: unknown;
   status?: DistillationStudyStatus;
+  now?: string;
 }
 
 /** A parsed study, or the schema's message. */
@@ -159,6 +162,7 @@ export class StudyReconciler {
   private readonly phases: readonly ((s: StudyScope) => unknown)[] = [
     (s) => this.applyChildren(s),
     (s) => this.derive(s),
+    (s) => this.stopUnfinished(s),
   ];
 
   constructor(options: StudyReconcilerOptions) {
@@ -187,9 +191,9 @@ export class StudyReconciler {
     for (const phase of this.phases) await phase(scope);
     const held = await this.writeStatus(scope);
     if (scope.applyError !== undefined) throw scope.applyError;
-    if (isTerminal(scope.status!.phase as Phase | undefined))
-      return this.expire({ ...scope.study, status: scope.status! });
-    return held;
+    const status = scope.status!;
+    if (isTerminal(status.phase as Phase | undefined)) return this.expire({ ...scope.study, status });
+    return withDeadline(held, pendingDeadlineIn(studyAsJob(scope.study), status, scope.now!));
   }
 
   private scopeFor(key: string): StudyScope | { invalid: string; raw: unknown } | undefined {
@@ -306,8 +310,15 @@ export class StudyReconciler {
     const held = this.statusWriter.heldStatus(scope.key, scope.study);
     const study = held ? { ...scope.study, status: held } : scope.study;
     const devices = devicesOf(scope.study, this.buildOptions(undefined));
-    scope.status = deriveStudyStatus(study, scope.observed!, this.now().toISOString(), devices);
+    scope.now = this.now().toISOString();
+    scope.status = deriveStudyStatus(study, scope.observed!, scope.now, devices);
     if (isTerminal(scope.status.phase as Phase | undefined)) scope.applyError = undefined;
+  }
+
+  /** A study that ended with a stage unfinished (its pending deadline passed) stops that stage's Job. */
+  private async stopUnfinished({ status, observed, deleting }: StudyScope): Promise<void> {
+    if (deleting || !isTerminal(status?.phase as Phase | undefined)) return;
+    for (const stage of STAGES) await stopUnfinishedJob(this.o.writer, observed?.[stage].job);
   }
 
   private async writeStatus(scope: StudyScope): Promise<ReconcileResult> {
