@@ -18,7 +18,7 @@ import {
   type OperatorProcess,
 } from "../operator/harness.ts";
 import { adminKubeConfig } from "../../bed/env.ts";
-import { Kueue, KUEUE_NAMESPACE_LABEL } from "./kueue.ts";
+import { applyTestQueues, deleteTestQueues, Kueue, KUEUE_NAMESPACE_LABEL } from "./kueue.ts";
 
 const QUEUE = "studies";
 const QUOTA_GPUS = 4;
@@ -70,42 +70,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
   });
 }
 
-async function queues(): Promise<void> {
-  const docs = [
-    { apiVersion: "kueue.x-k8s.io/v1beta2", kind: "ResourceFlavor", metadata: { name: "default-flavor" } },
-    {
-      apiVersion: "kueue.x-k8s.io/v1beta2",
-      kind: "ClusterQueue",
-      metadata: { name: `gpus-${namespace}` },
-      spec: {
-        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
-        resourceGroups: [
-          {
-            coveredResources: ["cpu", "memory", "nvidia.com/gpu"],
-            flavors: [
-              {
-                name: "default-flavor",
-                resources: [
-                  { name: "cpu", nominalQuota: "256" },
-                  { name: "memory", nominalQuota: "1Ti" },
-                  { name: "nvidia.com/gpu", nominalQuota: String(QUOTA_GPUS) },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-    },
-    {
-      apiVersion: "kueue.x-k8s.io/v1beta2",
-      kind: "LocalQueue",
-      metadata: { name: QUEUE, namespace },
-      spec: { clusterQueue: `gpus-${namespace}` },
-    },
-  ];
-  await mustKubectl(["apply", "-f", "-"], docs.map((d) => JSON.stringify(d)).join("\n"));
-}
-
 /** 5 arms (alone, mokd, mokd-amortized, kd@0.5, kd@0.9) x 10 seeds = 50 runs; kwok plays every pod. */
 const study = {
   apiVersion: "distillation.mokd.io/v1alpha1",
@@ -144,7 +108,12 @@ beforeAll(async () => {
   ]);
   await ensureCrd();
   kueue = await Kueue.start();
-  await queues();
+  await applyTestQueues(namespace, {
+    localQueue: QUEUE,
+    cpu: "256",
+    memory: "1Ti",
+    gpus: QUOTA_GPUS,
+  });
   kubeconfig = await operatorIdentity(namespace);
   operator = startOperator(kubeconfig, namespace, ["--no-leader-elect"]);
   await watch<V1Pod>(`/api/v1/namespaces/${namespace}/pods`, "mokd.io/study-stage=variants", (type, pod) => {
@@ -168,7 +137,7 @@ afterAll(async () => {
   if (namespace) {
     await kubectl(["delete", "distillationstudies,jobs", "--all", "-n", namespace, "--wait=false"]);
     await deleteNamespace(namespace);
-    await kubectl(["delete", "clusterqueue", `gpus-${namespace}`, "--wait=false"]);
+    await deleteTestQueues(namespace);
     await removeIdentity(namespace);
   }
   await kueue?.stop();
