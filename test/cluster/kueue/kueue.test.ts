@@ -10,20 +10,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { LOCAL_NODE } from "../../bed/config.ts";
-import { deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
-import { clusterS3, S3_SECRET, type ClusterS3 } from "../e2e/s3.ts";
-import {
-  buildImages,
-  helm,
-  importImages,
-  installOperator,
-  OPERATOR_DEPLOYMENT,
-  RELEASE,
-  holdRealNode,
-  realNode,
-  realNodeNamespace,
-  type BuiltImage,
-} from "../e2e/real-node.ts";
+import { kubectl, waitFor } from "../../bed/env.ts";
+import { type ClusterS3 } from "../e2e/s3.ts";
+import { OPERATOR_DEPLOYMENT, realNode, type BuiltImage } from "../e2e/real-node.ts";
+import { RealNodeOperator } from "../e2e/operator-bed.ts";
 import {
   applyTestPriorityClasses,
   applyTestQueues,
@@ -109,41 +99,34 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 }
 
 describe.skipIf(!node)("DistillationJobs under real Kueue", () => {
-  let releaseNode: (() => void) | undefined;
+  const bed = new RealNodeOperator();
   beforeAll(async () => {
-    // Shared: a node-loss test stops the node's kubelet only while no other file uses the node.
-    releaseNode = await holdRealNode("shared");
-    const images = await buildImages(["operator", "trainer-cpu"]);
-    trainer = images["trainer-cpu"]!;
-    await importImages(node!, [images.operator!, trainer]);
-    namespace = await realNodeNamespace("kueue", {
-      [KUEUE_NAMESPACE_LABEL.key]: KUEUE_NAMESPACE_LABEL.value,
+    await bed.setUp({
+      prefix: "kueue",
+      labels: { [KUEUE_NAMESPACE_LABEL.key]: KUEUE_NAMESPACE_LABEL.value },
+      bucket: BUCKET,
+      prepare: async (ns) => {
+        kueue = await Kueue.start();
+        // One GPU, and a higher priority preempts a lower one.
+        await applyTestQueues(ns, {
+          localQueue: QUEUE,
+          cpu: "64",
+          memory: "256Gi",
+          gpus: 1,
+          preemptLowerPriority: true,
+        });
+        await applyTestPriorityClasses();
+      },
     });
-    kueue = await Kueue.start();
-    // One GPU, and a higher priority preempts a lower one.
-    await applyTestQueues(namespace, {
-      localQueue: QUEUE,
-      cpu: "64",
-      memory: "256Gi",
-      gpus: 1,
-      preemptLowerPriority: true,
-    });
-    await applyTestPriorityClasses();
-    s3 = await clusterS3(node!, BUCKET);
-    await s3.createSecret(namespace, S3_SECRET);
-    await installOperator(namespace, images.operator!);
+    ({ namespace, s3 } = bed);
+    trainer = bed.trainer!;
   }, 1_200_000);
 
   afterAll(async () => {
-    if (namespace) {
-      await helm(["uninstall", RELEASE, "-n", namespace, "--wait=false"]);
-      await kubectl(["delete", "distillationjobs,jobs", "--all", "-n", namespace, "--wait=false"]);
-      await deleteNamespace(namespace);
-      await deleteTestQueues(namespace);
-    }
-    await kueue?.stop();
-    await s3?.stop();
-    releaseNode?.();
+    await bed.tearDown("distillationjobs,jobs", async () => {
+      if (bed.namespace) await deleteTestQueues(bed.namespace);
+      await kueue?.stop();
+    });
   });
 
   it("holds a job beyond the GPU quota as Suspended/WaitingForAdmission and starts it when the first ends", async () => {
