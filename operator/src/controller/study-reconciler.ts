@@ -19,6 +19,7 @@ import { keyOf, splitKey, studyConfigMapNameFor, studyJobNameFor } from "../name
 import { isTerminal, jobFinished, pendingDeadlineIn, truncateMessage } from "../status/derive.ts";
 import {
   deriveStudyStatus,
+  invalidStudySpecStatus,
   studyAsJob,
   variantEndEvents,
   type DeviceCount,
@@ -37,6 +38,7 @@ import {
 import { DEFAULT_RESOURCES } from "../builders/job.ts";
 import type { ClusterWriter } from "./kube.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
+import { loadOwner, rejectInvalidSpec, type RawOwner } from "./owner-load.ts";
 import { refusalMessage } from "./refusal.ts";
 import { withDeadline, type EventSink, type ReconcileResult } from "./reconciler.ts";
 import { StatusWriter } from "./status-writer.ts";
@@ -196,18 +198,13 @@ export class StudyReconciler {
     return withDeadline(held, pendingDeadlineIn(studyAsJob(scope.study), status, scope.now!));
   }
 
-  private scopeFor(key: string): StudyScope | { invalid: string; raw: unknown } | undefined {
+  private scopeFor(
+    key: string,
+  ): StudyScope | { invalid: string; raw: RawOwner<DistillationStudyStatus> } | undefined {
     const { namespace, name } = splitKey(key);
-    const raw = this.o.reader.study(namespace, name) as
-      | {
-          metadata?: { deletionTimestamp?: unknown; managedFields?: unknown };
-          status?: DistillationStudyStatus;
-        }
-      | undefined;
-    if (!raw) return undefined;
-    const study = load(raw);
-    if (typeof study === "string")
-      return raw.metadata?.deletionTimestamp ? undefined : { invalid: study, raw };
+    const loaded = loadOwner<OwnerStudy, DistillationStudyStatus>(this.o.reader.study(namespace, name), load);
+    if (!loaded || "invalid" in loaded) return loaded;
+    const { owner: study, raw } = loaded;
     study.status = this.statusWriter.previous(key, study, raw.status ?? {});
     const { uid } = study.metadata;
     const found = Object.fromEntries(
@@ -360,43 +357,21 @@ export class StudyReconciler {
     return this.o.reader.jobEvents(namespace, name).filter((e) => !uid || e.involvedObject.uid === uid);
   }
 
-  /**
-   * A spec the CRD let through but the schema refuses: a Warning event naming the fields, and Failed/InvalidSpec
-   * for a study that has not started (a running one keeps its status: an operator upgrade must not fail it).
-   */
-  private async rejectInvalid(key: string, raw: unknown, message: string): Promise<ReconcileResult> {
-    const { metadata, status: current } = raw as {
-      metadata: OwnerStudy["metadata"];
-      status?: DistillationStudyStatus;
-    };
-    const { namespace, name, uid, generation } = metadata;
-    this.o.events.record(
-      objectRef({ metadata: { name, namespace, uid } }),
-      "Warning",
-      "InvalidSpec",
-      message,
-    );
+  /** A spec the CRD let through but the schema refuses: owner-load.ts's rejectInvalidSpec, with the study's status. */
+  private async rejectInvalid(
+    key: string,
+    raw: RawOwner<DistillationStudyStatus>,
+    message: string,
+  ): Promise<ReconcileResult> {
     this.statusWriter.forget(key);
-    const teacher = this.o.reader.job(namespace, studyJobNameFor(name, "teacher"));
-    if (isTerminal(current?.phase as Phase | undefined) || isControlledBy(teacher, uid)) return {};
-    const now = this.now().toISOString();
-    const failed = { status: "True" as const, reason: "InvalidSpec", message: truncateMessage(message) };
-    const meta = {
-      lastTransitionTime: now,
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    };
-    const status: DistillationStudyStatus = {
-      phase: "Failed",
-      stage: "Teacher",
-      conditions: [
-        { type: "Running", ...failed, status: "False", ...meta },
-        { type: "Failed", ...failed, ...meta },
-      ],
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      completionTime: now,
-    };
-    await this.o.studyWriter.applyStatus(namespace, name, status);
-    this.o.log?.("warn", "invalid study spec", { namespace, name, message });
+    await rejectInvalidSpec(raw, message, this.now().toISOString(), {
+      kind: STUDY_KIND,
+      events: this.o.events,
+      firstJob: (namespace, name) => this.o.reader.job(namespace, studyJobNameFor(name, "teacher")),
+      failedStatus: invalidStudySpecStatus,
+      applyStatus: (namespace, name, status) => this.o.studyWriter.applyStatus(namespace, name, status),
+      ...(this.o.log ? { log: this.o.log } : {}),
+    });
     return {};
   }
 

@@ -375,6 +375,33 @@ function comparedCondition(status: StudyStatus, pending: number, now: string, ge
   );
 }
 
+/**
+ * Failed/InvalidSpec: the schema refused the spec, which cannot be fixed in place (recreate the study); the study
+ * never started (its teacher Job does not exist).
+ */
+export function invalidStudySpecStatus(
+  _previous: StudyStatus,
+  message: string,
+  now: string,
+  generation?: number,
+): StudyStatus {
+  const failed = { status: "True" as const, reason: "InvalidSpec", message: truncateMessage(message) };
+  const meta = {
+    lastTransitionTime: now,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+  return {
+    phase: "Failed",
+    stage: "Teacher",
+    conditions: [
+      { type: "Running", ...failed, status: "False", ...meta },
+      { type: "Failed", ...failed, ...meta },
+    ],
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    completionTime: now,
+  };
+}
+
 /** The new status; a terminal one is final (the stage Jobs may be deleted later). */
 export function deriveStudyStatus(
   study: OwnerStudy,
