@@ -2,8 +2,9 @@
 // work queue and status writer of the manager, the ClusterWriter, ownership, the condition table): a scope is
 // built once (the study and its cached children), then phases extend it — children applied stage by stage
 // (ConfigMap and teacher Job; the variants Job once the teacher Job completed; the report Job once the variants
-// Job ended with at least one run succeeded), status derived (status/study.ts) — and the status is written last,
-// coalesced, with one event per phase change and per variant that ended (aggregated per write).
+// Job ended with at least one run succeeded), status derived (status/study.ts), a stage's Job stopped when the
+// study ended without it (the pending deadline) — and the status is written last, coalesced, with one event per
+// phase change and per variant that ended (aggregated per write); the reconcile comes back by the deadline.
 import type { CoreV1Event, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import {
   API_VERSION,

@@ -1,7 +1,7 @@
 // A DistillationStudy's status: a pure function of (its last status, its stage Jobs and their pods), like
 // derive.ts for a DistillationJob and built from the same pieces: each stage Job is observed by derive.ts's own
-// `observe` (so a stage shows the same stuck reasons, admission and preemption a job does), the conditions are
-// conditionsFor's, and the per-variant table comes from the variants' Indexed Job: its completed/failed indexes
+// `observe` (so a stage shows the same stuck reasons, admission and preemption a job does) and held to the
+// job's pending deadline (pendingDeadlineIn), the conditions are conditionsFor's, and the per-variant table comes from the variants' Indexed Job: its completed/failed indexes
 // and, per index, the latest pod's termination message (the trainer's Result, parsed by the api schema).
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import {
