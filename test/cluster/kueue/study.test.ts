@@ -4,7 +4,10 @@
 // partial admission cut the Job to what the quota has); the operator killed and restarted mid-run duplicates
 // nothing (one variants Job, one successful pod per index); the one variant that fails (a non-retriable exit) is
 // isolated: the others succeed, the report runs, the study ends Succeeded naming that variant as failed. And a
-// study suspended through its template's runPolicy holds its current stage's Job suspended, and resumes it.
+// study suspended through its template's runPolicy holds its current stage's Job suspended, and resumes it. A
+// higher-priority Job preempts a study's variants stage: the study says Preempted (only then), resumes when the
+// quota frees and runs no index twice. A stage that cannot be scheduled fails the study after its
+// pendingDeadlineSeconds, and its Job is ended for good under Kueue (which un-suspends an admitted Job).
 import { Watch, type V1Job, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DistillationStudyStatus } from "../../../api/v1alpha1/index.ts";
