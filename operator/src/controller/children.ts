@@ -3,7 +3,9 @@
 import type { V1ConfigMap, V1Job } from "@kubernetes/client-node";
 import { buildConfigMap } from "../builders/configmap.ts";
 import { buildJob, type ResourceDefaults } from "../builders/job.ts";
+import { LABEL_KUEUE_QUEUE } from "../names.ts";
 import type { OwnerJob } from "../owner-job.ts";
+import { jobFinished } from "../status/derive.ts";
 import { dataHashOf, OBSERVED_DATA_HASH } from "./cache-transforms.ts";
 import { hashOf } from "./canonical.ts";
 import { jobSpecUpdate } from "./job-update.ts";
@@ -103,4 +105,20 @@ export async function applyJob(
   if (!update) return cached;
   const { namespace, name } = desired.metadata as { namespace: string; name: string };
   return writer.patchJob(namespace, name, update);
+}
+
+/**
+ * Stops the unfinished Job of a run that ended without it (its pending deadline passed): suspended, so the Job
+ * controller deletes its pods and the Job stays as the record. Kueue undoes that suspend while the Job's Workload
+ * is admitted (it un-suspends the Jobs it admitted), so a queued Job is ended instead: activeDeadlineSeconds 1
+ * has the Job controller fail it (DeadlineExceeded) and delete its pods, and Kueue then releases its quota.
+ */
+export async function stopUnfinishedJob(
+  writer: Pick<ClusterWriter, "patchJob">,
+  job: V1Job | undefined,
+): Promise<void> {
+  const { namespace, name, labels } = job?.metadata ?? {};
+  if (!job || !namespace || !name || jobFinished(job) || job.spec?.suspend) return;
+  const queued = Boolean(labels?.[LABEL_KUEUE_QUEUE]);
+  await writer.patchJob(namespace, name, queued ? { activeDeadlineSeconds: 1 } : { suspend: true });
 }

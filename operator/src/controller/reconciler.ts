@@ -22,17 +22,24 @@ import {
   deriveStatus,
   invalidSpecStatus,
   isTerminal,
-  jobFinished,
   pendingDeadlineIn,
   truncateMessage,
   type Observed,
 } from "../status/derive.ts";
-import { applyConfigMap, applyJob, desiredConfigMap, desiredJob, type ChildOptions } from "./children.ts";
+import {
+  applyConfigMap,
+  applyJob,
+  desiredConfigMap,
+  desiredJob,
+  stopUnfinishedJob,
+  type ChildOptions,
+} from "./children.ts";
 import type { ClusterWriter } from "./kube.ts";
 import { initializing } from "../status/storage.ts";
 import { checkedStatus, foreignStatusFields, withoutFields } from "../status/trust.ts";
 import { sameJson } from "./canonical.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
+import { loadOwner, rejectInvalidSpec, type RawOwner } from "./owner-load.ts";
 import { refusalMessage } from "./refusal.ts";
 import { wallNow } from "../lib/clock.ts";
 import { StatusWriter } from "./status-writer.ts";
@@ -147,7 +154,7 @@ export function withSynced(
 }
 
 /** Comes back by the pending deadline too (never later than a Node timer allows). */
-function withDeadline(result: ReconcileResult, deadlineMs: number | undefined): ReconcileResult {
+export function withDeadline(result: ReconcileResult, deadlineMs: number | undefined): ReconcileResult {
   if (deadlineMs === undefined) return result;
   const ms = Math.min(Math.max(deadlineMs, 0) + 1, MAX_TIMER_MS);
   return { requeueAfterMs: Math.min(result.requeueAfterMs ?? ms, ms) };
@@ -263,17 +270,16 @@ export class Reconciler {
   }
 
   /** The scope; undefined for a job that is gone or going; the schema's message for one it refuses. */
-  private scopeFor(key: string): ReconcileScope | { invalid: string; raw: unknown } | undefined {
+  private scopeFor(
+    key: string,
+  ): ReconcileScope | { invalid: string; raw: RawOwner<DistillationJobStatus> } | undefined {
     const { namespace, name } = splitKey(key);
-    const raw = this.o.reader.distillationJob(namespace, name) as
-      | {
-          metadata?: { deletionTimestamp?: unknown; managedFields?: unknown };
-          status?: DistillationJobStatus;
-        }
-      | undefined;
-    if (!raw) return undefined;
-    const dj = load(raw);
-    if (typeof dj === "string") return raw.metadata?.deletionTimestamp ? undefined : { invalid: dj, raw };
+    const loaded = loadOwner<OwnerJob, DistillationJobStatus>(
+      this.o.reader.distillationJob(namespace, name),
+      load,
+    );
+    if (!loaded || "invalid" in loaded) return loaded;
+    const { owner: dj, raw } = loaded;
     const previous = this.statusWriter.previous(key, dj, raw.status ?? {});
     const foreignFields = foreignStatusFields(raw.metadata, FIELD_MANAGER);
     dj.status = trustedStatus(previous, foreignFields, this.now().toISOString());
@@ -389,14 +395,10 @@ export class Reconciler {
     scope.status = withSynced(derived, scope.applyError, now, dj.metadata.generation);
   }
 
-  /** Phase: a job that failed without its Job (pendingDeadlineSeconds) suspends it: the Job controller removes its pod. */
+  /** Phase: a job that failed without its Job (pendingDeadlineSeconds) stops it: the Job controller removes its pod. */
   private async stopUnfinished({ status, observed, deleting }: ReconcileScope): Promise<void> {
-    const job = observed?.job;
-    if (deleting) return;
-    const { namespace, name } = job?.metadata ?? {};
-    if (!isTerminal(status?.phase) || !job || !namespace || !name || jobFinished(job) || job.spec?.suspend)
-      return;
-    await this.o.writer.patchJob(namespace, name, { suspend: true });
+    if (deleting || !isTerminal(status?.phase)) return;
+    await stopUnfinishedJob(this.o.writer, observed?.job);
   }
 
   /** Phase: status.trainerStatus (Kubeflow Trainer's shape) next to status.progress (progress/status-from-document.ts). */
@@ -476,32 +478,21 @@ export class Reconciler {
     return {};
   }
 
-  /**
-   * A spec the CRD let through but our schema refuses (a CRD older than the operator, or validation bypassed).
-   * Always a Warning event naming the fields. A job that never started is also marked Failed/InvalidSpec (its
-   * spec is immutable, so it cannot be fixed in place: recreate it). A job whose trainer Job already exists keeps
-   * its status and its running trainer: an operator upgrade must not fail work in flight. Not retried: nothing
-   * changes until the object does.
-   */
-  private async rejectInvalid(key: string, raw: unknown, message: string): Promise<ReconcileResult> {
-    const { metadata, status: current } = raw as {
-      metadata: OwnerJob["metadata"];
-      status?: DistillationJobStatus;
-    };
-    const { namespace, name, uid, generation } = metadata;
-    this.o.events.record(
-      objectRef({ metadata: { name, namespace, uid } }),
-      "Warning",
-      "InvalidSpec",
-      message,
-    );
+  /** A spec the CRD let through but our schema refuses: owner-load.ts's rejectInvalidSpec, with the job's status. */
+  private async rejectInvalid(
+    key: string,
+    raw: RawOwner<DistillationJobStatus>,
+    message: string,
+  ): Promise<ReconcileResult> {
     this.forget(key);
-    const previous = current ?? {};
-    const job = this.o.reader.job(namespace, jobNameFor(name));
-    if (isTerminal(previous.phase) || isControlledBy(job, uid)) return {};
-    const status = invalidSpecStatus(previous, message, this.now().toISOString(), generation);
-    await this.o.writer.applyStatus(namespace, name, status);
-    this.o.log?.("warn", "invalid spec", { namespace, name, message });
+    await rejectInvalidSpec(raw, message, this.now().toISOString(), {
+      kind: KIND,
+      events: this.o.events,
+      firstJob: (namespace, name) => this.o.reader.job(namespace, jobNameFor(name)),
+      failedStatus: invalidSpecStatus,
+      applyStatus: (namespace, name, status) => this.o.writer.applyStatus(namespace, name, status),
+      ...(this.o.log ? { log: this.o.log } : {}),
+    });
     return {};
   }
 

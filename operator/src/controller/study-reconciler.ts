@@ -2,8 +2,9 @@
 // work queue and status writer of the manager, the ClusterWriter, ownership, the condition table): a scope is
 // built once (the study and its cached children), then phases extend it — children applied stage by stage
 // (ConfigMap and teacher Job; the variants Job once the teacher Job completed; the report Job once the variants
-// Job ended with at least one run succeeded), status derived (status/study.ts) — and the status is written last,
-// coalesced, with one event per phase change and per variant that ended (aggregated per write).
+// Job ended with at least one run succeeded), status derived (status/study.ts), a stage's Job stopped when the
+// study ended without it (the pending deadline) — and the status is written last, coalesced, with one event per
+// phase change and per variant that ended (aggregated per write); the reconcile comes back by the deadline.
 import type { CoreV1Event, V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import {
   API_VERSION,
@@ -16,9 +17,11 @@ import {
 import type { JobBuildOptions } from "../builders/job.ts";
 import { STAGE_BUILDERS, buildStudyConfigMap, type OwnerStudy, type StudyStage } from "../builders/study.ts";
 import { keyOf, splitKey, studyConfigMapNameFor, studyJobNameFor } from "../names.ts";
-import { isTerminal, jobFinished, truncateMessage } from "../status/derive.ts";
+import { isTerminal, jobFinished, pendingDeadlineIn, truncateMessage } from "../status/derive.ts";
 import {
   deriveStudyStatus,
+  invalidStudySpecStatus,
+  studyAsJob,
   variantEndEvents,
   type DeviceCount,
   type StageObserved,
@@ -28,6 +31,7 @@ import {
 import {
   applyConfigMap,
   applyJob,
+  stopUnfinishedJob,
   withHash,
   withNodeLossTolerations,
   type ChildOptions,
@@ -35,8 +39,9 @@ import {
 import { DEFAULT_RESOURCES } from "../builders/job.ts";
 import type { ClusterWriter } from "./kube.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
+import { loadOwner, rejectInvalidSpec, type RawOwner } from "./owner-load.ts";
 import { refusalMessage } from "./refusal.ts";
-import type { EventSink, ReconcileResult } from "./reconciler.ts";
+import { withDeadline, type EventSink, type ReconcileResult } from "./reconciler.ts";
 import { StatusWriter } from "./status-writer.ts";
 import type { StudyWriter } from "./study-kube.ts";
 import { eventsFor } from "./transitions.ts";
@@ -75,6 +80,7 @@ interface StudyScope {
   observed?: StudyObserved;
   applyError?: unknown;
   status?: DistillationStudyStatus;
+  now?: string;
 }
 
 /** A parsed study, or the schema's message. */
@@ -159,6 +165,7 @@ export class StudyReconciler {
   private readonly phases: readonly ((s: StudyScope) => unknown)[] = [
     (s) => this.applyChildren(s),
     (s) => this.derive(s),
+    (s) => this.stopUnfinished(s),
   ];
 
   constructor(options: StudyReconcilerOptions) {
@@ -187,23 +194,18 @@ export class StudyReconciler {
     for (const phase of this.phases) await phase(scope);
     const held = await this.writeStatus(scope);
     if (scope.applyError !== undefined) throw scope.applyError;
-    if (isTerminal(scope.status!.phase as Phase | undefined))
-      return this.expire({ ...scope.study, status: scope.status! });
-    return held;
+    const status = scope.status!;
+    if (isTerminal(status.phase as Phase | undefined)) return this.expire({ ...scope.study, status });
+    return withDeadline(held, pendingDeadlineIn(studyAsJob(scope.study), status, scope.now!));
   }
 
-  private scopeFor(key: string): StudyScope | { invalid: string; raw: unknown } | undefined {
+  private scopeFor(
+    key: string,
+  ): StudyScope | { invalid: string; raw: RawOwner<DistillationStudyStatus> } | undefined {
     const { namespace, name } = splitKey(key);
-    const raw = this.o.reader.study(namespace, name) as
-      | {
-          metadata?: { deletionTimestamp?: unknown; managedFields?: unknown };
-          status?: DistillationStudyStatus;
-        }
-      | undefined;
-    if (!raw) return undefined;
-    const study = load(raw);
-    if (typeof study === "string")
-      return raw.metadata?.deletionTimestamp ? undefined : { invalid: study, raw };
+    const loaded = loadOwner<OwnerStudy, DistillationStudyStatus>(this.o.reader.study(namespace, name), load);
+    if (!loaded || "invalid" in loaded) return loaded;
+    const { owner: study, raw } = loaded;
     study.status = this.statusWriter.previous(key, study, raw.status ?? {});
     const { uid } = study.metadata;
     const found = Object.fromEntries(
@@ -306,8 +308,15 @@ export class StudyReconciler {
     const held = this.statusWriter.heldStatus(scope.key, scope.study);
     const study = held ? { ...scope.study, status: held } : scope.study;
     const devices = devicesOf(scope.study, this.buildOptions(undefined));
-    scope.status = deriveStudyStatus(study, scope.observed!, this.now().toISOString(), devices);
+    scope.now = this.now().toISOString();
+    scope.status = deriveStudyStatus(study, scope.observed!, scope.now, devices);
     if (isTerminal(scope.status.phase as Phase | undefined)) scope.applyError = undefined;
+  }
+
+  /** A study that ended with a stage unfinished (its pending deadline passed) stops that stage's Job. */
+  private async stopUnfinished({ status, observed, deleting }: StudyScope): Promise<void> {
+    if (deleting || !isTerminal(status?.phase as Phase | undefined)) return;
+    for (const stage of STAGES) await stopUnfinishedJob(this.o.writer, observed?.[stage].job);
   }
 
   private async writeStatus(scope: StudyScope): Promise<ReconcileResult> {
@@ -349,43 +358,21 @@ export class StudyReconciler {
     return this.o.reader.jobEvents(namespace, name).filter((e) => !uid || e.involvedObject.uid === uid);
   }
 
-  /**
-   * A spec the CRD let through but the schema refuses: a Warning event naming the fields, and Failed/InvalidSpec
-   * for a study that has not started (a running one keeps its status: an operator upgrade must not fail it).
-   */
-  private async rejectInvalid(key: string, raw: unknown, message: string): Promise<ReconcileResult> {
-    const { metadata, status: current } = raw as {
-      metadata: OwnerStudy["metadata"];
-      status?: DistillationStudyStatus;
-    };
-    const { namespace, name, uid, generation } = metadata;
-    this.o.events.record(
-      objectRef({ metadata: { name, namespace, uid } }),
-      "Warning",
-      "InvalidSpec",
-      message,
-    );
+  /** A spec the CRD let through but the schema refuses: owner-load.ts's rejectInvalidSpec, with the study's status. */
+  private async rejectInvalid(
+    key: string,
+    raw: RawOwner<DistillationStudyStatus>,
+    message: string,
+  ): Promise<ReconcileResult> {
     this.statusWriter.forget(key);
-    const teacher = this.o.reader.job(namespace, studyJobNameFor(name, "teacher"));
-    if (isTerminal(current?.phase as Phase | undefined) || isControlledBy(teacher, uid)) return {};
-    const now = this.now().toISOString();
-    const failed = { status: "True" as const, reason: "InvalidSpec", message: truncateMessage(message) };
-    const meta = {
-      lastTransitionTime: now,
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    };
-    const status: DistillationStudyStatus = {
-      phase: "Failed",
-      stage: "Teacher",
-      conditions: [
-        { type: "Running", ...failed, status: "False", ...meta },
-        { type: "Failed", ...failed, ...meta },
-      ],
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      completionTime: now,
-    };
-    await this.o.studyWriter.applyStatus(namespace, name, status);
-    this.o.log?.("warn", "invalid study spec", { namespace, name, message });
+    await rejectInvalidSpec(raw, message, this.now().toISOString(), {
+      kind: STUDY_KIND,
+      events: this.o.events,
+      firstJob: (namespace, name) => this.o.reader.job(namespace, studyJobNameFor(name, "teacher")),
+      failedStatus: invalidStudySpecStatus,
+      applyStatus: (namespace, name, status) => this.o.studyWriter.applyStatus(namespace, name, status),
+      ...(this.o.log ? { log: this.o.log } : {}),
+    });
     return {};
   }
 

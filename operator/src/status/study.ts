@@ -1,7 +1,7 @@
 // A DistillationStudy's status: a pure function of (its last status, its stage Jobs and their pods), like
 // derive.ts for a DistillationJob and built from the same pieces: each stage Job is observed by derive.ts's own
-// `observe` (so a stage shows the same stuck reasons, admission and preemption a job does), the conditions are
-// conditionsFor's, and the per-variant table comes from the variants' Indexed Job: its completed/failed indexes
+// `observe` (so a stage shows the same stuck reasons, admission and preemption a job does) and held to the
+// job's pending deadline (pendingDeadlineIn), the conditions are conditionsFor's, and the per-variant table comes from the variants' Indexed Job: its completed/failed indexes
 // and, per index, the latest pod's termination message (the trainer's Result, parsed by the api schema).
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import {
@@ -12,12 +12,13 @@ import {
   sharedLocation,
   sharedRoot,
   StudyLayout,
+  type DistillationJobStatus,
   type DistillationStudyStatus,
   type Phase,
   type Result,
   type VariantStatus,
 } from "../../../api/v1alpha1/index.ts";
-import type { OwnerStudy } from "../builders/study.ts";
+import type { OwnerStudy, StudyStage } from "../builders/study.ts";
 import { TRAINER_CONTAINER } from "../names.ts";
 import type { OwnerJob } from "../owner-job.ts";
 import { ConditionType, setCondition } from "./conditions.ts";
@@ -27,6 +28,7 @@ import {
   jobFinished,
   observe,
   parseResult,
+  pendingDeadlineIn,
   toIso,
   trainerMessage,
   truncateMessage,
@@ -165,31 +167,111 @@ export function variantStatuses(
   });
 }
 
-/** A stage Job's observation through derive.ts's `observe`, the stage's reason in place of the trainer's. */
-function observeStage(
-  study: OwnerStudy,
-  stage: StageObserved,
-  running: string,
-  previous: StudyStatus,
-): Observation {
+type StageName = NonNullable<StudyStatus["stage"]>;
+const STAGE_NAME: Record<StudyStage, StageName> = {
+  teacher: "Teacher",
+  variants: "Variants",
+  report: "Report",
+};
+const RUNNING_REASON: Record<StudyStage, string> = {
+  teacher: "TeacherRunning",
+  variants: "VariantsRunning",
+  report: "ReportRunning",
+};
+
+/**
+ * The study's template as a DistillationJob (with `status`), for derive.ts's rules that read a job: the pending
+ * deadline (template.runPolicy.pendingDeadlineSeconds) and how a suspended Job is told preempted.
+ */
+export function studyAsJob(study: OwnerStudy, status: DistillationJobStatus = {}): OwnerJob {
   const { name, namespace, uid } = study.metadata;
-  // The template as a DistillationJob of the study, its previous phase telling a preemption from a first queue.
-  const asJob: OwnerJob = {
+  return {
     apiVersion: "distillation.mokd.io/v1alpha1",
     kind: "DistillationJob",
     metadata: { name, namespace, uid },
     spec: study.spec.template,
-    status: {
-      ...(previous.phase ? { phase: previous.phase } : {}),
-      ...(previous.conditions ? { conditions: previous.conditions } : {}),
-    },
+    status,
   };
-  const o = observe(asJob, {
-    pods: stage.pods,
-    ...(stage.job ? { job: stage.job } : {}),
-    events: stage.events ?? [],
+}
+
+/** Some index of the variants Job has had a pod (the Job's counts survive a suspend; the table keeps attempts). */
+function variantsRan(job: V1Job | undefined, previous: VariantStatus[] | undefined): boolean {
+  const counted = (job?.status?.succeeded ?? 0) + (job?.status?.failed ?? 0);
+  return counted > 0 || (previous ?? []).some((v) => (v.attempts ?? 0) > 0);
+}
+
+/**
+ * What derive.ts's `preempted` reads of a stage Job's past: the study's previous phase only when it was this
+ * stage's (a teacher that ran says nothing of the variants Job's first wait for admission); for the variants,
+ * also any index that has had a pod (the phase may have shown a new pod starting when Kueue evicted them).
+ */
+function stageHistory(
+  stage: StudyStage,
+  observed: StageObserved,
+  previous: StudyStatus,
+): DistillationJobStatus {
+  if (previous.stage !== STAGE_NAME[stage]) return {};
+  if (stage === "variants" && variantsRan(observed.job, previous.variants)) return { phase: "Running" };
+  return {
+    ...(previous.phase ? { phase: previous.phase } : {}),
+    ...(previous.conditions ? { conditions: previous.conditions } : {}),
+  };
+}
+
+/** What a preempted stage means for the study: nothing completed is run again. */
+function preemptedMessage(stage: StudyStage, job: V1Job | undefined, runs: number): string {
+  if (stage !== "variants")
+    return `Kueue suspended the ${stage} Job (preempted or evicted): its pods were stopped; it runs again when re-admitted`;
+  const done = parseIndexes(job?.status?.completedIndexes).size;
+  return (
+    `Kueue suspended the variants Job (preempted or evicted): its running variants were stopped (each ` +
+    `checkpoints on SIGTERM); re-admitted, it runs only the indexes not yet completed (${done} of ${runs} completed)`
+  );
+}
+
+/**
+ * A stage Job's observation through derive.ts's `observe`, the stage's reason in place of the trainer's. A stage
+ * of several pods runs while any of them does (the newest alone may still be starting, or wait for room).
+ */
+function observeStage(
+  study: OwnerStudy,
+  stage: StudyStage,
+  observed: StageObserved,
+  previous: StudyStatus,
+): Observation {
+  const running = observed.pods.filter(
+    (p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp,
+  );
+  const ended = observed.job !== undefined && jobFinished(observed.job);
+  const o = observe(studyAsJob(study, stageHistory(stage, observed, previous)), {
+    pods: running.length > 0 && !ended ? running : observed.pods,
+    ...(observed.job ? { job: observed.job } : {}),
+    events: observed.events ?? [],
   });
-  return o.reason === "TrainerRunning" ? { ...o, reason: running } : o;
+  if (o.reason === "TrainerRunning") return { ...o, reason: RUNNING_REASON[stage] };
+  if (o.reason === "Preempted")
+    return { ...o, message: preemptedMessage(stage, observed.job, runCount(study.spec)) };
+  return o;
+}
+
+/**
+ * A stage pending past template.runPolicy.pendingDeadlineSeconds fails the study with the stuck reason: the
+ * job's rule (derive.ts's pendingDeadlineIn: suspension and Kueue admission do not count, nor retries), its
+ * message naming the stage.
+ */
+function withStageDeadline(
+  study: OwnerStudy,
+  previous: StudyStatus,
+  o: Observation & { stage: StageName },
+  now: string,
+): Observation & { stage: StageName } {
+  if (o.phase !== "Pending") return o;
+  const pending = { phase: o.phase, conditions: conditionsFor(previous, o, true, now) };
+  const left = pendingDeadlineIn(studyAsJob(study), pending, now);
+  if (left === undefined || left > 0) return o;
+  const seconds = study.spec.template.runPolicy.pendingDeadlineSeconds;
+  const message = `the ${o.stage.toLowerCase()} stage's pods did not start within template.runPolicy.pendingDeadlineSeconds (${seconds} s): ${o.reason}: ${o.message}`;
+  return { ...o, phase: "Failed", message: truncateMessage(message) };
 }
 
 /** The stage the study is in and what it says, from the newest stage Job there is. */
@@ -212,7 +294,7 @@ export function observeStudy(
     return { stage: "Teacher", phase: "Failed", reason: "InvalidSpec", message: truncateMessage(message) };
   }
   if (report.job) {
-    const o = observeStage(study, report, "ReportRunning", previous);
+    const o = observeStage(study, "report", report, previous);
     if (o.phase === "Succeeded")
       return {
         stage: "Done",
@@ -230,18 +312,13 @@ export function observeStudy(
         const message = `no variant succeeded (${runCount(study.spec)} failed): see status.variants for each one's reason`;
         return { stage: "Variants", phase: "Failed", reason: "NoVariantSucceeded", message };
       }
-      return {
-        stage: "Report",
-        phase: "Running",
-        reason: "ReportRunning",
-        message: "creating the report Job",
-      };
+      return { stage: "Report", phase: "Pending", reason: "Creating", message: "creating the report Job" };
     }
-    const o = observeStage(study, variants, "VariantsRunning", previous);
+    const o = observeStage(study, "variants", variants, previous);
     return { ...o, stage: "Variants" };
   }
   if (teacher.job) {
-    const o = observeStage(study, teacher, "TeacherRunning", previous);
+    const o = observeStage(study, "teacher", teacher, previous);
     if (o.phase === "Failed")
       return {
         stage: "Teacher",
@@ -252,8 +329,8 @@ export function observeStudy(
     if (o.phase === "Succeeded")
       return {
         stage: "Variants",
-        phase: "Running",
-        reason: "VariantsRunning",
+        phase: "Pending",
+        reason: "Creating",
         message: "creating the variants Job",
       };
     return { ...o, stage: "Teacher" };
@@ -298,6 +375,33 @@ function comparedCondition(status: StudyStatus, pending: number, now: string, ge
   );
 }
 
+/**
+ * Failed/InvalidSpec: the schema refused the spec, which cannot be fixed in place (recreate the study); the study
+ * never started (its teacher Job does not exist).
+ */
+export function invalidStudySpecStatus(
+  _previous: StudyStatus,
+  message: string,
+  now: string,
+  generation?: number,
+): StudyStatus {
+  const failed = { status: "True" as const, reason: "InvalidSpec", message: truncateMessage(message) };
+  const meta = {
+    lastTransitionTime: now,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+  return {
+    phase: "Failed",
+    stage: "Teacher",
+    conditions: [
+      { type: "Running", ...failed, status: "False", ...meta },
+      { type: "Failed", ...failed, ...meta },
+    ],
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    completionTime: now,
+  };
+}
+
 /** The new status; a terminal one is final (the stage Jobs may be deleted later). */
 export function deriveStudyStatus(
   study: OwnerStudy,
@@ -314,7 +418,7 @@ export function deriveStudyStatus(
   const succeeded = variants?.filter((v) => v.phase === "Succeeded").length ?? 0;
   const failed = variants?.filter((v) => v.phase === "Failed").length ?? 0;
   const runs = runCount(study.spec);
-  const o = observeStudy(study, observed, previous, succeeded);
+  const o = withStageDeadline(study, previous, observeStudy(study, observed, previous, succeeded), now);
   const anyJob = Boolean(observed.teacher.job ?? observed.variants.job ?? observed.report.job);
   const startTime = previous.startTime ?? toIso(observed.teacher.job?.metadata?.creationTimestamp);
   const teacherAccuracy = teacherAccuracyOf(observed.teacher) ?? previous.teacherAccuracy;

@@ -11,20 +11,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DistillationStudyStatus } from "../../../api/v1alpha1/index.ts";
 import { StudyLayout } from "../../../api/v1alpha1/study-contract.ts";
-import { deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
-import { clusterS3, S3_SECRET, type ClusterS3 } from "./s3.ts";
-import {
-  buildImages,
-  helm,
-  importImages,
-  holdRealNode,
-  installOperator,
-  OPERATOR_DEPLOYMENT,
-  RELEASE,
-  realNode,
-  realNodeNamespace,
-  type BuiltImage,
-} from "./real-node.ts";
+import { kubectl, waitFor } from "../../bed/env.ts";
+import { RealNodeOperator } from "./operator-bed.ts";
+import { type ClusterS3 } from "./s3.ts";
+import { OPERATOR_DEPLOYMENT, realNode, type BuiltImage } from "./real-node.ts";
 
 const node = realNode();
 const BUCKET = "mokd-study";
@@ -97,28 +87,20 @@ const podsOf = async (stage: string) => {
 
 describe.skipIf(!node)("a DistillationStudy end to end on the real node", () => {
   // Its pods run on the real node: shared with the other real-node files, never while node loss stops its kubelet.
-  let releaseNode: (() => void) | undefined;
+  const bed = new RealNodeOperator();
   beforeAll(async () => {
-    releaseNode = await holdRealNode("shared");
-    const images = await buildImages(["operator", "trainer-cpu"]);
-    trainer = images["trainer-cpu"]!;
-    await importImages(node!, [images.operator!, trainer]);
-    namespace = await realNodeNamespace("study", { "pod-security.kubernetes.io/enforce": "restricted" });
-    s3 = await clusterS3(node!, BUCKET);
-    await s3.uploadDir("/usr/share/datasets/fashion-mnist", "datasets/fashion-mnist");
-    await s3.createSecret(namespace, S3_SECRET);
-    await installOperator(namespace, images.operator!);
+    await bed.setUp({
+      prefix: "study",
+      labels: { "pod-security.kubernetes.io/enforce": "restricted" },
+      bucket: BUCKET,
+      prepare: (_ns, bucket) =>
+        bucket.uploadDir("/usr/share/datasets/fashion-mnist", "datasets/fashion-mnist"),
+    });
+    ({ namespace, s3 } = bed);
+    trainer = bed.trainer!;
   }, 1_200_000);
 
-  afterAll(async () => {
-    if (namespace) {
-      await helm(["uninstall", RELEASE, "-n", namespace, "--wait=false"]);
-      await kubectl(["delete", "distillationstudies,jobs", "--all", "-n", namespace, "--wait=false"]);
-      await deleteNamespace(namespace);
-    }
-    await s3?.stop();
-    releaseNode?.();
-  });
+  afterAll(() => bed.tearDown("distillationstudies,jobs"));
 
   it("runs to Succeeded with the teacher trained once, its outputs shared, and the comparison filled", async () => {
     const started = Date.now();

@@ -10,21 +10,18 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { LOCAL_NODE } from "../../bed/config.ts";
-import { deleteNamespace, kubectl, waitFor } from "../../bed/env.ts";
-import { clusterS3, S3_SECRET, type ClusterS3 } from "../e2e/s3.ts";
+import { kubectl, waitFor } from "../../bed/env.ts";
+import { type ClusterS3 } from "../e2e/s3.ts";
+import { OPERATOR_DEPLOYMENT, realNode, type BuiltImage } from "../e2e/real-node.ts";
+import { RealNodeOperator } from "../e2e/operator-bed.ts";
 import {
-  buildImages,
-  helm,
-  importImages,
-  installOperator,
-  OPERATOR_DEPLOYMENT,
-  RELEASE,
-  holdRealNode,
-  realNode,
-  realNodeNamespace,
-  type BuiltImage,
-} from "../e2e/real-node.ts";
-import { Kueue, KUEUE_NAMESPACE_LABEL } from "./kueue.ts";
+  applyTestPriorityClasses,
+  applyTestQueues,
+  deleteTestQueues,
+  Kueue,
+  KUEUE_NAMESPACE_LABEL,
+  TEST_PRIORITY,
+} from "./kueue.ts";
 
 const node = realNode();
 const QUEUE = "jobs";
@@ -101,91 +98,41 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
   });
 }
 
-/** Kueue's objects: one flavor, a ClusterQueue with 1 GPU that preempts lower priorities, the LocalQueue. */
-async function queues(): Promise<void> {
-  const docs = [
-    { apiVersion: "kueue.x-k8s.io/v1beta2", kind: "ResourceFlavor", metadata: { name: "default-flavor" } },
-    {
-      apiVersion: "kueue.x-k8s.io/v1beta2",
-      kind: "ClusterQueue",
-      metadata: { name: `gpus-${namespace}` },
-      spec: {
-        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
-        preemption: { withinClusterQueue: "LowerPriority" },
-        resourceGroups: [
-          {
-            coveredResources: ["cpu", "memory", "nvidia.com/gpu"],
-            flavors: [
-              {
-                name: "default-flavor",
-                resources: [
-                  { name: "cpu", nominalQuota: "64" },
-                  { name: "memory", nominalQuota: "256Gi" },
-                  { name: "nvidia.com/gpu", nominalQuota: "1" },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-    },
-    {
-      apiVersion: "kueue.x-k8s.io/v1beta2",
-      kind: "LocalQueue",
-      metadata: { name: QUEUE, namespace },
-      spec: { clusterQueue: `gpus-${namespace}` },
-    },
-    ...[
-      ["mokd-test-low", 100],
-      ["mokd-test-high", 1000],
-    ].map(([name, value]) => ({
-      apiVersion: "scheduling.k8s.io/v1",
-      kind: "PriorityClass",
-      metadata: { name },
-      value,
-      // Kueue preempts by these values (it suspends the lower workload); the scheduler must not: on the shared
-      // real node it would evict other files' pods (priority 0) to place ours, restarting their runs.
-      preemptionPolicy: "Never",
-    })),
-  ];
-  const r = await kubectl(["apply", "-f", "-"], { input: docs.map((d) => JSON.stringify(d)).join("\n") });
-  if (r.code !== 0) throw new Error(r.stderr);
-}
-
 describe.skipIf(!node)("DistillationJobs under real Kueue", () => {
-  let releaseNode: (() => void) | undefined;
+  const bed = new RealNodeOperator();
   beforeAll(async () => {
-    // Shared: a node-loss test stops the node's kubelet only while no other file uses the node.
-    releaseNode = await holdRealNode("shared");
-    const images = await buildImages(["operator", "trainer-cpu"]);
-    trainer = images["trainer-cpu"]!;
-    await importImages(node!, [images.operator!, trainer]);
-    namespace = await realNodeNamespace("kueue", {
-      [KUEUE_NAMESPACE_LABEL.key]: KUEUE_NAMESPACE_LABEL.value,
+    await bed.setUp({
+      prefix: "kueue",
+      labels: { [KUEUE_NAMESPACE_LABEL.key]: KUEUE_NAMESPACE_LABEL.value },
+      bucket: BUCKET,
+      prepare: async (ns) => {
+        kueue = await Kueue.start();
+        // One GPU, and a higher priority preempts a lower one.
+        await applyTestQueues(ns, {
+          localQueue: QUEUE,
+          cpu: "64",
+          memory: "256Gi",
+          gpus: 1,
+          preemptLowerPriority: true,
+        });
+        await applyTestPriorityClasses();
+      },
     });
-    kueue = await Kueue.start();
-    await queues();
-    s3 = await clusterS3(node!, BUCKET);
-    await s3.createSecret(namespace, S3_SECRET);
-    await installOperator(namespace, images.operator!);
+    ({ namespace, s3 } = bed);
+    trainer = bed.trainer!;
   }, 1_200_000);
 
   afterAll(async () => {
-    if (namespace) {
-      await helm(["uninstall", RELEASE, "-n", namespace, "--wait=false"]);
-      await kubectl(["delete", "distillationjobs,jobs", "--all", "-n", namespace, "--wait=false"]);
-      await deleteNamespace(namespace);
-      await kubectl(["delete", "clusterqueue", `gpus-${namespace}`, "--wait=false"]);
-    }
-    await kueue?.stop();
-    await s3?.stop();
-    releaseNode?.();
+    await bed.tearDown("distillationjobs,jobs", async () => {
+      if (bed.namespace) await deleteTestQueues(bed.namespace);
+      await kueue?.stop();
+    });
   });
 
   it("holds a job beyond the GPU quota as Suspended/WaitingForAdmission and starts it when the first ends", async () => {
-    await apply(job("first", "mokd-test-low", 1, 1000));
+    await apply(job("first", TEST_PRIORITY.low, 1, 1000));
     await until("first Running", async () => (await status("first")).phase === "Running");
-    await apply(job("second", "mokd-test-low", 1, 1000));
+    await apply(job("second", TEST_PRIORITY.low, 1, 1000));
     const waiting = await until("second waiting for admission", async () => {
       const s = await status("second");
       return suspendedReason(s) === "WaitingForAdmission" && s;
@@ -211,7 +158,7 @@ describe.skipIf(!node)("DistillationJobs under real Kueue", () => {
       output: { uri: `s3://${BUCKET}/long`, checkpoints: { uri: `s3://${BUCKET}/long/checkpoints` } },
       storage: s3!.storage(),
     };
-    await apply(job("long", "mokd-test-low", LONG_EPOCHS, 12000, {}, storage));
+    await apply(job("long", TEST_PRIORITY.low, LONG_EPOCHS, 12000, {}, storage));
     const before = await until("long in its student stage, past its first epoch", async () => {
       const s = await status("long");
       return s.phase === "Running" && s.progress?.stage === "student" && (s.progress.epoch ?? 0) >= 2 && s;
@@ -222,7 +169,7 @@ describe.skipIf(!node)("DistillationJobs under real Kueue", () => {
       location: `s3://${BUCKET}/long/checkpoints/latest.json`,
     });
     step("long is in its student stage: applying urgent");
-    await apply(job("urgent", "mokd-test-high", 1, 1000));
+    await apply(job("urgent", TEST_PRIORITY.high, 1, 1000));
     const preempted = await until("long Suspended/Preempted", async () => {
       const s = await status("long");
       return suspendedReason(s) === "Preempted" && s;

@@ -290,3 +290,82 @@ export class Kueue {
     rmSync(LOCK_DIR, { recursive: true, force: true });
   }
 }
+
+/** A test namespace's Kueue queues: its LocalQueue and the quota of its ClusterQueue. */
+export interface TestQueues {
+  /** The LocalQueue (in the namespace) its jobs name. */
+  localQueue: string;
+  cpu: string;
+  memory: string;
+  gpus: number;
+  /** preemption.withinClusterQueue: LowerPriority (a higher-priority workload evicts a running lower one). */
+  preemptLowerPriority?: boolean;
+}
+
+/** The ClusterQueue of a test namespace (cluster-scoped: the test deletes it with deleteTestQueues). */
+export const testClusterQueue = (namespace: string) => `gpus-${namespace}`;
+
+/**
+ * Kueue's objects for one test namespace: one flavor, a ClusterQueue admitting only that namespace's workloads
+ * against the quota, and the LocalQueue.
+ */
+export async function applyTestQueues(namespace: string, q: TestQueues): Promise<void> {
+  const docs = [
+    { apiVersion: "kueue.x-k8s.io/v1beta2", kind: "ResourceFlavor", metadata: { name: "default-flavor" } },
+    {
+      apiVersion: "kueue.x-k8s.io/v1beta2",
+      kind: "ClusterQueue",
+      metadata: { name: testClusterQueue(namespace) },
+      spec: {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+        ...(q.preemptLowerPriority ? { preemption: { withinClusterQueue: "LowerPriority" } } : {}),
+        resourceGroups: [
+          {
+            coveredResources: ["cpu", "memory", "nvidia.com/gpu"],
+            flavors: [
+              {
+                name: "default-flavor",
+                resources: [
+                  { name: "cpu", nominalQuota: q.cpu },
+                  { name: "memory", nominalQuota: q.memory },
+                  { name: "nvidia.com/gpu", nominalQuota: String(q.gpus) },
+                ],
+              },
+            ],
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: "kueue.x-k8s.io/v1beta2",
+      kind: "LocalQueue",
+      metadata: { name: q.localQueue, namespace },
+      spec: { clusterQueue: testClusterQueue(namespace) },
+    },
+  ];
+  await applyDocs(docs);
+}
+
+export async function deleteTestQueues(namespace: string): Promise<void> {
+  await kubectl(["delete", "clusterqueue", testClusterQueue(namespace), "--wait=false"]);
+}
+
+/** The PriorityClasses of the preemption tests (cluster-scoped, shared by the files that use them). */
+export const TEST_PRIORITY = { low: "mokd-test-low", high: "mokd-test-high" } as const;
+
+export async function applyTestPriorityClasses(): Promise<void> {
+  await applyDocs(
+    [
+      [TEST_PRIORITY.low, 100],
+      [TEST_PRIORITY.high, 1000],
+    ].map(([name, value]) => ({
+      apiVersion: "scheduling.k8s.io/v1",
+      kind: "PriorityClass",
+      metadata: { name },
+      value,
+      // Kueue preempts by these values (it suspends the lower workload); the scheduler must not: on the shared
+      // real node it would evict other files' pods (priority 0) to place ours, restarting their runs.
+      preemptionPolicy: "Never",
+    })),
+  );
+}

@@ -4,7 +4,10 @@
 // partial admission cut the Job to what the quota has); the operator killed and restarted mid-run duplicates
 // nothing (one variants Job, one successful pod per index); the one variant that fails (a non-retriable exit) is
 // isolated: the others succeed, the report runs, the study ends Succeeded naming that variant as failed. And a
-// study suspended through its template's runPolicy holds its current stage's Job suspended, and resumes it.
+// study suspended through its template's runPolicy holds its current stage's Job suspended, and resumes it. A
+// higher-priority Job preempts a study's variants stage: the study says Preempted (only then), resumes when the
+// quota frees and runs no index twice. A stage that cannot be scheduled fails the study after its
+// pendingDeadlineSeconds, and its Job is ended for good under Kueue (which un-suspends an admitted Job).
 import { Watch, type V1Job, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DistillationStudyStatus } from "../../../api/v1alpha1/index.ts";
@@ -18,7 +21,14 @@ import {
   type OperatorProcess,
 } from "../operator/harness.ts";
 import { adminKubeConfig } from "../../bed/env.ts";
-import { Kueue, KUEUE_NAMESPACE_LABEL } from "./kueue.ts";
+import {
+  applyTestPriorityClasses,
+  applyTestQueues,
+  deleteTestQueues,
+  Kueue,
+  KUEUE_NAMESPACE_LABEL,
+  TEST_PRIORITY,
+} from "./kueue.ts";
 
 const QUEUE = "studies";
 const QUOTA_GPUS = 4;
@@ -70,42 +80,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
   });
 }
 
-async function queues(): Promise<void> {
-  const docs = [
-    { apiVersion: "kueue.x-k8s.io/v1beta2", kind: "ResourceFlavor", metadata: { name: "default-flavor" } },
-    {
-      apiVersion: "kueue.x-k8s.io/v1beta2",
-      kind: "ClusterQueue",
-      metadata: { name: `gpus-${namespace}` },
-      spec: {
-        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
-        resourceGroups: [
-          {
-            coveredResources: ["cpu", "memory", "nvidia.com/gpu"],
-            flavors: [
-              {
-                name: "default-flavor",
-                resources: [
-                  { name: "cpu", nominalQuota: "256" },
-                  { name: "memory", nominalQuota: "1Ti" },
-                  { name: "nvidia.com/gpu", nominalQuota: String(QUOTA_GPUS) },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-    },
-    {
-      apiVersion: "kueue.x-k8s.io/v1beta2",
-      kind: "LocalQueue",
-      metadata: { name: QUEUE, namespace },
-      spec: { clusterQueue: `gpus-${namespace}` },
-    },
-  ];
-  await mustKubectl(["apply", "-f", "-"], docs.map((d) => JSON.stringify(d)).join("\n"));
-}
-
 /** 5 arms (alone, mokd, mokd-amortized, kd@0.5, kd@0.9) x 10 seeds = 50 runs; kwok plays every pod. */
 const study = {
   apiVersion: "distillation.mokd.io/v1alpha1",
@@ -144,7 +118,15 @@ beforeAll(async () => {
   ]);
   await ensureCrd();
   kueue = await Kueue.start();
-  await queues();
+  // Preempting lower priorities: the preemption case's higher-priority Job evicts the study's variants.
+  await applyTestQueues(namespace, {
+    localQueue: QUEUE,
+    cpu: "256",
+    memory: "1Ti",
+    gpus: QUOTA_GPUS,
+    preemptLowerPriority: true,
+  });
+  await applyTestPriorityClasses();
   kubeconfig = await operatorIdentity(namespace);
   operator = startOperator(kubeconfig, namespace, ["--no-leader-elect"]);
   await watch<V1Pod>(`/api/v1/namespaces/${namespace}/pods`, "mokd.io/study-stage=variants", (type, pod) => {
@@ -168,7 +150,7 @@ afterAll(async () => {
   if (namespace) {
     await kubectl(["delete", "distillationstudies,jobs", "--all", "-n", namespace, "--wait=false"]);
     await deleteNamespace(namespace);
-    await kubectl(["delete", "clusterqueue", `gpus-${namespace}`, "--wait=false"]);
+    await deleteTestQueues(namespace);
     await removeIdentity(namespace);
   }
   await kueue?.stop();
@@ -324,6 +306,228 @@ describe("a DistillationStudy suspended and resumed (kwok)", () => {
   }, 300_000);
 });
 
+/** A study's status by name. */
+async function statusOf(name: string): Promise<DistillationStudyStatus> {
+  const r = await kubectl(["get", "distillationstudy", name, "-n", namespace, "-o", "json"]);
+  return r.code === 0 ? ((JSON.parse(r.stdout) as { status?: DistillationStudyStatus }).status ?? {}) : {};
+}
+
+const suspendedReason = (s: DistillationStudyStatus) =>
+  s.conditions?.find((c) => c.type === "Suspended" && c.status === "True")?.reason;
+
+describe("a DistillationStudy's variants stage preempted by Kueue (kwok)", () => {
+  it("shows Preempted, resumes when the quota frees, finishes, and runs no index twice", async () => {
+    const name = "preempted";
+    // 4 arms (alone, mokd, kd@0.5, kd@0.9) x 4 seeds = 16 variants of 3 s, 4 at a time (the quota): ~12 s.
+    const study = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationStudy",
+      metadata: { name },
+      spec: {
+        seeds: [1, 2, 3, 4],
+        variants: { automatic: ["mokd"], fixedAlphas: [0.5, 0.9] },
+        parallelism: QUOTA_GPUS,
+        template: {
+          queueName: QUEUE,
+          output: { uri: `s3://mokd-study/${name}` },
+          runtime: {
+            gpus: 1,
+            priorityClassName: TEST_PRIORITY.low,
+            podAnnotations: {
+              "kwok.mokd.io/outcome": "succeed",
+              "kwok.mokd.io/duration": "3000ms",
+              "kwok.mokd.io/message": RESULT,
+            },
+          },
+          runPolicy: { backoffLimit: 2 },
+        },
+      },
+    };
+    /** Every pod of the study's variants: its index and phases; every status the study went through. */
+    const variantPods = new Map<string, { index: string; phase: string; deleted: boolean }>();
+    const seen: { at: number; reason?: string; phase?: string }[] = [];
+    await watch<V1Pod>(
+      `/api/v1/namespaces/${namespace}/pods`,
+      `mokd.io/study-name=${name},mokd.io/study-stage=variants`,
+      (type, pod) => {
+        const index = pod.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] ?? "?";
+        const phase = pod.status?.phase ?? "Pending";
+        variantPods.set(pod.metadata!.name!, { index, phase, deleted: type === "DELETED" });
+      },
+    );
+    await watch<{ metadata?: { name?: string }; status?: DistillationStudyStatus }>(
+      `/apis/distillation.mokd.io/v1alpha1/namespaces/${namespace}/distillationstudies`,
+      "",
+      (_t, obj) => {
+        if (obj.metadata?.name !== name || !obj.status) return;
+        seen.push({ at: Date.now(), phase: obj.status.phase, reason: suspendedReason(obj.status) });
+      },
+    );
+    const started = Date.now();
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(study));
+    const succeededPods = () => [...variantPods.values()].filter((p) => p.phase === "Succeeded");
+    await until("2 variants done", async () => succeededPods().length >= 2);
+
+    // A higher-priority Job in the same ClusterQueue asks for the whole quota: Kueue evicts the variants.
+    const urgentApplied = Date.now();
+    const doneBefore = new Set(succeededPods().map((p) => p.index));
+    const urgent = {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "urgent", labels: { "kueue.x-k8s.io/queue-name": QUEUE } },
+      spec: {
+        suspend: true,
+        template: {
+          metadata: {
+            annotations: { "kwok.mokd.io/outcome": "succeed", "kwok.mokd.io/duration": "3000ms" },
+          },
+          spec: {
+            restartPolicy: "Never",
+            priorityClassName: TEST_PRIORITY.high,
+            containers: [
+              {
+                name: "work",
+                image: "busybox",
+                resources: {
+                  requests: { cpu: "1", "nvidia.com/gpu": String(QUOTA_GPUS) },
+                  limits: { "nvidia.com/gpu": String(QUOTA_GPUS) },
+                },
+              },
+            ],
+          },
+        },
+      },
+    };
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(urgent));
+    const preempted = await until("the study Suspended/Preempted", async () => {
+      const s = await statusOf(name);
+      return suspendedReason(s) === "Preempted" && s;
+    });
+    expect(preempted).toMatchObject({ phase: "Suspended", stage: "Variants" });
+    expect(preempted.conditions?.find((c) => c.type === "Suspended")?.message).toMatch(
+      /^Kueue suspended the variants Job \(preempted or evicted\).*runs only the indexes not yet completed \(\d+ of 16 completed\)$/,
+    );
+    await until("the urgent Job complete", async () => {
+      const job = JSON.parse(
+        await mustKubectl(["get", "job", "urgent", "-n", namespace, "-o", "json"]),
+      ) as V1Job;
+      return job.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True");
+    });
+    const final = await until("the study ended", async () => {
+      const s = await statusOf(name);
+      return (s.phase === "Succeeded" || s.phase === "Failed") && s;
+    });
+    console.log(`[study kwok] 16 variants, preempted and resumed: ${(Date.now() - started) / 1000} s`);
+    expect(final).toMatchObject({ phase: "Succeeded", stage: "Done", runs: 16, succeeded: 16, failed: 0 });
+
+    // What the study said: Preempted only after the urgent Job came (its variants' first wait for admission
+    // after the teacher was no preemption), and running again afterwards.
+    const firstPreempted = seen.find((s) => s.reason === "Preempted");
+    expect(firstPreempted!.at).toBeGreaterThanOrEqual(urgentApplied);
+    expect(seen.filter((s) => s.at < urgentApplied && s.reason === "Preempted")).toEqual([]);
+    expect(seen.some((s) => s.at > firstPreempted!.at && s.phase === "Running")).toBe(true);
+    const events = await mustKubectl([
+      "get",
+      "events",
+      "-n",
+      namespace,
+      "--field-selector",
+      `involvedObject.name=${name},reason=Preempted`,
+      "-o",
+      "name",
+    ]);
+    expect(events.trim()).not.toBe("");
+
+    // Nothing ran twice: one successful pod per index; an index done before the eviction had no other pod; and
+    // the eviction did stop running variants (some index has a pod that did not succeed before its success).
+    const byIndex = new Map<string, string[]>();
+    for (const p of variantPods.values()) byIndex.set(p.index, [...(byIndex.get(p.index) ?? []), p.phase]);
+    expect(byIndex.size).toBe(16);
+    for (const [index, phases] of byIndex) {
+      expect(
+        phases.filter((p) => p === "Succeeded"),
+        `index ${index}: ${phases.join(",")}`,
+      ).toHaveLength(1);
+      if (doneBefore.has(index)) expect(phases).toEqual(["Succeeded"]);
+    }
+    expect([...byIndex.values()].some((phases) => phases.length > 1)).toBe(true);
+    const jobs = JSON.parse(
+      await mustKubectl(["get", "jobs", "-n", namespace, "-l", `mokd.io/study-name=${name}`, "-o", "json"]),
+    ) as { items: V1Job[] };
+    const variantsJob = jobs.items.find((j) => j.metadata?.labels?.["mokd.io/study-stage"] === "variants");
+    expect(variantsJob?.status?.completedIndexes).toBe("0-15");
+  }, 300_000);
+});
+
+describe("a DistillationStudy stage that never starts (kwok)", () => {
+  it("fails the study after template.runPolicy.pendingDeadlineSeconds, naming the stage; its Job is ended", async () => {
+    const name = "stuck";
+    const study = {
+      apiVersion: "distillation.mokd.io/v1alpha1",
+      kind: "DistillationStudy",
+      metadata: { name },
+      spec: {
+        seeds: [1],
+        variants: { fixedAlphas: [0.5] },
+        template: {
+          // Under Kueue: admitted, then unschedulable; stopping it must outlast Kueue's un-suspending.
+          queueName: QUEUE,
+          output: { uri: `s3://mokd-study/${name}` },
+          runtime: {
+            gpus: 1,
+            nodeSelector: { "mokd.io/no-such-node": "true" },
+            podAnnotations: { "kwok.mokd.io/outcome": "succeed", "kwok.mokd.io/message": RESULT },
+          },
+          runPolicy: { pendingDeadlineSeconds: 5 },
+        },
+      },
+    };
+    await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(study));
+    const failed = await until(
+      "the stuck study Failed",
+      async () => {
+        const s = await statusOf(name);
+        return s.phase === "Failed" && s;
+      },
+      60_000,
+    );
+    expect(failed.stage).toBe("Teacher");
+    const condition = failed.conditions?.find((c) => c.type === "Failed");
+    expect(condition).toMatchObject({ status: "True", reason: "Unschedulable" });
+    expect(condition?.message).toMatch(
+      /^the teacher stage's pods did not start within template\.runPolicy\.pendingDeadlineSeconds \(5 s\): Unschedulable: .*node affinity\/selector/,
+    );
+    // Stopped for good: the Job controller failed the teacher Job (Kueue cannot un-suspend a finished Job) and
+    // deleted its pod; Kueue's Workload finished, so its quota is free.
+    const teacher = await until("the teacher Job ended", async () => {
+      const job = JSON.parse(
+        await mustKubectl(["get", "job", `${name}-teacher`, "-n", namespace, "-o", "json"]),
+      ) as V1Job;
+      return job.status?.conditions?.find((c) => c.type === "Failed" && c.status === "True") && job;
+    });
+    expect(teacher.status?.conditions?.find((c) => c.type === "Failed")?.reason).toBe("DeadlineExceeded");
+    await until("the stuck study's pods gone", async () => {
+      const r = await mustKubectl([
+        "get",
+        "pods",
+        "-n",
+        namespace,
+        "-l",
+        `mokd.io/study-name=${name}`,
+        "-o",
+        "name",
+      ]);
+      return r.trim() === "";
+    });
+    await until("its Workload finished", async () => {
+      const r = await kubectl(["get", "workloads", "-n", namespace, "-o", "json"]);
+      const items = (JSON.parse(r.stdout) as { items: WorkloadLike[] }).items;
+      const w = items.find((i) => i.metadata.ownerReferences?.some((o) => o.name === `${name}-teacher`));
+      return w?.status?.conditions?.some((c) => c.type === "Finished" && c.status === "True");
+    });
+  }, 120_000);
+});
+
 /** [what, spec (over a valid base), where it is refused, the text the refusal or status must name]. */
 const BAD_STUDIES: [string, Record<string, unknown>, "apiserver" | "status", RegExp][] = [
   ["duplicate seeds", { seeds: [1, 1] }, "apiserver", /seeds must be unique/],
@@ -432,5 +636,8 @@ describe("bad DistillationStudy specs end as apiserver refusals or statuses", ()
 
 interface WorkloadLike {
   metadata: { ownerReferences?: { name: string }[] };
-  status?: { admission?: { podSetAssignments?: { count?: number }[] } };
+  status?: {
+    admission?: { podSetAssignments?: { count?: number }[] };
+    conditions?: { type: string; status: string }[];
+  };
 }

@@ -148,6 +148,23 @@ describe("runPolicy.pendingDeadlineSeconds", () => {
     expect(c.patches).toHaveLength(1);
   });
 
+  it("under Kueue ends the Job instead (activeDeadlineSeconds 1): Kueue un-suspends a Job it admitted", async () => {
+    const c = cluster({ queueName: "q", runPolicy: { pendingDeadlineSeconds: 60 } });
+    await c.reconciler.reconcile("ns/j"); // creates the Job, suspended until Kueue admits it
+    c.state.job = { ...c.state.job!, spec: { ...c.state.job!.spec!, suspend: false } }; // admitted
+    c.state.pods = [
+      pod("p", {
+        phase: "Pending",
+        conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no gpu" }],
+      }),
+    ];
+    await c.reconciler.reconcile("ns/j");
+    c.setNow("2025-01-01T00:01:10Z");
+    await c.reconciler.reconcile("ns/j");
+    expect(c.status()?.phase).toBe("Failed");
+    expect(c.patches).toEqual([{ activeDeadlineSeconds: 1 }]);
+  });
+
   it("shows a quota refusing the pod (the Job's FailedCreate event) at once", async () => {
     const c = cluster({});
     await c.reconciler.reconcile("ns/j");

@@ -23,6 +23,7 @@ function fakeCluster(spec: Spec = { seeds: [1], variants: { automatic: ["mokd"],
     cm: undefined as V1ConfigMap | undefined,
     pods: new Map<string, V1Pod[]>(),
   };
+  const clock = { now: new Date("2026-01-01T00:00:00Z") };
   const created: string[] = [];
   const patches: [string, JobSpecUpdate][] = [];
   const events: string[] = [];
@@ -64,12 +65,21 @@ function fakeCluster(spec: Spec = { seeds: [1], variants: { automatic: ["mokd"],
     },
     events: { record: (_o, type, reason, message) => events.push(`${type} ${reason}: ${message}`) },
     transientHoldMs: 0,
+    now: () => clock.now,
   });
   const finish = (name: string, status: V1Job["status"]) => {
     const job = state.jobs.get(name)!;
     state.jobs.set(name, { ...job, status });
   };
-  return { state, created, patches, events, finish, reconcile: () => reconciler.reconcile("ns/pilot") };
+  return {
+    state,
+    created,
+    patches,
+    events,
+    finish,
+    clock,
+    reconcile: () => reconciler.reconcile("ns/pilot"),
+  };
 }
 
 describe("StudyReconciler", () => {
@@ -156,6 +166,61 @@ describe("StudyReconciler", () => {
     expect(failed?.message).toMatch(/seeds.*unique/);
     expect(c.events[0]).toMatch(/^Warning InvalidSpec/);
   });
+});
+
+describe("template.runPolicy.pendingDeadlineSeconds", () => {
+  const stuckPod = () => {
+    const pod = indexedPod(0, "Pending");
+    pod.status!.conditions = [
+      { type: "PodScheduled", status: "False", reason: "Unschedulable", message: "no node fits" },
+    ];
+    return pod;
+  };
+
+  it.each([
+    // Outside Kueue the variants Job is pending from its creation (T0); under Kueue from its admission (T0 + 10 s).
+    ["a Job outside Kueue is suspended", {}, { suspend: true }, 50_001],
+    [
+      "a Kueue Job is ended (Kueue would un-suspend it)",
+      { queueName: "q" },
+      { activeDeadlineSeconds: 1 },
+      60_001,
+    ],
+  ])(
+    "comes back at the deadline, then fails the study naming the stage and stops its Job: %s",
+    async (_what, extra, stop, comeBackMs) => {
+      const c = fakeCluster({
+        seeds: [1],
+        variants: { automatic: ["mokd"], fixedAlphas: [0.9] },
+        template: {
+          output: { uri: "s3://bucket/pilot" },
+          runPolicy: { pendingDeadlineSeconds: 60 },
+          ...extra,
+        },
+      });
+      await c.reconcile();
+      c.finish("pilot-teacher", { succeeded: 1, conditions: [complete] });
+      await c.reconcile(); // creates the variants Job
+      const variants = c.state.jobs.get("pilot-variants")!;
+      c.state.jobs.set("pilot-variants", { ...variants, spec: { ...variants.spec!, suspend: false } });
+      c.state.pods.set("pilot-variants", [stuckPod()]);
+      c.clock.now = new Date("2026-01-01T00:00:10Z");
+      expect(await c.reconcile()).toEqual({ requeueAfterMs: comeBackMs });
+      expect(c.state.study.status?.phase).toBe("Pending");
+      c.clock.now = new Date("2026-01-01T00:01:10Z");
+      await c.reconcile();
+      expect(c.state.study.status).toMatchObject({ phase: "Failed", stage: "Variants" });
+      const failed = c.state.study.status?.conditions?.find((x) => x.type === "Failed");
+      expect(failed).toMatchObject({ reason: "Unschedulable" });
+      expect(failed?.message).toMatch(
+        /^the variants stage's pods did not start within .* \(60 s\): Unschedulable/,
+      );
+      expect(c.patches).toEqual([["pilot-variants", stop]]);
+      await c.reconcile(); // final: nothing more
+      expect(c.patches).toHaveLength(1);
+      expect(c.events.some((e) => e.startsWith("Warning Unschedulable"))).toBe(true);
+    },
+  );
 });
 
 describe("devicesOf", () => {

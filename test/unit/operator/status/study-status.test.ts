@@ -143,7 +143,8 @@ describe("variants[] per index", () => {
     const teacher = { job: stageJob("pilot-teacher", { conditions: [complete] }), pods: [] };
     const variants = { job: failedIndexJob, pods };
     const before = deriveStudyStatus(s, observed({ teacher, variants }), NOW, GPU);
-    expect(before).toMatchObject({ phase: "Running", stage: "Report", succeeded: 3, failed: 1 });
+    // The report Job is being created: the report stage is Pending (as the teacher is before its Job exists).
+    expect(before).toMatchObject({ phase: "Pending", stage: "Report", succeeded: 3, failed: 1 });
     const report = { job: stageJob("pilot-report", { succeeded: 1, conditions: [complete] }), pods: [] };
     const st = deriveStudyStatus(s, observed({ teacher, variants, report }), NOW, GPU);
     expect(st).toMatchObject({
@@ -214,5 +215,256 @@ describe("final statuses", () => {
   it("are kept as they are", () => {
     const done = { ...s, status: { phase: "Succeeded" as const, stage: "Done" as const, runs: 4 } };
     expect(deriveStudyStatus(done, observed({}), NOW, GPU)).toBe(done.status);
+  });
+});
+
+/** A pod Pending that the scheduler cannot place. */
+function unschedulable(index: number, created = "2026-01-01T00:02:00Z") {
+  const pod = indexedPod(index, "Pending", { created });
+  pod.status!.conditions = [
+    { type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/3 nodes are available" },
+  ];
+  return pod;
+}
+const later = (iso: string, seconds: number) => new Date(Date.parse(iso) + seconds * 1000).toISOString();
+const withStatus = (st: ReturnType<typeof deriveStudyStatus>, base = s) => ({ ...base, status: st });
+
+describe("a stage of several pods", () => {
+  it("runs while any of its pods does, the newest waiting for room or not", () => {
+    const teacher = { job: stageJob("pilot-teacher", { conditions: [complete] }), pods: [] };
+    const variants = {
+      job: stageJob("pilot-variants", { active: 2 }),
+      pods: [indexedPod(0, "Running", { created: "2026-01-01T00:01:00Z" }), unschedulable(1)],
+    };
+    const st = deriveStudyStatus(s, observed({ teacher, variants }), NOW, GPU);
+    expect(st).toMatchObject({ phase: "Running", stage: "Variants" });
+    expect(condition(st, "Running")?.reason).toBe("VariantsRunning");
+  });
+});
+
+describe("Kueue preempting a stage", () => {
+  const queued = study({
+    seeds: [1],
+    variants: { automatic: ["mokd"], fixedAlphas: [0.5, 0.9] },
+    template: { output: { uri: "s3://bucket/p" }, queueName: "q" },
+  });
+  const teacherDone = { job: stageJob("pilot-teacher", { succeeded: 1, conditions: [complete] }), pods: [] };
+  const teacherRunning = deriveStudyStatus(
+    queued,
+    observed({
+      teacher: { job: stageJob("pilot-teacher", { active: 1 }), pods: [indexedPod(0, "Running")] },
+    }),
+    NOW,
+    GPU,
+  );
+
+  it("the variants Job's first wait for admission, after the teacher ran, is no preemption", () => {
+    expect(teacherRunning.phase).toBe("Running");
+    const variants = { job: stageJob("pilot-variants", {}, true), pods: [] };
+    const st = deriveStudyStatus(
+      withStatus(teacherRunning, queued),
+      observed({ teacher: teacherDone, variants }),
+      NOW,
+      GPU,
+    );
+    expect(st).toMatchObject({ phase: "Suspended", stage: "Variants" });
+    expect(condition(st, "Suspended")?.reason).toBe("WaitingForAdmission");
+  });
+
+  it("the variants Job suspended after its indexes ran: Preempted, naming what is kept, until it runs again", () => {
+    const running = deriveStudyStatus(
+      withStatus(teacherRunning, queued),
+      observed({
+        teacher: teacherDone,
+        variants: {
+          job: stageJob("pilot-variants", { active: 2, succeeded: 1, completedIndexes: "0" }),
+          pods: [
+            indexedPod(0, "Succeeded", { message: variantResult(0.8, 0.79) }),
+            indexedPod(1, "Running"),
+            indexedPod(2, "Running"),
+          ],
+        },
+      }),
+      NOW,
+      GPU,
+    );
+    expect(running).toMatchObject({ phase: "Running", stage: "Variants" });
+    // Kueue suspends the Job; the Job controller deletes the running pods; completed index 0 stays completed.
+    const evicted = {
+      job: stageJob("pilot-variants", { succeeded: 1, completedIndexes: "0" }, true),
+      pods: [indexedPod(0, "Succeeded", { message: variantResult(0.8, 0.79) })],
+    };
+    const st = deriveStudyStatus(
+      withStatus(running, queued),
+      observed({ teacher: teacherDone, variants: evicted }),
+      NOW,
+      GPU,
+    );
+    expect(st).toMatchObject({ phase: "Suspended", stage: "Variants", succeeded: 1 });
+    expect(condition(st, "Suspended")).toMatchObject({ status: "True", reason: "Preempted" });
+    expect(condition(st, "Suspended")?.message).toMatch(
+      /^Kueue suspended the variants Job \(preempted or evicted\).*runs only the indexes not yet completed \(1 of 4 completed\)$/,
+    );
+    expect(condition(st, "Running")).toMatchObject({ status: "False", reason: "Preempted" });
+    // Still waiting to be re-admitted: still Preempted.
+    const waiting = deriveStudyStatus(
+      withStatus(st, queued),
+      observed({ teacher: teacherDone, variants: evicted }),
+      later(NOW, 30),
+      GPU,
+    );
+    expect(condition(waiting, "Suspended")?.reason).toBe("Preempted");
+    // Re-admitted: running again.
+    const resumed = {
+      job: stageJob("pilot-variants", { active: 1, succeeded: 1, completedIndexes: "0" }),
+      pods: [...evicted.pods, indexedPod(1, "Running", { created: "2026-01-01T00:05:00Z" })],
+    };
+    const again = deriveStudyStatus(
+      withStatus(waiting, queued),
+      observed({ teacher: teacherDone, variants: resumed }),
+      later(NOW, 60),
+      GPU,
+    );
+    expect(again).toMatchObject({ phase: "Running", stage: "Variants" });
+    expect(condition(again, "Suspended")?.status).toBe("False");
+  });
+
+  it("is Preempted also when Kueue struck while the newest pod was starting", () => {
+    const starting = {
+      ...teacherRunning,
+      phase: "Pending" as const,
+      stage: "Variants" as const,
+      variants: [
+        { index: 0, name: "alone-s1", arm: "alone", seed: 1, phase: "Pending" as const, attempts: 1 },
+      ],
+    };
+    const evicted = { job: stageJob("pilot-variants", {}, true), pods: [] };
+    const st = deriveStudyStatus(
+      withStatus(starting, queued),
+      observed({ teacher: teacherDone, variants: evicted }),
+      NOW,
+      GPU,
+    );
+    expect(condition(st, "Suspended")?.reason).toBe("Preempted");
+  });
+});
+
+describe("template.runPolicy.pendingDeadlineSeconds on a study's stages", () => {
+  const deadline = (seconds: number, extra: Record<string, unknown> = {}) =>
+    study({
+      seeds: [1],
+      variants: { automatic: ["mokd"], fixedAlphas: [0.5, 0.9] },
+      template: {
+        output: { uri: "s3://bucket/p" },
+        runPolicy: { pendingDeadlineSeconds: seconds },
+        ...extra,
+      },
+    });
+  const teacherDone = { job: stageJob("pilot-teacher", { succeeded: 1, conditions: [complete] }), pods: [] };
+
+  it("a variants stage whose pods do not start fails the study with the stuck reason, naming the stage", () => {
+    const d = deadline(60);
+    const variants = {
+      job: stageJob("pilot-variants", { active: 2 }),
+      pods: [unschedulable(0), unschedulable(1)],
+    };
+    const first = deriveStudyStatus(d, observed({ teacher: teacherDone, variants }), NOW, GPU);
+    expect(first).toMatchObject({ phase: "Pending", stage: "Variants" });
+    expect(condition(first, "Running")?.reason).toBe("Unschedulable");
+    const before = deriveStudyStatus(
+      withStatus(first, d),
+      observed({ teacher: teacherDone, variants }),
+      later(NOW, 59),
+      GPU,
+    );
+    expect(before.phase).toBe("Pending");
+    const st = deriveStudyStatus(
+      withStatus(before, d),
+      observed({ teacher: teacherDone, variants }),
+      later(NOW, 60),
+      GPU,
+    );
+    expect(st).toMatchObject({ phase: "Failed", stage: "Variants", completionTime: later(NOW, 60) });
+    expect(condition(st, "Failed")).toMatchObject({ status: "True", reason: "Unschedulable" });
+    expect(condition(st, "Failed")?.message).toBe(
+      "the variants stage's pods did not start within template.runPolicy.pendingDeadlineSeconds (60 s): Unschedulable: 0/3 nodes are available",
+    );
+  });
+
+  it("a teacher pod that cannot pull its image: its waiting reason and message", () => {
+    const d = deadline(30);
+    const pod = indexedPod(0, "Pending");
+    pod.status!.containerStatuses![0]!.state = {
+      waiting: { reason: "ErrImageNeverPull", message: 'image "mokd/trainer:nope" is not present' },
+    };
+    const teacher = { job: stageJob("pilot-teacher", { active: 1 }), pods: [pod] };
+    const first = deriveStudyStatus(d, observed({ teacher }), NOW, GPU);
+    const st = deriveStudyStatus(withStatus(first, d), observed({ teacher }), later(NOW, 31), GPU);
+    expect(st).toMatchObject({ phase: "Failed", stage: "Teacher" });
+    expect(condition(st, "Failed")).toMatchObject({ reason: "ErrImageNeverPull" });
+    expect(condition(st, "Failed")?.message).toMatch(
+      /^the teacher stage's pods did not start within .*\(30 s\): ErrImageNeverPull: image "mokd\/trainer:nope" is not present$/,
+    );
+  });
+
+  it("counts from when the stage last ran, not from the study's start", () => {
+    const d = deadline(60);
+    const running = deriveStudyStatus(
+      d,
+      observed({
+        teacher: teacherDone,
+        variants: { job: stageJob("pilot-variants", { active: 1 }), pods: [indexedPod(0, "Running")] },
+      }),
+      later(NOW, 600),
+      GPU,
+    );
+    expect(running.phase).toBe("Running");
+    const variants = {
+      job: stageJob("pilot-variants", { active: 1, succeeded: 1, completedIndexes: "0" }),
+      pods: [unschedulable(1)],
+    };
+    const pending = deriveStudyStatus(
+      withStatus(running, d),
+      observed({ teacher: teacherDone, variants }),
+      later(NOW, 610),
+      GPU,
+    );
+    const still = deriveStudyStatus(
+      withStatus(pending, d),
+      observed({ teacher: teacherDone, variants }),
+      later(NOW, 660),
+      GPU,
+    );
+    expect(still.phase).toBe("Pending");
+    const st = deriveStudyStatus(
+      withStatus(still, d),
+      observed({ teacher: teacherDone, variants }),
+      later(NOW, 671),
+      GPU,
+    );
+    expect(st.phase).toBe("Failed");
+  });
+
+  it("waiting for Kueue's admission does not count, nor does a deadline of 0 ever end it", () => {
+    const queued = deadline(10, { queueName: "q" });
+    const variants = { job: stageJob("pilot-variants", {}, true), pods: [] };
+    const first = deriveStudyStatus(queued, observed({ teacher: teacherDone, variants }), NOW, GPU);
+    const st = deriveStudyStatus(
+      withStatus(first, queued),
+      observed({ teacher: teacherDone, variants }),
+      later(NOW, 3600),
+      GPU,
+    );
+    expect(st).toMatchObject({ phase: "Suspended" });
+    const never = deadline(0);
+    const stuck = { job: stageJob("pilot-variants", { active: 1 }), pods: [unschedulable(0)] };
+    const a = deriveStudyStatus(never, observed({ teacher: teacherDone, variants: stuck }), NOW, GPU);
+    const b = deriveStudyStatus(
+      withStatus(a, never),
+      observed({ teacher: teacherDone, variants: stuck }),
+      later(NOW, 86_400),
+      GPU,
+    );
+    expect(b.phase).toBe("Pending");
   });
 });
