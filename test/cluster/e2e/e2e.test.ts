@@ -376,6 +376,22 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
             "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.initContainerStatuses[*].state.terminated.exitCode} {.status.containerStatuses[*].state.terminated.message}{'\\n'}{end}",
           ])
         ).stdout;
+      // No pod of this job was disrupted from outside (the operator would say so: status.lastDisruption and a
+      // Disrupted event naming the pod and the reason, e.g. PreemptionByScheduler).
+      const disruptions = (
+        await kubectl([
+          "get",
+          "events",
+          "-n",
+          namespace,
+          "--field-selector",
+          `involvedObject.kind=DistillationJob,involvedObject.name=${name},reason=Disrupted`,
+          "-o",
+          "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
+        ])
+      ).stdout.trim();
+      if (disruptions || final.lastDisruption)
+        expect.fail(`trainer pods disrupted from outside:\n${disruptions}\n${await seen()}`);
       if (final.attempts !== 2) expect.fail(`attempts ${final.attempts}, expected 2:\n${await seen()}`);
       expect(proxy.failedUploads()).toBe(1);
       const r = await kubectl([
