@@ -461,6 +461,23 @@ export const Result = z
   .describe("Final result, from the trainer's termination message.");
 export type Result = z.infer<typeof Result>;
 
+export const Disruption = z
+  .object({
+    pod: z.string().describe("The disrupted trainer pod."),
+    podUID: z.string().describe("Its UID: the disruption is counted in attempts once, by this UID."),
+    reason: z
+      .string()
+      .describe(
+        "The reason of the pod's DisruptionTarget condition (PreemptionByScheduler, EvictionByEvictionAPI, DeletionByTaintManager, TerminationByKubelet, DeletionByPodGC).",
+      ),
+    message: z.string().optional().describe("The message of that condition."),
+    time: z.string().optional().describe("When the pod became a disruption target (RFC 3339)."),
+  })
+  .describe(
+    "The last trainer pod disrupted from outside (preempted, evicted, drained, deleted by the taint manager): the Job ignores such a pod's failure and starts a new one; the operator counts it as an attempt and records an event.",
+  );
+export type Disruption = z.infer<typeof Disruption>;
+
 export const DistillationJobStatus = z
   .object({
     phase: z.enum(phases).optional().describe("Pending, Running, Suspended, Succeeded or Failed."),
@@ -473,6 +490,7 @@ export const DistillationJobStatus = z
     startTime: z.string().optional().describe("When the trainer Job was created (RFC 3339)."),
     completionTime: z.string().optional().describe("When the job finished (RFC 3339)."),
     attempts: z.number().int().optional().describe("Trainer pods started so far."),
+    lastDisruption: Disruption.optional(),
     jobName: z.string().optional().describe("Name of the child batch/v1 Job."),
     progress: Progress.optional(),
     trainerStatus: TrainerStatus.optional(),

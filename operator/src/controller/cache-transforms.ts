@@ -43,7 +43,14 @@ export function slimPod(pod: V1Pod): V1Pod {
             podIP: status.podIP,
             conditions: status.conditions
               ?.filter((c) => POD_CONDITIONS.has(c.type))
-              .map(({ type, status: s, reason, message }) => ({ type, status: s, reason, message })),
+              // The time only of DisruptionTarget: status.lastDisruption.time (status/disruption.ts).
+              .map(({ type, status: s, reason, message, lastTransitionTime }) => ({
+                type,
+                status: s,
+                reason,
+                message,
+                ...(type === "DisruptionTarget" && lastTransitionTime ? { lastTransitionTime } : {}),
+              })),
             containerStatuses: status.containerStatuses?.map(
               (c) =>
                 ({ name: c.name, state: c.state }) as NonNullable<typeof status.containerStatuses>[number],

@@ -13,6 +13,7 @@ import { COMPONENT, LABEL_JOB_NAME, MANAGED_SELECTOR, keyOf } from "../names.ts"
 import { resourceDefaultsOf, watchedNamespaces, type OperatorConfig } from "../config.ts";
 import { ProgressDocumentError, ProgressScraper } from "../progress/scraper.ts";
 import { slimConfigMap, slimDistillationJob, slimEvent, slimJob, slimPod } from "./cache-transforms.ts";
+import { DeletedPods } from "./deleted-pods.ts";
 import { KubeClusterWriter } from "./kube.ts";
 import { controllerUid } from "./ownership.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -51,6 +52,8 @@ export class Manager {
   private readonly concurrency: number;
   private readonly log: Logger;
   private readonly metrics: Metrics;
+  /** Disrupted trainer pods after their deletion, until a reconcile has counted them (deleted-pods.ts). */
+  private readonly deletedPods = new DeletedPods();
 
   constructor(kubeConfig: KubeConfigLike, config: OperatorConfig, log: Logger, metrics: Metrics) {
     this.queue = new WorkQueue({
@@ -76,13 +79,17 @@ export class Manager {
       transform: (obj: T) => T,
       indexBy?: (obj: T) => string | undefined,
       labelSelector = MANAGED_SELECTOR,
+      onDeleted?: (obj: T) => void,
     ) =>
       watchNamespaces(namespaces, (ns) =>
         watchResource<T>({
           kubeConfig,
           path: collection(apiPrefix, plural, ns),
           labelSelector,
-          onEvent: (_t, o) => enqueueOwner(o),
+          onEvent: (t, o) => {
+            if (t === "DELETED") onDeleted?.(o);
+            enqueueOwner(o);
+          },
           onError: onError(kind),
           transform,
           ...(indexBy ? { indexBy } : {}),
@@ -106,7 +113,15 @@ export class Manager {
       configMaps: watchOwned<V1ConfigMap>("/api/v1", "configmaps", "ConfigMap", slimConfigMap),
       // Indexed by the UID of the Job that controls them: the pods of one child Job, without scanning every
       // cached pod on each reconcile, and only those that Job owns.
-      pods: watchOwned<V1Pod>("/api/v1", "pods", "Pod", slimPod, controllerUid, JOB_POD_SELECTOR),
+      pods: watchOwned<V1Pod>(
+        "/api/v1",
+        "pods",
+        "Pod",
+        slimPod,
+        controllerUid,
+        JOB_POD_SELECTOR,
+        (pod) => this.ownJob(pod) && this.deletedPods.remember(pod),
+      ),
       // The Job controller's FailedCreate events (a ResourceQuota or a missing PriorityClass refusing the pod):
       // the only place those show. Field-selected server-side; indexed by the Job they are about.
       events: watchNamespaces(namespaces, (ns) =>
@@ -185,6 +200,7 @@ export class Manager {
         configMap: (n, name) => this.informers.configMaps.get(n, name),
         pods: (_n, job) => (job.metadata?.uid ? this.informers.pods.byIndex(job.metadata.uid) : []),
         jobEvents: (n, jobName) => this.informers.events.byIndex(keyOf(n, jobName)),
+        deletedPods: (_n, job) => (job.metadata?.uid ? this.deletedPods.of(job.metadata.uid) : []),
       },
       writer: new KubeClusterWriter(kubeConfig),
       events: this.events,
@@ -214,6 +230,17 @@ export class Manager {
     }
     const label = obj.metadata?.labels?.[LABEL_JOB_NAME];
     return label ? keyOf(namespace, label) : undefined;
+  }
+
+  /** A pod of a Job that a DistillationJob controls (the pod watch sees every Job's pods in its namespaces). */
+  private ownJob(pod: V1Pod): boolean {
+    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === "Job");
+    const job =
+      owner && pod.metadata?.namespace
+        ? this.informers.jobs.get(pod.metadata.namespace, owner.name)
+        : undefined;
+    const djOwner = job?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND);
+    return job !== undefined && job.metadata?.uid === owner?.uid && djOwner !== undefined;
   }
 
   /** Children of a DistillationStudy: its Jobs and ConfigMap by their owner reference, pods through their Job. */

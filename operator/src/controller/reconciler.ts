@@ -36,6 +36,7 @@ import {
 } from "./children.ts";
 import type { ClusterWriter } from "./kube.ts";
 import { initializing } from "../status/storage.ts";
+import { resumesFrom } from "../status/disruption.ts";
 import { checkedStatus, foreignStatusFields, withoutFields } from "../status/trust.ts";
 import { sameJson } from "./canonical.ts";
 import { isControlledBy, NameConflictError } from "./ownership.ts";
@@ -62,6 +63,8 @@ export interface ClusterReader {
   pods(namespace: string, job: V1Job): V1Pod[];
   /** FailedCreate events of the child Job (quota, PriorityClass admission refusing its pod). */
   jobEvents?(namespace: string, jobName: string): CoreV1Event[];
+  /** The final state of the child Job's disrupted pods deleted lately (controller/deleted-pods.ts). */
+  deletedPods?(namespace: string, job: V1Job): V1Pod[];
 }
 
 export interface EventSink {
@@ -189,8 +192,7 @@ function trustedStatus(
  */
 function restartOf(dj: OwnerJob, cached: V1Job | undefined, desired: V1Job): string | undefined {
   const previous = dj.status ?? {};
-  const checkpoints =
-    "from its last checkpoint if spec.output.checkpointPath is on a volume, else from the start";
+  const checkpoints = resumesFrom(dj);
   const ranBefore = findCondition(previous.conditions, ConditionType.Created)?.status === "True";
   if (!cached && ranBefore && previous.jobName && !isTerminal(previous.phase)) {
     return `the trainer Job ${previous.jobName} was deleted by someone; a new one is created and training restarts ${checkpoints}`;
@@ -365,6 +367,8 @@ export class Reconciler {
       }
     }
     scope.observed.events = this.jobEvents(scope.observed.job);
+    const deleted = this.deletedPods(scope.observed.job);
+    if (deleted.length) scope.observed.deletedPods = deleted;
   }
 
   /** Phase: the status from the children (from a held status when there is one, to keep its transition times). */
@@ -446,10 +450,12 @@ export class Reconciler {
 
   private announce(dj: OwnerJob, previous: DistillationJobStatus, status: DistillationJobStatus): void {
     const { namespace, name } = dj.metadata;
-    for (const { about, type, reason, message } of eventsFor(previous, status)) {
+    for (const { about, type, reason, message } of eventsFor(previous, status, resumesFrom(dj))) {
       this.o.events.record(objectRef(dj), type, reason, message);
       if (about === "phase") {
         this.o.log?.("info", "phase", { namespace, name, from: previous.phase, to: status.phase, reason });
+      } else if (about === "disruption") {
+        this.o.log?.("info", "trainer pod disrupted", { namespace, name, message });
       } else if (type === "Warning") {
         this.o.log?.("warn", "apply failed", { namespace, name, message });
       }
@@ -462,6 +468,12 @@ export class Reconciler {
   private pods(job: V1Job | undefined): V1Pod[] {
     const namespace = job?.metadata?.namespace;
     return job && namespace ? this.o.reader.pods(namespace, job) : [];
+  }
+
+  /** The child Job's disrupted pods deleted lately (their final state). */
+  private deletedPods(job: V1Job | undefined): V1Pod[] {
+    const namespace = job?.metadata?.namespace;
+    return job && namespace && this.o.reader.deletedPods ? this.o.reader.deletedPods(namespace, job) : [];
   }
 
   /** The child Job's FailedCreate events (this Job's, by uid: not those of an earlier one of the same name). */

@@ -80,6 +80,8 @@ const REFUSED = new Set([400, 413, 422]);
  */
 export function minimalStatus(status: DistillationJobStatus): DistillationJobStatus {
   const { phase, observedGeneration, startTime, completionTime, attempts, jobName } = status;
+  // Which disrupted pod was counted stays (else it would be counted again); its message may be what broke.
+  const { message: _message, ...lastDisruption } = status.lastDisruption ?? {};
   const conditions = status.conditions?.map((c) => ({
     ...c,
     message: c.message ? `${c.reason} (details refused by the apiserver: see the job's events)` : "",
@@ -92,6 +94,7 @@ export function minimalStatus(status: DistillationJobStatus): DistillationJobSta
       startTime,
       completionTime,
       attempts,
+      lastDisruption: status.lastDisruption ? lastDisruption : undefined,
       jobName,
     }).filter(([, v]) => v !== undefined),
   ) as DistillationJobStatus;

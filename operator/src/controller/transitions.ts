@@ -2,10 +2,12 @@
 import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { ConditionType, findCondition, isTransientReason, isWarningReason } from "../status/conditions.ts";
 import { isTerminal } from "../status/derive.ts";
+import { disruptionMessage } from "../status/disruption.ts";
+import { truncateMessage } from "../status/text.ts";
 
 export interface PlannedEvent {
-  /** What it announces: a phase or stuck reason, or the apply's Synced condition. */
-  about: "phase" | "synced";
+  /** What it announces: a phase or stuck reason, the apply's Synced condition, or a disrupted trainer pod. */
+  about: "phase" | "synced" | "disruption";
   type: "Normal" | "Warning";
   reason: string;
   message: string;
@@ -42,13 +44,38 @@ export function syncedEvent(
   return { about: "synced", type, reason: after.reason, message: after.message };
 }
 
+/**
+ * A Warning event when a newly disrupted trainer pod is counted (status.lastDisruption names another pod than
+ * before): once per pod, however often a reconcile sees it. `resumes` says from where the new pod resumes.
+ */
+export function disruptionEvent(
+  previous: DistillationJobStatus,
+  next: DistillationJobStatus,
+  resumes = "from its last checkpoint, if one was kept",
+): PlannedEvent | undefined {
+  const disruption = next.lastDisruption;
+  if (!disruption || disruption.podUID === previous.lastDisruption?.podUID) return undefined;
+  const attempt = next.attempts ? `; attempts: ${next.attempts}` : "";
+  const message = truncateMessage(disruptionMessage(disruption, resumes) + attempt);
+  return { about: "disruption", type: "Warning", reason: "Disrupted", message };
+}
+
 /** Every event a written status change announces, in order. */
-export function eventsFor(previous: DistillationJobStatus, next: DistillationJobStatus): PlannedEvent[] {
+export function eventsFor(
+  previous: DistillationJobStatus,
+  next: DistillationJobStatus,
+  resumes?: string,
+): PlannedEvent[] {
+  const disruption = disruptionEvent(previous, next, resumes);
   const phase = phaseEvent(previous, next);
   const synced = syncedEvent(previous, next);
   // An apply failing before any Job exists is also the phase's reason: one event says it.
   const same = phase && synced && phase.reason === synced.reason;
-  return [phase, same ? undefined : synced].filter((e): e is PlannedEvent => e !== undefined);
+  // A disruption is announced once, by its pod (above), not again by the phase change it causes.
+  const shownPhase = phase?.reason === "Disrupted" ? undefined : phase;
+  return [disruption, shownPhase, same ? undefined : synced].filter(
+    (e): e is PlannedEvent => e !== undefined,
+  );
 }
 
 /** Seconds from start to completion of a job that just finished (for the duration histogram). */

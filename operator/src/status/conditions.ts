@@ -39,6 +39,8 @@ export const REASONS = {
   PodPending: "transient",
   Retrying: "normal",
   TrainerFinished: "transient",
+  // The trainer pod was disrupted (status/disruption.ts) and the Job replaces it: its own Warning event says so.
+  Disrupted: "transient",
   PreviousChildDeleting: "normal",
   Initializing: "normal",
   // Running, suspended.

@@ -13,6 +13,10 @@ import { TRAINER_CONTAINER } from "../names.ts";
 import type { OwnerJob } from "../owner-job.ts";
 import { ConditionType, STUCK_WAITING_REASONS, findCondition, setCondition } from "./conditions.ts";
 import { failedInitializer, initializing } from "./storage.ts";
+import { disruptionMessage, disruptionOf, newDisruption, resumesFrom } from "./disruption.ts";
+import { truncateMessage } from "./text.ts";
+
+export { truncateMessage };
 
 export interface Observed {
   job?: V1Job;
@@ -31,6 +35,11 @@ export interface Observed {
   restarted?: boolean;
   /** The `fetch` initializer's latest progress document, while the pod initializes (progress/scraper.ts). */
   fetching?: FetchProgress;
+  /**
+   * The final state of the Job's pods deleted lately that were disruption targets (controller/deleted-pods.ts):
+   * a disrupted pod may be gone before a reconcile sees it, and it still counts (status/disruption.ts).
+   */
+  deletedPods?: V1Pod[];
 }
 
 /** What the child Job and its pods say right now. */
@@ -43,7 +52,6 @@ export interface Observation {
   unknown?: boolean;
 }
 
-const MAX_MESSAGE = 1024;
 const TERMINAL: readonly Phase[] = ["Succeeded", "Failed"];
 
 export const isTerminal = (phase: Phase | undefined) => phase !== undefined && TERMINAL.includes(phase);
@@ -51,19 +59,6 @@ export const isTerminal = (phase: Phase | undefined) => phase !== undefined && T
 export function toIso(time: Date | string | undefined): string | undefined {
   if (time === undefined) return undefined;
   return typeof time === "string" ? time : time.toISOString();
-}
-
-/**
- * At most MAX_MESSAGE UTF-16 units, cut on a code point boundary (a split surrogate pair is invalid Unicode, which
- * the apiserver refuses: the whole status write would fail); lone surrogates in the input become U+FFFD.
- */
-export function truncateMessage(s: string): string {
-  const text = s.toWellFormed();
-  if (text.length <= MAX_MESSAGE) return text;
-  let end = MAX_MESSAGE - 1;
-  const code = text.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end--; // a high surrogate whose pair would be cut off
-  return text.slice(0, end) + "…";
 }
 
 function trueJobCondition(job: V1Job, ...types: string[]): V1JobCondition | undefined {
@@ -233,13 +228,20 @@ function suspended(dj: OwnerJob): Observation {
   };
 }
 
+/** The newest pod (live or lately deleted) was disrupted and no new one has started: the Job is replacing it. */
+function replacingDisrupted(dj: OwnerJob, pods: V1Pod[], deleted: V1Pod[] = []): Observation | undefined {
+  const disruption = disruptionOf(newestFirst([...pods, ...deleted])[0] ?? {});
+  if (!disruption) return undefined;
+  return { phase: "Pending", reason: "Disrupted", message: disruptionMessage(disruption, resumesFrom(dj)) };
+}
+
 function active(
   dj: OwnerJob,
   job: V1Job,
   pods: V1Pod[],
-  events?: CoreV1Event[],
-  fetchProgress?: FetchProgress,
+  observed: Pick<Observed, "events" | "fetching" | "deletedPods"> = {},
 ): Observation {
+  const { events, fetching: fetchProgress } = observed;
   const live = newestFirst(pods).filter((p) => !p.metadata?.deletionTimestamp);
   const pod = live.find((p) => p.status?.phase === "Running" || p.status?.phase === "Pending");
   if (pod) {
@@ -262,6 +264,8 @@ function active(
   }
   const refused = podCreationFailure(pods, events);
   if (refused) return refused;
+  const disrupted = replacingDisrupted(dj, pods, observed.deletedPods);
+  if (disrupted) return disrupted;
   const lastPod = newestFirst(pods)[0];
   if ((job.status?.failed ?? 0) > 0 || lastPod?.status?.phase === "Failed") {
     const trainer = trainerMessage(lastTermination(pods, "Failed")?.message);
@@ -296,17 +300,18 @@ export function observe(dj: OwnerJob, observed: Observed): Observation {
   const failed = trueJobCondition(job, "Failed", "FailureTarget");
   if (failed) return failure(job, failed, pods);
   if (trueJobCondition(job, "Complete", "SuccessCriteriaMet")) return success(pods);
-  return active(dj, job, pods, observed.events, observed.fetching);
+  return active(dj, job, pods, observed);
 }
 
 /**
  * Pods started so far; never less than reported before (a suspend deletes pods and resets `active`); one more
- * for a run restarted from outside (its Job replaced or suspended and resumed: its counts start again).
+ * for a run restarted from outside (its Job replaced or suspended and resumed: its counts start again), and one
+ * more for a pod disrupted from outside (the Job's counters skip it: status/disruption.ts).
  */
-function attempts(previous: number | undefined, observed: Observed): number {
+function attempts(previous: number | undefined, observed: Observed, disrupted: boolean): number {
   const s = observed.job?.status;
   const counted = (s?.active ?? 0) + (s?.succeeded ?? 0) + (s?.failed ?? 0);
-  const before = (previous ?? 0) + (observed.restarted ? 1 : 0);
+  const before = (previous ?? 0) + (observed.restarted ? 1 : 0) + (disrupted ? 1 : 0);
   return Math.max(before, counted, observed.pods.length);
 }
 
@@ -473,13 +478,19 @@ export function deriveStatus(
   const startTime = previous.startTime ?? toIso(job?.metadata?.creationTimestamp);
   const running = (o.phase === "Running" && progress) || previous.progress;
   const latestProgress = o.phase === "Succeeded" ? finalProgress(running, o.result) : running;
+  const disruption = newDisruption(previous.lastDisruption, [
+    ...observed.pods,
+    ...(observed.deletedPods ?? []),
+  ]);
+  const lastDisruption = disruption ?? previous.lastDisruption;
   const status: DistillationJobStatus = {
     phase: o.phase,
     conditions: conditionsFor(previous, o, job !== undefined, now, generation),
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     ...(startTime ? { startTime } : {}),
     ...(isTerminal(o.phase) ? { completionTime: completionTime(job, now) } : {}),
-    attempts: attempts(previous.attempts, observed),
+    attempts: attempts(previous.attempts, observed, disruption !== undefined),
+    ...(lastDisruption ? { lastDisruption } : {}),
     ...(job?.metadata?.name
       ? { jobName: job.metadata.name }
       : previous.jobName

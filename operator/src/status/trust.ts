@@ -2,7 +2,7 @@
 // Before anything is derived from it, it is checked: times must parse and not lie in the future, only the
 // operator's own condition types are kept, and every field another field manager wrote is dropped (and then
 // removed from the object), so no user-written phase, result, progress, trainerStatus or time survives.
-import type { DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
+import { Disruption, type DistillationJobStatus } from "../../../api/v1alpha1/index.ts";
 import { ConditionType } from "./conditions.ts";
 
 /** RFC 3339 as the apiserver writes metav1.Time (seconds, optional fraction, Z or offset). */
@@ -18,18 +18,29 @@ export function checkedTime(value: unknown, now: string): string | undefined {
   return value;
 }
 
+/** The counted disruption if it has the schema's shape (its time checked like any other); else none. */
+function checkedDisruption(value: unknown, now: string): Disruption | undefined {
+  const parsed = Disruption.safeParse(value);
+  if (!parsed.success) return undefined;
+  const { time, ...rest } = parsed.data;
+  const checked = checkedTime(time, now);
+  return { ...rest, ...(checked ? { time: checked } : {}) };
+}
+
 const OWN_CONDITIONS: ReadonlySet<string> = new Set(Object.values(ConditionType));
 
 /** The status with unchecked times replaced (conditions: by `now`) or dropped, and foreign condition types gone. */
 export function checkedStatus(status: DistillationJobStatus, now: string): DistillationJobStatus {
-  const { startTime, completionTime, attempts, conditions, ...rest } = status;
+  const { startTime, completionTime, attempts, conditions, lastDisruption, ...rest } = status;
   const start = checkedTime(startTime, now);
   const done = checkedTime(completionTime, now);
+  const disruption = checkedDisruption(lastDisruption, now);
   const checked: DistillationJobStatus = {
     ...rest,
     ...(start ? { startTime: start } : {}),
     ...(done ? { completionTime: done } : {}),
     ...(Number.isInteger(attempts) && attempts! >= 0 ? { attempts } : {}),
+    ...(disruption ? { lastDisruption: disruption } : {}),
   };
   const own = conditions
     ?.filter((c) => OWN_CONDITIONS.has(c.type))

@@ -316,100 +316,112 @@ describe.skipIf(!node)("a DistillationJob end to end on the real node", () => {
     }
   });
 
-  // Quarantined, opt-in (MOKD_E2E_CACHE_RETRY=1): it failed in 2 of 4 full runs on 2026-12-06 (one with the job's
-  // attempts 1 beside four pods of its Job, one with five pods and the first pod's fetch finding everything
-  // cached), always more retries than the one injected upload failure, cause not found; it passed alone and in
-  // two full runs. Flaky is failing: it stays out of the suite's verdict until that is diagnosed, not deleted.
-  it.skipIf(process.env.MOKD_E2E_CACHE_RETRY !== "1")(
-    "shows the initializer's bytes in Initializing; a retry's fetch finds everything in the cache claim",
-    async () => {
-      // The held download: train-images (26 MB) stops after its first MiB until the status has shown the bytes;
-      // the first upload gets a 503 which, with one attempt allowed, fails the trainer retriably (exit 1).
-      const proxy = await s3Proxy(s3!.server.endpoint, node!.nodeIp, {
-        holdKey: "datasets/fashion-mnist/train-images-idx3-ubyte.gz",
-        holdAfter: 1 << 20,
-        failPuts: 1,
+  // Its Job must see exactly the one injected failure: a pod evicted from outside (the scheduler preempting it for
+  // a higher-priority pod of another file on the shared node) would be a further attempt, and its replacement would
+  // find the cache already filled (seen before the Kueue test's PriorityClasses got preemptionPolicy Never).
+  it("shows the initializer's bytes in Initializing; a retry's fetch finds everything in the cache claim", async () => {
+    // The held download: train-images (26 MB) stops after its first MiB until the status has shown the bytes;
+    // the first upload gets a 503 which, with one attempt allowed, fails the trainer retriably (exit 1).
+    const proxy = await s3Proxy(s3!.server.endpoint, node!.nodeIp, {
+      holdKey: "datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+      holdAfter: 1 << 20,
+      failPuts: 1,
+    });
+    const claim = await hostPathClaim(namespace, "fetch-cache");
+    try {
+      const name = "fetch-cache-retry";
+      const job = smallJob(name);
+      const storage = s3!.storage() as { s3: Json };
+      job.spec.storage = {
+        ...storage,
+        s3: { ...storage.s3, endpoint: proxy.endpoint, maxAttempts: 1 },
+        cache: { claimName: "fetch-cache" },
+      };
+      await applyJob(job);
+      const bytes =
+        /^fetching s3:\/\/mokd-e2e\/datasets\/fashion-mnist\/: ([\d.]+) MiB of ([\d.]+) MiB \(1 of 1 artifacts\)$/;
+      const initializing = await waitFor(
+        "the Initializing condition with the bytes fetched",
+        async () => {
+          const c = (await status(name))?.conditions?.find((x) => x.type === "Initializing");
+          return c?.status === "True" && bytes.test(c.message ?? "") && c;
+        },
+        180_000,
+        500,
+      ).catch(async (e: Error) => {
+        throw new Error(
+          `${e.message}\n${JSON.stringify((await status(name))?.conditions)}\n${await context()}`,
+        );
       });
-      const claim = await hostPathClaim(namespace, "fetch-cache");
-      try {
-        const name = "fetch-cache-retry";
-        const job = smallJob(name);
-        const storage = s3!.storage() as { s3: Json };
-        job.spec.storage = {
-          ...storage,
-          s3: { ...storage.s3, endpoint: proxy.endpoint, maxAttempts: 1 },
-          cache: { claimName: "fetch-cache" },
-        };
-        await applyJob(job);
-        const bytes =
-          /^fetching s3:\/\/mokd-e2e\/datasets\/fashion-mnist\/: ([\d.]+) MiB of ([\d.]+) MiB \(1 of 1 artifacts\)$/;
-        const initializing = await waitFor(
-          "the Initializing condition with the bytes fetched",
-          async () => {
-            const c = (await status(name))?.conditions?.find((x) => x.type === "Initializing");
-            return c?.status === "True" && bytes.test(c.message ?? "") && c;
-          },
-          180_000,
-          500,
-        ).catch(async (e: Error) => {
-          throw new Error(
-            `${e.message}\n${JSON.stringify((await status(name))?.conditions)}\n${await context()}`,
-          );
-        });
-        const [, done, total] = bytes.exec(initializing.message!)!.map(Number);
-        expect(proxy.heldAt()).toBe(1 << 20);
-        expect(done).toBeGreaterThan(1); // t10k-* and the held file's first MiB
-        expect(done).toBeLessThan(total!);
-        proxy.release();
+      const [, done, total] = bytes.exec(initializing.message!)!.map(Number);
+      expect(proxy.heldAt()).toBe(1 << 20);
+      expect(done).toBeGreaterThan(1); // t10k-* and the held file's first MiB
+      expect(done).toBeLessThan(total!);
+      proxy.release();
 
-        const final = await finished(name, 300_000);
-        expect(final.phase, JSON.stringify(final.conditions)).toBe("Succeeded");
-        // On a mismatch, say what the cluster saw: the Job's counts and each pod's containers' exits.
-        const seen = async () =>
-          `${(await kubectl(["get", "job", name, "-n", namespace, "-o", "jsonpath={.status}"])).stdout}\n` +
-          (
-            await kubectl([
-              "get",
-              "pods",
-              "-n",
-              namespace,
-              "-l",
-              `batch.kubernetes.io/job-name=${name}`,
-              "-o",
-              "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.initContainerStatuses[*].state.terminated.exitCode} {.status.containerStatuses[*].state.terminated.message}{'\\n'}{end}",
-            ])
-          ).stdout;
-        if (final.attempts !== 2) expect.fail(`attempts ${final.attempts}, expected 2:\n${await seen()}`);
-        expect(proxy.failedUploads()).toBe(1);
-        const r = await kubectl([
+      const final = await finished(name, 300_000);
+      expect(final.phase, JSON.stringify(final.conditions)).toBe("Succeeded");
+      // On a mismatch, say what the cluster saw: the Job's counts and each pod's containers' exits.
+      const seen = async () =>
+        `${(await kubectl(["get", "job", name, "-n", namespace, "-o", "jsonpath={.status}"])).stdout}\n` +
+        (
+          await kubectl([
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            "-l",
+            `batch.kubernetes.io/job-name=${name}`,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.initContainerStatuses[*].state.terminated.exitCode} {.status.containerStatuses[*].state.terminated.message}{'\\n'}{end}",
+          ])
+        ).stdout;
+      // No pod of this job was disrupted from outside (the operator would say so: status.lastDisruption and a
+      // Disrupted event naming the pod and the reason, e.g. PreemptionByScheduler).
+      const disruptions = (
+        await kubectl([
           "get",
-          "pods",
+          "events",
           "-n",
           namespace,
-          "-l",
-          `batch.kubernetes.io/job-name=${name}`,
+          "--field-selector",
+          `involvedObject.kind=DistillationJob,involvedObject.name=${name},reason=Disrupted`,
           "-o",
-          "json",
-        ]);
-        const pods = (
-          JSON.parse(r.stdout) as { items: { metadata: { name: string; creationTimestamp: string } }[] }
-        ).items.sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp));
-        expect(pods).toHaveLength(2);
-        const fetchLog = async (pod: string) =>
-          (await kubectl(["logs", "-n", namespace, pod, "-c", "fetch"])).stdout;
-        // The fetch's own counters: the first pod downloaded everything, the retry's found it in the claim.
-        expect(await fetchLog(pods[0]!.metadata.name)).toMatch(
-          /fetch: done: 1 artifact\(s\), 4 file\(s\), 0 cached, [1-9]\d* bytes downloaded/,
-        );
-        expect(await fetchLog(pods[1]!.metadata.name)).toMatch(
-          /fetch: done: 1 artifact\(s\), 4 file\(s\), 4 cached, 0 bytes downloaded of [1-9]\d*/,
-        );
-      } finally {
-        await proxy.stop();
-        await claim.remove();
-      }
-    },
-  );
+          "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
+        ])
+      ).stdout.trim();
+      if (disruptions || final.lastDisruption)
+        expect.fail(`trainer pods disrupted from outside:\n${disruptions}\n${await seen()}`);
+      if (final.attempts !== 2) expect.fail(`attempts ${final.attempts}, expected 2:\n${await seen()}`);
+      expect(proxy.failedUploads()).toBe(1);
+      const r = await kubectl([
+        "get",
+        "pods",
+        "-n",
+        namespace,
+        "-l",
+        `batch.kubernetes.io/job-name=${name}`,
+        "-o",
+        "json",
+      ]);
+      const pods = (
+        JSON.parse(r.stdout) as { items: { metadata: { name: string; creationTimestamp: string } }[] }
+      ).items.sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp));
+      if (pods.length !== 2) expect.fail(`${pods.length} pods, expected 2:\n${await seen()}`);
+      const fetchLog = async (pod: string) =>
+        (await kubectl(["logs", "-n", namespace, pod, "-c", "fetch"])).stdout;
+      // The fetch's own counters: the first pod downloaded everything, the retry's found it in the claim.
+      expect(await fetchLog(pods[0]!.metadata.name)).toMatch(
+        /fetch: done: 1 artifact\(s\), 4 file\(s\), 0 cached, [1-9]\d* bytes downloaded/,
+      );
+      expect(await fetchLog(pods[1]!.metadata.name)).toMatch(
+        /fetch: done: 1 artifact\(s\), 4 file\(s\), 4 cached, 0 bytes downloaded of [1-9]\d*/,
+      );
+    } finally {
+      await proxy.stop();
+      await claim.remove();
+    }
+  });
 
   it("is found by Prometheus through Kubernetes service discovery: the trainer pod and the operator", async () => {
     const pod = await trainerPod(JOB);

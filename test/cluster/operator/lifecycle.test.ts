@@ -116,6 +116,55 @@ describe.concurrent("DistillationJob lifecycle", () => {
     expect(condition(resumed.status, "Suspended")).toMatchObject({ status: "False" });
   });
 
+  it("counts a trainer pod evicted through the Eviction API as an attempt, with a Disrupted event, and succeeds", async () => {
+    await jobs.create(
+      "evicted",
+      { runtime: { gpus: 0 } },
+      { ...succeed("8s"), "kwok.mokd.io/message": JSON.stringify(RESULT) },
+    );
+    const pod = await waitFor("the first pod running", async () => {
+      const [p] = await podsOf("evicted");
+      return p?.status?.phase === "Running" && p;
+    });
+    const { name, uid } = pod.metadata as { name: string; uid: string };
+    // What `kubectl drain` does: the apiserver marks the pod a DisruptionTarget, then deletes it.
+    await core.createNamespacedPodEviction({
+      name,
+      namespace: ns,
+      body: { apiVersion: "policy/v1", kind: "Eviction", metadata: { name, namespace: ns } },
+    });
+    const done = await jobs.waitPhase("evicted", "Succeeded", 60_000);
+    expect(done.status!.result).toEqual(RESULT);
+    expect(done.status!.attempts).toBe(2);
+    expect(done.status!.lastDisruption).toMatchObject({
+      pod: name,
+      podUID: uid,
+      reason: "EvictionByEvictionAPI",
+    });
+    // The Job's own counters: the evicted pod was ignored (podFailurePolicy), not counted as a failure.
+    const job = await batch.readNamespacedJob({ name: "evicted", namespace: ns });
+    expect(job.status).toMatchObject({ succeeded: 1 });
+    expect(job.status!.failed ?? 0).toBe(0);
+    const events = await kubectl([
+      "-n",
+      ns,
+      "get",
+      "events",
+      "--field-selector=involvedObject.kind=DistillationJob,involvedObject.name=evicted,reason=Disrupted",
+      "-o",
+      "json",
+    ]);
+    const disrupted = (
+      JSON.parse(events.stdout) as { items: { type: string; message: string; count?: number }[] }
+    ).items;
+    expect(disrupted).toHaveLength(1);
+    expect(disrupted[0]!.type).toBe("Warning");
+    expect(disrupted[0]!.count ?? 1).toBe(1);
+    expect(disrupted[0]!.message).toContain(`pod ${name} was disrupted (EvictionByEvictionAPI`);
+    expect(disrupted[0]!.message).toContain("resumes from the start");
+    expect(disrupted[0]!.message).toMatch(/attempts: 2$/);
+  });
+
   it("fails a run that exceeds activeDeadlineSeconds", async () => {
     await jobs.create("slow", { runPolicy: { activeDeadlineSeconds: 3 } });
     const failed = await jobs.waitPhase("slow", "Failed");
