@@ -318,7 +318,8 @@ const suspendedReason = (s: DistillationStudyStatus) =>
 describe("a DistillationStudy's variants stage preempted by Kueue (kwok)", () => {
   it("shows Preempted, resumes when the quota frees, finishes, and runs no index twice", async () => {
     const name = "preempted";
-    // 4 arms (alone, mokd, kd@0.5, kd@0.9) x 4 seeds = 16 variants of 3 s, 4 at a time (the quota): ~12 s.
+    // 4 arms (alone, mokd, kd@0.5, kd@0.9) x 4 seeds = 16 variants of 8 s, 4 at a time (the quota): ~32 s. Long
+    // enough that Kueue's eviction (about a second after the urgent Job) lands while a variant still runs.
     const study = {
       apiVersion: "distillation.mokd.io/v1alpha1",
       kind: "DistillationStudy",
@@ -335,7 +336,7 @@ describe("a DistillationStudy's variants stage preempted by Kueue (kwok)", () =>
             priorityClassName: TEST_PRIORITY.low,
             podAnnotations: {
               "kwok.mokd.io/outcome": "succeed",
-              "kwok.mokd.io/duration": "3000ms",
+              "kwok.mokd.io/duration": "8000ms",
               "kwok.mokd.io/message": RESULT,
             },
           },
@@ -344,7 +345,10 @@ describe("a DistillationStudy's variants stage preempted by Kueue (kwok)", () =>
       },
     };
     /** Every pod of the study's variants: its index and phases; every status the study went through. */
-    const variantPods = new Map<string, { index: string; phase: string; deleted: boolean }>();
+    const variantPods = new Map<
+      string,
+      { index: string; phase: string; deleted: boolean; runningSince?: number }
+    >();
     const seen: { at: number; reason?: string; phase?: string }[] = [];
     await watch<V1Pod>(
       `/api/v1/namespaces/${namespace}/pods`,
@@ -352,7 +356,10 @@ describe("a DistillationStudy's variants stage preempted by Kueue (kwok)", () =>
       (type, pod) => {
         const index = pod.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] ?? "?";
         const phase = pod.status?.phase ?? "Pending";
-        variantPods.set(pod.metadata!.name!, { index, phase, deleted: type === "DELETED" });
+        const runningSince =
+          variantPods.get(pod.metadata!.name!)?.runningSince ??
+          (phase === "Running" ? Date.now() : undefined);
+        variantPods.set(pod.metadata!.name!, { index, phase, deleted: type === "DELETED", runningSince });
       },
     );
     await watch<{ metadata?: { name?: string }; status?: DistillationStudyStatus }>(
@@ -366,7 +373,16 @@ describe("a DistillationStudy's variants stage preempted by Kueue (kwok)", () =>
     const started = Date.now();
     await mustKubectl(["apply", "-n", namespace, "-f", "-"], JSON.stringify(study));
     const succeededPods = () => [...variantPods.values()].filter((p) => p.phase === "Succeeded");
-    await until("2 variants done", async () => succeededPods().length >= 2);
+    // Not between two batches (the Job controller creates the next pods a moment after the last ones end: an
+    // eviction then stops nothing): 2 variants done and one that started running within the last 2 of its 8 s.
+    const justStarted = () =>
+      [...variantPods.values()].some(
+        (p) => p.phase === "Running" && !p.deleted && Date.now() - (p.runningSince ?? 0) < 2000,
+      );
+    await until(
+      "2 variants done and one just started",
+      async () => succeededPods().length >= 2 && justStarted(),
+    );
 
     // A higher-priority Job in the same ClusterQueue asks for the whole quota: Kueue evicts the variants.
     const urgentApplied = Date.now();

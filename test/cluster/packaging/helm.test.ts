@@ -439,7 +439,7 @@ describe("chart", () => {
       "PriorityLevelConfiguration",
       "ServiceAccount",
     ]);
-    const name = `${namespace}-apf-leader-election`;
+    const name = `${namespace}-apf-${namespace}-leader-election`;
     const r = await kubectl(["apply", "-f", "-"], {
       input: applied.map((o) => JSON.stringify(o)).join("\n"),
     });

@@ -40,9 +40,9 @@ beforeAll(async () => {
   helm = stdout.trim().split("\n").pop()!;
 }, 30 * 60_000);
 
-async function render(values: string[] = []): Promise<Rendered[]> {
+async function render(values: string[] = [], namespace = "mokd-system"): Promise<Rendered[]> {
   const sets = values.flatMap((v) => ["--set", v]);
-  const { stdout } = await run(helm, ["template", "mokd", CHART, "-n", "mokd-system", ...sets]);
+  const { stdout } = await run(helm, ["template", "mokd", CHART, "-n", namespace, ...sets]);
   return parseAllDocuments(stdout)
     .map((d) => d.toJS() as Rendered | null)
     .filter((d): d is Rendered => d !== null);
@@ -104,6 +104,18 @@ describe("the chart's priority for the leader's Lease", () => {
     expect(schema!.spec!.rules![0]!.subjects).toEqual([
       { kind: "ServiceAccount", serviceAccount: { name: "ops", namespace: "mokd-system" } },
     ]);
+  });
+
+  it("names its cluster-scoped objects after the release namespace: one release name in two namespaces", async () => {
+    // Two releases watching their own namespaces (helm's objects are claimed per release and namespace).
+    const names = async (ns: string) =>
+      flowControl(await render([`watchNamespace=${ns}`], ns)).map((d) => d.metadata.name);
+    const [a, b] = [await names("team-a"), await names("team-b")];
+    expect(a).toEqual([
+      "mokd-mokd-operator-team-a-leader-election",
+      "mokd-mokd-operator-team-a-leader-election",
+    ]);
+    expect(b.filter((n) => a.includes(n))).toEqual([]);
   });
 
   it("is left out when turned off, or without leader election", async () => {
