@@ -74,6 +74,17 @@ export interface WriteOutcome<S = DistillationJobStatus> {
 /** HTTP statuses of a status the apiserver will refuse again: bad request, too large, invalid. */
 const REFUSED = new Set([400, 413, 422]);
 
+/** Conditions of a refused status: each reason kept, each message replaced by a plain one pointing at the events. */
+export function refusedConditions<C extends { reason?: string; message?: string }>(
+  conditions: C[] | undefined,
+  owner: "job" | "study",
+): C[] | undefined {
+  return conditions?.map((c) => ({
+    ...c,
+    message: c.message ? `${c.reason} (details refused by the apiserver: see the ${owner}'s events)` : "",
+  }));
+}
+
 /**
  * What is left of a status the apiserver refused: the phase and the conditions with their reasons, each message
  * replaced by a plain one (whatever broke the write cannot be in it); no result, progress or trainerStatus.
@@ -82,10 +93,7 @@ export function minimalStatus(status: DistillationJobStatus): DistillationJobSta
   const { phase, observedGeneration, startTime, completionTime, attempts, jobName } = status;
   // Which disrupted pod was counted stays (else it would be counted again); its message may be what broke.
   const { message: _message, ...lastDisruption } = status.lastDisruption ?? {};
-  const conditions = status.conditions?.map((c) => ({
-    ...c,
-    message: c.message ? `${c.reason} (details refused by the apiserver: see the job's events)` : "",
-  }));
+  const conditions = refusedConditions(status.conditions, "job");
   return Object.fromEntries(
     Object.entries({
       phase,

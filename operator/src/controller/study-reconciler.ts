@@ -42,7 +42,7 @@ import { isControlledBy, NameConflictError } from "./ownership.ts";
 import { loadOwner, rejectInvalidSpec, type RawOwner } from "./owner-load.ts";
 import { refusalMessage } from "./refusal.ts";
 import { withDeadline, type EventSink, type ReconcileResult } from "./reconciler.ts";
-import { StatusWriter } from "./status-writer.ts";
+import { refusedConditions, StatusWriter } from "./status-writer.ts";
 import type { StudyWriter } from "./study-kube.ts";
 import { eventsFor } from "./transitions.ts";
 import { MAX_TIMER_MS } from "./ttl.ts";
@@ -106,10 +106,7 @@ const completed = (job: V1Job | undefined) =>
 /** Minimal status after a refused write: phase, stage and conditions (as the job writer's minimalStatus). */
 function minimalStudyStatus(status: DistillationStudyStatus): DistillationStudyStatus {
   const { phase, stage, observedGeneration, startTime, completionTime, runs, succeeded, failed } = status;
-  const conditions = status.conditions?.map((c) => ({
-    ...c,
-    message: c.message ? `${c.reason} (details refused by the apiserver: see the study's events)` : "",
-  }));
+  const conditions = refusedConditions(status.conditions, "study");
   return JSON.parse(
     JSON.stringify({
       phase,
