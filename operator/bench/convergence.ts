@@ -91,6 +91,22 @@ export class ConvergenceTracker {
     return true;
   }
 
+  /**
+   * The `n` jobs with the longest lags, each with its child changes and status stages (ms since `origin`), so a
+   * run that misses the bound shows where the time went.
+   */
+  worst(n: number, origin: number): string[] {
+    const rel = (list: Observation[]) => list.map((o) => `${o.stage}@${((o.at - origin) / 1000).toFixed(1)}`);
+    return [...this.lags()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(
+        ([name, lag]) =>
+          `${name}: lag ${(lag / 1000).toFixed(1)} s; children ${rel(this.#children.get(name) ?? []).join(" ")}; ` +
+          `status ${rel(this.#statuses.get(name) ?? []).join(" ")}`,
+      );
+  }
+
   summary(boundMs: number): ConvergenceSummary {
     const all = [...this.lags().values()];
     const shown = all.filter((l) => l !== Infinity).sort((a, b) => a - b);

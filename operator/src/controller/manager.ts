@@ -4,6 +4,7 @@ import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Job, V1Pod } from "@
 import { GROUP, KIND, PLURAL, STUDY_KIND, STUDY_PLURAL, VERSION } from "../../../api/v1alpha1/index.ts";
 import { EventRecorder } from "../lib/events.ts";
 import { watchResource, type ResourceWatch } from "../lib/informer.ts";
+import { StringPool } from "../lib/intern.ts";
 import type { KubeConfigLike } from "../lib/kube-http.ts";
 import { watchNamespaces } from "../lib/namespaced-watch.ts";
 import { runWorkers, WorkQueue } from "../lib/workqueue.ts";
@@ -63,6 +64,12 @@ export class Manager {
       },
     });
     const namespaces = watchedNamespaces(config);
+    // One copy of each repeated string across every cache (lib/intern.ts): most of the operator's memory at scale.
+    const strings = new StringPool();
+    const interned =
+      <T>(slim: (obj: T) => T) =>
+      (obj: T): T =>
+        strings.internDeep(slim(obj));
     const onError = (what: string) => (error: unknown) =>
       log.warn(`${what} watch error, restarting`, { error: String(error) });
     const enqueueOwner = (obj: KubernetesObject) => {
@@ -106,18 +113,18 @@ export class Manager {
           onError: onError("DistillationJob"),
           // Who else wrote the status is in managedFields: slimDistillationJob keeps just that of them.
           stripManagedFields: false,
-          transform: slimDistillationJob,
+          transform: interned(slimDistillationJob),
         }),
       ),
-      jobs: watchOwned<V1Job>("/apis/batch/v1", "jobs", "Job", slimJob),
-      configMaps: watchOwned<V1ConfigMap>("/api/v1", "configmaps", "ConfigMap", slimConfigMap),
+      jobs: watchOwned<V1Job>("/apis/batch/v1", "jobs", "Job", interned(slimJob)),
+      configMaps: watchOwned<V1ConfigMap>("/api/v1", "configmaps", "ConfigMap", interned(slimConfigMap)),
       // Indexed by the UID of the Job that controls them: the pods of one child Job, without scanning every
       // cached pod on each reconcile, and only those that Job owns.
       pods: watchOwned<V1Pod>(
         "/api/v1",
         "pods",
         "Pod",
-        slimPod,
+        interned(slimPod),
         controllerUid,
         JOB_POD_SELECTOR,
         (pod) => this.ownJob(pod) && this.deletedPods.remember(pod),
@@ -159,7 +166,7 @@ export class Manager {
           path: collection(`/apis/${GROUP}/${VERSION}`, STUDY_PLURAL, ns),
           onEvent: (_t, obj) => studyQueue.add(keyOf(obj.metadata!.namespace!, obj.metadata!.name!)),
           onError: onError("DistillationStudy"),
-          transform: slimDistillationJob,
+          transform: interned(slimDistillationJob),
         }),
       );
       const studies = this.informers.studies;
