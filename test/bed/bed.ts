@@ -295,6 +295,11 @@ async function launch(l: Launch): Promise<BedState> {
     `--service-account-private-key-file=${pki.saPrivateKey}`, `--root-ca-file=${pki.caCert}`,
     `--cluster-signing-cert-file=${pki.caCert}`, `--cluster-signing-key-file=${pki.caKey}`,
     "--profiling=false",
+    // The Job controller's pod creations share the client's default 20 QPS with its events and status
+    // updates (~7 pods/s): at 10,000 jobs the bed, not the operator, would set the pace for a quarter of an
+    // hour. Kubernetes' own kubemark scale jobs raise the control plane components' limits the same way
+    // (test-infra: KUBEMARK_MASTER_COMPONENTS_QPS_LIMITS="--kube-api-qps=100 --kube-api-burst=100").
+    "--kube-api-qps=100", "--kube-api-burst=100",
   ]);
   // prettier-ignore
   start("kube-scheduler", [
