@@ -406,10 +406,17 @@ export async function runWorkers(
   const worker = async (): Promise<void> => {
     for (let key = await queue.get(); key !== undefined; key = await queue.get()) {
       await processOne(queue, key, reconcile, hooks);
+      // A reconcile with nothing to write never waits for I/O, and a ready key is handed out at once: without
+      // this, a long queue of such keys runs as one chain of microtasks and starves the event loop (3.1 s at
+      // 10,000 jobs: watch events, Lease renewals and every HTTP response waited). Go's workers are preempted.
+      await yieldToEventLoop();
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
 }
+
+/** Resolves after pending I/O callbacks and timers had their turn. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function processOne(queue: WorkQueue, key: string, reconcile: Reconcile, hooks: WorkerHooks) {
   const started = monotonicNow();

@@ -190,6 +190,22 @@ describe("WorkQueue", () => {
 });
 
 describe("runWorkers", () => {
+  it("lets timers and I/O run between reconciles that never wait for I/O (no microtask chain)", async () => {
+    const queue = new WorkQueue();
+    for (let i = 0; i < 2000; i++) queue.add(`job-${i}`);
+    let processed = 0;
+    let processedWhenTimerFired: number | undefined;
+    setTimeout(() => (processedWhenTimerFired = processed), 0);
+    const workers = runWorkers(queue, 8, async () => {
+      processed++;
+      if (processed === 2000) queue.shutDown();
+    });
+    await workers;
+    // A Lease renewal's timer (or a watch's data) would have waited for all 2000 before the fix.
+    expect(processedWhenTimerFired).toBeDefined();
+    expect(processedWhenTimerFired!).toBeLessThan(100);
+  });
+
   it("never runs one key on two workers at once and bounds concurrency", async () => {
     const queue = new WorkQueue();
     const running = new Set<string>();
