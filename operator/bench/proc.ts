@@ -5,14 +5,20 @@ import { readdirSync, readFileSync } from "node:fs";
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on Linux). */
 const TICKS = 100;
 
-/** The first process whose comm (up to 15 characters) equals each name; names not found are left out. */
-export function findProcesses(comms: string[]): Map<string, number> {
+/**
+ * The first process whose comm (up to 15 characters) equals each name and whose command line contains `marker`
+ * (the bed's directory: another bed's processes, e.g. one left behind by a killed run, are not this bed's);
+ * names not found are left out.
+ */
+export function findProcesses(comms: string[], marker = ""): Map<string, number> {
   const found = new Map<string, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const comm = readFileSync(`/proc/${entry}/comm`, "utf8").trim();
-      if (comms.includes(comm) && !found.has(comm)) found.set(comm, Number(entry));
+      if (!comms.includes(comm) || found.has(comm)) continue;
+      if (marker && !readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(marker)) continue;
+      found.set(comm, Number(entry));
     } catch {
       // Exited while listing.
     }

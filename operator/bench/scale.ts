@@ -17,7 +17,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import YAML from "yaml";
 import {
@@ -514,13 +514,10 @@ async function measure(b: Bed): Promise<Result> {
     const sampler = memoryPeakSampler(pid, port);
 
     const load = loadavg();
-    const bedProcesses = findProcesses([
-      "kube-apiserver",
-      "etcd",
-      "kube-controller",
-      "kube-scheduler",
-      "kwok",
-    ]);
+    const bedProcesses = findProcesses(
+      ["kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok"],
+      dirname(b.kubeconfig),
+    );
     bedProcesses.set("operator", pid);
     const cpuBefore = cpuSecondsOf(bedProcesses);
     log(`applying ${JOBS} DistillationJobs`);
