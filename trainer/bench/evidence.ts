@@ -294,7 +294,11 @@ export function analyseAdaptation(
   defaultLearningRate: number,
 ): AdaptationAnalysis {
   const names = [`${baseLoss} mokd`, `${featureLoss} mokd`, `${featureLoss} mokd projector=own`];
-  const relevant = runs.filter((r) => r.setting === setting && r.kind === "auto" && names.includes(base(r)));
+  // The same question under FAMO, when both of its configurations ran (evidence-adaptation-famo.yaml).
+  const famoNames = [`${baseLoss} mokd-amortized`, `${featureLoss} mokd-amortized`];
+  const withFamo = famoNames.every((n) => runs.some((r) => r.setting === setting && base(r) === n));
+  const wanted = withFamo ? [...names, ...famoNames] : names;
+  const relevant = runs.filter((r) => r.setting === setting && r.kind === "auto" && wanted.includes(base(r)));
   const { configs, seeds } = configurations(relevant);
   const of = (name: string) => configs.filter((c) => c.method === name);
   const atDefault = (c: Config) => c.learningRate === defaultLearningRate;
@@ -325,12 +329,24 @@ export function analyseAdaptation(
     ["the adaptation module helps", "the same, both at the default LR", withDefault, withoutDefault],
     ["projectorUpdate", "`own` vs `weighted` (both with the feature objective, LR tuned)", own, withModule],
   ];
+  const famoChoices: Choice[] = [];
+  if (withFamo) {
+    const famoWithout = chooseOnValidation("FAMO without the feature objective, LR tuned", of(famoNames[0]!));
+    const famoWith = chooseOnValidation("FAMO with the feature objective, LR tuned", of(famoNames[1]!));
+    famoChoices.push(famoWithout, famoWith);
+    rows.push([
+      "the adaptation module helps",
+      "under FAMO: with the feature objective vs without, both LR tuned",
+      famoWith,
+      famoWithout,
+    ]);
+  }
   const intervals = rows.map(([, , a, b]) => pairedInterval(testBySeed(a.config), testBySeed(b.config)));
   const adjusted = holm(intervals.map((i) => i.p));
   return {
     setting,
     seeds,
-    choices: [without, withModule, own, withoutDefault, withDefault],
+    choices: [without, withModule, own, withoutDefault, withDefault, ...famoChoices],
     comparisons: rows.map(([claim, question, a, b], i) => ({
       claim,
       question,

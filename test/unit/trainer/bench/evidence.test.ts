@@ -230,6 +230,36 @@ describe("evidence analysis", () => {
     expect(a.comparisons.every((c) => c.holmP >= c.interval.p)).toBe(true);
   });
 
+  it("the adaptation module under FAMO, when both FAMO configurations ran: chosen on validation, paired by seed", () => {
+    const variants = ["kd mokd", "kd+feature mokd", "kd+feature mokd projector=own"];
+    const famo = ["kd mokd-amortized", "kd+feature mokd-amortized"];
+    const runs = [1, 2, 3].flatMap((seed) =>
+      [0.002, 0.008].flatMap((lr) => [
+        ...variants.map((m) => run(m, "auto", lr, seed, 80, 80)),
+        // FAMO with the module: best on validation at 0.008, where it is 0.4 + 0.1 seed points better on test.
+        ...famo.map((m, v) =>
+          run(
+            m,
+            "auto",
+            lr,
+            seed,
+            80 + (v === 1 && lr === 0.008 ? 1 : 0),
+            80 + (v === 1 && lr === 0.008 ? 0.4 + 0.1 * seed : 0),
+          ),
+        ),
+      ]),
+    );
+    const a = analyseAdaptation("s", runs, "kd", "kd+feature", 0.002);
+    expect(a.comparisons).toHaveLength(4);
+    const underFamo = a.comparisons[3]!;
+    expect(underFamo.question).toContain("FAMO");
+    expect(underFamo.a.config).toMatchObject({ method: "kd+feature mokd-amortized", learningRate: 0.008 });
+    expect(underFamo.interval.mean).toBeCloseTo(0.6, 10);
+    // Without the FAMO runs the analysis is as before: three comparisons.
+    const withoutFamo = runs.filter((r) => !r.method.includes("amortized"));
+    expect(analyseAdaptation("s", withoutFamo, "kd", "kd+feature", 0.002).comparisons).toHaveLength(3);
+  });
+
   it("a reduced study (one LR, no controls) compares what ran, each distinct pair once", () => {
     const runs = [1, 2, 3].flatMap((seed) => [
       run("kd sum alpha=0.5", "fixed", 0.005, seed, 80, 80),
