@@ -4,7 +4,7 @@
 // them. Everything it changes on the host is recorded first and undone by stopNode (host.ts).
 import { execFile, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { LOCAL_NODE } from "./config.ts";
@@ -187,6 +187,19 @@ export const NODE_DIR_PREFIX = "/var/tmp/mokd-node-";
  * of it is live): run before every start and by the watchdog (`node test/bed/cli.ts clean-node`).
  */
 export function cleanStale(log: (m: string) => void): void {
+  // A run killed before its teardown (its bed CLI crashed) leaves its node's daemons running; a live kubelet of
+  // another run removes the pods' cgroups it does not know, so every new pod's sandbox dies within seconds.
+  const daemons = staleNodeDaemons();
+  if (daemons.length > 0) {
+    log(`killing the node daemons of an earlier run: ${daemons.map((d) => `${d.name} ${d.pid}`).join(", ")}`);
+    for (const { pid } of daemons) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  }
   const chains = kubeChains();
   const cgroups = kubepodsCgroups();
   const bridge = existsSync(`/sys/class/net/${CNI_BRIDGE}`);
@@ -307,6 +320,24 @@ export async function importImage(socket: string, tarball: string): Promise<void
 export async function listImages(socket: string): Promise<string[]> {
   const { stdout } = await run("ctr", ["--address", socket, "-n", CRI_NAMESPACE, "images", "ls", "-q"]);
   return stdout.split("\n").filter(Boolean);
+}
+
+/** kubelet, kube-proxy and containerd processes of any node work dir (the caller holds the bed lock: stale). */
+function staleNodeDaemons(): { name: string; pid: number }[] {
+  const found: { name: string; pid: number }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      const name = basename(cmdline[0] ?? "");
+      const daemon = name === "kubelet" || name === "kube-proxy" || name === "containerd";
+      if (daemon && cmdline.some((arg) => arg.includes(NODE_DIR_PREFIX)))
+        found.push({ name, pid: Number(entry) });
+    } catch {
+      // Exited while listing.
+    }
+  }
+  return found;
 }
 
 /** Pids in the kubepods cgroups: the containers and sandboxes, which outlive the kubelet. */
