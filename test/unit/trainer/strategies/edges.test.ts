@@ -278,6 +278,9 @@ describe("mokd's minimum weight (strategy.mokdMinWeight) and the run-start warni
     expect(withFeature[0]).toMatch(/feature loss/);
     expect(warnings({ name: "sum" }, { feature: { enabled: true } })).toEqual([]);
     expect(warnings({ name: "mokd-amortized" }, {})).toEqual([]);
+    const famoFeature = warnings({ name: "mokd-amortized" }, { feature: { enabled: true } });
+    expect(famoFeature).toHaveLength(1);
+    expect(famoFeature[0]).toMatch(/FAMO\) with the feature objective.*1\.44 points below/);
     expect(warnings({ name: "mokd" }, { task: { enabled: false } })).toEqual([]);
   });
 });
