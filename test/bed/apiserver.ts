@@ -80,10 +80,13 @@ export class ExtraApiserver {
     const bed = apiserverCommand(bedPort);
     const workDir = dirname(flag(bed, "cert-dir"));
     const port = await freePort();
+    // Not an endpoint of the `kubernetes` Service: with the bed's lease reconciler it wrote its own port into that
+    // Service's endpoints (same address, other port), so pods on the real node reached it through 10.96.0.1 and
+    // got ECONNREFUSED while a resilience test had it stopped (an in-pod operator of another file lost the API).
     const argv = withFlag(
-      withFlag(bed, "secure-port", String(port)),
-      "cert-dir",
-      join(workDir, `apiserver-${port}`),
+      withFlag(withFlag(bed, "secure-port", String(port)), "cert-dir", join(workDir, `apiserver-${port}`)),
+      "endpoint-reconciler-type",
+      "none",
     );
     const user = kc.getCurrentUser();
     const admin = {
