@@ -192,13 +192,7 @@ export function cleanStale(log: (m: string) => void): void {
   const daemons = staleNodeDaemons();
   if (daemons.length > 0) {
     log(`killing the node daemons of an earlier run: ${daemons.map((d) => `${d.name} ${d.pid}`).join(", ")}`);
-    for (const { pid } of daemons) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
+    killAll(daemons.map((d) => d.pid));
   }
   const chains = kubeChains();
   const cgroups = kubepodsCgroups();
@@ -324,20 +318,36 @@ export async function listImages(socket: string): Promise<string[]> {
 
 /** kubelet, kube-proxy and containerd processes of any node work dir (the caller holds the bed lock: stale). */
 function staleNodeDaemons(): { name: string; pid: number }[] {
-  const found: { name: string; pid: number }[] = [];
+  const daemons = new Set(["kubelet", "kube-proxy", "containerd"]);
+  return processesWhere(
+    (cmdline) =>
+      daemons.has(basename(cmdline[0] ?? "")) && cmdline.some((arg) => arg.includes(NODE_DIR_PREFIX)),
+  ).map(({ pid, cmdline }) => ({ name: basename(cmdline[0] ?? ""), pid }));
+}
+
+/** Processes whose command line (argv) matches. */
+function processesWhere(match: (cmdline: string[]) => boolean): { pid: number; cmdline: string[] }[] {
+  const found: { pid: number; cmdline: string[] }[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      const name = basename(cmdline[0] ?? "");
-      const daemon = name === "kubelet" || name === "kube-proxy" || name === "containerd";
-      if (daemon && cmdline.some((arg) => arg.includes(NODE_DIR_PREFIX)))
-        found.push({ name, pid: Number(entry) });
+      if (match(cmdline)) found.push({ pid: Number(entry), cmdline });
     } catch {
       // Exited while listing.
     }
   }
   return found;
+}
+
+function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
 }
 
 /** Pids in the kubepods cgroups: the containers and sandboxes, which outlive the kubelet. */
@@ -357,27 +367,17 @@ function kubepodsPids(): number[] {
 }
 
 function killKubepods(): void {
-  for (const pid of kubepodsPids()) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
+  killAll(kubepodsPids());
 }
 
 /** containerd's shims run in sessions of their own (they outlive containerd by design): find them by socket. */
 function killShims(socketOrPrefix: string): void {
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      const ours = cmdline.some((arg) => arg.startsWith(socketOrPrefix));
-      if (cmdline[0]?.includes("containerd-shim") && ours) process.kill(Number(entry), "SIGKILL");
-    } catch {
-      // Exited while listing.
-    }
-  }
+  const shims = processesWhere(
+    (cmdline) =>
+      Boolean(cmdline[0]?.includes("containerd-shim")) &&
+      cmdline.some((arg) => arg.startsWith(socketOrPrefix)),
+  );
+  killAll(shims.map((p) => p.pid));
 }
 
 /** Stops the node and undoes its host changes; returns what it could not undo (empty when clean). */

@@ -361,6 +361,19 @@ describe("template.runPolicy.pendingDeadlineSeconds on a study's stages", () => 
       },
     });
   const teacherDone = { job: stageJob("pilot-teacher", { succeeded: 1, conditions: [complete] }), pods: [] };
+  /** The status derived `seconds` after NOW from `previous`, with the teacher done and these variants. */
+  const derivedAfter = (
+    previous: ReturnType<typeof deriveStudyStatus>,
+    d: ReturnType<typeof deadline>,
+    variants: NonNullable<Parameters<typeof observed>[0]>["variants"],
+    seconds: number,
+  ) =>
+    deriveStudyStatus(
+      withStatus(previous, d),
+      observed({ teacher: teacherDone, variants }),
+      later(NOW, seconds),
+      GPU,
+    );
 
   it("a variants stage whose pods do not start fails the study with the stuck reason, naming the stage", () => {
     const d = deadline(60);
@@ -371,19 +384,9 @@ describe("template.runPolicy.pendingDeadlineSeconds on a study's stages", () => 
     const first = deriveStudyStatus(d, observed({ teacher: teacherDone, variants }), NOW, GPU);
     expect(first).toMatchObject({ phase: "Pending", stage: "Variants" });
     expect(condition(first, "Running")?.reason).toBe("Unschedulable");
-    const before = deriveStudyStatus(
-      withStatus(first, d),
-      observed({ teacher: teacherDone, variants }),
-      later(NOW, 59),
-      GPU,
-    );
+    const before = derivedAfter(first, d, variants, 59);
     expect(before.phase).toBe("Pending");
-    const st = deriveStudyStatus(
-      withStatus(before, d),
-      observed({ teacher: teacherDone, variants }),
-      later(NOW, 60),
-      GPU,
-    );
+    const st = derivedAfter(before, d, variants, 60);
     expect(st).toMatchObject({ phase: "Failed", stage: "Variants", completionTime: later(NOW, 60) });
     expect(condition(st, "Failed")).toMatchObject({ status: "True", reason: "Unschedulable" });
     expect(condition(st, "Failed")?.message).toBe(
@@ -423,25 +426,10 @@ describe("template.runPolicy.pendingDeadlineSeconds on a study's stages", () => 
       job: stageJob("pilot-variants", { active: 1, succeeded: 1, completedIndexes: "0" }),
       pods: [unschedulable(1)],
     };
-    const pending = deriveStudyStatus(
-      withStatus(running, d),
-      observed({ teacher: teacherDone, variants }),
-      later(NOW, 610),
-      GPU,
-    );
-    const still = deriveStudyStatus(
-      withStatus(pending, d),
-      observed({ teacher: teacherDone, variants }),
-      later(NOW, 660),
-      GPU,
-    );
+    const pending = derivedAfter(running, d, variants, 610);
+    const still = derivedAfter(pending, d, variants, 660);
     expect(still.phase).toBe("Pending");
-    const st = deriveStudyStatus(
-      withStatus(still, d),
-      observed({ teacher: teacherDone, variants }),
-      later(NOW, 671),
-      GPU,
-    );
+    const st = derivedAfter(still, d, variants, 671);
     expect(st.phase).toBe("Failed");
   });
 
