@@ -483,6 +483,17 @@ describe.concurrent("jobs stuck before running: the reason at once, a pending de
         .join("\n"),
     });
     expect(created.code, created.stderr).toBe(0);
+    // Until the quota controller has written the quota's status, admission refuses pods with "status unknown for
+    // quota" instead of "exceeded quota" (a user's quota exists long before their jobs): wait for it.
+    const counted = await kubectl([
+      "wait",
+      "-n",
+      ns,
+      "resourcequota/no-pods",
+      "--for=jsonpath={.status.hard.pods}=0",
+      "--timeout=30s",
+    ]);
+    expect(counted.code, counted.stderr).toBe(0);
     try {
       await jobs.create("quota", { runtime: { priorityClassName: pc } });
       const stuck = await jobs.waitStatus(
