@@ -19,7 +19,14 @@ import {
   snapshotHost,
   type HostSnapshot,
 } from "./host.ts";
-import { startComponent, stopGroups, untilReady, type Component } from "./processes.ts";
+import {
+  killAll,
+  processesWhere,
+  startComponent,
+  stopGroups,
+  untilReady,
+  type Component,
+} from "./processes.ts";
 
 const run = promisify(execFile);
 
@@ -323,31 +330,6 @@ function staleNodeDaemons(): { name: string; pid: number }[] {
     (cmdline) =>
       daemons.has(basename(cmdline[0] ?? "")) && cmdline.some((arg) => arg.includes(NODE_DIR_PREFIX)),
   ).map(({ pid, cmdline }) => ({ name: basename(cmdline[0] ?? ""), pid }));
-}
-
-/** Processes whose command line (argv) matches. */
-function processesWhere(match: (cmdline: string[]) => boolean): { pid: number; cmdline: string[] }[] {
-  const found: { pid: number; cmdline: string[] }[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (match(cmdline)) found.push({ pid: Number(entry), cmdline });
-    } catch {
-      // Exited while listing.
-    }
-  }
-  return found;
-}
-
-function killAll(pids: number[]): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
 }
 
 /** Pids in the kubepods cgroups: the containers and sandboxes, which outlive the kubelet. */

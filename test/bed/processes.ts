@@ -1,7 +1,7 @@
 // Each component runs in its own process group (detached), writing to its own log file, so that teardown can
 // kill the whole group and nothing outlives the bed.
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 export interface Component {
@@ -90,5 +90,30 @@ export async function untilReady(
     if (await check()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(200);
+  }
+}
+
+/** Processes whose command line (argv) matches (a /proc scan: the sweeps of stale daemons a killed run left). */
+export function processesWhere(match: (cmdline: string[]) => boolean): { pid: number; cmdline: string[] }[] {
+  const found: { pid: number; cmdline: string[] }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (match(cmdline)) found.push({ pid: Number(entry), cmdline });
+    } catch {
+      // Exited while listing.
+    }
+  }
+  return found;
+}
+
+export function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
   }
 }

@@ -6,6 +6,7 @@
 //   node trainer/bench/evidence.ts trainer/bench/results/evidence.json[,more.json] [--json out.json]
 //     [--loss kd] (the loss of the headline analysis) [--adaptation kd+feature] (the adaptation-module analysis:
 //     that loss's mokd, with the feature objective, against the headline loss's mokd)
+//     [--best-loss kd,lskd,dist,dkd] (mokd's loss chosen on validation against the best fixed cell of any loss)
 // Several files (one per range of seeds, --first-seed) are merged; a (setting, method, seed) two files both hold
 // is taken from the first.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -70,6 +71,14 @@ export function configurations(runs: Run[]): { configs: Config[]; seeds: number[
 }
 
 const alphaOf = (method: string) => Number(/alpha=([0-9.]+)/.exec(method)?.[1] ?? Number.NaN);
+
+/** The grid cell a study labels "(published)" (each loss's own weighting); alpha 0.9 (KD's) when none is. */
+const isPublished = (c: Config, fixed: Config[]) =>
+  fixed.some((f) => f.method.includes("(published)"))
+    ? c.method.includes("(published)")
+    : alphaOf(c.method) === 0.9;
+const publishedCell = (fixed: Config[]) =>
+  `alpha ${alphaOf(fixed.find((c) => isPublished(c, fixed))?.method ?? "alpha=0.9")}`;
 
 /** The configuration of highest mean validation accuracy among `candidates`, with the grid edges it sits on. */
 export function chooseOnValidation(label: string, candidates: Config[]): Choice {
@@ -159,8 +168,8 @@ export function analyse(
     fixed: maybeChoose("best fixed cell, alpha and LR tuned", fixed),
     fixedDefault: maybeChoose("best fixed cell at the default LR", fixed.filter(atDefault)),
     published: maybeChoose(
-      "published weighting (alpha 0.9), LR tuned",
-      fixed.filter((c) => alphaOf(c.method) === 0.9),
+      `published weighting (${publishedCell(fixed)}), LR tuned`,
+      fixed.filter((c) => isPublished(c, fixed)),
     ),
     mokd: maybeChoose("mokd, LR tuned", of(named("mokd"))),
     mokdDefault: maybeChoose("mokd at the default LR (untuned)", of(named("mokd")).filter(atDefault)),
@@ -359,6 +368,66 @@ export function analyseAdaptation(
   };
 }
 
+export interface BestLossAnalysis {
+  setting: string;
+  losses: string[];
+  seeds: number[];
+  choices: Choice[];
+  comparisons: Comparison[];
+}
+
+/**
+ * Issue 16's "a method's best loss, the best of anything", chosen on validation like every other choice: exact
+ * MoKD's loss and learning rate against the best fixed cell of any loss (loss, alpha and learning rate), and MoKD
+ * at the default rate (its loss chosen on validation) against the same; paired by seed over the seeds every
+ * configuration of these losses finished, Holm over these comparisons.
+ */
+export function analyseBestLoss(
+  setting: string,
+  runs: Run[],
+  losses: string[],
+  defaultLearningRate: number,
+): BestLossAnalysis {
+  const relevant = runs.filter(
+    (r) => r.setting === setting && r.loss !== undefined && losses.includes(r.loss),
+  );
+  const { configs, seeds } = configurations(relevant);
+  const mokd = configs.filter((c) => c.kind === "auto" && losses.some((l) => c.method === `${l} mokd`));
+  const fixed = configs.filter((c) => c.kind === "fixed");
+  const fixedChoice = chooseOnValidation("best fixed cell of any loss, loss, alpha and LR tuned", fixed);
+  const mokdChoice = chooseOnValidation("mokd, loss and LR tuned", mokd);
+  const mokdDefault = chooseOnValidation(
+    "mokd at the default LR, loss tuned",
+    mokd.filter((c) => c.learningRate === defaultLearningRate),
+  );
+  const rows = distinctComparisons([
+    ["better than tuned KD (any loss)", "mokd vs the best fixed cell of any loss", mokdChoice, fixedChoice],
+    [
+      "no tuning needed (any loss)",
+      "mokd at the default LR vs the best fixed cell of any loss",
+      mokdDefault,
+      fixedChoice,
+    ],
+  ]);
+  const intervals = rows.map(([, , a, b]) => pairedInterval(testBySeed(a.config), testBySeed(b.config)));
+  const adjusted = holm(intervals.map((i) => i.p));
+  return {
+    setting,
+    losses,
+    seeds,
+    choices: [fixedChoice, mokdChoice, mokdDefault],
+    comparisons: rows.map(([claim, question, a, b], i) => ({
+      claim,
+      question,
+      a,
+      b,
+      unit: "points",
+      interval: intervals[i]!,
+      holmP: adjusted[i]!,
+    })),
+  };
+}
+
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "—");
 const signed = (x: number) => `${x >= 0 ? "+" : ""}${f2(x)}`;
 const p3 = (p: number) => (Number.isNaN(p) ? "—" : p < 0.001 ? "<0.001" : p.toFixed(3));
@@ -431,6 +500,24 @@ export function adaptationMarkdown(a: AdaptationAnalysis): string {
   ].join("\n");
 }
 
+export function bestLossMarkdown(a: BestLossAnalysis): string {
+  return [
+    `### ${a.setting}: the best loss (${a.losses.join(", ")}), ${a.seeds.length} seeds (${a.seeds.join(", ")})`,
+    "",
+    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+    "",
+    "| choice | configuration | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...a.choices.map(choiceRow),
+    "",
+    `Comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
+    "",
+    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
+    "|---|---|---|---|---|---|---|",
+    ...a.comparisons.map(comparisonRow),
+  ].join("\n");
+}
+
 /** The runs of several files, each (setting, method, seed) once: the first file's. */
 export function mergeRuns(files: Run[][]): Run[] {
   const seen = new Set<string>();
@@ -448,6 +535,7 @@ async function main(): Promise<void> {
       json: { type: "string" },
       loss: { type: "string", default: "kd" },
       adaptation: { type: "string" },
+      "best-loss": { type: "string" },
     },
     allowPositionals: true,
   });
@@ -477,9 +565,20 @@ async function main(): Promise<void> {
           analyseAdaptation(s.name, runs, values.loss, featureLoss, Number(s.training.learningRate)),
         )
     : [];
-  const sections = [...analyses.map(markdown), ...adaptations.map(adaptationMarkdown)];
+  const bestLossOf = values["best-loss"]?.split(",");
+  const bestLoss = bestLossOf
+    ? settings
+        .filter((s) => bestLossOf.every((l) => runs.some((r) => r.setting === s.name && r.loss === l)))
+        .map((s) => analyseBestLoss(s.name, runs, bestLossOf, Number(s.training.learningRate)))
+    : [];
+  const sections = [
+    ...analyses.map(markdown),
+    ...adaptations.map(adaptationMarkdown),
+    ...bestLoss.map(bestLossMarkdown),
+  ];
   process.stdout.write(`${sections.join("\n\n")}\n`);
-  if (values.json) writeFileSync(values.json, JSON.stringify({ analyses, adaptations }, null, 2) + "\n");
+  if (values.json)
+    writeFileSync(values.json, JSON.stringify({ analyses, adaptations, bestLoss }, null, 2) + "\n");
 }
 
 if (import.meta.main) await main();

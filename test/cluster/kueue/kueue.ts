@@ -27,7 +27,7 @@ import {
   waitCrdEstablished,
   waitFor,
 } from "../../bed/env.ts";
-import { stopGroups, tail } from "../../bed/processes.ts";
+import { killAll, processesWhere, stopGroups, tail } from "../../bed/processes.ts";
 import { freePort } from "../packaging/prometheus.ts";
 
 const run = promisify(execFile);
@@ -74,6 +74,16 @@ function tryLock(): boolean {
 /** Waits (up to `ms`) until this process holds the bed's Kueue lock. */
 async function lockKueue(ms: number): Promise<void> {
   await waitFor("the bed's Kueue (another test file is using it)", async () => tryLock(), ms, 1000);
+}
+
+/**
+ * A run killed before stop() leaves its Kueue (a detached process, outside the bed's process groups) and the
+ * metrics cert dir behind; holding the host-wide lock, any Kueue of the bed's binary and that dir are stale.
+ */
+function sweepStaleKueue(): void {
+  const binary = join(binDir(), "kueue");
+  killAll(processesWhere((cmdline) => cmdline[0] === binary).map((p) => p.pid));
+  rmSync(METRICS_CERT_DIR, { recursive: true, force: true });
 }
 
 type Doc = Record<string, unknown> & { kind?: string; metadata?: Record<string, unknown> };
@@ -232,9 +242,8 @@ export class Kueue {
       await freePort(),
     ];
     const caBundle = await servingCert(dir);
+    sweepStaleKueue();
     const createdEtc = !existsSync("/etc/kueue");
-    if (existsSync(METRICS_CERT_DIR))
-      throw new Error(`${METRICS_CERT_DIR} exists: another Kueue on this machine?`);
     mkdirSync(METRICS_CERT_DIR, { recursive: true });
     for (const f of ["tls.crt", "tls.key"]) copyFileSync(join(dir, f), join(METRICS_CERT_DIR, f));
     writeFileSync(

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   analyse,
   analyseAdaptation,
+  analyseBestLoss,
   chooseOnValidation,
   configurations,
 } from "../../../../trainer/bench/evidence.ts";
@@ -280,6 +281,46 @@ describe("evidence analysis", () => {
       "mokd, LR tuned",
       "mokd at the default LR (untuned)",
     ]);
+  });
+
+  it("the published weighting is the cell the study labels so (each loss its own), alpha 0.9 when none is", () => {
+    const runs = [1, 2].flatMap((seed) => [
+      run("lskd sum alpha=0.9", "fixed", 0.005, seed, 81, 81),
+      run("lskd sum alpha=0.99 (published)", "fixed", 0.005, seed, 80, 80),
+      run("lskd mokd", "auto", 0.005, seed, 82, 82),
+    ]);
+    const published = analyse("s", runs, 0.005, 10).choices.find((c) => c.label.startsWith("published"))!;
+    expect(published.label).toBe("published weighting (alpha 0.99), LR tuned");
+    expect(published.config.method).toBe("lskd sum alpha=0.99 (published)");
+  });
+
+  it("the best loss: mokd's loss and the best fixed cell of any loss both chosen on validation, never on test", () => {
+    const runs = [1, 2, 3].flatMap((seed) => [
+      // kd's cell wins on validation, lskd's on test: the choice must be kd's.
+      run("kd sum alpha=0.5", "fixed", 0.005, seed, 84, 80),
+      run("lskd sum alpha=0.9", "fixed", 0.005, seed, 83, 90),
+      run("kd mokd", "auto", 0.005, seed, 82, 81 + seed / 10),
+      run("kd mokd", "auto", 0.002, seed, 80, 79),
+      // lskd's mokd wins on validation at 0.002 only, loses on test.
+      run("lskd mokd", "auto", 0.005, seed, 81, 95),
+      run("lskd mokd", "auto", 0.002, seed, 81.5, 78),
+      run("student alone (CE)", "alone", 0.005, seed, 70, 70),
+    ]);
+    const a = analyseBestLoss("s", runs, ["kd", "lskd"], 0.002);
+    expect(a.seeds).toEqual([1, 2, 3]);
+    expect(a.choices.map((c) => `${c.config.method} @ ${c.config.learningRate}`)).toEqual([
+      "kd sum alpha=0.5 @ 0.005",
+      "kd mokd @ 0.005",
+      "lskd mokd @ 0.002",
+    ]);
+    expect(a.comparisons.map((c) => c.claim)).toEqual([
+      "better than tuned KD (any loss)",
+      "no tuning needed (any loss)",
+    ]);
+    expect(a.comparisons[0]!.interval.mean).toBeCloseTo(1.2, 10); // 81.2 - 80 on test
+    expect(a.comparisons[1]!.interval.mean).toBeCloseTo(-2, 10); // 78 - 80
+    // The student alone takes no part in the choice.
+    expect(a.choices.some((c) => c.config.kind === "alone")).toBe(false);
   });
 
   it("paired t-interval and Holm against hand values", () => {
