@@ -7,6 +7,7 @@
 //     [--loss kd] (the loss of the headline analysis) [--adaptation kd+feature] (the adaptation-module analysis:
 //     that loss's mokd, with the feature objective, against the headline loss's mokd)
 //     [--best-loss kd,lskd,dist,dkd] (mokd's loss chosen on validation against the best fixed cell of any loss)
+//     [--pairs "variant:base,..."] (named methods against each other, each one's learning rate on validation)
 // Several files (one per range of seeds, --first-seed) are merged; a (setting, method, seed) two files both hold
 // is taken from the first.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -368,6 +369,49 @@ export function analyseAdaptation(
   };
 }
 
+export interface PairsAnalysis {
+  setting: string;
+  seeds: number[];
+  choices: Choice[];
+  comparisons: Comparison[];
+}
+
+/**
+ * Named variants against their bases (`--pairs "kd mokd minWeight=0.1:kd mokd"`): each method's learning rate
+ * chosen on validation, test paired by seed over the seeds all of them finished, Holm over these pairs.
+ */
+export function analysePairs(setting: string, runs: Run[], pairs: [string, string][]): PairsAnalysis {
+  const names = [...new Set(pairs.flat())];
+  const relevant = runs.filter((r) => r.setting === setting && names.includes(base(r)));
+  const { configs, seeds } = configurations(relevant);
+  const chosen = new Map(
+    names.map((n) => [
+      n,
+      chooseOnValidation(
+        `${n}, LR tuned`,
+        configs.filter((c) => c.method === n),
+      ),
+    ]),
+  );
+  const rows = pairs.map(([a, b]) => [chosen.get(a)!, chosen.get(b)!] as const);
+  const intervals = rows.map(([a, b]) => pairedInterval(testBySeed(a.config), testBySeed(b.config)));
+  const adjusted = holm(intervals.map((i) => i.p));
+  return {
+    setting,
+    seeds,
+    choices: [...chosen.values()],
+    comparisons: rows.map(([a, b], i) => ({
+      claim: "variant",
+      question: `${a.config.method} vs ${b.config.method}, both LR tuned`,
+      a,
+      b,
+      unit: "points",
+      interval: intervals[i]!,
+      holmP: adjusted[i]!,
+    })),
+  };
+}
+
 export interface BestLossAnalysis {
   setting: string;
   losses: string[];
@@ -518,6 +562,24 @@ export function bestLossMarkdown(a: BestLossAnalysis): string {
   ].join("\n");
 }
 
+export function pairsMarkdown(a: PairsAnalysis): string {
+  return [
+    `### ${a.setting}: variants against their bases, ${a.seeds.length} seeds (${a.seeds.join(", ")})`,
+    "",
+    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+    "",
+    "| choice | configuration | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...a.choices.map(choiceRow),
+    "",
+    `Comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
+    "",
+    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
+    "|---|---|---|---|---|---|---|",
+    ...a.comparisons.map(comparisonRow),
+  ].join("\n");
+}
+
 /** The runs of several files, each (setting, method, seed) once: the first file's. */
 export function mergeRuns(files: Run[][]): Run[] {
   const seen = new Set<string>();
@@ -536,6 +598,7 @@ async function main(): Promise<void> {
       loss: { type: "string", default: "kd" },
       adaptation: { type: "string" },
       "best-loss": { type: "string" },
+      pairs: { type: "string" },
     },
     allowPositionals: true,
   });
@@ -571,14 +634,21 @@ async function main(): Promise<void> {
         .filter((s) => bestLossOf.every((l) => runs.some((r) => r.setting === s.name && r.loss === l)))
         .map((s) => analyseBestLoss(s.name, runs, bestLossOf, Number(s.training.learningRate)))
     : [];
+  const pairsOf = values.pairs?.split(",").map((p) => p.split(":") as [string, string]);
+  const pairs = pairsOf
+    ? settings
+        .filter((s) => pairsOf.flat().every((n) => runs.some((r) => r.setting === s.name && base(r) === n)))
+        .map((s) => analysePairs(s.name, runs, pairsOf))
+    : [];
   const sections = [
     ...analyses.map(markdown),
     ...adaptations.map(adaptationMarkdown),
     ...bestLoss.map(bestLossMarkdown),
+    ...pairs.map(pairsMarkdown),
   ];
   process.stdout.write(`${sections.join("\n\n")}\n`);
   if (values.json)
-    writeFileSync(values.json, JSON.stringify({ analyses, adaptations, bestLoss }, null, 2) + "\n");
+    writeFileSync(values.json, JSON.stringify({ analyses, adaptations, bestLoss, pairs }, null, 2) + "\n");
 }
 
 if (import.meta.main) await main();

@@ -7,6 +7,7 @@ import {
   analyse,
   analyseAdaptation,
   analyseBestLoss,
+  analysePairs,
   chooseOnValidation,
   configurations,
 } from "../../../../trainer/bench/evidence.ts";
@@ -321,6 +322,20 @@ describe("evidence analysis", () => {
     expect(a.comparisons[1]!.interval.mean).toBeCloseTo(-2, 10); // 78 - 80
     // The student alone takes no part in the choice.
     expect(a.choices.some((c) => c.config.kind === "alone")).toBe(false);
+  });
+
+  it("variants against their bases: each one's LR on validation, paired by seed, Holm over the pairs", () => {
+    const runs = [1, 2, 3, 4].flatMap((seed) => [
+      run("kd mokd", "auto", 0.002, seed, 80, 80),
+      run("kd mokd", "auto", 0.005, seed, 81, 79),
+      run("kd mokd minWeight=0.1", "auto", 0.002, seed, 82, 80 + seed / 10),
+      run("kd mokd minWeight=0.1", "auto", 0.005, seed, 81, 90),
+    ]);
+    const a = analysePairs("s", runs, [["kd mokd minWeight=0.1", "kd mokd"]]);
+    expect(a.choices.map((c) => c.config.learningRate)).toEqual([0.002, 0.005]);
+    expect(a.comparisons).toHaveLength(1);
+    expect(a.comparisons[0]!.interval.mean).toBeCloseTo(1.25, 10); // 80.25 - 79
+    expect(a.comparisons[0]!.holmP).toBe(a.comparisons[0]!.interval.p);
   });
 
   it("paired t-interval and Holm against hand values", () => {
