@@ -82,14 +82,14 @@ const publishedCell = (fixed: Config[]) =>
   `alpha ${alphaOf(fixed.find((c) => isPublished(c, fixed))?.method ?? "alpha=0.9")}`;
 
 /** The configuration of highest mean validation accuracy among `candidates`, with the grid edges it sits on. */
-export function chooseOnValidation(label: string, candidates: Config[]): Choice {
+export function chooseOnValidation(label: string, candidates: Config[], gridAlphas: number[] = []): Choice {
   if (!candidates.length) throw new Error(`${label}: no configuration to choose from`);
   const best = candidates.reduce((a, b) => (b.validation > a.validation ? b : a));
   const edges: string[] = [];
   const lrs = [...new Set(candidates.map((c) => c.learningRate))].sort((a, b) => a - b);
   if (lrs.length > 1 && (best.learningRate === lrs[0] || best.learningRate === lrs.at(-1)))
     edges.push(`learning rate ${best.learningRate} at the edge of ${lrs.join("/")}`);
-  const alphas = [...new Set(candidates.map((c) => alphaOf(c.method)))]
+  const alphas = [...new Set([...candidates.map((c) => alphaOf(c.method)), ...gridAlphas])]
     .filter(Number.isFinite)
     .sort((a, b) => a - b);
   const alpha = alphaOf(best.method);
@@ -99,8 +99,8 @@ export function chooseOnValidation(label: string, candidates: Config[]): Choice 
 }
 
 /** chooseOnValidation, or undefined when the study ran no such configuration (a reduced study). */
-const maybeChoose = (label: string, candidates: Config[]) =>
-  candidates.length ? chooseOnValidation(label, candidates) : undefined;
+const maybeChoose = (label: string, candidates: Config[], gridAlphas: number[] = []) =>
+  candidates.length ? chooseOnValidation(label, candidates, gridAlphas) : undefined;
 
 type Row = [claim: string, question: string, a: Choice | undefined, b: Choice | undefined];
 
@@ -161,13 +161,15 @@ export function analyse(
   const atDefault = (c: Config) => c.learningRate === defaultLearningRate;
   const named = (name: string) => (c: Config) => c.method.endsWith(` ${name}`) && c.kind === "auto";
   const fixed = of((c) => c.kind === "fixed");
+  // The student alone is the KD grid's alpha 0 (cross-entropy only): a best cell next to it is not at an edge.
+  const aloneAlpha = of((c) => c.kind === "alone").length ? [0] : [];
   const optional = {
     alone: maybeChoose(
       "student alone, LR tuned",
       of((c) => c.kind === "alone"),
     ),
-    fixed: maybeChoose("best fixed cell, alpha and LR tuned", fixed),
-    fixedDefault: maybeChoose("best fixed cell at the default LR", fixed.filter(atDefault)),
+    fixed: maybeChoose("best fixed cell, alpha and LR tuned", fixed, aloneAlpha),
+    fixedDefault: maybeChoose("best fixed cell at the default LR", fixed.filter(atDefault), aloneAlpha),
     published: maybeChoose(
       `published weighting (${publishedCell(fixed)}), LR tuned`,
       fixed.filter((c) => isPublished(c, fixed)),

@@ -177,6 +177,23 @@ describe("evidence analysis", () => {
     expect(choice.edges).toEqual(["alpha 0.9 at the edge of 0.5/0.9"]);
   });
 
+  it("the student alone is the KD grid's alpha 0: the lowest cell next to it is not flagged as an edge", () => {
+    const cells = (seed: number) => [
+      run("kd sum alpha=0.1", "fixed", 0.005, seed, 82, 82),
+      run("kd sum alpha=0.5", "fixed", 0.005, seed, 81, 81),
+      run("kd mokd", "auto", 0.005, seed, 81, 81),
+    ];
+    const without = analyse("s", [1, 2].flatMap(cells), 0.005, 10).choices[0]!;
+    expect(without.edges).toEqual(["alpha 0.1 at the edge of 0.1/0.5"]);
+    const withAlone = [1, 2].flatMap((seed) => [
+      ...cells(seed),
+      run("student alone (CE)", "alone", 0.005, seed, 80, 80),
+    ]);
+    const chosen = analyse("s", withAlone, 0.005, 10).choices.find((c) => c.label.startsWith("best fixed"))!;
+    expect(chosen.config.method).toBe("kd sum alpha=0.1");
+    expect(chosen.edges).toEqual([]);
+  });
+
   it("uses only seeds every configuration finished, and pairs the headline comparisons by seed", () => {
     const methods: [string, Run["kind"]][] = [
       ["student alone (CE)", "alone"],
