@@ -7,7 +7,8 @@
 //     [--loss kd] (the loss of the headline analysis) [--adaptation kd+feature] (the adaptation-module analysis:
 //     that loss's mokd, with the feature objective, against the headline loss's mokd)
 //     [--best-loss kd,lskd,dist,dkd] (mokd's loss chosen on validation against the best fixed cell of any loss)
-//     [--pairs "variant:base,..."] (named methods against each other, each one's learning rate on validation)
+//     [--pairs "variant:base,..."] (named methods against each other, each one's learning rate on validation; a
+//     side "a|b|c" is a grid of variants, one chosen with its rate on validation)
 // Several files (one per range of seeds, --first-seed) are merged; a (setting, method, seed) two files both hold
 // is taken from the first.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -383,15 +384,18 @@ export interface PairsAnalysis {
  * chosen on validation, test paired by seed over the seeds all of them finished, Holm over these pairs.
  */
 export function analysePairs(setting: string, runs: Run[], pairs: [string, string][]): PairsAnalysis {
-  const names = [...new Set(pairs.flat())];
+  // A side may be a set of methods, "a|b|c" (a grid of variants): the choice is made among all of them.
+  const sides = [...new Set(pairs.flat())];
+  const members = (side: string) => side.split("|");
+  const names = sides.flatMap(members);
   const relevant = runs.filter((r) => r.setting === setting && names.includes(base(r)));
   const { configs, seeds } = configurations(relevant);
   const chosen = new Map(
-    names.map((n) => [
-      n,
+    sides.map((side) => [
+      side,
       chooseOnValidation(
-        `${n}, LR tuned`,
-        configs.filter((c) => c.method === n),
+        `${members(side).join(" or ")}, ${members(side).length > 1 ? "variant and " : ""}LR tuned`,
+        configs.filter((c) => members(side).includes(c.method)),
       ),
     ]),
   );
@@ -639,7 +643,12 @@ async function main(): Promise<void> {
   const pairsOf = values.pairs?.split(",").map((p) => p.split(":") as [string, string]);
   const pairs = pairsOf
     ? settings
-        .filter((s) => pairsOf.flat().every((n) => runs.some((r) => r.setting === s.name && base(r) === n)))
+        .filter((s) =>
+          pairsOf
+            .flat()
+            .flatMap((side) => side.split("|"))
+            .every((n) => runs.some((r) => r.setting === s.name && base(r) === n)),
+        )
         .map((s) => analysePairs(s.name, runs, pairsOf))
     : [];
   const sections = [

@@ -353,6 +353,15 @@ describe("evidence analysis", () => {
     expect(a.comparisons).toHaveLength(1);
     expect(a.comparisons[0]!.interval.mean).toBeCloseTo(1.25, 10); // 80.25 - 79
     expect(a.comparisons[0]!.holmP).toBe(a.comparisons[0]!.interval.p);
+    // A side of several variants: one of them, and its rate, chosen on validation.
+    const grid = [1, 2].flatMap((seed) => [
+      run("kd mokd", "auto", 0.002, seed, 80, 80),
+      run("kd sum feature=0.1", "auto", 0.002, seed, 79, 95),
+      run("kd sum feature=1", "auto", 0.005, seed, 81, 78),
+    ]);
+    const g = analysePairs("s", grid, [["kd sum feature=0.1|kd sum feature=1", "kd mokd"]]);
+    expect(g.choices[0]!.config.method).toBe("kd sum feature=1");
+    expect(g.comparisons[0]!.interval.mean).toBeCloseTo(-2, 10);
   });
 
   it("paired t-interval and Holm against hand values", () => {
