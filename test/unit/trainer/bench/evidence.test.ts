@@ -324,17 +324,27 @@ describe("evidence analysis", () => {
       run("lskd mokd", "auto", 0.002, seed, 81.5, 78),
       run("student alone (CE)", "alone", 0.005, seed, 70, 70),
     ]);
-    const a = analyseBestLoss("s", runs, ["kd", "lskd"], 0.002);
+    const a = analyseBestLoss("s", runs, ["kd", "lskd"], 0.002, 10);
     expect(a.seeds).toEqual([1, 2, 3]);
-    expect(a.choices.map((c) => `${c.config.method} @ ${c.config.learningRate}`)).toEqual([
+    expect(a.choices.slice(0, 3).map((c) => `${c.config.method} @ ${c.config.learningRate}`)).toEqual([
       "kd sum alpha=0.5 @ 0.005",
       "kd mokd @ 0.005",
       "lskd mokd @ 0.002",
     ]);
+    // Each loss's own claims join the any-loss ones in one Holm family (8 comparisons here).
     expect(a.comparisons.map((c) => c.claim)).toEqual([
       "better than tuned KD (any loss)",
       "no tuning needed (any loss)",
+      "better than tuned KD (kd)",
+      "no tuning needed (kd)",
+      "fewer epochs (kd)",
+      "better than tuned KD (lskd)",
+      "no tuning needed (lskd)",
+      "fewer epochs (lskd)",
     ]);
+    expect(a.comparisons[5]!.interval.mean).toBeCloseTo(-12, 10); // lskd mokd @ 0.002 (78) - its cell (90)
+    const ps = a.comparisons.map((c) => c.interval.p);
+    expect(a.comparisons.map((c) => c.holmP)).toEqual(holm(ps));
     expect(a.comparisons[0]!.interval.mean).toBeCloseTo(1.2, 10); // 81.2 - 80 on test
     expect(a.comparisons[1]!.interval.mean).toBeCloseTo(-2, 10); // 78 - 80
     // The student alone takes no part in the choice.

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Recomputes evidence-analysis.md from the committed results files of the evidence study (issue 16), with no
+# training: every number in docs/benchmarks.md "Distillation quality: the method's claims" comes from here.
+#   bash trainer/bench/results/analyse.sh            (from the repository's root)
+set -euo pipefail
+R=trainer/bench/results
+N=./node_modules/.bin/node
+seeds() { # seeds <prefix>: the per-seed files <prefix>-1.json ... -10.json, comma-joined
+  local out=()
+  for s in $(seq 1 10); do out+=("$R/$1-$s.json"); done
+  (IFS=,; echo "${out[*]}")
+}
+join() { (IFS=,; echo "$*"); }
+KD=$(join $R/evidence.json $R/evidence-6.json $R/evidence-10.json $R/evidence-lr.json $R/evidence-lr-10.json)
+AD=$(join $R/evidence-adaptation.json "$(seeds evidence-adaptation-famo)")
+C=$(join $R/evidence-converged-4.json $R/evidence-converged-6.json $R/evidence-converged-7.json \
+  $R/evidence-converged.json $R/evidence-converged-8.json $R/evidence-converged-9.json $R/evidence-converged-10.json \
+  "$(seeds evidence-converged-grid)" "$(seeds evidence-converged-low)" "$(seeds evidence-converged-alone)")
+FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3 feature=$w"; done | sed 's/|$//')
+{
+  $N trainer/bench/evidence.ts "$KD,$AD" --adaptation kd+feature
+  echo
+  for loss in lskd dist dkd; do
+    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss)" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
+    echo
+  done
+  $N trainer/bench/evidence.ts "$KD,$(seeds evidence-lskd),$(seeds evidence-dist),$(seeds evidence-dkd)" \
+    --best-loss kd,lskd,dist,dkd | sed -n '/^### cnn-1k: the best loss/,$p'
+  echo
+  $N trainer/bench/evidence.ts "$KD,$AD,$(seeds evidence-minweight)" \
+    --pairs "kd mokd minWeight=0.1:kd mokd,kd+feature mokd minWeight=0.1:kd+feature mokd" |
+    sed -n '/^### cnn-1k: variants/,$p' | sed '1s/variants against their bases/mokdMinWeight 0.1 against exact MoKD/'
+  echo
+  $N trainer/bench/evidence.ts "$KD,$(seeds evidence-adaptation-sum)" --pairs "$FEATURE_SUM:kd sum alpha=0.3" |
+    sed -n '/^### cnn-1k: variants/,$p' | sed '1s/variants against their bases/the adaptation module under a fixed weighting/'
+  echo
+  $N trainer/bench/evidence.ts "$(seeds evidence-recipes)"
+  echo
+  $N trainer/bench/evidence.ts $R/evidence-mlp.json
+  echo
+  $N trainer/bench/evidence.ts $R/evidence-mlp10k-10.json,$R/evidence-mlp10k-8.json,$R/evidence-mlp10k-9.json,$R/evidence-mlp10k.json
+  echo
+  $N trainer/bench/evidence.ts "$C"
+  echo
+  $N trainer/bench/evidence.ts "$C,$(seeds evidence-converged-lr)" |
+    sed '1s/^### cnn-54k: /### cnn-54k with the learning-rate step 0.01 (MoKD and KD alpha 0.3): /'
+  echo
+  $N trainer/bench/evidence.ts "$C,$(seeds evidence-converged-lr),$(seeds evidence-converged-lr-low)" |
+    sed '1s/^### cnn-54k: /### cnn-54k with the learning-rate steps 0.0025 and 0.01 (MoKD, the best KD cell, the student alone): /'
+  echo
+  $N trainer/bench/evidence.ts "$(seeds evidence-tinymlp10k),$(seeds evidence-tinymlp10k-low)"
+} > $R/evidence-analysis.md
