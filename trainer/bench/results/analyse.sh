@@ -45,8 +45,5 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
   $N trainer/bench/evidence.ts "$C,$(seeds evidence-converged-lr)" |
     sed '1s/^### cnn-54k: /### cnn-54k with the learning-rate step 0.01 (MoKD and KD alpha 0.3): /'
   echo
-  $N trainer/bench/evidence.ts "$C,$(seeds evidence-converged-lr),$(seeds evidence-converged-lr-low)" |
-    sed '1s/^### cnn-54k: /### cnn-54k with the learning-rate steps 0.0025 and 0.01 (MoKD, the best KD cell, the student alone): /'
-  echo
   $N trainer/bench/evidence.ts "$(seeds evidence-tinymlp10k),$(seeds evidence-tinymlp10k-low)"
 } > $R/evidence-analysis.md
