@@ -510,7 +510,16 @@ export function analyseBestLoss(
       ],
     ]),
   ];
-  const intervals = items.map(([, , a, b, unit]) =>
+  // A loss's row repeats the any-loss pair when that loss holds both choices: counted once, claims joined.
+  const distinct: Item[] = [];
+  for (const item of items) {
+    const same = distinct.find(
+      ([, , a, b, u]) => a.config === item[2].config && b.config === item[3].config && u === item[4],
+    );
+    if (same) same[0] = `${same[0]}; ${item[0]}`;
+    else distinct.push([...item]);
+  }
+  const intervals = distinct.map(([, , a, b, unit]) =>
     unit === "epochs"
       ? epochsSaved(a, b, stepsPerEpoch)
       : pairedInterval(testBySeed(a.config), testBySeed(b.config)),
@@ -526,7 +535,7 @@ export function analyseBestLoss(
       mokdDefault,
       ...perLoss.flatMap((l) => [l.fixed, l.mokd, l.mokdDefault]),
     ],
-    comparisons: items.map(([claim, question, a, b, unit], i) => ({
+    comparisons: distinct.map(([claim, question, a, b, unit], i) => ({
       claim,
       question,
       a,
