@@ -464,9 +464,10 @@ export function analyseBestLoss(
   const mokdDefault = chooseOnValidation("mokd at the default LR, loss tuned", mokd.filter(atDefault));
   // Each loss's own claims beside the any-loss ones, in one Holm family: reading four losses' tables multiplies
   // the comparisons, and this family counts them.
+  const aloneAlpha = runs.some((r) => r.setting === setting && r.kind === "alone") ? [0] : [];
   const perLoss = losses.map((loss) => ({
     loss,
-    fixed: chooseOnValidation(`${loss}: best fixed cell, alpha and LR tuned`, fixedOf(loss)),
+    fixed: chooseOnValidation(`${loss}: best fixed cell, alpha and LR tuned`, fixedOf(loss), aloneAlpha),
     mokd: chooseOnValidation(`${loss}: mokd, LR tuned`, mokdOf(loss)),
     mokdDefault: chooseOnValidation(`${loss}: mokd at the default LR`, mokdOf(loss).filter(atDefault)),
   }));
