@@ -382,14 +382,6 @@ export const StrategySpec = section(
       },
       "Settings of `mokd-amortized`: the hyperparameters of FAMO (Liu et al. 2023), the algorithm it runs.",
     ),
-    mokdMinWeight: z
-      .number()
-      .min(0)
-      .max(0.3)
-      .optional()
-      .describe(
-        "`mokd` only, experimental: mix the min-norm weights with uniform ones, pi' = m + (1 - K m) pi, so no objective gets less than m. Unset: exact MoKD. No gain is shown for it (its interval includes zero; docs/benchmarks.md, 'Exact MoKD remedies').",
-      ),
     projectorUpdate: z
       .enum(["weighted", "own"])
       .default("weighted")

@@ -19,7 +19,7 @@ export function createStrategy(
     case "sum":
       return new SumStrategy(spec.weights, objectiveNames);
     case "mokd":
-      return new MokdStrategy({ minWeight: spec.mokdMinWeight });
+      return new MokdStrategy();
     case "mokd-amortized":
       return new MokdAmortizedStrategy(spec.famo, objectiveNames.length);
     case "pcgrad":
@@ -57,8 +57,7 @@ export function strategyWarnings(spec: { strategy: StrategySpec; objectives: Obj
     warnings.push(
       "strategy mokd with the feature objective: exact MoKD gives most of the weight to the feature loss " +
         "(its log-loss gradient is the shortest; 77-93% of the weight measured), so it replaces the logit distillation and the " +
-        "task rather than adding to them (docs/trainer.md, 'Exact MoKD: where the weight goes'); strategy.mokdMinWeight " +
-        "is an experimental remedy (its measured gain is not separable from zero)",
+        "task rather than adding to them (docs/trainer.md, 'Exact MoKD: where the weight goes')",
     );
   }
   if (task.enabled && distillation.enabled) {

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import type { GradientStrategy, StepContext } from "../../../../trainer/src/contracts.ts";
 import { ObjectivesSpec, StrategySpec } from "../../../../api/v1alpha1/index.ts";
+import { checkManifestFile } from "../../../../api/v1alpha1/manifest.ts";
 import {
   CagradStrategy,
   createStrategy,
@@ -237,7 +238,7 @@ describe("minNormSolution", () => {
   });
 });
 
-describe("mokd's minimum weight (strategy.mokdMinWeight) and the run-start warnings", () => {
+describe("mokd's minimum weight (the remedies bench's option; no longer a spec field) and the run-start warnings", () => {
   const gs = [
     [1, 1],
     [2, 2],
@@ -251,18 +252,20 @@ describe("mokd's minimum weight (strategy.mokdMinWeight) and the run-start warni
     expect(mixed.coefficients[1]).toBeCloseTo(0.1, 12);
   });
 
-  it("is built from the spec; unset is exact MoKD", () => {
+  it("is not a spec field: the study did not support it (issue 16), so a manifest naming it is refused", () => {
+    const [checked] = checkManifestFile(
+      "apiVersion: distillation.mokd.io/v1alpha1\nkind: DistillationJob\nmetadata: {name: a}\n" +
+        "spec:\n  strategy: {name: mokd, mokdMinWeight: 0.1}\n",
+    );
+    expect(checked!.errors).toContainEqual({
+      field: "spec.strategy.mokdMinWeight",
+      message: "unknown field",
+    });
     const exact = createStrategy(StrategySpec.parse({ name: "mokd" }), [
       "task",
       "distillation",
     ]) as GradientStrategy;
-    const floored = createStrategy(StrategySpec.parse({ name: "mokd", mokdMinWeight: 0.2 }), [
-      "task",
-      "distillation",
-    ]) as GradientStrategy;
     expect(combineWith(exact, gramOf(gs), [1, 1]).weights).toEqual([1, 0]);
-    expect(combineWith(floored, gramOf(gs), [1, 1]).weights[1]).toBeCloseTo(0.2, 12);
-    expect(StrategySpec.parse({}).mokdMinWeight).toBeUndefined();
   });
 
   it("warns where exact MoKD's corner behaviours apply, and only there", () => {
