@@ -5,9 +5,9 @@
 set -euo pipefail
 R=trainer/bench/results
 N=./node_modules/.bin/node
-seeds() { # seeds <prefix>: the per-seed files <prefix>-1.json ... -10.json, comma-joined
+seeds() { # seeds <prefix> [first]: the per-seed files <prefix>-<first>.json ... -10.json, comma-joined
   local out=()
-  for s in $(seq 1 10); do out+=("$R/$1-$s.json"); done
+  for s in $(seq "${2:-1}" 10); do out+=("$R/$1-$s.json"); done
   (IFS=,; echo "${out[*]}")
 }
 join() { (IFS=,; echo "$*"); }
@@ -34,7 +34,8 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
   $N trainer/bench/evidence.ts "$KD,$(seeds evidence-adaptation-sum)" --pairs "$FEATURE_SUM:kd sum alpha=0.3" |
     sed -n '/^### cnn-1k: variants/,$p' | sed '1s/variants against their bases/the adaptation module under a fixed weighting/'
   echo
-  $N trainer/bench/evidence.ts "$(seeds evidence-recipes)"
+  # The AdamW recipe's seeds 1 and 2 ran inside evidence-recipes-1/-2.json (the file held both recipes then).
+  $N trainer/bench/evidence.ts "$(seeds evidence-recipes),$(seeds evidence-recipes-adamw 3)"
   echo
   $N trainer/bench/evidence.ts $R/evidence-mlp.json
   echo
