@@ -602,9 +602,10 @@ export function markdown(a: SettingAnalysis): string {
   return lines.join("\n");
 }
 
-export function adaptationMarkdown(a: AdaptationAnalysis): string {
+/** A titled section of choices and their paired comparisons (the adaptation, best-loss and pairs analyses). */
+function comparisonSection(title: string, a: { choices: Choice[]; comparisons: Comparison[] }): string {
   return [
-    `### ${a.setting}: the adaptation module, ${a.seeds.length} seeds (${a.seeds.join(", ")})`,
+    title,
     "",
     "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
     "",
@@ -620,41 +621,16 @@ export function adaptationMarkdown(a: AdaptationAnalysis): string {
   ].join("\n");
 }
 
-export function bestLossMarkdown(a: BestLossAnalysis): string {
-  return [
-    `### ${a.setting}: the best loss (${a.losses.join(", ")}), ${a.seeds.length} seeds (${a.seeds.join(", ")})`,
-    "",
-    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
-    "",
-    "| choice | configuration | validation % | test % (mean ± SE) |",
-    "|---|---|---|---|",
-    ...a.choices.map(choiceRow),
-    "",
-    `Comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
-    "",
-    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
-    "|---|---|---|---|---|---|---|",
-    ...a.comparisons.map(comparisonRow),
-  ].join("\n");
-}
+const seedList = (seeds: number[]) => `${seeds.length} seeds (${seeds.join(", ")})`;
 
-export function pairsMarkdown(a: PairsAnalysis): string {
-  return [
-    `### ${a.setting}: variants against their bases, ${a.seeds.length} seeds (${a.seeds.join(", ")})`,
-    "",
-    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
-    "",
-    "| choice | configuration | validation % | test % (mean ± SE) |",
-    "|---|---|---|---|",
-    ...a.choices.map(choiceRow),
-    "",
-    `Comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
-    "",
-    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
-    "|---|---|---|---|---|---|---|",
-    ...a.comparisons.map(comparisonRow),
-  ].join("\n");
-}
+export const adaptationMarkdown = (a: AdaptationAnalysis) =>
+  comparisonSection(`### ${a.setting}: the adaptation module, ${seedList(a.seeds)}`, a);
+
+export const bestLossMarkdown = (a: BestLossAnalysis) =>
+  comparisonSection(`### ${a.setting}: the best loss (${a.losses.join(", ")}), ${seedList(a.seeds)}`, a);
+
+export const pairsMarkdown = (a: PairsAnalysis) =>
+  comparisonSection(`### ${a.setting}: variants against their bases, ${seedList(a.seeds)}`, a);
 
 /** The runs of several files, each (setting, method, seed) once: the first file's. */
 export function mergeRuns(files: Run[][]): Run[] {
