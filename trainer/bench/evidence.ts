@@ -143,6 +143,17 @@ const speedTarget = (fixed: Choice) =>
   mean([...fixed.config.runs.values()].map((r) => (r.validationCurve?.at(-1)?.[1] ?? 0) * 100));
 
 /**
+ * Validation accuracy a run gained over the last quarter of its steps (points): from its last evaluation at or
+ * before 75% of its final step to its final one. Near 0, the run had plateaued (issue 16's converged setting).
+ */
+export function lateValidationGain(run: Run): number {
+  const curve = run.validationCurve ?? [];
+  const last = curve.at(-1);
+  const before = last && curve.findLast(([step]) => step <= 0.75 * last[0]);
+  return last && before ? (last[1] - before[1]) * 100 : Number.NaN;
+}
+
+/**
  * Epochs saved by `fast` over `fixed` to the fixed cell's mean final validation accuracy, paired by seed: the
  * fixed cell's epochs minus the other's (positive, and a "win": it got there sooner).
  */
@@ -163,6 +174,8 @@ export interface SettingAnalysis {
     target: number;
     rows: { label: string; epochs: number; reached: number; n: number; secondsPerEpoch: number }[];
   };
+  /** Validation gained over the last quarter of training by each chosen configuration (mean, SE; points). */
+  plateau: { label: string; gain: number; se: number }[];
   grid: Config[];
 }
 
@@ -283,15 +296,12 @@ export function analyse(
       .filter((c) => c !== undefined)
       .map(speedOf),
   };
-  return {
-    setting,
-    seeds,
-    defaultLearningRate,
-    choices: Object.values(choices).filter((c) => c !== undefined),
-    comparisons,
-    speed,
-    grid: configs,
-  };
+  const chosen = Object.values(choices).filter((c) => c !== undefined);
+  const plateau = chosen.map((c) => {
+    const gains = [...c.config.runs.values()].map(lateValidationGain);
+    return { label: c.label, gain: mean(gains), se: se(gains) };
+  });
+  return { setting, seeds, defaultLearningRate, choices: chosen, comparisons, speed, plateau, grid: configs };
 }
 
 export interface AdaptationAnalysis {
@@ -587,6 +597,12 @@ export function markdown(a: SettingAnalysis): string {
       (r) =>
         `| ${r.label} | ${f2(r.epochs)} | ${r.reached}/${r.n} | ${f2(r.secondsPerEpoch)} | ${f2(r.epochs * r.secondsPerEpoch)} |`,
     ),
+    "",
+    "Plateau: validation accuracy gained over the last quarter of the training steps (near 0: the runs had plateaued):",
+    "",
+    "| choice | gain, points (mean ± SE) |",
+    "|---|---|",
+    ...a.plateau.map((p) => `| ${p.label} | ${signed(p.gain)} ± ${f2(p.se)} |`),
     "",
     "Every configuration (results over the learning-rate grid):",
     "",

@@ -10,6 +10,7 @@ import {
   analysePairs,
   chooseOnValidation,
   configurations,
+  lateValidationGain,
 } from "../../../../trainer/bench/evidence.ts";
 import type { Run } from "../../../../trainer/bench/quality-report.ts";
 import { holm, pairedInterval, tQuantile } from "../../../../trainer/bench/stats.ts";
@@ -192,6 +193,37 @@ describe("evidence analysis", () => {
     const chosen = analyse("s", withAlone, 0.005, 10).choices.find((c) => c.label.startsWith("best fixed"))!;
     expect(chosen.config.method).toBe("kd sum alpha=0.1");
     expect(chosen.edges).toEqual([]);
+  });
+
+  it("the plateau: validation gained from the last evaluation at or before 75% of the steps to the last", () => {
+    const r = run("kd mokd", "auto", 0.005, 1, 80, 80);
+    r.validationCurve = [
+      [10, 0.5],
+      [20, 0.6],
+      [30, 0.7],
+      [40, 0.725],
+    ];
+    expect(lateValidationGain(r)).toBeCloseTo(2.5, 10); // 0.725 - 0.7 (step 30 = 75% of 40)
+    r.validationCurve = [
+      [10, 0.5],
+      [29, 0.7],
+      [31, 0.71],
+      [40, 0.72],
+    ];
+    expect(lateValidationGain(r)).toBeCloseTo(2, 10); // from step 29, the last at or before 30
+    expect(lateValidationGain({ ...r, validationCurve: [] })).toBeNaN();
+    const a = analyse(
+      "s",
+      [1, 2].flatMap((s) => [
+        run("kd sum alpha=0.5", "fixed", 0.005, s, 80, 80),
+        run("kd mokd", "auto", 0.005, s, 81, 81),
+      ]),
+      0.005,
+      10,
+    );
+    // run()'s curve: (val - 2) at step 10, val at step 20: 7.5 <= 10, so the gain is the last evaluation's 2 points
+    expect(a.plateau).toHaveLength(a.choices.length);
+    for (const p of a.plateau) expect(p.gain).toBeCloseTo(2, 10);
   });
 
   it("uses only seeds every configuration finished, and pairs the headline comparisons by seed", () => {
