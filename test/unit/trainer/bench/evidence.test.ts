@@ -3,15 +3,15 @@
 // analysis that makes every choice on validation and reports test once, with t-intervals and Holm.
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { analyseAdaptation } from "../../../../trainer/bench/evidence/adaptation.ts";
+import { analyseBestLoss } from "../../../../trainer/bench/evidence/best-loss.ts";
 import {
-  analyse,
-  analyseAdaptation,
-  analyseBestLoss,
-  analysePairs,
   chooseOnValidation,
   configurations,
   lateValidationGain,
-} from "../../../../trainer/bench/evidence.ts";
+} from "../../../../trainer/bench/evidence/choices.ts";
+import { analysePairs } from "../../../../trainer/bench/evidence/pairs.ts";
+import { analyse } from "../../../../trainer/bench/evidence/setting.ts";
 import type { Run } from "../../../../trainer/bench/quality-report.ts";
 import { holm, pairedInterval, tQuantile } from "../../../../trainer/bench/stats.ts";
 import { settingLearningRates, Study, studyMethods } from "../../../../trainer/bench/study.ts";

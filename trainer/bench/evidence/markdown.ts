@@ -1,0 +1,97 @@
+// The evidence analysis as markdown: trainer/bench/results/evidence-analysis.md and the docs' full analysis.
+import { mean, se } from "../stats.ts";
+import type { AdaptationAnalysis } from "./adaptation.ts";
+import type { BestLossAnalysis } from "./best-loss.ts";
+import type { Choice, Comparison } from "./choices.ts";
+import type { PairsAnalysis } from "./pairs.ts";
+import type { SettingAnalysis } from "./setting.ts";
+
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "—");
+const signed = (x: number) => `${x >= 0 ? "+" : ""}${f2(x)}`;
+const p3 = (p: number) => (Number.isNaN(p) ? "—" : p < 0.001 ? "<0.001" : p.toFixed(3));
+const describeChoice = (c: Choice) =>
+  `${c.config.method} @ lr ${c.config.learningRate}${c.edges.length ? ` (edge: ${c.edges.join("; ")})` : ""}`;
+
+const choiceRow = (c: Choice) => {
+  const t = [...c.config.runs.values()].map((r) => r.testAccuracy * 100);
+  return `| ${c.label} | ${describeChoice(c)} | ${f2(c.config.validation)} | ${f2(mean(t))} ± ${f2(se(t))} |`;
+};
+
+const comparisonRow = (c: Comparison) =>
+  `| ${c.claim} | ${c.question} | ${signed(c.interval.mean)} ${c.unit} | [${signed(c.interval.low)}, ${signed(c.interval.high)}] | ` +
+  `${c.interval.wins}/${c.interval.n} | ${p3(c.interval.p)} | ${p3(c.holmP)} |`;
+
+export function markdown(a: SettingAnalysis): string {
+  const lines = [
+    `### ${a.setting}: ${a.seeds.length} seeds (${a.seeds.join(", ")}), default LR ${a.defaultLearningRate}`,
+    "",
+    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+    "",
+    "| choice | configuration | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...a.choices.map(choiceRow),
+    "",
+    `Headline comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
+    "",
+    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
+    "|---|---|---|---|---|---|---|",
+    ...a.comparisons.map(comparisonRow),
+    "",
+    `Speed: epochs to the best tuned fixed cell's mean final validation accuracy (${f2(a.speed.target)}%); a run that never reaches it counts its full length:`,
+    "",
+    "| configuration | epochs (mean) | seeds reaching | step wall time per epoch, s (loaded machine) | to reach, s |",
+    "|---|---|---|---|---|",
+    ...a.speed.rows.map(
+      (r) =>
+        `| ${r.label} | ${f2(r.epochs)} | ${r.reached}/${r.n} | ${f2(r.secondsPerEpoch)} | ${f2(r.epochs * r.secondsPerEpoch)} |`,
+    ),
+    "",
+    "Plateau: validation accuracy gained over the last quarter of the training steps (near 0: the runs had plateaued):",
+    "",
+    "| choice | gain, points (mean ± SE) |",
+    "|---|---|",
+    ...a.plateau.map((p) => `| ${p.label} | ${signed(p.gain)} ± ${f2(p.se)} |`),
+    "",
+    "Every configuration (results over the learning-rate grid):",
+    "",
+    "| method | LR | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...[...a.grid]
+      .sort((x, y) => x.method.localeCompare(y.method) || x.learningRate - y.learningRate)
+      .map((c) => {
+        const t = [...c.runs.values()].map((r) => r.testAccuracy * 100);
+        return `| ${c.method} | ${c.learningRate} | ${f2(c.validation)} | ${f2(mean(t))} ± ${f2(se(t))} |`;
+      }),
+  ];
+  return lines.join("\n");
+}
+
+/** A titled section of choices and their paired comparisons (the adaptation, best-loss and pairs analyses). */
+function comparisonSection(title: string, a: { choices: Choice[]; comparisons: Comparison[] }): string {
+  return [
+    title,
+    "",
+    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+    "",
+    "| choice | configuration | validation % | test % (mean ± SE) |",
+    "|---|---|---|---|",
+    ...a.choices.map(choiceRow),
+    "",
+    `Comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
+    "",
+    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
+    "|---|---|---|---|---|---|---|",
+    ...a.comparisons.map(comparisonRow),
+  ].join("\n");
+}
+
+const seedList = (seeds: number[]) => `${seeds.length} seeds (${seeds.join(", ")})`;
+
+export const adaptationMarkdown = (a: AdaptationAnalysis) =>
+  comparisonSection(`### ${a.setting}: the adaptation module, ${seedList(a.seeds)}`, a);
+
+export const bestLossMarkdown = (a: BestLossAnalysis) =>
+  comparisonSection(`### ${a.setting}: the best loss (${a.losses.join(", ")}), ${seedList(a.seeds)}`, a);
+
+export const pairsMarkdown = (a: PairsAnalysis) =>
+  comparisonSection(`### ${a.setting}: variants against their bases, ${seedList(a.seeds)}`, a);
