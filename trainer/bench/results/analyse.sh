@@ -13,9 +13,11 @@ seeds() { # seeds <prefix> [first]: the per-seed files <prefix>-<first>.json ...
 join() { (IFS=,; echo "$*"); }
 KD=$(join $R/evidence.json $R/evidence-6.json $R/evidence-10.json $R/evidence-lr.json $R/evidence-lr-10.json)
 AD=$(join $R/evidence-adaptation.json "$(seeds evidence-adaptation-famo)")
+# The converged setting: the first files (seeds 1-3, 4-5, 6, 7, 8, 9, 10 at 0.005), then one file per study and
+# seed (trainer/bench/studies/evidence-converged-*.yaml; "low" is evidence-converged-grid-low.yaml's alpha 0.1).
 C=$(join $R/evidence-converged-4.json $R/evidence-converged-6.json $R/evidence-converged-7.json \
   $R/evidence-converged.json $R/evidence-converged-8.json $R/evidence-converged-9.json $R/evidence-converged-10.json \
-  "$(seeds evidence-converged-grid)" "$(seeds evidence-converged-low)" "$(seeds evidence-converged-alone)")
+  $(for f in grid low alone grid-mid lr lr-low lr-high lr-high-near; do seeds evidence-converged-$f; done))
 FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3 feature=$w"; done | sed 's/|$//')
 {
   $N trainer/bench/evidence.ts "$KD,$AD" --adaptation kd+feature
@@ -42,9 +44,6 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
   $N trainer/bench/evidence.ts $R/evidence-mlp10k-10.json,$R/evidence-mlp10k-8.json,$R/evidence-mlp10k-9.json,$R/evidence-mlp10k.json
   echo
   $N trainer/bench/evidence.ts "$C"
-  echo
-  $N trainer/bench/evidence.ts "$C,$(seeds evidence-converged-lr)" |
-    sed '1s/^### cnn-54k: /### cnn-54k with the learning-rate step 0.01 (MoKD and KD alpha 0.3): /'
   echo
   $N trainer/bench/evidence.ts "$(seeds evidence-tinymlp10k),$(seeds evidence-tinymlp10k-low)"
 } > $R/evidence-analysis.md
