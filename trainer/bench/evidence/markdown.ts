@@ -21,21 +21,31 @@ const comparisonRow = (c: Comparison) =>
   `| ${c.claim} | ${c.question} | ${signed(c.interval.mean)} ${c.unit} | [${signed(c.interval.low)}, ${signed(c.interval.high)}] | ` +
   `${c.interval.wins}/${c.interval.n} | ${p3(c.interval.p)} | ${p3(c.holmP)} |`;
 
+/** The table of choices every section opens with. */
+const choicesTable = (choices: Choice[]) => [
+  "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+  "",
+  "| choice | configuration | validation % | test % (mean ± SE) |",
+  "|---|---|---|---|",
+  ...choices.map(choiceRow),
+];
+
+/** A Holm family's table of paired comparisons, titled. */
+const comparisonsTable = (title: string, comparisons: Comparison[]) => [
+  `${title} (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${comparisons.length}):`,
+  "",
+  "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
+  "|---|---|---|---|---|---|---|",
+  ...comparisons.map(comparisonRow),
+];
+
 export function markdown(a: SettingAnalysis): string {
   const lines = [
     `### ${a.setting}: ${a.seeds.length} seeds (${a.seeds.join(", ")}), default LR ${a.defaultLearningRate}`,
     "",
-    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
+    ...choicesTable(a.choices),
     "",
-    "| choice | configuration | validation % | test % (mean ± SE) |",
-    "|---|---|---|---|",
-    ...a.choices.map(choiceRow),
-    "",
-    `Headline comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
-    "",
-    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
-    "|---|---|---|---|---|---|---|",
-    ...a.comparisons.map(comparisonRow),
+    ...comparisonsTable("Headline comparisons", a.comparisons),
     "",
     `Speed: epochs to the best tuned fixed cell's mean final validation accuracy (${f2(a.speed.target)}%); a run that never reaches it counts its full length:`,
     "",
@@ -68,21 +78,9 @@ export function markdown(a: SettingAnalysis): string {
 
 /** A titled section of choices and their paired comparisons (the adaptation, best-loss and pairs analyses). */
 function comparisonSection(title: string, a: { choices: Choice[]; comparisons: Comparison[] }): string {
-  return [
-    title,
-    "",
-    "Choices (mean validation accuracy over the seeds; test accuracy of the chosen configuration, read once):",
-    "",
-    "| choice | configuration | validation % | test % (mean ± SE) |",
-    "|---|---|---|---|",
-    ...a.choices.map(choiceRow),
-    "",
-    `Comparisons (test accuracy, paired by seed; 95% t-interval df = n - 1; Holm over these ${a.comparisons.length}):`,
-    "",
-    "| claim | comparison | difference | 95% CI | wins | p | Holm p |",
-    "|---|---|---|---|---|---|---|",
-    ...a.comparisons.map(comparisonRow),
-  ].join("\n");
+  return [title, "", ...choicesTable(a.choices), "", ...comparisonsTable("Comparisons", a.comparisons)].join(
+    "\n",
+  );
 }
 
 const seedList = (seeds: number[]) => `${seeds.length} seeds (${seeds.join(", ")})`;
