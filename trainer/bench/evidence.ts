@@ -9,6 +9,8 @@
 //     [--best-loss kd,lskd,dist,dkd] (mokd's loss chosen on validation against the best fixed cell of any loss)
 //     [--pairs "variant:base,..."] (named methods against each other, each one's learning rate on validation; a
 //     side "a|b|c" is a grid of variants, one chosen with its rate on validation)
+//     [--schedule "longer:shorter"] (the configurations a longer-schedule setting ran, against themselves in the
+//     shorter setting and against each other: the plateau check)
 // Several files (one per range of seeds, --first-seed) are merged; a (setting, method, seed) two files both hold
 // is taken from the first.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -17,8 +19,15 @@ import type { Run } from "./quality-report.ts";
 import { analyseAdaptation } from "./evidence/adaptation.ts";
 import { analyseBestLoss } from "./evidence/best-loss.ts";
 import { base, mergeRuns } from "./evidence/choices.ts";
-import { adaptationMarkdown, bestLossMarkdown, markdown, pairsMarkdown } from "./evidence/markdown.ts";
+import {
+  adaptationMarkdown,
+  bestLossMarkdown,
+  markdown,
+  pairsMarkdown,
+  scheduleMarkdown,
+} from "./evidence/markdown.ts";
 import { analysePairs } from "./evidence/pairs.ts";
+import { analyseSchedule } from "./evidence/schedule.ts";
 import { analyse } from "./evidence/setting.ts";
 
 async function main(): Promise<void> {
@@ -29,6 +38,7 @@ async function main(): Promise<void> {
       adaptation: { type: "string" },
       "best-loss": { type: "string" },
       pairs: { type: "string" },
+      schedule: { type: "string" },
     },
     allowPositionals: true,
   });
@@ -83,15 +93,21 @@ async function main(): Promise<void> {
         )
         .map((s) => analysePairs(s.name, runs, pairsOf))
     : [];
+  const [longer, shorter] = values.schedule?.split(":") ?? [];
+  const schedules = longer && shorter ? [analyseSchedule(longer, shorter, runs)] : [];
   const sections = [
     ...analyses.map(markdown),
     ...adaptations.map(adaptationMarkdown),
     ...bestLoss.map(bestLossMarkdown),
     ...pairs.map(pairsMarkdown),
+    ...schedules.map(scheduleMarkdown),
   ];
   process.stdout.write(`${sections.join("\n\n")}\n`);
   if (values.json)
-    writeFileSync(values.json, JSON.stringify({ analyses, adaptations, bestLoss, pairs }, null, 2) + "\n");
+    writeFileSync(
+      values.json,
+      JSON.stringify({ analyses, adaptations, bestLoss, pairs, schedules }, null, 2) + "\n",
+    );
 }
 
 if (import.meta.main) await main();

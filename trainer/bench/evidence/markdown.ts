@@ -4,6 +4,7 @@ import type { AdaptationAnalysis } from "./adaptation.ts";
 import type { BestLossAnalysis } from "./best-loss.ts";
 import type { Choice, Comparison } from "./choices.ts";
 import type { PairsAnalysis } from "./pairs.ts";
+import type { ScheduleAnalysis } from "./schedule.ts";
 import type { SettingAnalysis } from "./setting.ts";
 
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "—");
@@ -39,6 +40,15 @@ const comparisonsTable = (title: string, comparisons: Comparison[]) => [
   ...comparisons.map(comparisonRow),
 ];
 
+/** Validation gained over the last quarter of training by each configuration. */
+const plateauTable = (rows: SettingAnalysis["plateau"]) => [
+  "Plateau: validation accuracy gained over the last quarter of the training steps (near 0: the runs had plateaued):",
+  "",
+  "| choice | gain, points (mean ± SE) |",
+  "|---|---|",
+  ...rows.map((p) => `| ${p.label} | ${signed(p.gain)} ± ${f2(p.se)} |`),
+];
+
 export function markdown(a: SettingAnalysis): string {
   const lines = [
     `### ${a.setting}: ${a.seeds.length} seeds (${a.seeds.join(", ")}), default LR ${a.defaultLearningRate}`,
@@ -56,11 +66,7 @@ export function markdown(a: SettingAnalysis): string {
         `| ${r.label} | ${f2(r.epochs)} | ${r.reached}/${r.n} | ${f2(r.secondsPerEpoch)} | ${f2(r.epochs * r.secondsPerEpoch)} |`,
     ),
     "",
-    "Plateau: validation accuracy gained over the last quarter of the training steps (near 0: the runs had plateaued):",
-    "",
-    "| choice | gain, points (mean ± SE) |",
-    "|---|---|",
-    ...a.plateau.map((p) => `| ${p.label} | ${signed(p.gain)} ± ${f2(p.se)} |`),
+    ...plateauTable(a.plateau),
     "",
     "Every configuration (results over the learning-rate grid):",
     "",
@@ -93,3 +99,13 @@ export const bestLossMarkdown = (a: BestLossAnalysis) =>
 
 export const pairsMarkdown = (a: PairsAnalysis) =>
   comparisonSection(`### ${a.setting}: variants against their bases, ${seedList(a.seeds)}`, a);
+
+export const scheduleMarkdown = (a: ScheduleAnalysis) =>
+  [
+    comparisonSection(
+      `### ${a.longer} against ${a.shorter}: the configurations chosen on validation at the shorter schedule, nothing re-chosen, ${seedList(a.seeds)}`,
+      a,
+    ),
+    "",
+    ...plateauTable(a.plateau),
+  ].join("\n");

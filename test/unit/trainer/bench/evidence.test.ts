@@ -11,6 +11,7 @@ import {
   lateValidationGain,
 } from "../../../../trainer/bench/evidence/choices.ts";
 import { analysePairs } from "../../../../trainer/bench/evidence/pairs.ts";
+import { analyseSchedule } from "../../../../trainer/bench/evidence/schedule.ts";
 import { analyse } from "../../../../trainer/bench/evidence/setting.ts";
 import type { Run } from "../../../../trainer/bench/quality-report.ts";
 import { holm, pairedInterval, tQuantile } from "../../../../trainer/bench/stats.ts";
@@ -410,6 +411,30 @@ describe("evidence analysis", () => {
     const g = analysePairs("s", grid, [["kd sum feature=0.1|kd sum feature=1", "kd mokd"]]);
     expect(g.choices[0]!.config.method).toBe("kd sum feature=1");
     expect(g.comparisons[0]!.interval.mean).toBeCloseTo(-2, 10);
+  });
+
+  it("a longer schedule: each configuration against itself at the shorter one, methods against the cell", () => {
+    const at = (setting: string, r: Run): Run => ({ ...r, setting });
+    const runs = [1, 2, 3].flatMap((seed) => [
+      at("short", run("kd sum alpha=0.1", "fixed", 0.005, seed, 90, 90)),
+      at("short", run("kd sum alpha=0.1", "fixed", 0.01, seed, 95, 95)), // not run longer: not compared
+      at("short", run("kd mokd", "auto", 0.005, seed, 89, 89)),
+      at("long", run("kd sum alpha=0.1", "fixed", 0.005, seed, 91, 90 + seed)),
+      at("long", run("kd mokd", "auto", 0.005, seed, 90, 90)),
+    ]);
+    // Seed 3 of the longer schedule is missing for mokd: only seeds both schedules finished are paired.
+    const a = analyseSchedule("long", "short", runs.slice(0, -1));
+    expect(a.seeds).toEqual([1, 2]);
+    expect(a.comparisons.map((c) => c.question)).toEqual([
+      "kd sum alpha=0.1: long vs short",
+      "kd mokd: long vs short",
+      "kd mokd vs kd sum alpha=0.1",
+    ]);
+    const means = [1.5, 1, -1.5]; // 91.5 - 90, 90 - 89, 90 - 91.5
+    a.comparisons.forEach((c, i) => expect(c.interval.mean).toBeCloseTo(means[i]!, 10));
+    expect(a.comparisons.map((c) => c.interval.n)).toEqual([2, 2, 2]);
+    expect(a.choices.every((c) => c.config.learningRate === 0.005)).toBe(true);
+    for (const p of a.plateau) expect(p.gain).toBeCloseTo(2, 10); // the fixture's curves gain 2 points at the end
   });
 
   it("paired t-interval and Holm against hand values", () => {
