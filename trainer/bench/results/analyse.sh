@@ -36,9 +36,10 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
   $N trainer/bench/evidence.ts "$KD,$(seeds evidence-adaptation-sum)" --pairs "$FEATURE_SUM:kd sum alpha=0.3" |
     sed -n '/^### cnn-1k: variants/,$p' | sed '1s/variants against their bases/the adaptation module under a fixed weighting/'
   echo
-  # The SGD and AdamW recipes. The AdamW recipe's seeds 1 and 2 ran inside evidence-recipes-1/-2.json (the file
-  # held both recipes then), its seeds 3-10 in evidence-recipes-adamw-3..10.json.
-  $N trainer/bench/evidence.ts "$(seeds evidence-recipes),$(seeds evidence-recipes-adamw 3)"
+  # The SGD and AdamW recipes, with their controls (evidence-recipes-controls-*.json). The AdamW recipe's seeds 1 and
+  # 2 ran inside evidence-recipes-1/-2.json (the file held both recipes then), its seeds 3-10 in
+  # evidence-recipes-adamw-3..10.json.
+  $N trainer/bench/evidence.ts "$(seeds evidence-recipes),$(seeds evidence-recipes-adamw 3),$(seeds evidence-recipes-controls)"
   $N trainer/bench/evidence.ts $R/evidence-mlp.json
   echo
   $N trainer/bench/evidence.ts $R/evidence-mlp10k-10.json,$R/evidence-mlp10k-8.json,$R/evidence-mlp10k-9.json,$R/evidence-mlp10k.json
