@@ -23,7 +23,7 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
   $N trainer/bench/evidence.ts "$KD,$AD" --adaptation kd+feature
   echo
   for loss in lskd dist dkd; do
-    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss)" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
+    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss),$(seeds evidence-losses-controls)" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
     echo
   done
   $N trainer/bench/evidence.ts "$KD,$(seeds evidence-lskd),$(seeds evidence-dist),$(seeds evidence-dkd)" \
