@@ -47,7 +47,7 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
   $N trainer/bench/evidence.ts "$C"
   echo
   # The plateau: the configurations chosen at 8 epochs, run again on a 16-epoch schedule (nothing re-chosen).
-  $N trainer/bench/evidence.ts "$C,$(seeds evidence-converged-long)" --schedule cnn-54k-16-epochs:cnn-54k |
+  $N trainer/bench/evidence.ts "$C,$(seeds evidence-converged-long),$(seeds evidence-converged-long-alone)" --schedule cnn-54k-16-epochs:cnn-54k |
     sed -n '/^### cnn-54k-16-epochs against/,$p'
   echo
   $N trainer/bench/evidence.ts "$(seeds evidence-tinymlp10k),$(seeds evidence-tinymlp10k-low)"
