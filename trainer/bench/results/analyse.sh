@@ -20,10 +20,10 @@ C=$(join $R/evidence-converged-4.json $R/evidence-converged-6.json $R/evidence-c
   $(for f in grid low alone grid-mid lr lr-low lr-high lr-high-near lr-far lr-top lr-far-published; do seeds evidence-converged-$f; done))
 FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3 feature=$w"; done | sed 's/|$//')
 {
-  $N trainer/bench/evidence.ts "$KD,$AD" --adaptation kd+feature
+  $N trainer/bench/evidence.ts "$KD,$AD,$(seeds evidence-sumlog-edge)" --adaptation kd+feature
   echo
   for loss in lskd dist dkd; do
-    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss),$(seeds evidence-losses-controls)" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
+    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss),$(seeds evidence-losses-controls),$(seeds evidence-sumlog-edge)" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
     echo
   done
   $N trainer/bench/evidence.ts "$KD,$(seeds evidence-lskd),$(seeds evidence-dist),$(seeds evidence-dkd)" \
