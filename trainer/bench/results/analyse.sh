@@ -17,7 +17,7 @@ AD=$(join $R/evidence-adaptation.json "$(seeds evidence-adaptation-famo)")
 # seed (trainer/bench/studies/evidence-converged-*.yaml; "low" is evidence-converged-grid-low.yaml's alpha 0.1).
 C=$(join $R/evidence-converged-4.json $R/evidence-converged-6.json $R/evidence-converged-7.json \
   $R/evidence-converged.json $R/evidence-converged-8.json $R/evidence-converged-9.json $R/evidence-converged-10.json \
-  $(for f in grid low alone grid-mid lr lr-low lr-high lr-high-near lr-far lr-top lr-far-published; do seeds evidence-converged-$f; done))
+  $(for f in grid low alone grid-mid lr lr-low lr-high lr-high-near lr-far lr-top lr-far-published lr-top-published; do seeds evidence-converged-$f; done))
 FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3 feature=$w"; done | sed 's/|$//')
 {
   $N trainer/bench/evidence.ts "$KD,$AD,$(seeds evidence-sumlog-edge)" --adaptation kd+feature
