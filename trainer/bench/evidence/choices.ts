@@ -2,7 +2,7 @@
 // one finished, choices made on validation accuracy with the grid edges they sit on, paired test differences and
 // the speed measure (epochs to a target validation accuracy).
 import type { Run } from "../quality-report.ts";
-import { holm, mean, pairedInterval, type Interval } from "../stats.ts";
+import { holm, mean, pairedInterval, se, type Interval } from "../stats.ts";
 
 /** A configuration: a method at one learning rate. */
 export interface Config {
@@ -146,6 +146,12 @@ export function lateValidationGain(run: Run): number {
   const last = curve.at(-1);
   const before = last && curve.findLast(([step]) => step <= 0.75 * last[0]);
   return last && before ? (last[1] - before[1]) * 100 : Number.NaN;
+}
+
+/** A configuration's plateau row: its runs' late validation gain, mean and SE (points). */
+export function plateauOf(label: string, config: Config): { label: string; gain: number; se: number } {
+  const gains = [...config.runs.values()].map(lateValidationGain);
+  return { label, gain: mean(gains), se: se(gains) };
 }
 
 /**

@@ -2,12 +2,11 @@
 // shorter schedule run again on the longer one, nothing re-chosen. Each is paired with itself across the two
 // schedules (what the longer schedule gains), and the methods are compared with each other on the longer one.
 import type { Run } from "../quality-report.ts";
-import { mean, se } from "../stats.ts";
 import {
   base,
   configurations,
   distinctComparisons,
-  lateValidationGain,
+  plateauOf,
   type Choice,
   type Comparison,
   type Config,
@@ -55,9 +54,6 @@ export function analyseSchedule(longer: string, shorter: string, runs: Run[]): S
       rows.push([`on ${longer}`, `${c.method} vs ${f.method}`, onLonger.get(c), onLonger.get(f)]);
   const distinct = distinctComparisons(rows);
   const choices = [...new Set(distinct.flatMap(([, , a, b]) => [a, b]))];
-  const plateau = longConfigs.map((c) => {
-    const gains = [...c.runs.values()].map(lateValidationGain);
-    return { label: `${c.method} @ lr ${c.learningRate}`, gain: mean(gains), se: se(gains) };
-  });
+  const plateau = longConfigs.map((c) => plateauOf(`${c.method} @ lr ${c.learningRate}`, c));
   return { longer, shorter, seeds, choices, comparisons: comparisonsOf(distinct), plateau };
 }

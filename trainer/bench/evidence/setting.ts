@@ -1,13 +1,13 @@
 // A setting's headline analysis: the method's claims (better than tuned KD, no tuning needed, fewer epochs) and
 // the controls that explain them, each choice on validation, Holm over the setting's distinct comparisons.
 import type { Run } from "../quality-report.ts";
-import { mean, se } from "../stats.ts";
+import { mean } from "../stats.ts";
 import {
   distinctComparisons,
   epochsToReach,
   isPublished,
-  lateValidationGain,
   maybeChoose,
+  plateauOf,
   publishedCell,
   speedTarget,
   configurations,
@@ -138,9 +138,6 @@ export function analyse(
       .map(speedOf),
   };
   const chosen = Object.values(choices).filter((c) => c !== undefined);
-  const plateau = chosen.map((c) => {
-    const gains = [...c.config.runs.values()].map(lateValidationGain);
-    return { label: c.label, gain: mean(gains), se: se(gains) };
-  });
+  const plateau = chosen.map((c) => plateauOf(c.label, c.config));
   return { setting, seeds, defaultLearningRate, choices: chosen, comparisons, speed, plateau, grid: configs };
 }
