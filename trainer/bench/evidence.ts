@@ -11,6 +11,7 @@
 //     side "a|b|c" is a grid of variants, one chosen with its rate on validation)
 //     [--schedule "longer:shorter"] (the configurations a longer-schedule setting ran, against themselves in the
 //     shorter setting and against each other: the plateau check)
+//     [--cost] (only the study's cost per setting: runs, configurations, seeds, recorded wall time)
 // Several files (one per range of seeds, --first-seed) are merged; a (setting, method, seed) two files both hold
 // is taken from the first.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -19,9 +20,11 @@ import type { Run } from "./quality-report.ts";
 import { analyseAdaptation } from "./evidence/adaptation.ts";
 import { analyseBestLoss } from "./evidence/best-loss.ts";
 import { base, mergeRuns } from "./evidence/choices.ts";
+import { analyseCost } from "./evidence/cost.ts";
 import {
   adaptationMarkdown,
   bestLossMarkdown,
+  costMarkdown,
   markdown,
   pairsMarkdown,
   scheduleMarkdown,
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
       "best-loss": { type: "string" },
       pairs: { type: "string" },
       schedule: { type: "string" },
+      cost: { type: "boolean", default: false },
     },
     allowPositionals: true,
   });
@@ -51,6 +55,10 @@ async function main(): Promise<void> {
       },
   );
   const runs = mergeRuns(all.map((r) => r.runs));
+  if (values.cost) {
+    process.stdout.write(`${costMarkdown(analyseCost(runs))}\n`);
+    return;
+  }
   // Every setting of any file, once (files may hold other settings or other rates of the same one).
   const settings = [...new Map(all.flatMap((r) => r.study.settings).map((s) => [s.name, s])).values()];
   // The headline analysis sees the student alone and the headline loss only (another loss, e.g. the feature

@@ -3,6 +3,7 @@ import { mean, se } from "../stats.ts";
 import type { AdaptationAnalysis } from "./adaptation.ts";
 import type { BestLossAnalysis } from "./best-loss.ts";
 import type { Choice, Comparison } from "./choices.ts";
+import type { SettingCost } from "./cost.ts";
 import type { PairsAnalysis } from "./pairs.ts";
 import type { ScheduleAnalysis } from "./schedule.ts";
 import type { SettingAnalysis } from "./setting.ts";
@@ -109,3 +110,26 @@ export const scheduleMarkdown = (a: ScheduleAnalysis) =>
     "",
     ...plateauTable(a.plateau),
   ].join("\n");
+
+/** The study's cost per setting, with the total. */
+export function costMarkdown(costs: SettingCost[]): string {
+  const total = costs.reduce((a, c) => ({ runs: a.runs + c.runs, hours: a.hours + c.hours }), {
+    runs: 0,
+    hours: 0,
+  });
+  return [
+    "### The study's cost: every committed run and the wall time its process recorded",
+    "",
+    "Hours are summed over processes that ran at `nice -n 19`, two or three at a time, often beside CI (a loaded",
+    "machine): the median run is the figure to scale from.",
+    "",
+    "| setting | runs | configurations | seeds | process hours | median run, s |",
+    "|---|---|---|---|---|---|",
+    ...costs.map(
+      (c) =>
+        `| ${c.setting} | ${c.runs}${c.timed < c.runs ? ` (${c.timed} timed)` : ""} | ${c.configurations} | ` +
+        `${c.seeds} | ${c.hours.toFixed(1)} | ${c.medianSeconds.toFixed(1)} |`,
+    ),
+    `| all | ${total.runs} | | | ${total.hours.toFixed(1)} | |`,
+  ].join("\n");
+}

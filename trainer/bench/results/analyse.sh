@@ -51,4 +51,7 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
     sed -n '/^### cnn-54k-16-epochs against/,$p'
   echo
   $N trainer/bench/evidence.ts "$(seeds evidence-tinymlp10k),$(seeds evidence-tinymlp10k-low)"
+  echo
+  # What every committed results file cost (issue 16, point 4: the study's run time).
+  $N trainer/bench/evidence.ts "$(join $R/*.json)" --cost
 } > $R/evidence-analysis.md

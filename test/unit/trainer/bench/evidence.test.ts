@@ -10,6 +10,8 @@ import {
   configurations,
   lateValidationGain,
 } from "../../../../trainer/bench/evidence/choices.ts";
+import { analyseCost } from "../../../../trainer/bench/evidence/cost.ts";
+import { costMarkdown } from "../../../../trainer/bench/evidence/markdown.ts";
 import { analysePairs } from "../../../../trainer/bench/evidence/pairs.ts";
 import { analyseSchedule } from "../../../../trainer/bench/evidence/schedule.ts";
 import { analyse } from "../../../../trainer/bench/evidence/setting.ts";
@@ -435,6 +437,31 @@ describe("evidence analysis", () => {
     expect(a.comparisons.map((c) => c.interval.n)).toEqual([2, 2, 2]);
     expect(a.choices.every((c) => c.config.learningRate === 0.005)).toBe(true);
     for (const p of a.plateau) expect(p.gain).toBeCloseTo(2, 10); // the fixture's curves gain 2 points at the end
+  });
+
+  it("the study's cost: runs, configurations and seeds per setting, recorded hours and the median run", () => {
+    const timed = (r: Run, seconds?: number): Run => ({ ...r, seconds });
+    const runs = [
+      timed(run("kd mokd", "auto", 0.002, 1, 80, 80), 100),
+      timed(run("kd mokd", "auto", 0.002, 2, 80, 80), 300),
+      timed(run("kd mokd", "auto", 0.005, 1, 80, 80), 3200),
+      timed(run("kd sum alpha=0.1", "fixed", 0.002, 1, 80, 80)), // an older file: no wall time
+      { ...timed(run("kd mokd", "auto", 0.002, 1, 80, 80), 7), setting: "t" },
+    ];
+    const [s, t] = analyseCost(runs);
+    expect(s).toEqual({
+      setting: "s",
+      runs: 4,
+      configurations: 3,
+      seeds: 2,
+      timed: 3,
+      hours: 1,
+      medianSeconds: 300,
+    });
+    expect(t!.medianSeconds).toBe(7);
+    const md = costMarkdown([s!, t!]);
+    expect(md).toContain("| s | 4 (3 timed) | 3 | 2 | 1.0 | 300.0 |");
+    expect(md).toContain("| all | 5 | | | 1.0 | |");
   });
 
   it("paired t-interval and Holm against hand values", () => {
