@@ -17,13 +17,13 @@ AD=$(join $R/evidence-adaptation.json "$(seeds evidence-adaptation-famo)")
 # seed (trainer/bench/studies/evidence-converged-*.yaml; "low" is evidence-converged-grid-low.yaml's alpha 0.1).
 C=$(join $R/evidence-converged-4.json $R/evidence-converged-6.json $R/evidence-converged-7.json \
   $R/evidence-converged.json $R/evidence-converged-8.json $R/evidence-converged-9.json $R/evidence-converged-10.json \
-  $(for f in grid low alone grid-mid lr lr-low lr-high lr-high-near lr-far lr-top lr-far-published lr-top-published; do seeds evidence-converged-$f; done))
+  $(for f in grid low alone grid-mid lr lr-low lr-high lr-high-near lr-far lr-top lr-far-published lr-top-published lr-low-near lr-far-mid lr-top-mid; do seeds evidence-converged-$f; done))
 FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3 feature=$w"; done | sed 's/|$//')
 {
-  $N trainer/bench/evidence.ts "$KD,$AD,$(seeds evidence-sumlog-edge)" --adaptation kd+feature
+  $N trainer/bench/evidence.ts "$KD,$AD,$(seeds evidence-sumlog-edge),$(seeds evidence-sumlog-top)" --adaptation kd+feature
   echo
   for loss in lskd dist dkd; do
-    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss),$(seeds evidence-losses-controls),$(seeds evidence-sumlog-edge)" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
+    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss),$(seeds evidence-losses-controls),$(seeds evidence-sumlog-edge),$(seeds evidence-sumlog-top)" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
     echo
   done
   $N trainer/bench/evidence.ts "$KD,$(seeds evidence-lskd),$(seeds evidence-dist),$(seeds evidence-dkd)" \
@@ -40,9 +40,9 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
   # 2 ran inside evidence-recipes-1/-2.json (the file held both recipes then), its seeds 3-10 in
   # evidence-recipes-adamw-3..10.json.
   $N trainer/bench/evidence.ts "$(seeds evidence-recipes),$(seeds evidence-recipes-adamw 3),$(seeds evidence-recipes-controls)"
-  $N trainer/bench/evidence.ts $R/evidence-mlp.json
+  $N trainer/bench/evidence.ts "$R/evidence-mlp.json,$(seeds evidence-mlp-low)"
   echo
-  $N trainer/bench/evidence.ts $R/evidence-mlp10k-10.json,$R/evidence-mlp10k-8.json,$R/evidence-mlp10k-9.json,$R/evidence-mlp10k.json
+  $N trainer/bench/evidence.ts "$R/evidence-mlp10k-10.json,$R/evidence-mlp10k-8.json,$R/evidence-mlp10k-9.json,$R/evidence-mlp10k.json,$(seeds evidence-mlp10k-low)"
   echo
   $N trainer/bench/evidence.ts "$C"
   echo
@@ -50,7 +50,7 @@ FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3
   $N trainer/bench/evidence.ts "$C,$(seeds evidence-converged-long),$(seeds evidence-converged-long-alone)" --schedule cnn-54k-16-epochs:cnn-54k |
     sed -n '/^### cnn-54k-16-epochs against/,$p'
   echo
-  $N trainer/bench/evidence.ts "$(seeds evidence-tinymlp10k),$(seeds evidence-tinymlp10k-low)"
+  $N trainer/bench/evidence.ts "$(seeds evidence-tinymlp10k),$(seeds evidence-tinymlp10k-low),$(seeds evidence-tinymlp10k-sumlog-edge)"
   echo
   # What every committed results file cost (issue 16, point 4: the study's run time).
   $N trainer/bench/evidence.ts "$(join $R/*.json)" --cost
