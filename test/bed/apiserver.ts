@@ -12,6 +12,7 @@ import {
   openSync,
   readFileSync,
   readdirSync,
+  statSync,
   writeFileSync,
   appendFileSync,
 } from "node:fs";
@@ -136,12 +137,12 @@ export class ExtraApiserver {
     if (this.#process) throw new Error("the extra apiserver is running");
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 1; ; attempt++) {
-      const logStart = this.#logSize();
+      const logStart = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
       this.#process = this.#spawn();
       const exit = await this.#untilReadyOrExit(deadline, timeoutMs);
       if (exit === undefined) return;
       this.#process = undefined;
-      const log = readFileSync(this.logFile, "utf8").slice(logStart);
+      const log = readFileSync(this.logFile).subarray(logStart).toString("utf8");
       if (attempt < 3 && ipRepairRace.test(log)) continue;
       throw new Error(`extra apiserver exited (${exit}):\n${tail(this.logFile)}`);
     }
@@ -155,10 +156,6 @@ export class ExtraApiserver {
       if (Date.now() > deadline) throw new Error(`extra apiserver not ready after ${timeoutMs} ms`);
       await sleep(200);
     }
-  }
-
-  #logSize(): number {
-    return existsSync(this.logFile) ? readFileSync(this.logFile, "utf8").length : 0;
   }
 
   stop(): Promise<void> {

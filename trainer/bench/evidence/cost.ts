@@ -2,6 +2,7 @@
 // merged and the wall time each run's process recorded. The runs ran at `nice -n 19`, two or three at a time and
 // often beside CI, so the hours are those of a loaded 2-core machine, not of a quiet one; the median run is the
 // fairer figure to scale from.
+import { median } from "../../src/report/figures.ts";
 import type { Run } from "../quality-report.ts";
 
 export interface SettingCost {
@@ -14,13 +15,6 @@ export interface SettingCost {
   timed: number;
   hours: number;
   medianSeconds: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (i: number) => s[i] ?? Number.NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? at(m) : (at(m - 1) + at(m)) / 2;
 }
 
 /** Per setting, in order of first appearance. */

@@ -18,12 +18,14 @@ AD=$(join $R/evidence-adaptation.json "$(seeds evidence-adaptation-famo)")
 C=$(join $R/evidence-converged-4.json $R/evidence-converged-6.json $R/evidence-converged-7.json \
   $R/evidence-converged.json $R/evidence-converged-8.json $R/evidence-converged-9.json $R/evidence-converged-10.json \
   $(for f in grid low alone grid-mid lr lr-low lr-high lr-high-near lr-far lr-top lr-far-published lr-top-published lr-low-near lr-far-mid lr-top-mid; do seeds evidence-converged-$f; done))
+# The sum-log control's cells above 0.9 (cnn-1k: KD, LS-KD, DIST), merged into each loss's analysis.
+SUMLOG_TOP=$(join "$(seeds evidence-sumlog-edge)" "$(seeds evidence-sumlog-top)")
 FEATURE_SUM=$(for w in 0.03 0.1 0.3 1; do printf '%s|' "kd+feature sum alpha=0.3 feature=$w"; done | sed 's/|$//')
 {
-  $N trainer/bench/evidence.ts "$KD,$AD,$(seeds evidence-sumlog-edge),$(seeds evidence-sumlog-top)" --adaptation kd+feature
+  $N trainer/bench/evidence.ts "$KD,$AD,$SUMLOG_TOP" --adaptation kd+feature
   echo
   for loss in lskd dist dkd; do
-    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss),$(seeds evidence-losses-controls),$(seeds evidence-sumlog-edge),$(seeds evidence-sumlog-top)" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
+    $N trainer/bench/evidence.ts "$KD,$(seeds evidence-$loss),$(seeds evidence-losses-controls),$SUMLOG_TOP" --loss $loss | sed "1s/^### cnn-1k: /### cnn-1k, $loss: /"
     echo
   done
   $N trainer/bench/evidence.ts "$KD,$(seeds evidence-lskd),$(seeds evidence-dist),$(seeds evidence-dkd)" \
